@@ -1,0 +1,39 @@
+# make demo: install into .venv and train the embedded default. make test: install and run every test.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format tensorboard clean benchmarks
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	rm -rf runs/digits_mmoe
+	$(BIN)/moe-tf train --config configs/digits_mmoe.yaml --output-dir runs/digits_mmoe
+	@echo "Compare runs: make tensorboard   (or: $(BIN)/tensorboard --logdir runs)"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check moe_tf tests benchmarks scripts
+
+format: $(STAMP)
+	$(BIN)/ruff format moe_tf tests benchmarks scripts
+
+tensorboard: $(STAMP)
+	$(BIN)/tensorboard --logdir runs
+
+benchmarks: $(STAMP)
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/fashion_mnist.py
+
+clean:
+	rm -rf runs build *.egg-info

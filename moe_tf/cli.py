@@ -1,0 +1,127 @@
+"""`moe-tf` command line: train, validate, evaluate, export, predict.
+
+Exit codes: 0 success, 1 a runtime or data error, 2 an invalid config or usage. Errors are one message, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _load(args):
+    from moe_tf.config.loader import load_config
+
+    config = load_config(args.config, args.set or [])
+    return config
+
+
+def cmd_train(args) -> int:
+    from moe_tf.training import run
+
+    config = _load(args)
+    run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
+    run(config, run_dir, resume=args.resume)
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from moe_tf.config.loader import to_yaml
+
+    print(to_yaml(_load(args)), end="")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from moe_tf.logging.progress import summary_table
+    from moe_tf.training.evaluate import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, args.split, args.checkpoint)
+    print(json.dumps(metrics, indent=2) if args.json else summary_table(metrics, args.split))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from moe_tf.export.saved_model import export_run
+
+    print(f"exported SavedModel: {export_run(args.run_dir, args.output, args.checkpoint)}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from moe_tf.export.predict import predict
+
+    rows = predict(args.export_dir, args.input, args.batch_size)
+    text = "\n".join(json.dumps(row) for row in rows) + "\n"
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text)
+        print(f"wrote {len(rows)} predictions to {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="moe-tf", description="Multi-task mixture-of-experts training.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p, positional=False):
+        if positional:
+            p.add_argument("config", help="experiment YAML")
+        else:
+            p.add_argument("--config", "-c", required=True, help="experiment YAML")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set training.epochs=5 (repeatable)")
+
+    p = sub.add_parser("train", help="train a config into a run directory")
+    with_config(p)
+    p.add_argument("--output-dir", "-o", help="run directory (default: experiment.output_dir/experiment.name)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("validate", help="check a config; print the resolved config")
+    with_config(p, positional=True)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("evaluate", help="evaluate a trained run on a split")
+    p.add_argument("run_dir")
+    p.add_argument("--split", choices=["eval", "test"], default="test")
+    p.add_argument("--checkpoint", choices=["best", "latest"], default="best",
+                   help="best (if early stopping kept one) or latest")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("export", help="export a trained run as a SavedModel")
+    p.add_argument("run_dir")
+    p.add_argument("--output", help="export directory (default: <run_dir>/export)")
+    p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="predict every task with an exported SavedModel")
+    p.add_argument("export_dir", help="an export directory (or a run directory)")
+    p.add_argument("--input", "-i", required=True, help=".npy/.npz of uint8 images [N, H, W(, C)]")
+    p.add_argument("--output", help="write JSON lines here instead of stdout")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from moe_tf.errors import MoeTfError
+
+    try:
+        return args.func(args)
+    except MoeTfError as e:
+        print(f"moe-tf {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"moe-tf {args.command}: interrupted; checkpoints already written are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Typed experiment configuration: `schema` (the objects), `loader` (YAML, `base:`, `--set`)."""

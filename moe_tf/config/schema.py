@@ -1,0 +1,207 @@
+"""The experiment config: typed sections with defaults, and the cross-field checks in `validate()`.
+
+Every field is documented in README.md ("Config reference"). Choices with their own parameters
+(data sources, stems, gates, weightings) take their schema from the component registered under `type`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from moe_tf.config.base import StrictModel, one_of
+from moe_tf.data import DATASETS
+from moe_tf.errors import ConfigError
+from moe_tf.models.architectures import ARCHITECTURES
+from moe_tf.models.gates import GATES
+from moe_tf.models.stems import STEMS
+from moe_tf.training.weightings import WEIGHTINGS
+
+LOSSES_BY_TYPE = {"classification": ["crossentropy"], "binary": ["crossentropy"], "regression": ["mse", "mae", "huber"]}
+METRICS_BY_TYPE = {"classification": ["accuracy", "top5_accuracy"], "binary": ["accuracy"],
+                   "regression": ["mae", "mse"]}
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+
+
+class ExperimentSection(StrictModel):
+    name: str = Field("experiment", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 42
+    output_dir: str = "runs"
+
+
+class AugmentationConfig(StrictModel):
+    flip: Literal["none", "horizontal", "vertical", "both"] = "none"
+    crop_padding: int = Field(0, ge=0)
+    translate: float = Field(0.0, ge=0.0, le=0.5)
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip != "none" or self.crop_padding > 0 or self.translate > 0
+
+
+class DataConfig(StrictModel):
+    sources: dict[str, one_of(DATASETS)] = Field(..., min_length=1)
+    shuffle_buffer: int = Field(10_000, ge=1)
+    cache: bool = True
+    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+
+
+class TaskConfig(StrictModel):
+    name: str = Field(..., pattern=NAME_PATTERN)
+    dataset: str
+    label: str = "label"
+    label_map: list[int] | dict[int, int] | None = None
+    type: Literal["classification", "binary", "regression"] = "classification"
+    num_classes: int | None = None
+    class_names: list[str] | None = None
+    loss: str | None = None
+    weight: float = Field(1.0, ge=0.0)
+    metrics: list[str] | None = None
+
+    def resolved_loss(self) -> str:
+        return self.loss or LOSSES_BY_TYPE[self.type][0]
+
+    def resolved_metrics(self) -> list[str]:
+        return list(self.metrics) if self.metrics is not None else [METRICS_BY_TYPE[self.type][0]]
+
+
+class DenseStackConfig(StrictModel):
+    units: list[int] = Field(default_factory=list)
+
+    @field_validator("units")
+    @classmethod
+    def _positive(cls, v):
+        if any(u < 1 for u in v):
+            raise ValueError(f"every width must be >= 1, got {v}")
+        return v
+
+
+class ExpertsConfig(StrictModel):
+    count: int = Field(4, ge=1)
+    units: list[int] = Field(default_factory=lambda: [64], min_length=1)
+
+
+class ModelConfig(StrictModel):
+    architecture: str = "mmoe"
+    stem: one_of(STEMS) = Field(default_factory=lambda: STEMS.get("conv").Config())
+    trunk: DenseStackConfig = Field(default_factory=DenseStackConfig)
+    experts: ExpertsConfig = Field(default_factory=ExpertsConfig)
+    gate: one_of(GATES) = Field(default_factory=lambda: GATES.get("softmax").Config())
+    tower: DenseStackConfig = Field(default_factory=lambda: DenseStackConfig(units=[32]))
+    activation: Literal["relu", "gelu", "silu", "tanh", "elu"] = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    l2: float = Field(0.0, ge=0.0)
+
+
+class ScheduleConfig(StrictModel):
+    type: Literal["constant", "cosine", "exponential"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    decay_steps: int | None = Field(None, ge=1)
+    decay_rate: float = Field(0.5, gt=0.0, le=1.0)
+    alpha: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class OptimizerConfig(StrictModel):
+    type: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+
+
+class EarlyStoppingConfig(StrictModel):
+    monitor: str | None = None
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int = Field(5, ge=1)
+    min_delta: float = Field(0.0, ge=0.0)
+    restore_best: bool = True
+
+
+class TrainingConfig(StrictModel):
+    strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"
+    devices: list[str] | None = None
+    tpu: str | None = None
+    logical_cpus: int | None = Field(None, ge=1)
+    epochs: int = Field(5, ge=1)
+    steps: int | None = Field(None, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    weighting: one_of(WEIGHTINGS) = Field(default_factory=lambda: WEIGHTINGS.get("fixed").Config())
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    eval_every: int = Field(0, ge=0)
+    checkpoint_every: int = Field(0, ge=0)
+    keep_checkpoints: int = Field(3, ge=1)
+    steps_per_execution: int = Field(1, ge=1)
+    log_every: int = Field(20, ge=1)
+
+
+class LoggingConfig(StrictModel):
+    tensorboard: bool = True
+    progress: Literal["auto", "bar", "lines", "none"] = "auto"
+    gate_heatmap: bool = True
+
+
+class ExperimentConfig(StrictModel):
+    experiment: ExperimentSection = Field(default_factory=ExperimentSection)
+    data: DataConfig
+    tasks: list[TaskConfig] = Field(..., min_length=1)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    def validate_all(self) -> "ExperimentConfig":
+        """Cross-field checks; raises ConfigError listing every problem with its path."""
+        errors = []
+        names = [t.name for t in self.tasks]
+        for i, t in enumerate(self.tasks):
+            p = f"tasks[{i}]"
+            if names.count(t.name) > 1:
+                errors.append(f"{p}.name: duplicate task name {t.name!r}")
+            if t.dataset not in self.data.sources:
+                errors.append(f"{p}.dataset: unknown dataset {t.dataset!r}; data.sources has {sorted(self.data.sources)}")
+            if t.type == "classification" and t.num_classes is not None and t.num_classes < 2:
+                errors.append(f"{p}.num_classes: expected int >= 2, got {t.num_classes}")
+            if t.type != "classification" and t.num_classes is not None and t.num_classes < 1:
+                errors.append(f"{p}.num_classes: expected int >= 1, got {t.num_classes}")
+            if t.type == "binary" and t.num_classes not in (None, 2):
+                errors.append(f"{p}.num_classes: a binary task has 2 classes, got {t.num_classes}")
+            if t.type == "regression" and t.num_classes not in (None, 1):
+                errors.append(f"{p}.num_classes: a regression task has no classes, got {t.num_classes}")
+            if t.loss is not None and t.loss not in LOSSES_BY_TYPE[t.type]:
+                errors.append(f"{p}.loss: expected one of {LOSSES_BY_TYPE[t.type]} for a {t.type} task, got {t.loss!r}")
+            for j, m in enumerate(t.metrics or []):
+                if m not in METRICS_BY_TYPE[t.type]:
+                    errors.append(f"{p}.metrics[{j}]: expected one of {METRICS_BY_TYPE[t.type]} "
+                                  f"for a {t.type} task, got {m!r}")
+        if len({t.dataset for t in self.tasks}) > 1:
+            errors.append("tasks: all tasks must read one dataset in this version; "
+                          f"got {sorted({t.dataset for t in self.tasks})}")
+        if all(t.weight == 0 for t in self.tasks):
+            errors.append("tasks: at least one task needs weight > 0")
+        if self.model.architecture not in ARCHITECTURES:
+            errors.append(f"model.architecture: unknown architecture {self.model.architecture!r}; "
+                          f"known: {', '.join(ARCHITECTURES.keys())}")
+        monitor = self.training.early_stopping.monitor
+        if monitor is not None and monitor not in self.monitor_names():
+            errors.append(f"training.early_stopping.monitor: unknown metric {monitor!r}; "
+                          f"known: {', '.join(self.monitor_names())}")
+        if self.training.strategy == "one_device" and self.training.devices and len(self.training.devices) != 1:
+            errors.append(f"training.devices: one_device takes one device, got {self.training.devices}")
+        if errors:
+            raise ConfigError("\n".join(errors))
+        return self
+
+    def monitor_names(self) -> list[str]:
+        names = ["eval/loss"]
+        for t in self.tasks:
+            names += [f"eval/{t.name}/loss"] + [f"eval/{t.name}/{m}" for m in t.resolved_metrics()]
+        return names
+
+    def task(self, name: str) -> TaskConfig:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+

@@ -1,0 +1,78 @@
+"""Any TFDS image-classification data set by name (mnist, fashion_mnist, cifar10, …).
+
+Users with a network let TFDS download it; offline users point `data_dir` at a prepared TFDS directory,
+or `manual_dir` at the downloaded archives, and set `download: false`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import tensorflow as tf
+from pydantic import Field
+
+from moe_tf.config.base import StrictModel
+from moe_tf.data import DATASETS
+from moe_tf.data.base import DataSource, LabelInfo, SourceData
+from moe_tf.errors import DataError
+
+
+@DATASETS.register("tfds")
+class TfdsSource(DataSource):
+    """Every `ClassLabel` feature of the TFDS data set becomes a label tasks can read."""
+
+    class Config(StrictModel):
+        type: Literal["tfds"] = "tfds"
+        name: str = Field(..., min_length=1)
+        data_dir: str | None = None
+        manual_dir: str | None = None
+        download: bool = True
+        image_key: str = "image"
+        train_split: str = "train[:90%]"
+        eval_split: str = "train[90%:]"
+        test_split: str = "test"
+
+    def load(self):
+        import tensorflow_datasets as tfds
+
+        cfg = self.config
+        kwargs = {}
+        if cfg.manual_dir:
+            kwargs["download_and_prepare_kwargs"] = {
+                "download_config": tfds.download.DownloadConfig(manual_dir=cfg.manual_dir)
+            }
+        roles = {"train": cfg.train_split, "eval": cfg.eval_split, "test": cfg.test_split}
+        try:
+            datasets, info = tfds.load(
+                cfg.name, split=list(roles.values()), data_dir=cfg.data_dir, download=cfg.download,
+                with_info=True, shuffle_files=False, **kwargs,
+            )
+        except Exception as e:  # TFDS raises many types: unknown name, missing files, no network …
+            raise DataError(
+                f"cannot load TFDS data set {cfg.name!r} (splits {list(roles.values())}, data_dir={cfg.data_dir}): "
+                f"{type(e).__name__}: {e}. Offline? Prepare it elsewhere and set data_dir, "
+                "or set manual_dir and download: false."
+            ) from None
+        features = info.features
+        if cfg.image_key not in features:
+            raise DataError(f"TFDS {cfg.name!r} has no feature {cfg.image_key!r}; it has {sorted(features.keys())}")
+        labels = {
+            key: LabelInfo(feat.num_classes, list(feat.names))
+            for key, feat in features.items()
+            if isinstance(feat, tfds.features.ClassLabel)
+        }
+        shape = tuple(features[cfg.image_key].shape)
+        if None in shape or len(shape) != 3:
+            raise DataError(f"TFDS {cfg.name!r}: image shape {shape} must be fixed [H, W, C]")
+
+        def select(example):
+            return tf.cast(example[cfg.image_key], tf.uint8), {k: tf.cast(example[k], tf.int64) for k in labels}
+
+        splits, sizes = {}, {}
+        for (role, split), ds in zip(roles.items(), datasets):
+            splits[role] = ds.map(select, num_parallel_calls=tf.data.AUTOTUNE)
+            try:
+                sizes[role] = int(info.splits[split].num_examples)
+            except Exception:  # sizes of sliced splits are not always known
+                sizes[role] = -1
+        return SourceData(splits=splits, input_shape=shape, labels=labels, sizes=sizes)

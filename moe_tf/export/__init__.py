@@ -1,0 +1,1 @@
+"""SavedModel export of a trained run, and prediction with an export."""

@@ -1,0 +1,1 @@
+"""What a run shows: TensorBoard summaries and the terminal progress output."""

@@ -1,0 +1,8 @@
+"""How tasks share the expert pool. Each architecture maps shared features to one representation per task
+(plus each task's gate weights for telemetry). Registered in ARCHITECTURES."""
+
+from moe_tf.registry import Registry
+
+ARCHITECTURES = Registry("architecture")
+
+from moe_tf.models.architectures import mmoe, shared_bottom  # noqa: E402,F401

@@ -1,0 +1,102 @@
+"""Building-block layers shared by stems, architectures and towers: a dense stack and a batched expert pool."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="moe_tf")
+class DenseStack(keras.layers.Layer):
+    """Dense → activation → dropout, once per entry of `units`. With no units it is the identity.
+
+    Args:
+        units: widths of the successive dense layers.
+        activation: activation after each dense layer.
+        dropout: dropout rate after each activation (training only).
+        l2: L2 penalty on the kernels.
+    """
+
+    def __init__(self, units=(), activation="relu", dropout=0.0, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.units = list(units)
+        self.activation = activation
+        self.dropout = dropout
+        self.l2 = l2
+        reg = keras.regularizers.L2(l2) if l2 else None
+        self.dense_layers = [
+            keras.layers.Dense(u, activation=activation, kernel_regularizer=reg, name=f"dense_{i}")
+            for i, u in enumerate(self.units)
+        ]
+        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+
+    def build(self, input_shape):
+        shape = input_shape
+        for layer in self.dense_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+
+    def call(self, x, training=None):
+        for layer in self.dense_layers:
+            x = layer(x)
+            if self.dropout_layer is not None:
+                x = self.dropout_layer(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units[-1]) if self.units else input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "dropout": self.dropout, "l2": self.l2}
+
+
+@keras.saving.register_keras_serializable(package="moe_tf")
+class ExpertPool(keras.layers.Layer):
+    """`num_experts` independent MLPs evaluated together with one einsum per layer.
+
+    Args:
+        num_experts: number of experts E.
+        units: widths of each expert's layers (all experts share the shape, not the weights).
+        activation, dropout, l2: as in DenseStack.
+
+    Call: x [batch, features] → [batch, experts, units[-1]].
+    """
+
+    def __init__(self, num_experts, units=(64,), activation="relu", dropout=0.0, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.num_experts = int(num_experts)
+        self.units = list(units)
+        self.activation = activation
+        self.dropout = dropout
+        self.l2 = l2
+        self._act = keras.activations.get(activation)
+        self.dropout_layer = keras.layers.Dropout(dropout) if dropout else None
+
+    def build(self, input_shape):
+        reg = keras.regularizers.L2(self.l2) if self.l2 else None
+        self.kernels, self.biases = [], []
+        fan_in = input_shape[-1]
+        for i, u in enumerate(self.units):
+            self.kernels.append(self.add_weight(name=f"kernel_{i}", shape=(self.num_experts, fan_in, u),
+                                                initializer="glorot_uniform", regularizer=reg))
+            self.biases.append(self.add_weight(name=f"bias_{i}", shape=(self.num_experts, u), initializer="zeros"))
+            fan_in = u
+
+    def call(self, x, training=None):
+        for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
+            if i == 0:
+                x = ops.einsum("bi,eio->beo", x, kernel)  # [batch, experts, units_0]
+            else:
+                x = ops.einsum("bei,eio->beo", x, kernel)  # [batch, experts, units_i]
+            x = self._act(x + bias)
+            if self.dropout_layer is not None:
+                x = self.dropout_layer(x, training=training)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_experts, self.units[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "num_experts": self.num_experts, "units": self.units,
+                "activation": self.activation, "dropout": self.dropout, "l2": self.l2}

@@ -1,0 +1,67 @@
+"""Checkpoints of model, optimizer (with its step counter) and early-stopping state.
+
+`checkpoints/` keeps the latest `keep` checkpoints; `checkpoints/best/` keeps the best one by the
+early-stopping monitor. Under multi-worker every worker saves (the save is collective); only the chief's
+files land in the run directory, the others go to a scratch directory that is removed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from moe_tf.errors import MoeTfError
+
+
+class Checkpointer:
+    def __init__(self, run_dir: str, chief: bool, keep: int, **trackables):
+        self.checkpoint = tf.train.Checkpoint(**trackables)
+        self.chief = chief
+        root = os.path.join(run_dir, "checkpoints")
+        self._scratch = None if chief else tempfile.mkdtemp(prefix="moe_tf_worker_ckpt_")
+        if self._scratch:
+            root = self._scratch
+        self.latest = tf.train.CheckpointManager(self.checkpoint, root, max_to_keep=keep)
+        self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "best"), max_to_keep=1)
+
+    def save(self, step: int, best: bool = False) -> None:
+        if self.latest.latest_checkpoint != os.path.join(self.latest.directory, f"ckpt-{step}"):
+            self.latest.save(checkpoint_number=step)
+        if best:
+            self.best.save(checkpoint_number=step)
+
+    def restore_latest(self) -> int | None:
+        """Restores the latest checkpoint, if any; returns its step number."""
+        path = self.latest.latest_checkpoint
+        if path is None:
+            return None
+        self.checkpoint.restore(path).expect_partial()
+        return int(path.rsplit("-", 1)[-1])
+
+    def restore_best(self) -> bool:
+        path = self.best.latest_checkpoint
+        if path is None:
+            return False
+        self.checkpoint.restore(path).expect_partial()
+        return True
+
+    def close(self) -> None:
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
+    """Loads trained weights into `model` (best checkpoint if present and preferred, else latest).
+
+    Returns the checkpoint path used.
+    """
+    root = os.path.join(run_dir, "checkpoints")
+    best = tf.train.latest_checkpoint(os.path.join(root, "best")) if prefer_best else None
+    path = best or tf.train.latest_checkpoint(root)
+    if path is None:
+        raise MoeTfError(f"no checkpoint found in {root} (was the run trained?)")
+    tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    return path

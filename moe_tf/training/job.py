@@ -1,0 +1,135 @@
+"""A whole training run: strategy → data → model → trainer, with logs, checkpoints, metrics.json and export."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from moe_tf.config.loader import to_yaml
+from moe_tf.data import build_task_data
+from moe_tf.errors import MoeTfError
+from moe_tf.logging.progress import Progress, summary_table
+from moe_tf.logging.tensorboard import TensorBoardLogger
+from moe_tf.models import build_model, count_params
+from moe_tf.run_dir import atomic_write, read_run_config
+from moe_tf.training.checkpoints import Checkpointer
+from moe_tf.training.early_stopping import EarlyStopping
+from moe_tf.training.optimizer import build_optimizer
+from moe_tf.training.strategy import build_strategy, is_chief
+from moe_tf.training.trainer import Trainer
+from moe_tf.training.weightings import WEIGHTINGS
+
+
+class RunHooks:
+    """Connects the loop to progress output, TensorBoard, early stopping and checkpoints."""
+
+    def __init__(self, progress, tensorboard, early_stopping, checkpointer):
+        self.progress = progress
+        self.tensorboard = tensorboard
+        self.early_stopping = early_stopping
+        self.checkpointer = checkpointer
+        self._improved = False
+
+    def on_epoch_start(self, epoch, num_epochs, steps_per_epoch, offset):
+        self.progress.epoch_start(epoch, num_epochs, steps_per_epoch, offset)
+
+    def on_train_log(self, step, summary):
+        self.progress.train(step, summary)
+        self.tensorboard.train(step, summary)
+
+    def on_eval(self, step, summary) -> bool:
+        self.progress.eval(step, summary)
+        self.tensorboard.eval(step, summary)
+        self._improved, stop = self.early_stopping.update(summary)
+        if stop:
+            self.progress.print(f"early stopping at step {step}: {self.early_stopping.monitor} has not improved "
+                                f"for {self.early_stopping.config.patience} evaluations "
+                                f"(best {self.early_stopping.best_value:.4f})")
+        return stop
+
+    def on_checkpoint(self, step):
+        self.checkpointer.save(step, best=self._improved)
+        self._improved = False
+
+
+def prepare_run_dir(config, run_dir: str, resume: bool) -> None:
+    """Creates the run directory; refuses to mix a new config into an existing run."""
+    config_path = os.path.join(run_dir, "config.yaml")
+    if os.path.exists(config_path):
+        if not resume:
+            raise MoeTfError(f"{run_dir} already holds a run; pass --resume to continue it, "
+                             "or choose another --output-dir")
+        previous = read_run_config(run_dir)
+        if previous.model != config.model or [t.name for t in previous.tasks] != [t.name for t in config.tasks]:
+            raise MoeTfError(f"--resume: the model or tasks in the config differ from {config_path}")
+    os.makedirs(run_dir, exist_ok=True)
+
+
+def run_job(config, run_dir: str, resume: bool = False, export: bool = True) -> dict:
+    """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics."""
+    strategy = build_strategy(config.training)  # first: multi-worker must start before any other op
+    chief = is_chief(strategy)
+    if chief:
+        prepare_run_dir(config, run_dir, resume)
+    keras.utils.set_random_seed(config.experiment.seed)
+    keras.mixed_precision.set_global_policy(config.training.mixed_precision)
+    progress = Progress(config.logging.progress, enabled=chief)
+    progress.print(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
+                   f"global batch {config.training.batch_size}")
+    data = build_task_data(config)
+    sizes = ", ".join(f"{k} {v}" for k, v in data.source.sizes.items())
+    progress.print(f"data: {sizes} examples; input {data.input_shape}; tasks: "
+                   + ", ".join(f"{t.name} ({t.kind}, {t.num_classes} classes)" for t in data.tasks))
+    per_epoch = data.steps_per_epoch(config.training.batch_size)
+    total_steps = config.training.steps or config.training.epochs * (per_epoch or 1)
+    with strategy.scope():
+        model = build_model(config.model, data.tasks, data.input_shape)
+        weighting = WEIGHTINGS.get(config.training.weighting.type)(
+            {t.name: t.weight for t in data.tasks}, config.training.weighting)
+        optimizer = build_optimizer(config.training.optimizer, total_steps, config.training.mixed_precision)
+        optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
+    progress.print(f"model: {config.model.architecture}, {count_params(model):,} trainable parameters")
+    early = EarlyStopping(config.training.early_stopping)
+    checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
+                                early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals)
+    if resume:
+        restored = checkpointer.restore_latest()
+        progress.print(f"resumed from step {restored}" if restored is not None else "no checkpoint: starting fresh")
+    if chief:
+        atomic_write(os.path.join(run_dir, "config.yaml"), to_yaml(config))
+    tensorboard = TensorBoardLogger(os.path.join(run_dir, "logs"), chief and config.logging.tensorboard,
+                                    config.logging.gate_heatmap)
+    tensorboard.config(to_yaml(config))
+    trainer = Trainer(model, weighting, optimizer, strategy, data.tasks, config.training)
+    hooks = RunHooks(progress, tensorboard, early, checkpointer)
+    batch = config.training.batch_size
+    started = time.perf_counter()
+    start_step = int(optimizer.iterations.numpy())
+    step = trainer.fit(data, hooks, data.eval_dataset("eval", batch) if data.source.sizes.get("eval") else None)
+    seconds = time.perf_counter() - started
+    if config.training.early_stopping.monitor and config.training.early_stopping.restore_best:
+        if checkpointer.restore_best():
+            progress.print(f"restored the best checkpoint ({config.training.early_stopping.monitor} = "
+                           f"{early.best_value:.4f})")
+    test = trainer.evaluate(data.eval_dataset("test", batch))
+    tensorboard.eval(step, test, prefix="test")
+    tensorboard.close()
+    checkpointer.close()
+    metrics = {"tasks": test["tasks"], "split": "test", "step": step, "loss": test["loss"],
+               "examples_per_sec": (step - start_step) * batch / max(seconds, 1e-9),
+               "train_seconds": seconds}
+    progress.print(summary_table(test, "test"))
+    progress.print(f"{step - start_step} steps in {seconds:.1f} s ({metrics['examples_per_sec']:,.0f} examples/s)")
+    if chief:
+        atomic_write(os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=2))
+        if export:
+            from moe_tf.export.saved_model import export_model
+
+            path = export_model(model, config, data.tasks, data.input_shape, os.path.join(run_dir, "export"))
+            progress.print(f"exported SavedModel: {path}")
+        progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
+    return metrics

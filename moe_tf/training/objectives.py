@@ -1,0 +1,92 @@
+"""Per-task losses and the additive statistics that metrics are computed from.
+
+Every statistic is a sum over the examples of a replica's batch, so summing across replicas and steps and
+dividing by the summed count gives exact global values under any strategy.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+EPS = 1e-9
+
+
+def _per_example_loss(task, logits, labels):
+    """Returns (loss [batch], mask [batch] float32, logits [batch, …], labels)."""
+    if task.kind == "classification":
+        mask = labels >= 0
+        safe = tf.where(mask, labels, tf.zeros_like(labels))
+        loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+        return loss, tf.cast(mask, tf.float32), safe
+    if task.kind == "binary":
+        mask = labels >= 0
+        target = tf.cast(tf.where(mask, labels, tf.zeros_like(labels)), tf.float32)
+        loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits[:, 0])
+        return loss, tf.cast(mask, tf.float32), target
+    # regression; NaN targets are missing
+    mask = tf.logical_not(tf.math.is_nan(labels))
+    target = tf.where(mask, labels, tf.zeros_like(labels))
+    err = logits[:, 0] - target
+    if task.loss == "mae":
+        loss = tf.abs(err)
+    elif task.loss == "huber":
+        loss = tf.where(tf.abs(err) <= 1.0, 0.5 * tf.square(err), tf.abs(err) - 0.5)
+    else:
+        loss = tf.square(err)
+    return loss, tf.cast(mask, tf.float32), target
+
+
+def task_stats(task, logits, labels):
+    """Sums for one task over a batch: `loss_sum`, `count` and one sum per metric."""
+    loss, mask, target = _per_example_loss(task, logits, labels)
+    stats = {"loss_sum": tf.reduce_sum(loss * mask), "count": tf.reduce_sum(mask)}
+    for metric in task.metrics:
+        if metric == "accuracy":
+            if task.kind == "binary":
+                pred = tf.cast(logits[:, 0] > 0, tf.float32)
+                hit = tf.cast(tf.equal(pred, target), tf.float32)
+            else:
+                hit = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=target.dtype), target), tf.float32)
+        elif metric == "top5_accuracy":
+            k = min(5, logits.shape[-1])
+            hit = tf.cast(tf.math.in_top_k(tf.cast(target, tf.int32), logits, k), tf.float32)
+        elif metric == "mae":
+            hit = tf.abs(logits[:, 0] - target)
+        elif metric == "mse":
+            hit = tf.square(logits[:, 0] - target)
+        else:
+            raise ValueError(f"unknown metric {metric!r}")
+        stats[metric] = tf.reduce_sum(hit * mask)
+    return stats
+
+
+def gate_stats(gates):
+    """Sums for one task's gate weights [batch, experts]: weight per expert, entropy, example count."""
+    gates = tf.cast(gates, tf.float32)
+    entropy = -tf.reduce_sum(gates * tf.math.log(gates + EPS), axis=-1)  # [batch]
+    return {"weight_sum": tf.reduce_sum(gates, axis=0), "entropy_sum": tf.reduce_sum(entropy),
+            "n": tf.cast(tf.shape(gates)[0], tf.float32)}
+
+
+def batch_stats(tasks, outputs, labels):
+    """All sums for a batch: {"tasks": {task: {...}}, "gates": {task: {...}}}."""
+    return {
+        "tasks": {t.name: task_stats(t, outputs["outputs"][t.name], labels[t.name]) for t in tasks},
+        "gates": {name: gate_stats(g) for name, g in outputs["gates"].items()},
+    }
+
+
+def summarize(stats) -> dict:
+    """Accumulated sums (numpy) → metric values: {"tasks": {task: {"loss": …, metric: …}}, "gates": …, "loss": …}.
+
+    `loss` is the unweighted mean of the task losses over labelled examples; the caller adds the weighted total.
+    """
+    out = {"tasks": {}, "gates": {}}
+    for name, s in stats["tasks"].items():
+        n = max(float(s["count"]), EPS)
+        out["tasks"][name] = {k.replace("_sum", ""): float(v) / n for k, v in s.items() if k != "count"}
+    for name, g in stats["gates"].items():
+        n = max(float(g["n"]), EPS)
+        out["gates"][name] = {"entropy": float(g["entropy_sum"]) / n,
+                              "expert_weights": [float(w) / n for w in g["weight_sum"]]}
+    return out
