@@ -160,6 +160,8 @@ def format_error(err: dict, raw, root_model) -> str:
             parent, model = model, _child_model(model, part, node)
         node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
         i += 1
+    if err["type"] == "union_tag_invalid":
+        path.append(".type")
     where = "".join(path) or "(top level)"
     return f"{where}: {_describe(err, model, parent, loc)}"
 

@@ -1,0 +1,61 @@
+"""Shared fixtures. The session runs on two logical CPU devices so `mirrored` can be tested without GPUs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+from moe_tf.config.loader import deep_merge, validate_config  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+TINY = {
+    "experiment": {"name": "tiny", "seed": 7},
+    "data": {"sources": {"digits": {"type": "digits"}}, "shuffle_buffer": 2000},
+    "tasks": [
+        {"name": "digit", "dataset": "digits", "metrics": ["accuracy", "top5_accuracy"]},
+        {"name": "high", "dataset": "digits", "type": "binary", "label_map": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1],
+         "weight": 0.5},
+    ],
+    "model": {"architecture": "mmoe", "stem": {"type": "conv", "filters": [8]}, "trunk": {"units": [32]},
+              "experts": {"count": 3, "units": [16]}, "tower": {"units": [16]}},
+    "training": {"epochs": 2, "batch_size": 64, "log_every": 5, "optimizer": {"learning_rate": 0.01}},
+    "logging": {"progress": "none"},
+}
+
+
+def tiny_dict(**sections) -> dict:
+    """The tiny digits config as a dict, with `sections` deep-merged over it."""
+    return deep_merge(TINY, sections)
+
+
+def tiny_config(**sections):
+    return validate_config(tiny_dict(**sections))
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny digits MMoE trained for 2 epochs in this process: (run_dir, metrics)."""
+    from moe_tf.training import run
+
+    run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
+    config = tiny_config(training={"early_stopping": {"monitor": "eval/digit/accuracy", "patience": 3}})
+    metrics = run(config, run_dir)
+    return run_dir, metrics
+
+
+def run_cli(*args, env=None, timeout=300, cwd=REPO):
+    """Runs `python -m moe_tf ARGS` in a fresh process; returns the CompletedProcess."""
+    full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "moe_tf", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=cwd)

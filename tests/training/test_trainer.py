@@ -1,0 +1,133 @@
+"""The distributed loop: learning, equivalence across strategies, mixed precision, resume, early stopping."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from moe_tf.data import build_task_data
+from moe_tf.models import build_model
+from moe_tf.training import run
+from moe_tf.training.optimizer import build_optimizer
+from moe_tf.training.trainer import Trainer
+from moe_tf.training.weightings import WEIGHTINGS
+from tests.conftest import tiny_config
+
+
+def make_trainer(config, strategy, initial_weights=None):
+    data = build_task_data(config)
+    with strategy.scope():
+        model = build_model(config.model, data.tasks, data.input_shape)
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
+        weighting = WEIGHTINGS.get("fixed")({t.name: t.weight for t in data.tasks}, config.training.weighting)
+        optimizer = build_optimizer(config.training.optimizer, 100, config.training.mixed_precision)
+        optimizer.build(model.trainable_variables)
+    return Trainer(model, weighting, optimizer, strategy, data.tasks, config.training), data
+
+
+def step_losses(trainer, data, steps):
+    iterator = iter(trainer.strategy.experimental_distribute_dataset(data.train_dataset(trainer.global_batch_size)))
+    return [float(trainer.train_chunk(iterator, tf.constant(1))["loss"]) for _ in range(steps)]
+
+
+def test_a_few_steps_reduce_the_loss():
+    config = tiny_config()
+    trainer, data = make_trainer(config, tf.distribute.get_strategy())
+    before = trainer.evaluate(data.eval_dataset("eval", 64))
+    step_losses(trainer, data, 19)  # one epoch
+    after = trainer.evaluate(data.eval_dataset("eval", 64))
+    assert after["loss"] < 0.9 * before["loss"]
+    assert after["tasks"]["digit"]["accuracy"] > before["tasks"]["digit"]["accuracy"]
+
+
+def test_mirrored_on_two_cpus_matches_default():
+    config = tiny_config()
+    default, data = make_trainer(config, tf.distribute.get_strategy())
+    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert mirrored_strategy.num_replicas_in_sync == 2
+    mirrored, _ = make_trainer(config, mirrored_strategy, default.model.get_weights())
+    a = step_losses(default, data, 6)
+    b = step_losses(mirrored, data, 6)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert a[-1] < a[0]
+    for wa, wb in zip(default.model.get_weights(), mirrored.model.get_weights()):
+        np.testing.assert_allclose(wa, wb, atol=1e-5)
+    ea = default.evaluate(data.eval_dataset("eval", 64))
+    eb = mirrored.evaluate(data.eval_dataset("eval", 64))  # 180 examples: a partial last batch
+    assert ea["tasks"]["digit"]["accuracy"] == pytest.approx(eb["tasks"]["digit"]["accuracy"], abs=1e-6)
+    assert ea["loss"] == pytest.approx(eb["loss"], abs=1e-5)
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_heads(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        config = tiny_config(training={"mixed_precision": policy})
+        trainer, data = make_trainer(config, tf.distribute.get_strategy())
+        out = trainer.model(np.zeros((2, 8, 8, 1), np.uint8))
+        assert out["outputs"]["digit"].dtype == tf.float32 and out["gates"]["digit"].dtype == tf.float32
+        assert trainer.model.stem.compute_dtype == policy.split("_")[1]
+        if policy == "mixed_float16":
+            assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
+        losses = step_losses(trainer, data, 12)
+        assert np.all(np.isfinite(losses)) and np.mean(losses[-3:]) < losses[0]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _weights(run_dir):
+    reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
+    names = sorted(n for n in reader.get_variable_to_shape_map() if "_trainable_variables" in n or "iterations" in n)
+    return {n: reader.get_tensor(n) for n in names}
+
+
+@pytest.mark.slow
+def test_resume_continues_exactly(tmp_path):
+    straight = str(tmp_path / "straight")
+    resumed = str(tmp_path / "resumed")
+    config = tiny_config(training={"epochs": 2, "checkpoint_every": 7, "eval_every": 14})
+    run(config, straight, export=False)
+    half = tiny_config(training={"epochs": 2, "steps": 25, "checkpoint_every": 7, "eval_every": 14})
+    run(half, resumed, export=False)  # stops at step 25: mid-epoch (19 steps per epoch)
+    assert json.load(open(os.path.join(resumed, "metrics.json")))["step"] == 25
+    run(config, resumed, resume=True, export=False)
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys() and len(a) > 10  # weights, optimizer slots, step
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+    ma = json.load(open(os.path.join(straight, "metrics.json")))
+    mb = json.load(open(os.path.join(resumed, "metrics.json")))
+    assert ma["step"] == mb["step"] == 38
+    assert ma["loss"] == pytest.approx(mb["loss"], rel=1e-5)
+
+
+def test_new_run_refuses_to_overwrite(trained_run):
+    from moe_tf.errors import MoeTfError
+
+    run_dir, _ = trained_run
+    with pytest.raises(MoeTfError, match="already holds a run; pass --resume"):
+        run(tiny_config(), run_dir)
+
+
+def test_early_stopping_stops_and_keeps_best(tmp_path):
+    # A learning rate of 0 never improves: stop after `patience` evaluations without improvement.
+    config = tiny_config(training={"epochs": 10, "eval_every": 5, "optimizer": {"learning_rate": 1e-12},
+                                   "early_stopping": {"monitor": "eval/loss", "patience": 2, "min_delta": 0.1}})
+    metrics = run(config, str(tmp_path / "es"), export=False)
+    assert metrics["step"] == 15  # first eval sets best, two more without improvement
+    assert os.path.exists(os.path.join(tmp_path, "es", "checkpoints", "best", "checkpoint"))
+
+
+def test_trained_run_writes_everything(trained_run):
+    run_dir, metrics = trained_run
+    for name in ("config.yaml", "metrics.json", "checkpoints/checkpoint", "export/saved_model.pb"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    saved = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert saved["split"] == "test" and saved["step"] == 38 and saved["examples_per_sec"] > 0
+    assert set(saved["tasks"]) == {"digit", "high"}
+    assert saved["tasks"]["digit"]["accuracy"] > 0.3  # 10 classes: chance is 0.1
+    assert saved["tasks"]["high"]["accuracy"] > 0.6
