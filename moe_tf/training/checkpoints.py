@@ -16,9 +16,21 @@ import tensorflow as tf
 from moe_tf.errors import MoeTfError
 
 
+def model_variables(model) -> dict:
+    """The model's variables keyed by their Keras path (e.g. `moe_tf_model/mixture/experts/kernel_0`).
+
+    Checkpoints hold this flat mapping rather than the layer graph: Keras 3 layers keep sub-layers in
+    lists and dicts that TensorFlow's object-graph checkpointing does not follow.
+    """
+    variables = {v.path: v for v in model.variables}
+    if len(variables) != len(model.variables):
+        raise ValueError("model variable paths are not unique; give every layer a distinct name")
+    return variables
+
+
 class Checkpointer:
-    def __init__(self, run_dir: str, chief: bool, keep: int, **trackables):
-        self.checkpoint = tf.train.Checkpoint(**trackables)
+    def __init__(self, run_dir: str, chief: bool, keep: int, model, **trackables):
+        self.checkpoint = tf.train.Checkpoint(model=model_variables(model), **trackables)
         self.chief = chief
         root = os.path.join(run_dir, "checkpoints")
         self._scratch = None if chief else tempfile.mkdtemp(prefix="moe_tf_worker_ckpt_")
@@ -63,5 +75,9 @@ def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
     path = best or tf.train.latest_checkpoint(root)
     if path is None:
         raise MoeTfError(f"no checkpoint found in {root} (was the run trained?)")
-    tf.train.Checkpoint(model=model).restore(path).expect_partial()
+    status = tf.train.Checkpoint(model=model_variables(model)).restore(path).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise MoeTfError(f"{path} does not match the model built from the run's config: {e}") from None
     return path

@@ -81,7 +81,7 @@ def test_mixed_precision_trains_with_float32_heads(policy):
 
 def _weights(run_dir):
     reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
-    names = sorted(n for n in reader.get_variable_to_shape_map() if "_trainable_variables" in n or "iterations" in n)
+    names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "optimizer/")))
     return {n: reader.get_tensor(n) for n in names}
 
 

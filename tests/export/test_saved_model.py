@@ -1,0 +1,81 @@
+"""The export loads in a fresh process without moe_tf and matches the trained model."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from moe_tf.data import build_task_data
+from moe_tf.models import build_model
+from moe_tf.run_dir import read_run_config
+from moe_tf.training.checkpoints import restore_for_inference
+from tests.conftest import run_cli
+
+FRESH = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert "moe_tf" not in sys.modules
+m = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+out = {k: v.numpy().tolist() for k, v in m.signatures["serving_default"](images=tf.constant(x)).items()}
+task = {k: v.numpy().tolist() for k, v in m.signatures["task_digit"](images=tf.constant(x)).items()}
+meta = {k: [s.decode() for s in v.numpy()] for k, v in m.signatures["metadata"]().items()}
+print(json.dumps({"out": out, "task": task, "meta": meta, "signatures": sorted(m.signatures)}))
+"""
+
+
+def test_fresh_process_matches_trained_model(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    config = read_run_config(run_dir)
+    data = build_task_data(config)
+    images, _ = next(iter(data.eval_dataset("test", 16)))
+    np.save(tmp_path / "x.npy", images.numpy())
+    model = build_model(config.model, data.tasks, data.input_shape)
+    restore_for_inference(run_dir, model)
+    logits = {k: v.numpy() for k, v in model(images, training=False)["outputs"].items()}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "x.npy")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["signatures"] == ["metadata", "serving_default", "task_digit", "task_high"]
+    expected_digit = np.exp(logits["digit"]) / np.exp(logits["digit"]).sum(-1, keepdims=True)
+    np.testing.assert_allclose(got["out"]["digit"], expected_digit, rtol=1e-4, atol=1e-6)
+    p_high = 1 / (1 + np.exp(-logits["high"][:, 0]))
+    np.testing.assert_allclose(np.array(got["out"]["high"])[:, 1], p_high, rtol=1e-4, atol=1e-6)
+    assert got["task"]["class_id"] == np.argmax(expected_digit, -1).tolist()
+    assert got["meta"] == {"digit": [str(i) for i in range(10)], "high": ["0", "1"]}
+
+
+def test_saved_model_cli_lists_signatures(trained_run):
+    run_dir, _ = trained_run
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    proc = subprocess.run([cli, "show", "--dir", f"{run_dir}/export", "--all"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("serving_default", "task_digit", "task_high", "metadata"):
+        assert f"signature_def['{name}']" in proc.stdout
+
+
+def test_predict_and_export_cli(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    config = read_run_config(run_dir)
+    images, labels = next(iter(build_task_data(config).eval_dataset("test", 50)))
+    np.save(tmp_path / "x.npy", images.numpy()[..., 0])  # [N, H, W]: the channel axis is added
+    export_dir = str(tmp_path / "exp")
+    proc = run_cli("export", run_dir, "--output", export_dir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = run_cli("predict", export_dir, "--input", str(tmp_path / "x.npy"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 50
+    hits = sum(int(r["digit"]["class"]) == int(y) for r, y in zip(rows, labels["digit"].numpy()))
+    assert hits / 50 > 0.3
+    assert all(r["high"]["class"] in ("0", "1") and 0.5 <= r["high"]["probability"] <= 1 for r in rows)
+    np.save(tmp_path / "bad.npy", np.zeros((2, 5, 5), np.uint8))
+    proc = run_cli("predict", export_dir, "--input", str(tmp_path / "bad.npy"))
+    assert proc.returncode == 1 and "do not match the model input (8, 8, 1)" in proc.stderr
+    assert "Traceback" not in proc.stderr
