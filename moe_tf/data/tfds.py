@@ -74,5 +74,7 @@ class TfdsSource(DataSource):
             try:
                 sizes[role] = int(info.splits[split].num_examples)
             except Exception:  # sizes of sliced splits are not always known
-                sizes[role] = -1
+                sizes[role] = 0
+            if sizes[role] <= 0:  # no metadata: count once
+                sizes[role] = int(ds.reduce(0, lambda count, _: count + 1))
         return SourceData(splits=splits, input_shape=shape, labels=labels, sizes=sizes)

@@ -78,7 +78,8 @@ def run_job(config, run_dir: str, resume: bool = False, export: bool = True) -> 
     keras.utils.set_random_seed(config.experiment.seed)
     keras.mixed_precision.set_global_policy(config.training.mixed_precision)
     progress = Progress(config.logging.progress, enabled=chief)
-    progress.print(f"strategy: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
+    progress.print(f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
+                   f"{strategy.num_replicas_in_sync} replica(s); "
                    f"global batch {config.training.batch_size}")
     data = build_task_data(config)
     sizes = ", ".join(f"{k} {v}" for k, v in data.source.sizes.items())

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from moe_tf.errors import DataError
 from moe_tf.training.objectives import batch_stats, summarize
 
 SUM = tf.distribute.ReduceOp.SUM
@@ -105,7 +106,8 @@ class Trainer:
         cfg, batch = self.config, self.global_batch_size
         per_epoch = data.steps_per_epoch(batch)
         if not per_epoch:
-            raise ValueError(f"the training split has fewer examples than one batch ({batch})")
+            raise DataError(f"the training split has fewer examples than one global batch ({batch}); "
+                            "lower training.batch_size")
         total = cfg.steps or cfg.epochs * per_epoch
         num_epochs = -(-total // per_epoch)
         eval_every = cfg.eval_every or per_epoch

@@ -1,0 +1,62 @@
+"""Two real `multi_worker` processes on localhost match one worker with the same global batch."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, tiny_dict
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_workers_match_one(tmp_path):
+    data = tiny_dict(training={"steps": 8, "eval_every": 4, "batch_size": 64, "log_every": 4},
+                     logging={"progress": "lines"})
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env.pop("TF_CONFIG", None)
+    base = [sys.executable, "-m", "moe_tf", "train", "--config", str(tmp_path / "c.yaml")]
+    single = subprocess.run(base + ["--output-dir", str(tmp_path / "single")], capture_output=True, text=True,
+                            timeout=300, env=env, cwd=REPO)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen(
+            base + ["--output-dir", str(tmp_path / f"worker{index}"), "--set", "training.strategy=multi_worker"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**env, "TF_CONFIG": json.dumps(tf_config)}))
+    try:
+        outputs = [p.communicate(timeout=300) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, outputs):
+        assert p.returncode == 0, err[-3000:]
+    assert "strategy: multi_worker" in outputs[0][1] and "with 2 replica(s)" in outputs[0][1]
+    assert not (tmp_path / "worker1" / "metrics.json").exists()  # only the chief writes
+
+    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    two = json.loads((tmp_path / "worker0" / "metrics.json").read_text())
+    assert one["step"] == two["step"] == 8
+    assert two["loss"] == pytest.approx(one["loss"], abs=1e-5)
+    for task in ("digit", "high"):
+        for metric, value in one["tasks"][task].items():
+            assert two["tasks"][task][metric] == pytest.approx(value, abs=1e-5), (task, metric)
+    assert (tmp_path / "worker0" / "export" / "saved_model.pb").exists()
