@@ -27,4 +27,5 @@ def evaluate_run(run_dir: str, split: str = "test", checkpoint: str = "best") ->
                       config.training)
     summary = trainer.evaluate(data.eval_dataset(split, config.training.batch_size))
     step = int(path.rsplit("-", 1)[-1])
-    return {"tasks": summary["tasks"], "split": split, "step": step, "loss": summary["loss"], "checkpoint": path}
+    return {"tasks": summary["tasks"], "split": split, "step": step, "loss": summary["loss"], "checkpoint": path,
+            "gates": summary["gates"]}

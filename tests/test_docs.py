@@ -1,0 +1,40 @@
+"""README documents every config field, and its first lines give the two commands."""
+
+import typing
+
+from pydantic import BaseModel
+
+from moe_tf.config.schema import ExperimentConfig
+from tests.conftest import REPO
+
+
+def field_paths(model, prefix=""):
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        members = [a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        path = f"{prefix}{name}"
+        if members and name != "sources":
+            for member in members:
+                yield from field_paths(member, path + ("[i]." if name == "tasks" else "."))
+        else:
+            yield path
+
+
+def _flatten(annotation):
+    yield annotation
+    for arg in typing.get_args(annotation):
+        yield from _flatten(arg)
+
+
+def test_readme_documents_every_field():
+    readme = open(f"{REPO}/README.md").read()
+    paths = sorted(set(field_paths(ExperimentConfig)))
+    assert len(paths) > 50
+    missing = [p for p in paths if f"`{p}`" not in readme]
+    assert not missing, f"README lacks: {missing}"
+
+
+def test_readme_starts_with_the_two_commands():
+    lines = open(f"{REPO}/README.md").read().splitlines()[:6]
+    assert any(line.startswith("make demo") for line in lines)
+    assert any(line.startswith("make test") for line in lines)
