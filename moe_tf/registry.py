@@ -13,7 +13,8 @@ Usage::
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from moe_tf.errors import ConfigError
 

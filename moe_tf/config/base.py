@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,4 +22,4 @@ def one_of(registry):
     configs = [registry.get(key).Config for key in registry.keys()]
     if len(configs) == 1:
         return configs[0]
-    return Annotated[Union[tuple(configs)], Field(discriminator="type")]
+    return Annotated[tuple(configs), Field(discriminator="type")]

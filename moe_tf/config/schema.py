@@ -151,7 +151,7 @@ class ExperimentConfig(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
-    def validate_all(self) -> "ExperimentConfig":
+    def validate_all(self) -> ExperimentConfig:
         """Cross-field checks; raises ConfigError listing every problem with its path."""
         errors = []
         names = [t.name for t in self.tasks]
@@ -160,7 +160,8 @@ class ExperimentConfig(StrictModel):
             if names.count(t.name) > 1:
                 errors.append(f"{p}.name: duplicate task name {t.name!r}")
             if t.dataset not in self.data.sources:
-                errors.append(f"{p}.dataset: unknown dataset {t.dataset!r}; data.sources has {sorted(self.data.sources)}")
+                errors.append(f"{p}.dataset: unknown dataset {t.dataset!r}; "
+                              f"data.sources has {sorted(self.data.sources)}")
             if t.type == "classification" and t.num_classes is not None and t.num_classes < 2:
                 errors.append(f"{p}.num_classes: expected int >= 2, got {t.num_classes}")
             if t.type != "classification" and t.num_classes is not None and t.num_classes < 1:

@@ -129,24 +129,32 @@ class TaskData:
 
         return ds.map(to_tasks, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def train_dataset(self, global_batch_size: int, epoch: int = 0) -> tf.data.Dataset:
-        """The training pipeline for one epoch: seeded shuffle, augmentation, full batches only."""
+    def train_dataset(self, global_batch_size: int, epoch: int = 0, num_epochs: int = 1) -> tf.data.Dataset:
+        """Full batches for epochs `epoch` … `epoch + num_epochs - 1`, one pipeline for all of them.
+
+        Each epoch is shuffled with seed `experiment.seed + epoch` and augmented with per-example seeds, so epoch
+        `e` is the same batches whether it is read alone or after other epochs (exact resume relies on this).
+        """
         cfg = self.data_config
-        ds = self.source.splits["train"]
+        base = self.source.splits["train"]
         if cfg.cache and not self.source.arrays:
-            ds = ds.cache()
-        ds = ds.shuffle(cfg.shuffle_buffer, seed=self.seed + epoch, reshuffle_each_iteration=False)
-        ds = self._with_task_labels(ds)
-        aug = cfg.augmentation
-        if aug.enabled:
-            base_seed = self.seed * 100_003 + epoch
+            base = base.cache()
+        base = self._with_task_labels(base)
+        aug, seed, buffer = cfg.augmentation, self.seed, cfg.shuffle_buffer
 
-            def augment(index, element):
-                image, labels = element
-                return augment_image(image, aug, tf.stack([tf.cast(base_seed, tf.int64), index])), labels
+        def one_epoch(e):
+            ds = base.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
+            if aug.enabled:
+                def augment(index, element):
+                    image, labels = element
+                    return augment_image(image, aug, tf.stack([seed * 100_003 + e, index])), labels
 
-            ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.batch(global_batch_size, drop_remainder=True)
+                ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+            return ds.batch(global_batch_size, drop_remainder=True)
+
+        ds = one_epoch(epoch)
+        for e in range(epoch + 1, epoch + num_epochs):  # Python ints: a seed tensor is refused under a global seed
+            ds = ds.concatenate(one_epoch(e))
         return _finish(ds)
 
     def eval_dataset(self, role: str, global_batch_size: int) -> tf.data.Dataset:

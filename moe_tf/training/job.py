@@ -7,7 +7,6 @@ import os
 import time
 
 import keras
-import tensorflow as tf
 
 from moe_tf.config.loader import to_yaml
 from moe_tf.data import build_task_data

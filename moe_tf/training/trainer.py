@@ -38,8 +38,26 @@ class Trainer:
         self.config = config
         self.global_batch_size = config.batch_size
         self.variables = list(model.trainable_variables) + list(weighting.trainable_variables)
+        # Running sums of the step statistics live in variables, so steps never wait on the host;
+        # they are read (and reset) only when a log line is due.
+        self.sums = tf.nest.map_structure(lambda t: tf.Variable(tf.zeros_like(t), trainable=False),
+                                          self._stats_template())
+        self.train_step = tf.function(self._train_step)
         self.train_chunk = tf.function(self._train_chunk)
         self.eval_step = tf.function(self._eval_step, reduce_retracing=True)
+
+    def _stats_template(self):
+        """Zeros with the structure and shapes of one step's summed statistics."""
+        images = tf.zeros((1, *self.model.raw_input_shape), tf.uint8)
+        labels = {t.name: tf.zeros((1,), tf.float32 if t.kind == "regression" else tf.int64) for t in self.tasks}
+        stats = batch_stats(self.tasks, self.model(images, training=False), labels)
+        return {"stats": tf.nest.map_structure(tf.zeros_like, stats), "loss": tf.zeros(()), "steps": tf.zeros(())}
+
+    def read_and_reset_sums(self) -> dict:
+        values = tf.nest.map_structure(lambda v: v.numpy(), self.sums)
+        for v in tf.nest.flatten(self.sums):
+            v.assign(tf.zeros_like(v))
+        return values
 
     # ---- steps (graph) ----------------------------------------------------------------------------------------
 
@@ -63,14 +81,21 @@ class Trainer:
         return {"stats": tf.nest.map_structure(reduce, out["stats"]), "loss": reduce(out["loss"]),
                 "weights": tf.nest.map_structure(mean, out["weights"])}
 
+    def _accumulate(self, out):
+        step_sums = {"stats": out["stats"], "loss": out["loss"], "steps": tf.ones(())}
+        tf.nest.map_structure(lambda var, value: var.assign_add(value), self.sums, step_sums)
+        return out["weights"]
+
+    def _train_step(self, iterator):
+        """One step; its statistics are added to `self.sums`. Returns the task weights."""
+        return self._accumulate(self._distributed_train_step(next(iterator)))
+
     def _train_chunk(self, iterator, num_steps):
-        """Runs `num_steps` (>= 1) steps in one graph call; returns summed stats and losses, last weights."""
-        out = self._distributed_train_step(next(iterator))
+        """`num_steps` (>= 2) steps in one graph call (`training.steps_per_execution`)."""
+        weights = self._accumulate(self._distributed_train_step(next(iterator)))
         for _ in tf.range(num_steps - 1):
-            new = self._distributed_train_step(next(iterator))
-            out = {"stats": tf.nest.map_structure(tf.add, out["stats"], new["stats"]),
-                   "loss": out["loss"] + new["loss"], "weights": new["weights"]}
-        return out
+            weights = self._accumulate(self._distributed_train_step(next(iterator)))
+        return weights
 
     def _eval_step(self, batch):
         def replica_step(images, labels):
@@ -113,29 +138,29 @@ class Trainer:
         eval_every = cfg.eval_every or per_epoch
         ckpt_every = cfg.checkpoint_every or eval_every
         step = int(self.optimizer.iterations.numpy())
+        first_epoch, offset = divmod(step, per_epoch)
+        dataset = data.train_dataset(batch, first_epoch, num_epochs - first_epoch).skip(offset)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         while step < total:
             epoch, offset = divmod(step, per_epoch)
             hooks.on_epoch_start(epoch, num_epochs, per_epoch, offset)
-            dataset = data.train_dataset(batch, epoch).skip(offset)
-            iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
             epoch_end = min((epoch + 1) * per_epoch, total)
-            interval, interval_steps, started = None, 0, time.perf_counter()
+            started = time.perf_counter()
             while step < epoch_end:
                 boundary = min(_next_multiple(step, k) for k in (cfg.log_every, eval_every, ckpt_every))
                 n = min(cfg.steps_per_execution, epoch_end - step, boundary - step)
-                out = tf.nest.map_structure(lambda t: t.numpy(), self.train_chunk(iterator, tf.constant(n)))
+                weights = self.train_step(iterator) if n == 1 else self.train_chunk(iterator, tf.constant(n))
                 step += n
-                interval = out if interval is None else _accumulate(interval, out)
-                interval_steps += n
                 if step % cfg.log_every == 0 or step == epoch_end:
                     seconds = time.perf_counter() - started
-                    summary = summarize(interval["stats"])
-                    summary["loss"] = float(interval["loss"]) / interval_steps
-                    summary["weights"] = {k: float(v) for k, v in out["weights"].items()}
-                    summary["examples_per_sec"] = interval_steps * batch / max(seconds, 1e-9)
+                    sums = self.read_and_reset_sums()
+                    summary = summarize(sums["stats"])
+                    summary["loss"] = float(sums["loss"]) / sums["steps"]
+                    summary["weights"] = {k: float(v) for k, v in weights.items()}
+                    summary["examples_per_sec"] = sums["steps"] * batch / max(seconds, 1e-9)
                     summary["learning_rate"] = float(np.asarray(self.optimizer.learning_rate))
                     hooks.on_train_log(step, summary)
-                    interval, interval_steps, started = None, 0, time.perf_counter()
+                    started = time.perf_counter()
                 if eval_dataset is not None and (step % eval_every == 0 or step == total):
                     if hooks.on_eval(step, self.evaluate(eval_dataset)):
                         hooks.on_checkpoint(step)
@@ -148,7 +173,3 @@ class Trainer:
 def _next_multiple(step: int, k: int) -> int:
     return (step // k + 1) * k
 
-
-def _accumulate(acc, out):
-    return {"stats": tf.nest.map_structure(np.add, acc["stats"], out["stats"]), "loss": acc["loss"] + out["loss"],
-            "weights": out["weights"]}

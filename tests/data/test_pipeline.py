@@ -69,3 +69,12 @@ def test_augmentation_keeps_shape_and_is_seeded():
     np.testing.assert_array_equal(a, b)
     others = [augment_image(image, aug, tf.constant([3, i], tf.int64)).numpy() for i in range(10)]
     assert any(not np.array_equal(a, o) for o in others)
+
+
+def test_multi_epoch_pipeline_equals_epochs_read_alone():
+    data = build_task_data(tiny_config(data={"augmentation": {"flip": "horizontal", "crop_padding": 1}}))
+    together = [x.numpy() for x, _ in data.train_dataset(64, epoch=1, num_epochs=2)]
+    alone = [x.numpy() for e in (1, 2) for x, _ in data.train_dataset(64, epoch=e)]
+    assert len(together) == len(alone) == 2 * (1258 // 64)
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a, b)

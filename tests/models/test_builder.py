@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 
+from moe_tf.config.loader import validate_config
 from moe_tf.data import build_task_data
 from moe_tf.models import build_model
 from moe_tf.models.architectures import ARCHITECTURES
 from moe_tf.models.gates import GATES
 from moe_tf.models.layers import DenseStack, ExpertPool
 from moe_tf.models.stems import STEMS
-from moe_tf.config.loader import validate_config
 from tests.conftest import tiny_config, tiny_dict
 
 

@@ -30,8 +30,19 @@ def make_trainer(config, strategy, initial_weights=None):
 
 
 def step_losses(trainer, data, steps):
-    iterator = iter(trainer.strategy.experimental_distribute_dataset(data.train_dataset(trainer.global_batch_size)))
-    return [float(trainer.train_chunk(iterator, tf.constant(1))["loss"]) for _ in range(steps)]
+    dataset = data.train_dataset(trainer.global_batch_size, epoch=0, num_epochs=3)
+    iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
+    losses = []
+    for i in range(steps):
+        if i % 2:  # exercise both the single-step and the multi-step (steps_per_execution) graph
+            trainer.train_step(iterator)
+            losses.append(float(trainer.read_and_reset_sums()["loss"]))
+        else:
+            trainer.train_chunk(iterator, tf.constant(2))
+            sums = trainer.read_and_reset_sums()
+            assert sums["steps"] == 2
+            losses.append(float(sums["loss"]) / 2)
+    return losses
 
 
 def test_a_few_steps_reduce_the_loss():
