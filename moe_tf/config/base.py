@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,4 +24,5 @@ def one_of(registry):
     configs = [registry.get(key).Config for key in registry.keys()]
     if len(configs) == 1:
         return configs[0]
-    return Annotated[tuple(configs), Field(discriminator="type")]
+    union = functools.reduce(operator.or_, configs)  # Config1 | Config2 | ...
+    return Annotated[union, Field(discriminator="type")]
