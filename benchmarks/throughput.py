@@ -26,7 +26,7 @@ from moe_tf.data import build_task_data  # noqa: E402
 from moe_tf.models import build_model  # noqa: E402
 from moe_tf.training.optimizer import build_optimizer  # noqa: E402
 from moe_tf.training.trainer import Trainer  # noqa: E402
-from moe_tf.training.weightings import WEIGHTINGS  # noqa: E402
+from moe_tf.training.weightings import build_weighting  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -74,7 +74,7 @@ def main() -> None:
 
     # The custom loop (Trainer.fit, exactly as training runs it, without logging/eval hooks).
     model = build_model(config.model, tasks, data.input_shape)
-    weighting = WEIGHTINGS.get("fixed")({t.name: t.weight for t in tasks}, config.training.weighting)
+    weighting = build_weighting(config.training.weighting, tasks)
     optimizer = build_optimizer(config.training.optimizer, total, "float32")
     trainer = Trainer(model, weighting, optimizer, tf.distribute.get_strategy(), tasks, config.training)
 

@@ -17,8 +17,6 @@ import shutil
 import keras
 import tensorflow as tf
 
-from moe_tf.run_dir import read_run_config
-
 METADATA_FILE = "moe_tf_export.json"
 
 
@@ -76,13 +74,7 @@ def export_model(model, config, tasks, input_shape, out_dir: str) -> str:
 
 def export_run(run_dir: str, output: str | None = None, checkpoint: str = "best") -> str:
     """Rebuilds the model of a finished run, restores its weights and exports it (default: `<run_dir>/export`)."""
-    from moe_tf.data import build_task_data
-    from moe_tf.models import build_model
-    from moe_tf.training.checkpoints import restore_for_inference
+    from moe_tf.training.checkpoints import restore_run
 
-    config = read_run_config(run_dir)
-    keras.mixed_precision.set_global_policy(config.training.mixed_precision)
-    data = build_task_data(config)
-    model = build_model(config.model, data.tasks, data.input_shape)
-    restore_for_inference(run_dir, model, prefer_best=checkpoint == "best")
+    config, data, model, _ = restore_run(run_dir, checkpoint)
     return export_model(model, config, data.tasks, data.input_shape, output or os.path.join(run_dir, "export"))

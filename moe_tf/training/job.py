@@ -20,7 +20,7 @@ from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.optimizer import build_optimizer
 from moe_tf.training.strategy import build_strategy, is_chief
 from moe_tf.training.trainer import Trainer
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.training.weightings import build_weighting
 
 
 class RunHooks:
@@ -88,8 +88,7 @@ def run_job(config, run_dir: str, resume: bool = False, export: bool = True) -> 
     total_steps = config.training.steps or config.training.epochs * (per_epoch or 1)
     with strategy.scope():
         model = build_model(config.model, data.tasks, data.input_shape)
-        weighting = WEIGHTINGS.get(config.training.weighting.type)(
-            {t.name: t.weight for t in data.tasks}, config.training.weighting)
+        weighting = build_weighting(config.training.weighting, data.tasks)
         optimizer = build_optimizer(config.training.optimizer, total_steps, config.training.mixed_precision)
         optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
     progress.print(f"model: {config.model.architecture}, {count_params(model):,} trainable parameters")

@@ -8,9 +8,8 @@ import sys
 import numpy as np
 
 from moe_tf.data import build_task_data
-from moe_tf.models import build_model
 from moe_tf.run_dir import read_run_config
-from moe_tf.training.checkpoints import restore_for_inference
+from moe_tf.training.checkpoints import restore_run
 from tests.conftest import run_cli
 
 FRESH = r"""
@@ -29,12 +28,9 @@ print(json.dumps({"out": out, "task": task, "meta": meta, "signatures": sorted(m
 
 def test_fresh_process_matches_trained_model(trained_run, tmp_path):
     run_dir, _ = trained_run
-    config = read_run_config(run_dir)
-    data = build_task_data(config)
+    _, data, model, _ = restore_run(run_dir)
     images, _ = next(iter(data.eval_dataset("test", 16)))
     np.save(tmp_path / "x.npy", images.numpy())
-    model = build_model(config.model, data.tasks, data.input_shape)
-    restore_for_inference(run_dir, model)
     logits = {k: v.numpy() for k, v in model(images, training=False)["outputs"].items()}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
     proc = subprocess.run([sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "x.npy")],

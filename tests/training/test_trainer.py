@@ -13,7 +13,7 @@ from moe_tf.models import build_model
 from moe_tf.training import run
 from moe_tf.training.optimizer import build_optimizer
 from moe_tf.training.trainer import Trainer
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.training.weightings import build_weighting
 from tests.conftest import tiny_config
 
 
@@ -23,7 +23,7 @@ def make_trainer(config, strategy, initial_weights=None):
         model = build_model(config.model, data.tasks, data.input_shape)
         if initial_weights is not None:
             model.set_weights(initial_weights)
-        weighting = WEIGHTINGS.get("fixed")({t.name: t.weight for t in data.tasks}, config.training.weighting)
+        weighting = build_weighting(config.training.weighting, data.tasks)
         optimizer = build_optimizer(config.training.optimizer, 100, config.training.mixed_precision)
         optimizer.build(model.trainable_variables)
     return Trainer(model, weighting, optimizer, strategy, data.tasks, config.training), data
