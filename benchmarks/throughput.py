@@ -1,10 +1,17 @@
 """Examples/s of moe-tf's custom loop vs Keras `model.fit` on the identical model and data, in one process.
 
 Both train the same MultiTaskModel (digits config: MMoE, 2 tasks) on the same tf.data pipeline with the same
-optimizer; after a warm-up each is timed over several alternating repeats and the medians are compared.
-The last line is `ratio <loop/fit>`. Results go to benchmarks/results/throughput.txt.
+optimizer; after a warm-up each variant is timed over several interleaved repeats and the medians are compared.
+Four variants run side by side:
+  - the loop as training runs it (`steps_per_execution: auto`: each stretch between two log steps, here
+    `training.log_every`, is one graph call);
+  - the loop with one step per graph call (`steps_per_execution: 1`);
+  - `fit` as Keras compiles it by default (one step per call);
+  - `fit` with `steps_per_execution` = the config's `log_every` (what the loop's `auto` does).
+`--jit-compile` (default auto: no XLA on a CPU-only machine, both for the loop and for Keras) applies to all four.
+The last line is `ratio <loop/fit>` for the two defaults. Results go to benchmarks/results/throughput[_jit].txt.
 
-    python benchmarks/throughput.py [--steps 200] [--repeats 5] [--batch-size 64] [--steps-per-execution 1]
+    python benchmarks/throughput.py [--steps 200] [--repeats 9] [--batch-size 64] [--jit-compile auto|true|false]
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from moe_tf.config.loader import load_config  # noqa: E402
 from moe_tf.data import build_task_data  # noqa: E402
 from moe_tf.models import build_model  # noqa: E402
 from moe_tf.training.optimizer import build_optimizer  # noqa: E402
-from moe_tf.training.trainer import Trainer  # noqa: E402
+from moe_tf.training.trainer import Trainer, resolve_jit_compile  # noqa: E402
 from moe_tf.training.weightings import build_weighting  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -60,34 +67,45 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default=os.path.join(HERE, "..", "configs", "digits_mmoe.yaml"))
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--steps-per-execution", type=int, default=1)
+    parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     args = parser.parse_args()
 
-    config = load_config(args.config, [f"training.batch_size={args.batch_size}", "training.log_every=1000000",
-                                       f"training.steps_per_execution={args.steps_per_execution}"])
+    config = load_config(args.config, [f"training.batch_size={args.batch_size}"])
+    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    chunk = config.training.log_every
     keras.utils.set_random_seed(0)
     data = build_task_data(config)
     tasks = data.tasks
     total = args.steps * (args.repeats + 1)
 
-    # The custom loop (Trainer.fit, exactly as training runs it, without logging/eval hooks).
-    model = build_model(config.model, tasks, data.input_shape)
-    weighting = build_weighting(config.training.weighting, tasks)
-    optimizer = build_optimizer(config.training.optimizer, total, "float32")
-    trainer = Trainer(model, weighting, optimizer, tf.distribute.get_strategy(), tasks, config.training)
+    initial = build_model(config.model, tasks, data.input_shape).get_weights()
 
-    # Keras fit on an identical copy of the model, same data, same losses and weights.
-    fit_inner = build_model(config.model, tasks, data.input_shape)
-    fit_inner.set_weights(model.get_weights())
-    fit_model = FitModel(fit_inner)
-    losses = {t.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True) if t.kind == "classification"
-              else keras.losses.BinaryCrossentropy(from_logits=True) for t in tasks}
-    fit_model.compile(optimizer=build_optimizer(config.training.optimizer, total, "float32"), loss=losses,
-                      loss_weights={t.name: t.weight for t in tasks},
-                      metrics={t.name: ["accuracy"] for t in tasks},
-                      steps_per_execution=args.steps_per_execution)
+    def make_trainer(steps_per_execution):
+        """The custom loop (Trainer.fit, exactly as training runs it, without logging/eval hooks)."""
+        model = build_model(config.model, tasks, data.input_shape)
+        model.set_weights(initial)
+        training = config.training.model_copy(update={"jit_compile": jit,
+                                                      "steps_per_execution": steps_per_execution})
+        optimizer = build_optimizer(config.training.optimizer, total, "float32")
+        return Trainer(model, build_weighting(training.weighting, tasks), optimizer, tf.distribute.get_strategy(),
+                       tasks, training)
+
+    def make_fit_model(steps_per_execution):
+        """Keras fit on an identical copy of the model, same data, same losses and weights."""
+        fit_inner = build_model(config.model, tasks, data.input_shape)
+        fit_inner.set_weights(initial)
+        fit_model = FitModel(fit_inner)
+        losses = {t.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+                  if t.kind == "classification" else keras.losses.BinaryCrossentropy(from_logits=True)
+                  for t in tasks}
+        fit_model.compile(optimizer=build_optimizer(config.training.optimizer, total, "float32"), loss=losses,
+                          loss_weights={t.name: t.weight for t in tasks},
+                          metrics={t.name: ["accuracy"] for t in tasks},
+                          steps_per_execution=steps_per_execution, jit_compile=jit)
+        return fit_model
+
     binary = [t.name for t in tasks if t.kind == "binary"]
 
     def fit_data(epoch):
@@ -95,33 +113,48 @@ def main() -> None:
             return images, {k: (tf.cast(v, tf.float32)[:, None] if k in binary else v) for k, v in y.items()}
         return data.train_dataset(args.batch_size, epoch).map(labels).repeat()
 
-    def time_loop(repeat):
-        config.training.steps = int(optimizer.iterations.numpy()) + args.steps
-        start = time.perf_counter()
-        trainer.fit(data, NoHooks())
-        return args.steps * args.batch_size / (time.perf_counter() - start)
+    def time_loop(trainer):
+        def timed(repeat):
+            trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + args.steps
+            start = time.perf_counter()
+            trainer.fit(data, NoHooks())
+            return args.steps * args.batch_size / (time.perf_counter() - start)
+        return timed
 
-    def time_fit(repeat):
-        ds = fit_data(repeat)
-        start = time.perf_counter()
-        fit_model.fit(ds, epochs=1, steps_per_epoch=args.steps, verbose=0)
-        return args.steps * args.batch_size / (time.perf_counter() - start)
+    def time_fit(fit_model):
+        def timed(repeat):
+            start = time.perf_counter()  # both sides build their input pipeline inside the timed region
+            fit_model.fit(fit_data(repeat), epochs=1, steps_per_epoch=args.steps, verbose=0)
+            return args.steps * args.batch_size / (time.perf_counter() - start)
+        return timed
 
-    time_loop(-1), time_fit(-1)  # warm-up: tracing and pipeline start
-    loop, fit = [], []
-    for r in range(args.repeats):
-        loop.append(time_loop(r))
-        fit.append(time_fit(r))
+    variants = {
+        "loop (steps_per_execution auto)": time_loop(make_trainer("auto")),
+        "loop (steps_per_execution 1)": time_loop(make_trainer(1)),
+        "fit (Keras default: 1)": time_fit(make_fit_model(1)),
+        f"fit (steps_per_execution {chunk})": time_fit(make_fit_model(chunk)),
+    }
+    for timed in variants.values():
+        timed(-1)  # warm-up: tracing, compilation and pipeline start
+    results = {name: [] for name in variants}
+    for r in range(args.repeats):  # interleaved, so load changes on the machine hit every variant alike
+        for name, timed in variants.items():
+            results[name].append(timed(r))
+    median = {name: statistics.median(v) for name, v in results.items()}
+    loop, loop_one, fit, fit_chunk = (median[name] for name in variants)
+    resolved = "XLA" if resolve_jit_compile(jit, tf.distribute.get_strategy()) else "no XLA"
     lines = [
         f"config {os.path.relpath(args.config, os.getcwd())}, batch {args.batch_size}, {args.steps} steps x "
-        f"{args.repeats} repeats, steps_per_execution {args.steps_per_execution}, "
+        f"{args.repeats} repeats, jit_compile {args.jit_compile} ({resolved}), "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs",
-        "loop examples/s: " + ", ".join(f"{v:,.0f}" for v in loop) + f" (median {statistics.median(loop):,.0f})",
-        "fit  examples/s: " + ", ".join(f"{v:,.0f}" for v in fit) + f" (median {statistics.median(fit):,.0f})",
-        f"ratio {statistics.median(loop) / statistics.median(fit):.3f}",
+        *(f"{name:<34} examples/s: " + ", ".join(f"{v:,.0f}" for v in values) + f" (median {median[name]:,.0f})"
+          for name, values in results.items()),
+        f"ratio loop/fit, one step per call on both sides {loop_one / fit:.3f}",
+        f"ratio loop/fit, {chunk} steps per call on both sides {loop / fit_chunk:.3f}",
+        f"ratio {loop / fit:.3f}",
     ]
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    suffix = "" if args.steps_per_execution == 1 else f"_spe{args.steps_per_execution}"
+    suffix = "" if args.jit_compile == "auto" else f"_jit_{args.jit_compile}"
     with open(os.path.join(HERE, "results", f"throughput{suffix}.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -235,6 +235,8 @@ def _describe(err: dict, model, parent, loc) -> str:
         hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
         suffix = f" (did you mean {hint[0]!r}?)" if hint else ""
         return f"unknown key{suffix}" + (f"; known keys: {', '.join(known)}" if known else "")
+    if kind == "value_error":  # a validator's own message, which names the bad value
+        return err["msg"].removeprefix("Value error, ")
     if kind == "union_tag_invalid":
         return f"unknown type {ctx.get('tag')!r}; known: {ctx.get('expected_tags')}"
     if kind == "literal_error" and loc[-1] == "type":

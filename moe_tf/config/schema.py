@@ -133,8 +133,24 @@ class TrainingConfig(StrictModel):
     eval_every: int = Field(0, ge=0)
     checkpoint_every: int = Field(0, ge=0)
     keep_checkpoints: int = Field(3, ge=1)
-    steps_per_execution: int = Field(1, ge=1)
+    steps_per_execution: Literal["auto"] | int = "auto"
+    jit_compile: Literal["auto"] | bool = "auto"
     log_every: int = Field(20, ge=1)
+
+
+    @field_validator("steps_per_execution", mode="before")
+    @classmethod
+    def _auto_or_positive_int(cls, v):
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f"expected 'auto' or int >= 1, got {v!r}")
+
+    @field_validator("jit_compile", mode="before")
+    @classmethod
+    def _auto_or_bool(cls, v):
+        if v == "auto" or isinstance(v, bool):
+            return v
+        raise ValueError(f"expected 'auto', true or false, got {v!r}")
 
 
 class LoggingConfig(StrictModel):

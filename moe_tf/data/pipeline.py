@@ -115,6 +115,7 @@ class TaskData:
         return self.source.input_shape
 
     def _with_task_labels(self, ds: tf.data.Dataset) -> tf.data.Dataset:
+        """Maps batches of (image, source labels) to (image, {task: labels}), vectorised over the batch."""
         tables = {t.name: (tf.constant(t.label_table) if t.label_table is not None else None) for t in self.tasks}
         tasks = self.tasks
 
@@ -139,10 +140,12 @@ class TaskData:
         base = self.source.splits["train"]
         if cfg.cache and not self.source.arrays:
             base = base.cache()
-        base = self._with_task_labels(base)
         aug, seed, buffer = cfg.augmentation, self.seed, cfg.shuffle_buffer
 
-        def one_epoch(e):
+        def one_epoch(e):  # e: an int64 scalar tensor (traced once for all epochs)
+            # The shuffle's op seed is a tensor; fixing this function graph's own seed keeps tf.data from comparing
+            # it with the global seed (which fails when that is 0) and makes epoch orders independent of it.
+            tf.compat.v1.set_random_seed(_GRAPH_SEED)
             ds = base.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
             if aug.enabled:
                 def augment(index, element):
@@ -150,23 +153,25 @@ class TaskData:
                     return augment_image(image, aug, tf.stack([seed * 100_003 + e, index])), labels
 
                 ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-            return ds.batch(global_batch_size, drop_remainder=True)
+            return self._with_task_labels(ds.batch(global_batch_size, drop_remainder=True))
 
-        ds = one_epoch(epoch)
-        for e in range(epoch + 1, epoch + num_epochs):  # Python ints: a seed tensor is refused under a global seed
-            ds = ds.concatenate(one_epoch(e))
+        # Epochs are generated lazily, so a pipeline of thousands of epochs costs no more to build than one.
+        ds = tf.data.Dataset.range(epoch, epoch + num_epochs).flat_map(one_epoch)
         return _finish(ds)
 
     def eval_dataset(self, role: str, global_batch_size: int) -> tf.data.Dataset:
         """An evaluation pipeline for `role` ("eval" or "test"), in order, keeping the last partial batch."""
         if role not in self.source.splits:
             raise DataError(f"the data source has no {role!r} split")
-        ds = self._with_task_labels(self.source.splits[role]).batch(global_batch_size)
+        ds = self._with_task_labels(self.source.splits[role].batch(global_batch_size))
         return _finish(ds)
 
     def steps_per_epoch(self, global_batch_size: int) -> int | None:
         n = self.source.sizes.get("train", -1)
         return None if n < 0 else n // global_batch_size
+
+
+_GRAPH_SEED = 87654321
 
 
 def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:

@@ -20,6 +20,20 @@ def test_wrong_type_names_path_and_bound():
     assert errors_of(data) == ["model.experts.count: expected int >= 1, got 'four'"]
 
 
+@pytest.mark.parametrize("key, value, message", [
+    ("steps_per_execution", 0, "training.steps_per_execution: expected 'auto' or int >= 1, got 0"),
+    ("steps_per_execution", "many", "training.steps_per_execution: expected 'auto' or int >= 1, got 'many'"),
+    ("jit_compile", "fast", "training.jit_compile: expected 'auto', true or false, got 'fast'"),
+])
+def test_auto_or_value_fields(key, value, message):
+    assert errors_of(tiny_dict(training={key: value})) == [message]
+    assert validate_config(tiny_dict(training={key: "auto"})).training.model_dump()[key] == "auto"
+
+
+def test_validator_messages_are_not_doubled():
+    assert errors_of(tiny_dict(model={"trunk": {"units": [0]}})) == ["model.trunk.units: every width must be >= 1, got [0]"]
+
+
 def test_num_classes_checked_per_task_index():
     data = tiny_dict()
     data["tasks"][1] = {"name": "high", "dataset": "digits", "num_classes": 0}

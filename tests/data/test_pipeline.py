@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -78,3 +79,26 @@ def test_multi_epoch_pipeline_equals_epochs_read_alone():
     assert len(together) == len(alone) == 2 * (1258 // 64)
     for a, b in zip(together, alone):
         np.testing.assert_array_equal(a, b)
+
+
+def test_epoch_order_does_not_depend_on_the_global_seed():
+    # The shuffle seed of each epoch is a tensor inside the lazily generated pipeline; a global seed of 0 once made
+    # tf.data compare it as a Python bool.
+    data = build_task_data(tiny_config())
+    orders = []
+    for global_seed in (0, 123):
+        keras.utils.set_random_seed(global_seed)
+        orders.append([y["digit"].numpy() for _, y in data.train_dataset(64, epoch=3, num_epochs=2)])
+    for a, b in zip(*orders):
+        np.testing.assert_array_equal(a, b)
+    first = [y["digit"].numpy() for _, y in data.train_dataset(64, epoch=3).take(1)]
+    np.testing.assert_array_equal(first[0], orders[0][0])
+    assert not np.array_equal(orders[0][0], orders[0][19])  # epochs 3 and 4 are shuffled differently
+
+
+def test_a_pipeline_of_a_million_epochs_is_built_lazily():
+    data = build_task_data(tiny_config())
+    (x, y), = data.train_dataset(64, epoch=5, num_epochs=10**6).take(1)
+    (x5, y5), = data.train_dataset(64, epoch=5).take(1)
+    np.testing.assert_array_equal(x, x5)
+    np.testing.assert_array_equal(y["high"], y5["high"])

@@ -12,7 +12,7 @@ from moe_tf.data import build_task_data
 from moe_tf.models import build_model
 from moe_tf.training import run
 from moe_tf.training.optimizer import build_optimizer
-from moe_tf.training.trainer import Trainer
+from moe_tf.training.trainer import Trainer, resolve_jit_compile
 from moe_tf.training.weightings import build_weighting
 from tests.conftest import tiny_config
 
@@ -55,8 +55,10 @@ def test_a_few_steps_reduce_the_loss():
     assert after["tasks"]["digit"]["accuracy"] > before["tasks"]["digit"]["accuracy"]
 
 
-def test_mirrored_on_two_cpus_matches_default():
-    config = tiny_config()
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["no_xla", "xla"])
+def test_mirrored_on_two_cpus_matches_default(jit_compile):
+    # With XLA the default strategy compiles the whole step and mirrored only each replica's forward/backward.
+    config = tiny_config(training={"jit_compile": jit_compile})
     default, data = make_trainer(config, tf.distribute.get_strategy())
     mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert mirrored_strategy.num_replicas_in_sync == 2
@@ -71,6 +73,62 @@ def test_mirrored_on_two_cpus_matches_default():
     eb = mirrored.evaluate(data.eval_dataset("eval", 64))  # 180 examples: a partial last batch
     assert ea["tasks"]["digit"]["accuracy"] == pytest.approx(eb["tasks"]["digit"]["accuracy"], abs=1e-6)
     assert ea["loss"] == pytest.approx(eb["loss"], abs=1e-5)
+
+
+def test_xla_step_matches_the_graph_step():
+    plain, data = make_trainer(tiny_config(training={"jit_compile": False}), tf.distribute.get_strategy())
+    xla, _ = make_trainer(tiny_config(training={"jit_compile": True}), tf.distribute.get_strategy(),
+                          plain.model.get_weights())
+    assert xla.jit_compile and not plain.jit_compile
+    np.testing.assert_allclose(step_losses(plain, data, 6), step_losses(xla, data, 6), rtol=1e-4)
+    ea, eb = (t.evaluate(data.eval_dataset("eval", 64)) for t in (plain, xla))
+    assert ea["loss"] == pytest.approx(eb["loss"], rel=1e-4)
+
+
+def test_jit_compile_auto_is_off_on_a_cpu_only_machine():
+    strategy = tf.distribute.get_strategy()
+    assert not tf.config.list_logical_devices("GPU")
+    assert resolve_jit_compile("auto", strategy) is False
+    assert resolve_jit_compile(True, strategy) is True and resolve_jit_compile(False, strategy) is False
+
+
+class RecordingHooks:
+    def __init__(self):
+        self.logs, self.checkpoints = [], []
+
+    def on_epoch_start(self, *args):
+        pass
+
+    def on_train_log(self, step, summary):
+        self.logs.append((step, summary["loss"], summary["tasks"]["digit"]["accuracy"]))
+
+    def on_eval(self, step, summary):
+        return False
+
+    def on_checkpoint(self, step):
+        self.checkpoints.append(step)
+
+
+def test_steps_per_execution_auto_trains_exactly_like_one_step_per_call():
+    runs, initial = {}, None
+    for spe in ("auto", 1, 4):
+        config = tiny_config(training={"steps": 30, "log_every": 7, "checkpoint_every": 10,
+                                       "steps_per_execution": spe})
+        trainer, data = make_trainer(config, tf.distribute.get_strategy(), initial)
+        initial = initial or trainer.model.get_weights()
+        hooks = RecordingHooks()
+        assert trainer.fit(data, hooks) == 30
+        runs[spe] = (trainer.model.get_weights(), hooks)
+    _, reference = runs[1]
+    # log at every 7th step and at epoch ends (19 steps per epoch); checkpoints every 10 and at the end
+    assert [s for s, _, _ in reference.logs] == [7, 14, 19, 21, 28, 30]
+    assert reference.checkpoints == [10, 20, 30]
+    for spe in ("auto", 4):
+        weights, hooks = runs[spe]
+        assert [s for s, _, _ in hooks.logs] == [s for s, _, _ in reference.logs]
+        np.testing.assert_allclose([l for _, l, _ in hooks.logs], [l for _, l, _ in reference.logs], rtol=1e-5)
+        for a, b in zip(weights, runs[1][0]):
+            np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
