@@ -31,7 +31,8 @@ def test_auto_or_value_fields(key, value, message):
 
 
 def test_validator_messages_are_not_doubled():
-    assert errors_of(tiny_dict(model={"trunk": {"units": [0]}})) == ["model.trunk.units: every width must be >= 1, got [0]"]
+    errors = errors_of(tiny_dict(model={"trunk": {"units": [0]}}))
+    assert errors == ["model.trunk.units: every width must be >= 1, got [0]"]
 
 
 def test_num_classes_checked_per_task_index():

@@ -126,16 +126,18 @@ def test_steps_per_execution_auto_trains_exactly_like_one_step_per_call():
     for spe in ("auto", 4):
         weights, hooks = runs[spe]
         assert [s for s, _, _ in hooks.logs] == [s for s, _, _ in reference.logs]
-        np.testing.assert_allclose([l for _, l, _ in hooks.logs], [l for _, l, _ in reference.logs], rtol=1e-5)
+        np.testing.assert_allclose([loss for _, loss, _ in hooks.logs], [loss for _, loss, _ in reference.logs],
+                                   rtol=1e-5)
         for a, b in zip(weights, runs[1][0]):
             np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_trains_with_float32_heads(policy):
+@pytest.mark.parametrize("policy, jit_compile", [("mixed_float16", False), ("mixed_bfloat16", False),
+                                                 ("mixed_float16", True)])
+def test_mixed_precision_trains_with_float32_heads(policy, jit_compile):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        config = tiny_config(training={"mixed_precision": policy})
+        config = tiny_config(training={"mixed_precision": policy, "jit_compile": jit_compile})
         trainer, data = make_trainer(config, tf.distribute.get_strategy())
         out = trainer.model(np.zeros((2, 8, 8, 1), np.uint8))
         assert out["outputs"]["digit"].dtype == tf.float32 and out["gates"]["digit"].dtype == tf.float32
