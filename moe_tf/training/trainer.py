@@ -206,7 +206,7 @@ def resolve_jit_compile(setting: str | bool, strategy) -> bool:
     is compiled anyway); `true`/`false` force it.
 
     Not on CPU by default: XLA's CPU convolutions and matmuls are slower than TensorFlow's oneDNN kernels (measured:
-    33.2 vs 17.4 s per Fashion-MNIST epoch); it pays only for tiny, dispatch-bound models (1.4-1.9x on digits).
+    33.2 vs 17.4 s per Fashion-MNIST epoch); it pays only for tiny, dispatch-bound models.
     """
     if setting == "auto":
         return bool(tf.config.list_logical_devices("GPU")) and not isinstance(strategy, tf.distribute.TPUStrategy)
