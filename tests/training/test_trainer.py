@@ -12,7 +12,7 @@ from moe_tf.data import build_task_data
 from moe_tf.models import build_model
 from moe_tf.training import run
 from moe_tf.training.optimizer import build_optimizer
-from moe_tf.training.trainer import Trainer, resolve_jit_compile
+from moe_tf.training.trainer import Trainer, _single_device, resolve_jit_compile
 from moe_tf.training.weightings import build_weighting
 from tests.conftest import tiny_config
 
@@ -83,6 +83,14 @@ def test_xla_step_matches_the_graph_step():
     np.testing.assert_allclose(step_losses(plain, data, 6), step_losses(xla, data, 6), rtol=1e-4)
     ea, eb = (t.evaluate(data.eval_dataset("eval", 64)) for t in (plain, xla))
     assert ea["loss"] == pytest.approx(eb["loss"], rel=1e-4)
+
+
+def test_single_device_strategies_are_recognised():
+    # Whole-step XLA relies on this; it reads the default strategy's class name, so a TensorFlow upgrade that
+    # renames it must fail here.
+    assert _single_device(tf.distribute.get_strategy())
+    assert _single_device(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert not _single_device(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
 
 
 def test_jit_compile_auto_is_off_on_a_cpu_only_machine():
