@@ -137,7 +137,6 @@ class TrainingConfig(StrictModel):
     jit_compile: Literal["auto"] | bool = "auto"
     log_every: int = Field(20, ge=1)
 
-
     @field_validator("steps_per_execution", mode="before")
     @classmethod
     def _auto_or_positive_int(cls, v):

@@ -103,10 +103,15 @@ class Trainer:
         self.optimizer.apply_gradients(zip(grads, self.variables))  # all-reduces the gradients across replicas
         return packed, weights
 
+    def _run_replicas(self, replica_fn, batch):
+        """`strategy.run` on a batch of (images, labels). The replica function is handed over as plain Python:
+        given a jit-compiled tf.function, MirroredStrategy would compile all replicas as one XLA cluster on the
+        first device."""
+        return self.strategy.run(lambda images, labels: replica_fn(images, labels), args=batch)
+
     def _train_step(self, iterator):
         """One step; its statistics are added to `self.sums`. Returns the task weights."""
-        packed, weights = self.strategy.run(lambda images, labels: self._replica_step(images, labels),
-                                            args=next(iterator))
+        packed, weights = self._run_replicas(self._replica_step, next(iterator))
         self.sums.assign_add(self.strategy.reduce(SUM, packed, axis=None) + self._one_step)
         # Task weights are identical on every replica: take the first one's, no communication.
         return tf.nest.map_structure(lambda w: self.strategy.experimental_local_results(w)[0], weights)
@@ -122,9 +127,7 @@ class Trainer:
         return self._pack(batch_stats(self.tasks, self.model(images, training=False), labels))
 
     def _eval_step(self, batch):
-        # Replica functions are passed to `strategy.run` as plain Python: given a jit-compiled tf.function,
-        # MirroredStrategy would compile all replicas as one XLA cluster on the first device.
-        packed = self.strategy.run(lambda images, labels: self._eval_stats(images, labels), args=batch)
+        packed = self._run_replicas(self._eval_stats, batch)
         return self.strategy.reduce(SUM, packed, axis=None)
 
     # ---- loops (Python) ---------------------------------------------------------------------------------------
@@ -198,7 +201,6 @@ class Trainer:
 
 def _next_multiple(step: int, k: int) -> int:
     return (step // k + 1) * k
-
 
 
 def resolve_jit_compile(setting: str | bool, strategy) -> bool:

@@ -134,8 +134,11 @@ def test_steps_per_execution_auto_trains_exactly_like_one_step_per_call():
     for spe in ("auto", 4):
         weights, hooks = runs[spe]
         assert [s for s, _, _ in hooks.logs] == [s for s, _, _ in reference.logs]
+        assert hooks.checkpoints == reference.checkpoints
         np.testing.assert_allclose([loss for _, loss, _ in hooks.logs], [loss for _, loss, _ in reference.logs],
                                    rtol=1e-5)
+        np.testing.assert_allclose([acc for _, _, acc in hooks.logs], [acc for _, _, acc in reference.logs],
+                                   atol=1e-6)
         for a, b in zip(weights, runs[1][0]):
             np.testing.assert_allclose(a, b, atol=1e-6)
 
