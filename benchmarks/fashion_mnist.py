@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from moe_tf.config.loader import load_config  # noqa: E402
-from moe_tf.training import run  # noqa: E402
+from moe_tf.run import train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -42,7 +42,7 @@ def main() -> None:
         config = load_config(args.config, overrides + ([f"experiment.seed={seed}"] if seed is not None else []))
         run_dir = tempfile.mkdtemp(prefix="moe_tf_fm_")
         try:
-            metrics = run(config, run_dir, export=False)
+            metrics = train(config, run_dir, export=False)
         finally:
             shutil.rmtree(run_dir, ignore_errors=True)
         lines.append(f"seed {config.experiment.seed}:")

@@ -28,12 +28,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
-from moe_tf.data import build_task_data  # noqa: E402
-from moe_tf.models import build_model  # noqa: E402
-from moe_tf.training.optimizer import build_optimizer  # noqa: E402
-from moe_tf.training.trainer import Trainer, resolve_jit_compile  # noqa: E402
-from moe_tf.training.weightings import build_weighting  # noqa: E402
+from moe_tf.training.optimizer import build_schedule  # noqa: E402
+from moe_tf.training.trainer import resolve_jit_compile  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -59,8 +57,8 @@ class FitModel(keras.Model):
         super().__init__()
         self.inner = inner
 
-    def call(self, images, training=None):
-        return self.inner(images, training=training)["outputs"]
+    def call(self, inputs, training=None):
+        return self.inner(inputs, training=training)["outputs"]
 
 
 def main() -> None:
@@ -70,37 +68,36 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--name", default=None, help="results/<name>.txt (default: throughput[_jit_<value>])")
     args = parser.parse_args()
 
-    config = load_config(args.config, [f"training.batch_size={args.batch_size}"])
-    jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    total = args.steps * (args.repeats + 1)
+    config = load_config(args.config, [f"training.batch_size={args.batch_size}", f"training.steps={total}",
+                                       f"training.jit_compile={args.jit_compile}", *args.set])
+    jit = config.training.jit_compile
     chunk = config.training.log_every
     keras.utils.set_random_seed(0)
-    data = build_task_data(config)
-    tasks = data.tasks
-    total = args.steps * (args.repeats + 1)
-
-    initial = build_model(config.model, tasks, data.input_shape).get_weights()
+    first = build_components(config)  # the composition root, exactly as `moe-tf train` builds
+    data, tasks = first.data, first.data.tasks
+    initial = first.model.get_weights()
 
     def make_trainer(steps_per_execution):
         """The custom loop (Trainer.fit, exactly as training runs it, without logging/eval hooks)."""
-        model = build_model(config.model, tasks, data.input_shape)
-        model.set_weights(initial)
-        training = config.training.model_copy(update={"jit_compile": jit,
-                                                      "steps_per_execution": steps_per_execution})
-        optimizer = build_optimizer(config.training.optimizer, total, "float32")
-        return Trainer(model, build_weighting(training.weighting, tasks), optimizer, tf.distribute.get_strategy(),
-                       tasks, training)
+        variant = config.model_copy(deep=True)
+        variant.training.steps_per_execution = steps_per_execution
+        return build_components(variant, data=data, initial_weights=initial).trainer()
 
     def make_fit_model(steps_per_execution):
         """Keras fit on an identical copy of the model, same data, same losses and weights."""
-        fit_inner = build_model(config.model, tasks, data.input_shape)
-        fit_inner.set_weights(initial)
+        fit_inner = build_components(config, data=data, initial_weights=initial, training=False).model
         fit_model = FitModel(fit_inner)
         losses = {t.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
                   if t.kind == "classification" else keras.losses.BinaryCrossentropy(from_logits=True)
                   for t in tasks}
-        fit_model.compile(optimizer=build_optimizer(config.training.optimizer, total, "float32"), loss=losses,
+        # a plain Keras optimizer, which all-reduces inside apply_gradients as fit expects
+        optimizer = keras.optimizers.Adam(build_schedule(config.training.optimizer, total))
+        fit_model.compile(optimizer=optimizer, loss=losses,
                           loss_weights={t.name: t.weight for t in tasks},
                           metrics={t.name: ["accuracy"] for t in tasks},
                           steps_per_execution=steps_per_execution, jit_compile=jit)
@@ -108,16 +105,19 @@ def main() -> None:
 
     binary = [t.name for t in tasks if t.kind == "binary"]
 
+    per_epoch = data.steps_per_epoch(args.batch_size)
+
     def fit_data(epoch):
-        def labels(images, y):
-            return images, {k: (tf.cast(v, tf.float32)[:, None] if k in binary else v) for k, v in y.items()}
-        return data.train_dataset(args.batch_size, epoch).map(labels).repeat()
+        def labels(inputs, y, _):
+            return inputs, {k: (tf.cast(v, tf.float32)[:, None] if k in binary else v) for k, v in y.items()}
+        start = max(epoch, 0) * per_epoch
+        return data.train_dataset(args.batch_size, start).map(labels)
 
     def time_loop(trainer):
         def timed(repeat):
             trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + args.steps
             start = time.perf_counter()
-            trainer.fit(data, NoHooks())
+            trainer.fit(NoHooks())
             return args.steps * args.batch_size / (time.perf_counter() - start)
         return timed
 
@@ -154,8 +154,8 @@ def main() -> None:
         f"ratio {loop / fit:.3f}",
     ]
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    suffix = "" if args.jit_compile == "auto" else f"_jit_{args.jit_compile}"
-    with open(os.path.join(HERE, "results", f"throughput{suffix}.txt"), "w") as f:
+    name = args.name or ("throughput" + ("" if args.jit_compile == "auto" else f"_jit_{args.jit_compile}"))
+    with open(os.path.join(HERE, "results", f"{name}.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 

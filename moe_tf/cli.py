@@ -19,11 +19,11 @@ def _load(args):
 
 
 def cmd_train(args) -> int:
-    from moe_tf.training import run
+    from moe_tf.run import train
 
     config = _load(args)
     run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
-    run(config, run_dir, resume=args.resume)
+    train(config, run_dir, resume=args.resume)
     return 0
 
 
@@ -36,28 +36,35 @@ def cmd_validate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from moe_tf.logging.progress import summary_table
-    from moe_tf.training.evaluate import evaluate_run
+    from moe_tf.run import evaluate
 
-    metrics = evaluate_run(args.run_dir, args.split, args.checkpoint)
+    metrics = evaluate(args.run_dir, args.split, args.checkpoint)
     print(json.dumps(metrics, indent=2) if args.json else summary_table(metrics, args.split))
     return 0
 
 
 def cmd_export(args) -> int:
-    from moe_tf.export.saved_model import export_run
+    from moe_tf.run import export
 
-    print(f"exported SavedModel: {export_run(args.run_dir, args.output, args.checkpoint)}")
+    print(f"exported SavedModel: {export(args.run_dir, args.output, args.checkpoint)}")
     return 0
 
 
 def cmd_predict(args) -> int:
+    from moe_tf.errors import MoeTfError
     from moe_tf.export.predict import predict
+    from moe_tf.run_dir import atomic_write
 
+    if args.output:
+        parent = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(parent):
+            raise MoeTfError(f"--output {args.output}: the directory {parent} does not exist")
+        if os.path.isdir(args.output):
+            raise MoeTfError(f"--output {args.output} is a directory; give a file path")
     rows = predict(args.export_dir, args.input, args.batch_size)
     text = "\n".join(json.dumps(row) for row in rows) + "\n"
     if args.output:
-        with open(args.output, "w") as f:
-            f.write(text)
+        atomic_write(args.output, text)
         print(f"wrote {len(rows)} predictions to {args.output}")
     else:
         sys.stdout.write(text)
@@ -102,7 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="predict every task with an exported SavedModel")
     p.add_argument("export_dir", help="an export directory (or a run directory)")
-    p.add_argument("--input", "-i", required=True, help=".npy/.npz of uint8 images [N, H, W(, C)]")
+    p.add_argument("--input", "-i", required=True,
+                   help=".npz with one array per input feature name, or .npy for a one-input model "
+                        "(e.g. uint8 images [N, H, W(, C)])")
     p.add_argument("--output", help="write JSON lines here instead of stdout")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=cmd_predict)

@@ -8,6 +8,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -34,6 +35,32 @@ TINY = {
 }
 
 
+def write_tabular_npz(path, n=600, seed=0) -> str:
+    """A numeric source: `x` [n, 6] floats; `kind` (binary, 1/4 missing as -1) and `score` (float, 1/4 NaN)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(2.0, 3.0, (n, 6)).astype(np.float32)  # mean 2, std 3: normalisation matters
+    kind = (x[:, 0] + x[:, 1] > 4.0).astype(np.int64)
+    kind[::4] = -1
+    score = (0.5 * x[:, 2] - x[:, 3]).astype(np.float32)
+    score[1::4] = np.nan
+    np.savez(path, x=x, kind=kind, score=score)
+    return str(path)
+
+
+def multi_dict(npz_path, **sections) -> dict:
+    """Two sources of two modalities: digits images (task `digit`) and the tabular npz (tasks `kind`, `score`)."""
+    base = tiny_dict(
+        data={"sources": {"digits": {"type": "digits"},
+                          "tab": {"type": "npz", "path": str(npz_path), "features": ["x"],
+                                  "labels": ["kind", "score"]}}},
+        model={"stems": {"numeric": {"type": "dense", "units": [16]}}, "fusion_units": 16})
+    base["tasks"] = [{"name": "digit", "dataset": "digits"},
+                     {"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
+                     {"name": "score", "dataset": "tab", "label": "score", "type": "regression", "weight": 0.5,
+                      "metrics": ["mae", "mse"]}]
+    return deep_merge(base, sections)
+
+
 def tiny_dict(**sections) -> dict:
     """The tiny digits config as a dict, with `sections` deep-merged over it."""
     return deep_merge(TINY, sections)
@@ -46,12 +73,35 @@ def tiny_config(**sections):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A tiny digits MMoE trained for 2 epochs in this process: (run_dir, metrics)."""
-    from moe_tf.training import run
+    from moe_tf.run import train
 
     run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
     config = tiny_config(training={"early_stopping": {"monitor": "eval/digit/accuracy", "patience": 3}})
-    metrics = run(config, run_dir)
+    metrics = train(config, run_dir)
     return run_dir, metrics
+
+
+@pytest.fixture(scope="session")
+def mirrored():
+    """One MirroredStrategy on the two logical CPUs for the whole session: strategies created one after another in a
+    process restart their collective instance keys, and TensorFlow's collective executor refuses a key it has seen
+    with another shape."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture(scope="session")
+def tabular_npz(tmp_path_factory):
+    return write_tabular_npz(tmp_path_factory.mktemp("data") / "tab.npz")
+
+
+@pytest.fixture(scope="session")
+def multi_run(tmp_path_factory, tabular_npz):
+    """Digits images and the tabular npz in one model, trained 40 steps in this process: (run_dir, metrics)."""
+    from moe_tf.run import train
+
+    run_dir = str(tmp_path_factory.mktemp("runs") / "multi")
+    config = validate_config(multi_dict(tabular_npz, training={"steps": 40, "eval_every": 20}))
+    return run_dir, train(config, run_dir)
 
 
 def run_cli(*args, env=None, timeout=300, cwd=REPO):

@@ -8,6 +8,7 @@ import sys
 import pytest
 import yaml
 
+from moe_tf.config.loader import validate_config
 from tests.conftest import REPO, run_cli, tiny_dict
 
 
@@ -65,3 +66,17 @@ def test_demo_config_end_to_end(tmp_path):
         assert evaluated["tasks"][task]["accuracy"] == pytest.approx(metrics["tasks"][task]["accuracy"], abs=1e-6)
     proc = run_cli("train", "--config", "configs/digits_mmoe.yaml", "--output-dir", str(run_dir))
     assert proc.returncode == 1 and "already holds a run" in proc.stderr
+
+
+def test_evaluate_a_split_the_run_does_not_have(tmp_path):
+    from moe_tf.run import train
+
+    config = validate_config(tiny_dict(data={"sources": {"digits": {"eval_fraction": 0.0}}},
+                                       training={"steps": 2}))
+    train(config, str(tmp_path / "run"), export=False)
+    proc = run_cli("evaluate", str(tmp_path / "run"), "--split", "eval")
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "no 'eval' split to evaluate: the data sources have {'digits': 0} eval examples" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    proc = run_cli("evaluate", str(tmp_path / "run"), "--split", "test", "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["step"] == 2

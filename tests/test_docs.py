@@ -13,7 +13,7 @@ def field_paths(model, prefix=""):
         annotation = field.annotation
         members = [a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
         path = f"{prefix}{name}"
-        if members and name != "sources":
+        if members and name not in ("sources", "stems"):
             for member in members:
                 yield from field_paths(member, path + ("[i]." if name == "tasks" else "."))
         else:

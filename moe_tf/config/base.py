@@ -8,11 +8,23 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"  # task, feature and label names: identifiers (they become signature names)
+
 
 class StrictModel(BaseModel):
-    """A config object: unknown keys are errors, values are not coerced across types."""
+    """A config object: unknown keys are errors, and values are not coerced across types.
 
-    model_config = ConfigDict(extra="forbid", strict=False, validate_assignment=True, frozen=False)
+    Strict mode refuses `"5"` for an int and `true` for a number; the exceptions are those YAML cannot avoid:
+    an int where a float is expected (`1` for `1.0`), and a list where a tuple is expected.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, frozen=False)
+
+
+def feature_name_field():
+    """The `feature:` key of a single-image source: the name of the model input its images feed."""
+    return Field("image", pattern=NAME_PATTERN,
+                 description="model input name; sources with the same feature name and shape share one stem")
 
 
 def one_of(registry):

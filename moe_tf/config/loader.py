@@ -134,7 +134,9 @@ def validate_config(data: dict):
 
 
 def to_yaml(config) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    """The resolved config as YAML that loads back into an equal config (python-mode dump: a label_map's integer
+    keys stay integers, which strict validation requires)."""
+    return yaml.safe_dump(config.model_dump(), sort_keys=False)
 
 
 # ---- error formatting ----------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 Every field is documented in README.md ("Config reference"). Choices with their own parameters
 (data sources, stems, gates, weightings) take their schema from the component registered under `type`.
+Names of tasks, features and labels are identifiers (NAME_PATTERN): they become signature and tag names.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from moe_tf.config.base import StrictModel, one_of
+from moe_tf.config.base import NAME_PATTERN, StrictModel, one_of
 from moe_tf.data import DATASETS
 from moe_tf.errors import ConfigError
 from moe_tf.models.architectures import ARCHITECTURES
@@ -21,7 +22,6 @@ from moe_tf.training.weightings import WEIGHTINGS
 LOSSES_BY_TYPE = {"classification": ["crossentropy"], "binary": ["crossentropy"], "regression": ["mse", "mae", "huber"]}
 METRICS_BY_TYPE = {"classification": ["accuracy", "top5_accuracy"], "binary": ["accuracy"],
                    "regression": ["mae", "mse"]}
-NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
 
 class ExperimentSection(StrictModel):
@@ -40,8 +40,14 @@ class AugmentationConfig(StrictModel):
         return self.flip != "none" or self.crop_padding > 0 or self.translate > 0
 
 
+class SamplingConfig(StrictModel):
+    type: Literal["proportional", "uniform", "temperature"] = "proportional"
+    temperature: float = Field(2.0, gt=0.0)
+
+
 class DataConfig(StrictModel):
     sources: dict[str, one_of(DATASETS)] = Field(..., min_length=1)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     shuffle_buffer: int = Field(10_000, ge=1)
     cache: bool = True
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
@@ -84,7 +90,10 @@ class ExpertsConfig(StrictModel):
 
 class ModelConfig(StrictModel):
     architecture: str = "mmoe"
-    stem: one_of(STEMS) = Field(default_factory=lambda: STEMS.get("conv").Config())
+    stem: one_of(STEMS) | None = None
+    stems: dict[str, one_of(STEMS)] = Field(default_factory=dict)
+    fusion_units: int = Field(128, ge=1)
+    normalize_numeric: bool = True
     trunk: DenseStackConfig = Field(default_factory=DenseStackConfig)
     experts: ExpertsConfig = Field(default_factory=ExpertsConfig)
     gate: one_of(GATES) = Field(default_factory=lambda: GATES.get("softmax").Config())
@@ -191,9 +200,8 @@ class ExperimentConfig(StrictModel):
                 if m not in METRICS_BY_TYPE[t.type]:
                     errors.append(f"{p}.metrics[{j}]: expected one of {METRICS_BY_TYPE[t.type]} "
                                   f"for a {t.type} task, got {m!r}")
-        if len({t.dataset for t in self.tasks}) > 1:
-            errors.append("tasks: all tasks must read one dataset in this version; "
-                          f"got {sorted({t.dataset for t in self.tasks})}")
+            if t.type == "regression" and t.label_map is not None:
+                errors.append(f"{p}.label_map: a regression task reads its targets as they are; remove label_map")
         if all(t.weight == 0 for t in self.tasks):
             errors.append("tasks: at least one task needs weight > 0")
         if self.model.architecture not in ARCHITECTURES:

@@ -1,4 +1,4 @@
-"""What every data source returns, and the base class sources derive from."""
+"""What every data source returns (typed features and labels), and the base class sources derive from."""
 
 from __future__ import annotations
 
@@ -9,14 +9,55 @@ import numpy as np
 import tensorflow as tf
 
 SPLIT_ROLES = ("train", "eval", "test")
+MODALITIES = ("image", "numeric", "text")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One named input feature of a source, per example.
+
+    Args:
+        dtype: numpy dtype name (`uint8`, `float32`, `int64`, …) or `string` for text.
+        shape: the shape of one example (`[]` for a scalar, `[H, W, C]` for an image).
+        modality: `image`, `numeric` or `text`; picks the feature's preprocessing and default stem.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+    modality: str
+
+    @property
+    def tf_dtype(self) -> tf.DType:
+        return tf.string if self.dtype == "string" else tf.as_dtype(self.dtype)
+
+    def tensor_spec(self, name: str) -> tf.TensorSpec:
+        """The batched spec: [batch, *shape]."""
+        return tf.TensorSpec([None, *self.shape], self.tf_dtype, name=name)
+
+    def zeros(self, batch) -> tf.Tensor:
+        """A batch of `batch` empty examples (zeros, or empty strings for text)."""
+        if self.dtype == "string":
+            return tf.fill([batch, *self.shape], "")
+        return tf.zeros([batch, *self.shape], self.tf_dtype)
+
+    def to_dict(self) -> dict:
+        return {"dtype": self.dtype, "shape": list(self.shape), "modality": self.modality}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureSpec:
+        return cls(str(d["dtype"]), tuple(int(s) for s in d["shape"]), str(d["modality"]))
 
 
 @dataclass
 class LabelInfo:
-    """One label column of a source: how many classes and their names."""
+    """One label column of a source.
+
+    `kind` is `class` (integer class ids, -1 = missing) or `value` (float regression targets, NaN = missing).
+    """
 
     num_classes: int
     class_names: list[str]
+    kind: str = "class"
 
 
 @dataclass
@@ -24,66 +65,79 @@ class SourceData:
     """A loaded source.
 
     `splits` maps a role ("train", "eval", "test") to an unbatched dataset of
-    `(image uint8 [H, W, C], {label_name: int64 []})`. `arrays` holds the same data as numpy
-    (images, {label: values}) for in-memory sources, so labels can be checked before training.
+    `({feature: tensor}, {label: int64 [] or float32 []})`. `arrays` holds the same data as numpy
+    (`({feature: [N, ...]}, {label: [N]})`) for in-memory sources, so labels can be checked before training.
     """
 
     splits: dict[str, tf.data.Dataset]
-    input_shape: tuple[int, int, int]
+    features: dict[str, FeatureSpec]
     labels: dict[str, LabelInfo]
     sizes: dict[str, int]
-    arrays: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]] = field(default_factory=dict)
-    modality: str = "image"
+    arrays: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = field(default_factory=dict)
 
 
 class DataSource(abc.ABC):
-    """A data source turns its `Config` into a `SourceData`."""
+    """A data source turns its `Config` into a `SourceData`.
+
+    Args:
+        config: the source's `Config`.
+        seed: `experiment.seed` (splits are seeded by it).
+        name: the key of the source in `data.sources` (for error messages).
+    """
 
     Config: type
 
-    def __init__(self, config, seed: int):
+    def __init__(self, config, seed: int, name: str = "source"):
         self.config = config
         self.seed = seed
+        self.name = name
 
     @abc.abstractmethod
     def load(self) -> SourceData:
         """Reads the data (or prepares lazy readers) for every split role."""
 
 
-def split_arrays(images, labels: dict, fractions: dict[str, float], seed: int):
+def split_arrays(features: dict, labels: dict, fractions: dict[str, float], seed: int):
     """Splits arrays by a seeded permutation into roles, in the order of `fractions` (the rest goes last).
 
     Args:
-        images: [N, H, W, C] uint8.
-        labels: {name: [N] int}.
+        features: {name: [N, ...]}.
+        labels: {name: [N]}.
         fractions: role → fraction of N for every role but the last, which takes the rest.
 
     Returns:
-        role → (images, labels).
+        role → ({feature: [n, ...]}, {label: [n]}).
     """
-    n = len(images)
+    n = len(next(iter(features.values())))
     order = np.random.default_rng(seed).permutation(n)
     roles = list(fractions)
     out, start = {}, 0
     for i, role in enumerate(roles):
         stop = n if i == len(roles) - 1 else start + int(round(fractions[role] * n))
         idx = np.sort(order[start:stop])
-        out[role] = (images[idx], {k: v[idx] for k, v in labels.items()})
+        out[role] = ({k: v[idx] for k, v in features.items()}, {k: v[idx] for k, v in labels.items()})
         start = stop
     return out
 
 
-def from_arrays(arrays: dict, labels: dict[str, LabelInfo]) -> SourceData:
-    """Builds a SourceData from role → (images [N, H, W, C] uint8, {label: [N]})."""
-    splits = {
-        role: tf.data.Dataset.from_tensor_slices((x, {k: v.astype(np.int64) for k, v in y.items()}))
-        for role, (x, y) in arrays.items()
-    }
-    first = next(iter(arrays.values()))[0]
+def _label_array(values: np.ndarray, info: LabelInfo) -> np.ndarray:
+    return values.astype(np.float32) if info.kind == "value" else values.astype(np.int64)
+
+
+def from_arrays(arrays: dict, labels: dict[str, LabelInfo], features: dict[str, FeatureSpec]) -> SourceData:
+    """Builds a SourceData from role → ({feature: [N, ...]}, {label: [N]})."""
+    arrays = {role: ({k: np.asarray(v, dtype=features[k].dtype) for k, v in x.items()},
+                     {k: _label_array(v, labels[k]) for k, v in y.items()})
+              for role, (x, y) in arrays.items()}
+    splits = {role: tf.data.Dataset.from_tensor_slices((x, y)) for role, (x, y) in arrays.items()}
     return SourceData(
         splits=splits,
-        input_shape=tuple(int(d) for d in first.shape[1:]),
+        features=features,
         labels=labels,
-        sizes={role: len(x) for role, (x, _) in arrays.items()},
+        sizes={role: len(next(iter(x.values()))) for role, (x, _) in arrays.items()},
         arrays=arrays,
     )
+
+
+def image_spec(shape) -> FeatureSpec:
+    return FeatureSpec("uint8", tuple(int(d) for d in shape), "image")

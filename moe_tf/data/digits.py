@@ -1,4 +1,4 @@
-"""scikit-learn's built-in 8×8 handwritten digits: the embedded default data set (no download)."""
+"""scikit-learn's built-in 8×8 digits: the embedded default data set (no download)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from moe_tf.config.base import StrictModel
+from moe_tf.config.base import StrictModel, feature_name_field
 from moe_tf.data import DATASETS
-from moe_tf.data.base import DataSource, LabelInfo, from_arrays, split_arrays
+from moe_tf.data.base import DataSource, LabelInfo, from_arrays, image_spec, split_arrays
 
 
 @DATASETS.register("digits")
 class DigitsSource(DataSource):
-    """1,797 8×8 grayscale digits (0–16 intensities, rescaled to uint8 0–255); one label `label` (0–9).
-
-    Split by a seeded permutation into train / eval / test.
+    """1,797 8×8 grayscale digits (0–16 intensities, rescaled to uint8 0–255) as the image feature `feature`
+    (default `image`, [8, 8, 1]); one label `label` (0–9). Split by a seeded permutation into train / eval / test.
     """
 
     class Config(StrictModel):
         type: Literal["digits"] = "digits"
+        feature: str = feature_name_field()
         eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
         test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
 
@@ -29,9 +29,8 @@ class DigitsSource(DataSource):
 
         bunch = load_digits()
         images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]  # [N, 8, 8, 1]
-        labels = {"label": bunch.target.astype(np.int64)}
         cfg = self.config
         fractions = {"eval": cfg.eval_fraction, "test": cfg.test_fraction, "train": 0.0}
-        arrays = split_arrays(images, labels, fractions, self.seed)
-        names = [str(i) for i in range(10)]
-        return from_arrays(arrays, {"label": LabelInfo(10, names)})
+        arrays = split_arrays({cfg.feature: images}, {"label": bunch.target}, fractions, self.seed)
+        labels = {"label": LabelInfo(10, [str(i) for i in range(10)])}
+        return from_arrays(arrays, labels, {cfg.feature: image_spec(images.shape[1:])})

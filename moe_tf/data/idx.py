@@ -10,9 +10,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from moe_tf.config.base import StrictModel
+from moe_tf.config.base import StrictModel, feature_name_field
 from moe_tf.data import DATASETS
-from moe_tf.data.base import DataSource, LabelInfo, from_arrays, split_arrays
+from moe_tf.data.base import DataSource, LabelInfo, from_arrays, image_spec, split_arrays
 from moe_tf.errors import DataError
 
 FASHION_MNIST_CLASSES = [
@@ -60,6 +60,7 @@ class IdxSource(DataSource):
 
     class Config(StrictModel):
         type: Literal["idx"] = "idx"
+        feature: str = feature_name_field()
         path: str = "/usr/share/datasets/fashion-mnist"
         eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
         class_names: list[str] | None = None
@@ -68,7 +69,7 @@ class IdxSource(DataSource):
     def load(self):
         cfg = self.config
         if not os.path.isdir(cfg.path):
-            raise DataError(f"IDX directory not found: {cfg.path} (data.sources.*.path)")
+            raise DataError(f"IDX directory not found: {cfg.path} (data.sources.{self.name}.path)")
 
         def read(prefix):
             images = read_idx(_find(cfg.path, f"{prefix}-images-idx3-ubyte"))
@@ -81,11 +82,13 @@ class IdxSource(DataSource):
         if cfg.limit:
             train_x, train_y = train_x[: cfg.limit], train_y[: cfg.limit]
         test_x, test_y = read("t10k")
-        arrays = split_arrays(train_x, {"label": train_y}, {"eval": cfg.eval_fraction, "train": 0.0}, self.seed)
-        arrays["test"] = (test_x, {"label": test_y})
+        arrays = split_arrays({cfg.feature: train_x}, {"label": train_y}, {"eval": cfg.eval_fraction, "train": 0.0},
+                              self.seed)
+        arrays["test"] = ({cfg.feature: test_x}, {"label": test_y})
         num_classes = int(max(train_y.max(), test_y.max())) + 1
         names = cfg.class_names or (FASHION_MNIST_CLASSES if num_classes == 10 and "fashion" in cfg.path.lower()
                                     else [str(i) for i in range(num_classes)])
         if len(names) != num_classes:
             raise DataError(f"{cfg.path}: class_names has {len(names)} names but the labels have {num_classes} classes")
-        return from_arrays(arrays, {"label": LabelInfo(num_classes, list(names))})
+        return from_arrays(arrays, {"label": LabelInfo(num_classes, list(names))},
+                           {cfg.feature: image_spec(train_x.shape[1:])})

@@ -1,7 +1,14 @@
-"""From a config to batched tf.data pipelines of `(image uint8, {task: label})` for each split role.
+"""From a config to batched tf.data pipelines of `(inputs, labels, loss_weights)` for each split role.
 
-Task labels are read from a source label column, optionally through the task's `label_map`
-(e.g. digit → "digit >= 5"). A label of -1 means "missing": it is masked out of that task's loss and metrics.
+- `inputs`: {feature: [batch, ...]} for every model input; with several sources also `_source` (int32 [batch], the
+  index of the source each example comes from). A feature its source does not have is zeros (the model skips it).
+- `labels`: {task: [batch]}: int64 class ids (-1 missing) or float32 targets (NaN missing).
+- `loss_weights`: {task: float32 [batch]}: 1 / (labelled examples of the task in the *global* batch) where the example
+  carries the task's label, else 0. A replica's Σ weight · loss sums, across replicas, to the task's mean loss over
+  its labelled examples in the global batch, exactly, with no communication in the step.
+
+Every training batch comes from one source (`data.sampling`, see sampling.py); with one source the pipeline is that
+source's shuffled epochs.
 """
 
 from __future__ import annotations
@@ -12,166 +19,199 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.data.augment import augment_image
-from moe_tf.data.base import SourceData
+from moe_tf.data.base import FeatureSpec, SourceData
+from moe_tf.data.sampling import source_probabilities, source_schedule
+from moe_tf.data.tasks import TaskInfo, check_labels, resolve_tasks
 from moe_tf.errors import ConfigError, DataError
 
-MISSING_LABEL = -1
-
-
-@dataclass
-class TaskInfo:
-    """A task resolved against its data: what the model builder and the trainer need."""
-
-    name: str
-    kind: str  # classification | binary | regression
-    num_classes: int
-    class_names: list[str]
-    weight: float
-    loss: str
-    metrics: list[str]
-    label: str
-    label_table: np.ndarray | None  # source label → task label, -1 where unmapped
-
-    @property
-    def output_units(self) -> int:
-        return 1 if self.kind in ("binary", "regression") else self.num_classes
-
-
-def _label_table(task_cfg, source_classes: int) -> np.ndarray | None:
-    mapping = task_cfg.label_map
-    if mapping is None:
-        return None
-    table = np.full(max(source_classes, 1), MISSING_LABEL, dtype=np.int64)
-    items = enumerate(mapping) if isinstance(mapping, list) else mapping.items()
-    for src, dst in items:
-        if not 0 <= int(src) < source_classes:
-            raise ConfigError(
-                f"tasks[{task_cfg.name}].label_map: source label {src} is out of range "
-                f"(label {task_cfg.label!r} has {source_classes} classes)"
-            )
-        table[int(src)] = int(dst)
-    return table
-
-
-def resolve_tasks(task_cfgs, source: SourceData) -> list[TaskInfo]:
-    """Checks each task's label against the source and fills in num_classes and class names."""
-    infos = []
-    for i, t in enumerate(task_cfgs):
-        if t.label not in source.labels:
-            raise ConfigError(f"tasks[{i}].label: source has no label {t.label!r}; it has {sorted(source.labels)}")
-        src = source.labels[t.label]
-        table = _label_table(t, src.num_classes)
-        if t.type == "regression":
-            num_classes, names = 1, [t.name]
-        else:
-            inferred = int(table.max()) + 1 if table is not None else src.num_classes
-            num_classes = t.num_classes or (2 if t.type == "binary" else inferred)
-            if inferred > num_classes:
-                raise ConfigError(
-                    f"tasks[{i}].num_classes: {t.name!r} has labels up to {inferred - 1}, "
-                    f"so num_classes must be >= {inferred}, got {num_classes}"
-                )
-            if t.class_names:
-                names = list(t.class_names)
-            elif table is None and len(src.class_names) == num_classes:
-                names = list(src.class_names)
-            else:
-                names = [str(c) for c in range(num_classes)]
-            if len(names) != num_classes:
-                raise ConfigError(f"tasks[{i}].class_names: expected {num_classes} names, got {len(names)}")
-        infos.append(TaskInfo(t.name, t.type, num_classes, names, t.weight, t.resolved_loss(), t.resolved_metrics(),
-                              t.label, table))
-    return infos
-
-
-def check_labels(tasks: list[TaskInfo], source: SourceData) -> None:
-    """For in-memory sources: every task label is missing (-1) or within [0, num_classes)."""
-    for role, (_, labels) in source.arrays.items():
-        for task in tasks:
-            values = labels[task.label]
-            if task.label_table is not None:
-                values = task.label_table[np.clip(values, 0, len(task.label_table) - 1)]
-            if task.kind == "regression":
-                continue
-            bad = values[(values < MISSING_LABEL) | (values >= task.num_classes)]
-            if bad.size:
-                raise DataError(
-                    f"task {task.name!r}: label {int(bad[0])} out of range [0, {task.num_classes}) "
-                    f"in split {role!r} ({bad.size} such labels)"
-                )
+SOURCE_KEY = "_source"
+_GRAPH_SEED = 87654321
+_SOURCE_SEED_STRIDE = 1_000_003  # shuffle seeds of source s: experiment.seed + s·stride + epoch
 
 
 @dataclass
 class TaskData:
-    """The loaded source, the resolved tasks, and factories for batched pipelines."""
+    """The loaded sources, the resolved tasks, the model inputs, and factories for batched pipelines."""
 
-    source: SourceData
+    sources: dict[str, SourceData]  # in config order
     tasks: list[TaskInfo]
+    features: dict[str, FeatureSpec]  # every model input, by name
     data_config: object
     seed: int
 
     @property
-    def input_shape(self):
-        return self.source.input_shape
+    def multi_source(self) -> bool:
+        return len(self.sources) > 1
 
-    def _with_task_labels(self, ds: tf.data.Dataset) -> tf.data.Dataset:
-        """Maps batches of (image, source labels) to (image, {task: labels}), vectorised over the batch."""
-        tables = {t.name: (tf.constant(t.label_table) if t.label_table is not None else None) for t in self.tasks}
-        tasks = self.tasks
+    def source_features(self) -> list[list[str]]:
+        """For each source (in order), the names of the model inputs it provides."""
+        return [sorted(s.features) for s in self.sources.values()]
 
-        def to_tasks(image, labels):
-            out = {}
+    def size(self, role: str) -> int:
+        return sum(s.sizes.get(role, 0) for s in self.sources.values())
+
+    def feature_statistics(self, feature: str) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of a numeric feature over the training splits of the sources that have it, per element
+        of the feature's shape (float64 accumulation)."""
+        shape = self.features[feature].shape
+        count, total, squares = 0, np.zeros(shape), np.zeros(shape)
+        for source in self.sources.values():
+            if feature not in source.features:
+                continue
+            if source.arrays:
+                chunks = [source.arrays["train"][0][feature]]
+            else:
+                chunks = (x[feature] for x, _ in source.splits["train"].batch(4096).as_numpy_iterator())
+            for chunk in chunks:
+                chunk = np.asarray(chunk, np.float64)
+                count += len(chunk)
+                total += chunk.sum(axis=0)
+                squares += np.square(chunk).sum(axis=0)
+        mean = total / max(count, 1)
+        return mean, np.maximum(squares / max(count, 1) - np.square(mean), 0.0)
+
+    # ---- one source's batches --------------------------------------------------------------------------------
+
+    def _complete(self, index: int, ds: tf.data.Dataset) -> tf.data.Dataset:
+        """Batches of one source's (features, source labels) → the full (inputs, labels, loss_weights)."""
+        name = list(self.sources)[index]
+        own = self.sources[name]
+        tables = {t.name: tf.constant(t.label_table) for t in self.tasks if t.label_table is not None}
+        tasks, features, multi = self.tasks, self.features, self.multi_source
+
+        def complete(x, y):
+            batch = tf.shape(next(iter(x.values())))[0]
+            inputs = {f: (x[f] if f in x else spec.zeros(batch)) for f, spec in features.items()}
+            if multi:
+                inputs[SOURCE_KEY] = tf.fill([batch], tf.constant(index, tf.int32))
+            labels, weights = {}, {}
             for t in tasks:
-                y = labels[t.label]
-                if tables[t.name] is not None:
-                    y = tf.gather(tables[t.name], y)
-                out[t.name] = tf.cast(y, tf.float32) if t.kind == "regression" else y
-            return image, out
+                if t.source != name:
+                    labels[t.name] = tf.fill([batch], tf.constant(t.missing, _label_dtype(t)))
+                    weights[t.name] = tf.zeros([batch])
+                    continue
+                v = y[t.label]
+                if t.name in tables:  # -1 (missing) stays -1
+                    v = tf.where(v >= 0, tf.gather(tables[t.name], tf.maximum(v, 0)), v)
+                if t.kind == "regression":
+                    value = tf.cast(v, tf.float32)
+                    labels[t.name] = value if own.labels[t.label].kind == "value" else \
+                        tf.where(v >= 0, value, np.nan)  # an integer column's -1 is a missing target
+                    mask = tf.logical_not(tf.math.is_nan(labels[t.name]))
+                else:
+                    labels[t.name] = v
+                    mask = v >= 0
+                mask = tf.cast(mask, tf.float32)
+                weights[t.name] = mask / tf.maximum(tf.reduce_sum(mask), 1.0)
+            return inputs, labels, weights
 
-        return ds.map(to_tasks, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(complete, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def train_dataset(self, global_batch_size: int, epoch: int = 0, num_epochs: int = 1) -> tf.data.Dataset:
-        """Full batches for epochs `epoch` … `epoch + num_epochs - 1`, one pipeline for all of them.
+    def _epochs(self, index: int, global_batch_size: int, first_epoch: int) -> tf.data.Dataset:
+        """Source `index`'s full training batches from epoch `first_epoch` on, without end.
 
-        Each epoch is shuffled with seed `experiment.seed + epoch` and augmented with per-example seeds, so epoch
-        `e` is the same batches whether it is read alone or after other epochs (exact resume relies on this).
+        Epoch `e` is shuffled with seed `experiment.seed + index·stride + e` and augmented with per-example seeds,
+        so it is the same batches whether it is read alone or after other epochs (exact resume relies on this).
         """
+        source = list(self.sources.values())[index]
         cfg = self.data_config
-        base = self.source.splits["train"]
-        if cfg.cache and not self.source.arrays:
+        base = source.splits["train"]
+        if cfg.cache and not source.arrays:
             base = base.cache()
-        aug, seed, buffer = cfg.augmentation, self.seed, cfg.shuffle_buffer
+        aug, buffer = cfg.augmentation, cfg.shuffle_buffer
+        seed = self.seed + index * _SOURCE_SEED_STRIDE
+        images = [f for f, spec in source.features.items() if spec.modality == "image"] if aug.enabled else []
 
         def one_epoch(e):  # e: an int64 scalar tensor (traced once for all epochs)
             # The shuffle's op seed is a tensor; fixing this function graph's own seed keeps tf.data from comparing
             # it with the global seed (which fails when that is 0) and makes epoch orders independent of it.
             tf.compat.v1.set_random_seed(_GRAPH_SEED)
             ds = base.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
-            if aug.enabled:
-                def augment(index, element):
-                    image, labels = element
-                    return augment_image(image, aug, tf.stack([seed * 100_003 + e, index])), labels
+            if images:
+                def augment(position, element):
+                    x, y = element
+                    example_seed = tf.stack([self.seed * 100_003 + e, position])
+                    x = dict(x)
+                    for k, f in enumerate(images):
+                        s = example_seed if k == 0 else tf.random.experimental.stateless_fold_in(example_seed, k)
+                        x[f] = augment_image(x[f], aug, s)
+                    return x, y
 
                 ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-            return self._with_task_labels(ds.batch(global_batch_size, drop_remainder=True))
+            return self._complete(index, ds.batch(global_batch_size, drop_remainder=True))
 
         # Epochs are generated lazily, so a pipeline of thousands of epochs costs no more to build than one.
-        ds = tf.data.Dataset.range(epoch, epoch + num_epochs).flat_map(one_epoch)
-        return _finish(ds)
+        return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
+
+    # ---- pipelines -------------------------------------------------------------------------------------------
+
+    def batches_per_epoch(self, global_batch_size: int) -> list[int]:
+        """Full training batches per epoch of each source."""
+        return [s.sizes.get("train", 0) // global_batch_size for s in self.sources.values()]
+
+    def steps_per_epoch(self, global_batch_size: int) -> int:
+        """An epoch is one pass over every source's training split: the sum of their full batches."""
+        per_source = self.batches_per_epoch(global_batch_size)
+        for name, n in zip(self.sources, per_source):
+            if n == 0:
+                raise DataError(f"the training split of {name!r} ({self.sources[name].sizes.get('train', 0)} "
+                                f"examples) has fewer examples than one global batch ({global_batch_size}); "
+                                "lower training.batch_size")
+        return sum(per_source)
+
+    def source_probabilities(self) -> np.ndarray:
+        sampling = self.data_config.sampling
+        sizes = [s.sizes.get("train", 0) for s in self.sources.values()]
+        return source_probabilities(sizes, sampling.type, sampling.temperature)
+
+    def source_schedule(self, total_steps: int) -> np.ndarray:
+        """The source of every training step (all zeros with one source)."""
+        if not self.multi_source:
+            return np.zeros(total_steps, np.uint8)
+        return source_schedule(self.source_probabilities(), total_steps, self.seed)
+
+    def train_dataset(self, global_batch_size: int, start_step: int = 0, total_steps: int | None = None):
+        """The training batches of steps `start_step` … `total_steps - 1` (without end when `total_steps` is None
+        and there is one source), each exactly the batch that step sees in an uninterrupted run."""
+        per_source = self.batches_per_epoch(global_batch_size)
+        self.steps_per_epoch(global_batch_size)  # checks every source has a batch
+        if not self.multi_source:
+            first_epoch, offset = divmod(start_step, per_source[0])
+            ds = self._epochs(0, global_batch_size, first_epoch).skip(offset)
+            if total_steps is not None:
+                ds = ds.take(total_steps - start_step)
+            return _finish(ds)
+        if total_steps is None:
+            raise ValueError("several sources need total_steps (the source schedule is drawn for them)")
+        schedule = self.source_schedule(total_steps)
+        drawn = np.bincount(schedule[:start_step], minlength=len(self.sources))  # batches each source has given
+        streams = []
+        for index, (count, n) in enumerate(zip(drawn, per_source)):
+            first_epoch, offset = divmod(int(count), n)
+            streams.append(self._epochs(index, global_batch_size, first_epoch).skip(offset))
+        choices = tf.data.Dataset.from_tensor_slices(schedule[start_step:].astype(np.int64))
+        return _finish(tf.data.Dataset.choose_from_datasets(streams, choices))
+
+    def has_split(self, role: str) -> bool:
+        return self.size(role) > 0
 
     def eval_dataset(self, role: str, global_batch_size: int) -> tf.data.Dataset:
-        """An evaluation pipeline for `role` ("eval" or "test"), in order, keeping the last partial batch."""
-        if role not in self.source.splits:
-            raise DataError(f"the data source has no {role!r} split")
-        ds = self._with_task_labels(self.source.splits[role].batch(global_batch_size))
+        """An evaluation pipeline for `role` ("eval" or "test"): each source's split in order, in batches of one
+        source, keeping each source's last partial batch."""
+        parts = [self._complete(i, s.splits[role].batch(global_batch_size))
+                 for i, s in enumerate(self.sources.values()) if s.sizes.get(role, 0) > 0 and role in s.splits]
+        if not parts:
+            sizes = {name: s.sizes.get(role, 0) for name, s in self.sources.items()}
+            raise DataError(f"no {role!r} split to evaluate: the data sources have {sizes} {role} examples "
+                            f"(set an {role}_fraction > 0 on a source, or evaluate another split)")
+        ds = parts[0]
+        for part in parts[1:]:
+            ds = ds.concatenate(part)
         return _finish(ds)
 
-    def steps_per_epoch(self, global_batch_size: int) -> int | None:
-        n = self.source.sizes.get("train", -1)
-        return None if n < 0 else n // global_batch_size
 
-
-_GRAPH_SEED = 87654321
+def _label_dtype(task: TaskInfo):
+    return tf.float32 if task.kind == "regression" else tf.int64
 
 
 def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -181,19 +221,41 @@ def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def merge_features(sources: dict[str, SourceData]) -> dict[str, FeatureSpec]:
+    """The model inputs: every source's features by name. Sources that name a feature alike must agree on its
+    dtype, shape and modality (they then share the input and its stem)."""
+    merged, owner = {}, {}
+    for name, source in sources.items():
+        for f, spec in source.features.items():
+            if f == SOURCE_KEY:
+                raise ConfigError(f"data.sources.{name}: the feature name {SOURCE_KEY!r} is reserved")
+            if f in merged and merged[f] != spec:
+                raise ConfigError(
+                    f"data.sources.{name}: feature {f!r} ({spec.dtype} {list(spec.shape)}, {spec.modality}) differs "
+                    f"from the feature {f!r} of data.sources.{owner[f]} ({merged[f].dtype} {list(merged[f].shape)}, "
+                    f"{merged[f].modality}); features with one name share one model input, so give one of them "
+                    "another name (e.g. its source's `feature:` key)")
+            merged.setdefault(f, spec)
+            owner.setdefault(f, name)
+    return dict(sorted(merged.items()))
+
+
 def build_task_data(config) -> TaskData:
-    """Loads the data source the tasks read and resolves the tasks against it.
+    """Loads the data sources the tasks read and resolves the tasks against them.
 
     Args:
         config: the whole ExperimentConfig.
     """
     from moe_tf.data import DATASETS
 
-    (name,) = {t.dataset for t in config.tasks}
-    src_cfg = config.data.sources[name]
-    source = DATASETS.get(src_cfg.type, f"data.sources.{name}.type")(src_cfg, config.experiment.seed).load()
-    tasks = resolve_tasks(config.tasks, source)
-    check_labels(tasks, source)
-    if source.sizes.get("train", 0) == 0:
-        raise DataError(f"data source {name!r} has an empty training split")
-    return TaskData(source, tasks, config.data, config.experiment.seed)
+    used = [name for name in config.data.sources if any(t.dataset == name for t in config.tasks)]
+    sources = {}
+    for name in used:
+        src_cfg = config.data.sources[name]
+        cls = DATASETS.get(src_cfg.type, f"data.sources.{name}.type")
+        sources[name] = cls(src_cfg, config.experiment.seed, name).load()
+        if sources[name].sizes.get("train", 0) == 0:
+            raise DataError(f"data source {name!r} has an empty training split")
+    tasks = resolve_tasks(config.tasks, sources)
+    check_labels(tasks, sources)
+    return TaskData(sources, tasks, merge_features(sources), config.data, config.experiment.seed)

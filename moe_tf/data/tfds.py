@@ -11,9 +11,9 @@ from typing import Literal
 import tensorflow as tf
 from pydantic import Field
 
-from moe_tf.config.base import StrictModel
+from moe_tf.config.base import NAME_PATTERN, StrictModel
 from moe_tf.data import DATASETS
-from moe_tf.data.base import DataSource, LabelInfo, SourceData
+from moe_tf.data.base import DataSource, LabelInfo, SourceData, image_spec
 from moe_tf.errors import DataError
 
 
@@ -28,6 +28,7 @@ class TfdsSource(DataSource):
         manual_dir: str | None = None
         download: bool = True
         image_key: str = "image"
+        feature: str | None = Field(None, pattern=NAME_PATTERN, description="model input name (default: image_key)")
         train_split: str = "train[:90%]"
         eval_split: str = "train[90%:]"
         test_split: str = "test"
@@ -65,8 +66,11 @@ class TfdsSource(DataSource):
         if None in shape or len(shape) != 3:
             raise DataError(f"TFDS {cfg.name!r}: image shape {shape} must be fixed [H, W, C]")
 
+        feature = cfg.feature or cfg.image_key
+
         def select(example):
-            return tf.cast(example[cfg.image_key], tf.uint8), {k: tf.cast(example[k], tf.int64) for k in labels}
+            image = tf.cast(example[cfg.image_key], tf.uint8)
+            return {feature: image}, {k: tf.cast(example[k], tf.int64) for k in labels}
 
         splits, sizes = {}, {}
         for (role, split), ds in zip(roles.items(), datasets):
@@ -77,4 +81,4 @@ class TfdsSource(DataSource):
                 sizes[role] = 0
             if sizes[role] <= 0:  # no metadata: count once
                 sizes[role] = int(ds.reduce(0, lambda count, _: count + 1))
-        return SourceData(splits=splits, input_shape=shape, labels=labels, sizes=sizes)
+        return SourceData(splits=splits, features={feature: image_spec(shape)}, labels=labels, sizes=sizes)

@@ -1,14 +1,39 @@
-"""Prediction with an exported SavedModel (`moe-tf predict`); needs only TensorFlow and the export."""
+"""Prediction with an exported SavedModel (`moe-tf predict`); needs only TensorFlow and the export.
+
+The input is a `.npz` with one array per feature name (`numpy.savez(path, image=..., x=...)`), or a `.npy` when the
+model has one input. Tasks whose source's features are all in the file are predicted; the others are left out.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 
 import numpy as np
 
 from moe_tf.errors import DataError, MoeTfError
 from moe_tf.export.saved_model import METADATA_FILE
+
+
+def read_metadata(export_dir: str) -> dict:
+    """Reads and checks `moe_tf_export.json` (a clear error when it is missing, corrupt or of an older format)."""
+    path = os.path.join(export_dir, METADATA_FILE)
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+        features, tasks = meta["features"], meta["tasks"]
+        for t in tasks:
+            t["name"], t["type"], t["class_names"], t["features"]  # noqa: B018 (presence check)
+        if not isinstance(features, dict) or not all({"dtype", "shape", "modality"} <= set(s) for s in
+                                                      features.values()):
+            raise KeyError("features")
+    except OSError as e:
+        raise MoeTfError(f"cannot read {path}: {e.strerror}") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise MoeTfError(f"{path} is corrupt or not from this moe-tf version ({type(e).__name__}: {e}); "
+                         "re-export the run with `moe-tf export RUN`") from None
+    return meta
 
 
 def load_export(export_dir: str):
@@ -17,56 +42,90 @@ def load_export(export_dir: str):
 
     if os.path.isfile(os.path.join(export_dir, "export", "saved_model.pb")):
         export_dir = os.path.join(export_dir, "export")
-    meta_path = os.path.join(export_dir, METADATA_FILE)
-    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")) or not os.path.isfile(meta_path):
+    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")) or \
+            not os.path.isfile(os.path.join(export_dir, METADATA_FILE)):
         raise MoeTfError(f"{export_dir} is not a moe-tf export (no saved_model.pb / {METADATA_FILE})")
-    with open(meta_path) as f:
-        meta = json.load(f)
+    meta = read_metadata(export_dir)
     return tf.saved_model.load(export_dir), meta
 
 
-def read_images(path: str, input_shape) -> np.ndarray:
-    """Reads a .npy/.npz of uint8 images [N, H, W(, C)] (or one image) and checks it against the export."""
-    if not os.path.isfile(path):
-        raise DataError(f"input file not found: {path}")
-    try:
-        arr = np.load(path)
-    except Exception as e:
-        raise DataError(f"cannot read {path} as .npy/.npz: {e}") from None
-    if isinstance(arr, np.lib.npyio.NpzFile):
-        arr = arr[arr.files[0]]
-    h, w, c = input_shape
-    if arr.ndim == 2 or (arr.ndim == 3 and tuple(arr.shape) == (h, w, c)):
+def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndarray:
+    shape = tuple(spec["shape"])
+    if tuple(arr.shape) == shape and shape:  # one example without the batch axis
         arr = arr[None]
-    if arr.ndim == 3 and c == 1:
-        arr = arr[..., None]
-    if tuple(arr.shape[1:]) != (h, w, c):
-        raise DataError(f"{path}: images of shape {tuple(arr.shape[1:])} do not match the model input ({h}, {w}, {c})")
-    if arr.dtype != np.uint8:
-        if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
-            raise DataError(f"{path}: expected uint8 pixel values 0-255, got dtype {arr.dtype} "
-                            f"with range [{arr.min()}, {arr.max()}]")
-        arr = arr.astype(np.uint8)
+    if spec["modality"] == "image" and len(shape) == 3 and shape[-1] == 1 and tuple(arr.shape[1:]) == shape[:2]:
+        arr = arr[..., None]  # [N, H, W] → [N, H, W, 1]
+    if tuple(arr.shape[1:]) != shape:
+        raise DataError(f"{path}: feature {name!r} has examples of shape {tuple(arr.shape[1:])}, "
+                        f"which do not match the model input {shape}")
+    if spec["modality"] == "image":
+        if arr.dtype != np.uint8:
+            if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
+                raise DataError(f"{path}: feature {name!r}: expected uint8 pixel values 0-255, got dtype {arr.dtype} "
+                                f"with range [{arr.min()}, {arr.max()}]")
+        return arr.astype(np.uint8)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise DataError(f"{path}: feature {name!r} has dtype {arr.dtype}; expected numbers")
+    arr = arr.astype(spec["dtype"])
+    if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+        raise DataError(f"{path}: feature {name!r} has NaN or infinite values")
     return arr
 
 
+def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
+    """Reads a .npz (arrays named by feature) or, for a one-input model, a .npy; checks each against its spec."""
+    if not os.path.isfile(path):
+        raise DataError(f"input file not found: {path}")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                arrays = {k: loaded[k] for k in loaded.files}
+        else:
+            if len(features) != 1:
+                raise DataError(f"{path}: the model has {len(features)} inputs ({', '.join(features)}); give a .npz "
+                                "with one array per input name (numpy.savez(path, name=array, ...))")
+            arrays = {next(iter(features)): loaded}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"cannot read {path} as .npy/.npz: {e}") from None
+    known = {k: v for k, v in arrays.items() if k in features}
+    if not known:
+        if len(arrays) == 1 and len(features) == 1:  # one unnamed array for a one-input model
+            known = {next(iter(features)): next(iter(arrays.values()))}
+        else:
+            raise DataError(f"{path}: no array named like a model input; it has {sorted(arrays)}, "
+                            f"the model takes {sorted(features)}")
+    out = {name: _check_feature(path, name, arr, features[name]) for name, arr in known.items()}
+    lengths = {name: len(a) for name, a in out.items()}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"{path}: inputs have different numbers of examples: {lengths}")
+    return out
+
+
 def predict(export_dir: str, input_path: str, batch_size: int = 256) -> list[dict]:
-    """One dict per image: {task: {"class": name, "probability": p, "probabilities": [...]}} (regression: value)."""
+    """One dict per example: {task: {"class": name, "probability": p, "probabilities": [...]}} (regression: value).
+
+    Only tasks whose inputs are all in the file are predicted.
+    """
     loaded, meta = load_export(export_dir)
-    images = read_images(input_path, meta["input_shape"])
-    serve = loaded.signatures["serving_default"]
-    results = []
-    for start in range(0, len(images), batch_size):
-        out = {k: v.numpy() for k, v in serve(images=images[start : start + batch_size]).items()}
-        for i in range(len(next(iter(out.values())))):
-            row = {}
-            for task in meta["tasks"]:
-                values = out[task["name"]][i]
+    inputs = read_inputs(input_path, meta["features"])
+    tasks = [t for t in meta["tasks"] if set(t["features"]) <= set(inputs)]
+    if not tasks:
+        needs = {t["name"]: t["features"] for t in meta["tasks"]}
+        raise DataError(f"{input_path}: no task can be predicted from the inputs {sorted(inputs)}; each task needs: "
+                        f"{needs}")
+    n = len(next(iter(inputs.values())))
+    results = [{} for _ in range(n)]
+    for task in tasks:
+        serve = loaded.signatures[f"task_{task['name']}"]
+        for start in range(0, n, batch_size):
+            out = serve(**{f: inputs[f][start:start + batch_size] for f in task["features"]})
+            values = (out["value"] if task["type"] == "regression" else out["probabilities"]).numpy()
+            for i, row in enumerate(values):
                 if task["type"] == "regression":
-                    row[task["name"]] = {"value": float(values[0])}
+                    results[start + i][task["name"]] = {"value": float(row[0])}
                 else:
-                    k = int(np.argmax(values))
-                    row[task["name"]] = {"class": task["class_names"][k], "probability": float(values[k]),
-                                         "probabilities": [round(float(p), 6) for p in values]}
-            results.append(row)
+                    k = int(np.argmax(row))
+                    results[start + i][task["name"]] = {"class": task["class_names"][k], "probability": float(row[k]),
+                                                        "probabilities": [round(float(p), 6) for p in row]}
     return results

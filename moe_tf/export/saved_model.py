@@ -1,10 +1,11 @@
-"""SavedModel export: raw uint8 images in (preprocessing inside), every task's probabilities out.
+"""SavedModel export: raw named features in (preprocessing inside), every task's predictions out.
 
-Signatures:
-  serving_default(images uint8 [batch, H, W, C]) → {task: probabilities [batch, classes]} (regression: values)
-  task_<name>(images) → {"probabilities": …, "class_id": int64 [batch]} (regression: {"value": …})
+Signatures (each input is a raw feature by name, with the dtype and shape of its spec, batched):
+  serving_default(every feature) → {task: probabilities [batch, classes]} (regression: values [batch, 1])
+  task_<name>(the features of the task's source) → {"probabilities", "class_id" int64 [batch]} (regression: "value")
   metadata() → {task: class names (string [classes])}
-The export also holds `moe_tf_export.json` (tasks, class names, input shape) beside `saved_model.pb`.
+With several sources, each task is computed from its own source's features only, as in training.
+The export also holds `moe_tf_export.json` (features, tasks, class names) beside `saved_model.pb`.
 It loads with `tf.saved_model.load` alone; moe_tf is not needed to serve it.
 """
 
@@ -18,6 +19,7 @@ import keras
 import tensorflow as tf
 
 METADATA_FILE = "moe_tf_export.json"
+FORMAT_VERSION = 2
 
 
 def _task_outputs(task, logits):
@@ -33,26 +35,44 @@ def _task_outputs(task, logits):
 
 
 def _task_endpoint(model, task):
-    def serve_task(images):
-        probs, class_id = _task_outputs(task, model(images, training=False)["outputs"][task.name])
+    def serve_task(inputs):
+        probs, class_id = _task_outputs(task, model(inputs, training=False)["outputs"][task.name])
         return {"value": probs} if class_id is None else {"probabilities": probs, "class_id": class_id}
 
     return serve_task
 
 
-def export_model(model, config, tasks, input_shape, out_dir: str) -> str:
-    """Writes the SavedModel to `out_dir` (atomically: a failure leaves any previous export intact)."""
+def signature_specs(features: dict, names) -> list[dict]:
+    """The input signature of an endpoint taking `names` (one dict of named, batched TensorSpecs)."""
+    return [{f: features[f].tensor_spec(f) for f in sorted(names)}]
+
+
+def export_model(model, config, data, out_dir: str) -> str:
+    """Writes the SavedModel to `out_dir` (atomically: a failure leaves any previous export intact).
+
+    Args:
+        model: the trained MultiTaskModel.
+        config: the run's ExperimentConfig.
+        data: its TaskData (features, sources, tasks).
+    """
+    tasks, features = data.tasks, data.features
     archive = keras.export.ExportArchive()
     archive.track(model)
-    spec = [tf.TensorSpec([None, *input_shape], tf.uint8, name="images")]
+    groups: dict[tuple, list] = {}  # the tasks computed from one set of input features
+    for t in tasks:
+        groups.setdefault(tuple(t.features), []).append(t)
 
-    def serve(images):
-        logits = model(images, training=False)["outputs"]
-        return {t.name: _task_outputs(t, logits[t.name])[0] for t in tasks}
+    def serve(inputs):
+        out = {}
+        for names, group in groups.items():
+            logits = model({f: inputs[f] for f in names}, training=False)["outputs"]
+            out.update({t.name: _task_outputs(t, logits[t.name])[0] for t in group})
+        return out
 
-    archive.add_endpoint("serving_default", serve, input_signature=spec)
+    archive.add_endpoint("serving_default", serve, input_signature=signature_specs(features, features))
     for task in tasks:
-        archive.add_endpoint(f"task_{task.name}", _task_endpoint(model, task), input_signature=spec)
+        archive.add_endpoint(f"task_{task.name}", _task_endpoint(model, task),
+                             input_signature=signature_specs(features, task.features))
     names = {t.name: tf.constant(t.class_names) for t in tasks}
     archive.add_endpoint("metadata", tf.function(lambda: dict(names), input_signature=[]), input_signature=[])
 
@@ -60,8 +80,10 @@ def export_model(model, config, tasks, input_shape, out_dir: str) -> str:
     tmp, old = out_dir + ".tmp", out_dir + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
     archive.write_out(tmp, verbose=False)
-    meta = {"input_shape": list(input_shape), "input_dtype": "uint8", "experiment": config.experiment.name,
-            "tasks": [{"name": t.name, "type": t.kind, "class_names": t.class_names} for t in tasks]}
+    meta = {"format_version": FORMAT_VERSION, "experiment": config.experiment.name,
+            "features": {f: spec.to_dict() for f, spec in features.items()},
+            "tasks": [{"name": t.name, "type": t.kind, "class_names": t.class_names, "features": t.features}
+                      for t in tasks]}
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=2)
     if os.path.exists(out_dir):
@@ -70,11 +92,3 @@ def export_model(model, config, tasks, input_shape, out_dir: str) -> str:
     os.replace(tmp, out_dir)
     shutil.rmtree(old, ignore_errors=True)
     return out_dir
-
-
-def export_run(run_dir: str, output: str | None = None, checkpoint: str = "best") -> str:
-    """Rebuilds the model of a finished run, restores its weights and exports it (default: `<run_dir>/export`)."""
-    from moe_tf.training.checkpoints import restore_run
-
-    config, data, model, _ = restore_run(run_dir, checkpoint)
-    return export_model(model, config, data.tasks, data.input_shape, output or os.path.join(run_dir, "export"))

@@ -1,25 +1,82 @@
-"""Builds the multi-task model from the `model` config and the resolved tasks."""
+"""Builds the multi-task model from the `model` config and the data it reads (inputs, sources, tasks)."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from moe_tf.errors import ConfigError
 from moe_tf.models.multitask import MultiTaskModel
+from moe_tf.models.stems import DEFAULT_STEMS, STEMS
 
 
-def build_model(model_config, tasks, input_shape) -> MultiTaskModel:
+def resolve_stems(model_cfg: dict, features: dict, sources: dict[str, list[str]]) -> dict[str, dict]:
+    """Each input's stem config. The most specific entry wins: `model.stems.<feature>`, `model.stems.<source>`,
+    `model.stems.<modality>`, then `model.stem`, then the modality's default stem.
+
+    Args:
+        model_cfg: the `model` config as a dict.
+        features: {feature: FeatureSpec}.
+        sources: {source name: [its features]}.
+    """
+    stems, single = model_cfg.get("stems") or {}, model_cfg.get("stem")
+    modalities = {spec.modality for spec in features.values()}
+    known = set(features) | set(sources) | modalities | set(DEFAULT_STEMS) | {"text"}
+    for key in stems:
+        if key not in known:
+            raise ConfigError(f"model.stems.{key}: not a feature, source or modality of this run; "
+                              f"use one of {', '.join(sorted(known))}")
+    out = {}
+    for f, spec in features.items():
+        owners = [s for s, fs in sources.items() if f in fs and s in stems]
+        if f in stems:
+            cfg, where = stems[f], f"model.stems.{f}"
+        elif owners:
+            cfg, where = stems[owners[0]], f"model.stems.{owners[0]}"
+        elif spec.modality in stems:
+            cfg, where = stems[spec.modality], f"model.stems.{spec.modality}"
+        elif single is not None and spec.modality in STEMS.get(single["type"]).modalities:
+            cfg, where = single, "model.stem"
+        elif spec.modality in DEFAULT_STEMS:
+            cfg, where = STEMS.get(DEFAULT_STEMS[spec.modality]).Config().model_dump(), None
+        else:
+            raise ConfigError(f"input {f!r} is {spec.modality}, and no stem takes {spec.modality} inputs yet; "
+                              f"stems take: " + ", ".join(f"{k} ({', '.join(STEMS.get(k).modalities)})"
+                                                          for k in STEMS.keys()))
+        takes = STEMS.get(cfg["type"]).modalities
+        if spec.modality not in takes:
+            raise ConfigError(f"{where}: stem {cfg['type']!r} does not take {spec.modality} inputs (feature {f!r}, "
+                              f"shape {list(spec.shape)}); it takes {', '.join(takes)}")
+        out[f] = dict(cfg)
+    return out
+
+
+def build_model(model_config, data) -> MultiTaskModel:
     """Creates and builds the model (variables exist on return; call under `strategy.scope()` when distributing).
+
+    Numeric inputs get the training split's mean and variance (when `model.normalize_numeric`).
 
     Args:
         model_config: the `model` section (a config object or its dict).
-        tasks: resolved tasks (`TaskInfo`), each with `name` and `output_units`.
-        input_shape: [H, W, C] of the raw uint8 input.
+        data: the TaskData (its `features`, `sources`, `tasks`).
     """
     cfg = model_config.model_dump() if hasattr(model_config, "model_dump") else dict(model_config)
-    specs = [{"name": t.name, "units": t.output_units} for t in tasks]
-    model = MultiTaskModel(cfg, specs, input_shape, name="moe_tf_model")
-    model(np.zeros((1, *input_shape), dtype=np.uint8), training=False)  # creates every variable
+    sources = {name: sorted(s.features) for name, s in data.sources.items()}
+    stems = resolve_stems(cfg, data.features, sources)
+    specs = [{"name": t.name, "units": t.output_units} for t in data.tasks]
+    model = MultiTaskModel(cfg, specs, {f: s.to_dict() for f, s in data.features.items()}, stems,
+                           list(sources.values()) if len(sources) > 1 else None, name="moe_tf_model")
+    model(example_inputs(data.features), training=False)  # creates every variable
+    if cfg["normalize_numeric"]:
+        for f, spec in data.features.items():
+            if spec.modality == "numeric":
+                model.encoders[f].preprocess.set_statistics(*data.feature_statistics(f))
     return model
+
+
+def example_inputs(features: dict, batch: int = 1) -> dict:
+    """A batch of zeros for every input: {feature: [batch, *shape]}."""
+    return {f: np.zeros((batch, *spec.shape), dtype=object if spec.dtype == "string" else spec.dtype)
+            for f, spec in features.items()}
 
 
 def count_params(model) -> int:

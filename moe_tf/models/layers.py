@@ -75,11 +75,16 @@ class ExpertPool(keras.layers.Layer):
 
     def build(self, input_shape):
         reg = keras.regularizers.L2(self.l2) if self.l2 else None
+        # Glorot-uniform per expert, as a Dense layer of [in, out] alone would be: Keras' glorot_uniform on
+        # [experts, in, out] counts the experts axis as a receptive field and divides the variance by E;
+        # scale = E undoes that, so the limit is sqrt(6 / (in + out)).
+        init = keras.initializers.VarianceScaling(scale=float(self.num_experts), mode="fan_avg",
+                                                  distribution="uniform")
         self.kernels, self.biases = [], []
         fan_in = input_shape[-1]
         for i, u in enumerate(self.units):
             self.kernels.append(self.add_weight(name=f"kernel_{i}", shape=(self.num_experts, fan_in, u),
-                                                initializer="glorot_uniform", regularizer=reg))
+                                                initializer=init, regularizer=reg))
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(self.num_experts, u), initializer="zeros"))
             fan_in = u
 

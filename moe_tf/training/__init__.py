@@ -1,8 +1,4 @@
-"""Training: strategies, the distributed loop, checkpoints and early stopping. Entry point: `run`."""
+"""Training: strategies, the distributed loop, evaluation, checkpoints, early stopping and task weightings.
 
-
-def run(config, run_dir, resume=False, export=True):
-    """Trains `config` into `run_dir`; returns the test metrics (see moe_tf.training.job.run_job)."""
-    from moe_tf.training.job import run_job
-
-    return run_job(config, run_dir, resume=resume, export=export)
+Whole runs (train, evaluate, export) are orchestrated above this package, in `moe_tf.run`.
+"""

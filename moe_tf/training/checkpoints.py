@@ -81,26 +81,3 @@ def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
     except AssertionError as e:
         raise MoeTfError(f"{path} does not match the model built from the run's config: {e}") from None
     return path
-
-
-def restore_run(run_dir: str, checkpoint: str = "best"):
-    """Rebuilds a finished run's data and model from its config.yaml and loads its weights.
-
-    Args:
-        checkpoint: "best" (if early stopping kept one, else latest) or "latest".
-
-    Returns:
-        (config, task data, model, checkpoint path).
-    """
-    import keras
-
-    from moe_tf.data import build_task_data
-    from moe_tf.models import build_model
-    from moe_tf.run_dir import read_run_config
-
-    config = read_run_config(run_dir)
-    keras.mixed_precision.set_global_policy(config.training.mixed_precision)
-    data = build_task_data(config)
-    model = build_model(config.model, data.tasks, data.input_shape)
-    path = restore_for_inference(run_dir, model, prefer_best=checkpoint == "best")
-    return config, data, model, path

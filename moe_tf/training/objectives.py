@@ -36,8 +36,12 @@ def _per_example_loss(task, logits, labels):
     return loss, tf.cast(mask, tf.float32), target
 
 
-def task_stats(task, logits, labels):
-    """Sums for one task over a batch: `loss_sum`, `count` and one sum per metric."""
+def task_stats(task, logits, labels, loss_weights=None):
+    """Sums for one task over a batch: `loss_sum`, `count` and one sum per metric.
+
+    Returns (stats, loss): `loss` is Σ loss_weights · per-example loss (the task's share of the objective; see
+    moe_tf.data.pipeline), or None without `loss_weights`.
+    """
     loss, mask, target = _per_example_loss(task, logits, labels)
     stats = {"loss_sum": tf.reduce_sum(loss * mask), "count": tf.reduce_sum(mask)}
     for metric in task.metrics:
@@ -57,7 +61,8 @@ def task_stats(task, logits, labels):
         else:
             raise ValueError(f"unknown metric {metric!r}")
         stats[metric] = tf.reduce_sum(hit * mask)
-    return stats
+    weighted = None if loss_weights is None else tf.reduce_sum(loss * mask * loss_weights)
+    return stats, weighted
 
 
 def gate_stats(gates):
@@ -68,12 +73,17 @@ def gate_stats(gates):
             "n": tf.cast(tf.shape(gates)[0], tf.float32)}
 
 
-def batch_stats(tasks, outputs, labels):
-    """All sums for a batch: {"tasks": {task: {...}}, "gates": {task: {...}}}."""
-    return {
-        "tasks": {t.name: task_stats(t, outputs["outputs"][t.name], labels[t.name]) for t in tasks},
-        "gates": {name: gate_stats(g) for name, g in outputs["gates"].items()},
-    }
+def batch_stats(tasks, outputs, labels, loss_weights=None):
+    """All sums for a batch, and each task's loss.
+
+    Returns ({"tasks": {task: {...}}, "gates": {task: {...}}}, {task: Σ loss_weights · loss} or None).
+    """
+    per_task = {t.name: task_stats(t, outputs["outputs"][t.name], labels[t.name],
+                                   None if loss_weights is None else loss_weights[t.name]) for t in tasks}
+    stats = {"tasks": {name: s for name, (s, _) in per_task.items()},
+             "gates": {name: gate_stats(g) for name, g in outputs["gates"].items()}}
+    losses = None if loss_weights is None else {name: loss for name, (_, loss) in per_task.items()}
+    return stats, losses
 
 
 def summarize(stats) -> dict:

@@ -1,4 +1,9 @@
-"""Keras 3 optimizer and learning-rate schedule from the `training.optimizer` config."""
+"""Keras 3 optimizer and learning-rate schedule from the `training.optimizer` config.
+
+The optimizers here take gradients that are already summed across replicas: the trainer reduces them exactly once
+(gradient-based task weightings must see global per-task gradients before they combine them), so the all-reduce
+Keras 3 would otherwise do inside `apply_gradients` under a tf.distribute strategy is turned off.
+"""
 
 from __future__ import annotations
 
@@ -31,6 +36,8 @@ class Warmup(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, peak, warmup_steps, after=None):
         self.peak = peak
         self.warmup_steps = warmup_steps
+        if isinstance(after, dict):  # from get_config()
+            after = keras.optimizers.schedules.deserialize(after)
         self.after = after
 
     def __call__(self, step):
@@ -44,17 +51,32 @@ class Warmup(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "after": after}
 
 
+class PreReducedGradients:
+    """Mixed into a Keras optimizer: `apply_gradients` takes gradients already summed across replicas."""
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+_OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+               "rmsprop": keras.optimizers.RMSprop}
+_PRE_REDUCED = {key: type(cls.__name__, (PreReducedGradients, cls), {}) for key, cls in _OPTIMIZERS.items()}
+
+
 def build_optimizer(cfg, total_steps: int, mixed_precision: str):
-    """Args: `training.optimizer`, the total step count (for decay), the mixed precision policy name."""
-    lr = build_schedule(cfg, total_steps)
-    if cfg.type == "adam":
-        opt = keras.optimizers.Adam(lr)
-    elif cfg.type == "adamw":
-        opt = keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay or 0.004)
-    elif cfg.type == "sgd":
-        opt = keras.optimizers.SGD(lr, momentum=cfg.momentum)
-    else:
-        opt = keras.optimizers.RMSprop(lr, momentum=cfg.momentum)
+    """Args: `training.optimizer`, the total step count (for decay), the mixed precision policy name.
+
+    `weight_decay` is decoupled weight decay (w ← w − lr · wd · w after each update) for every optimizer type, as
+    Keras applies it; 0 turns it off (`adamw` with 0 is `adam`).
+    """
+    kwargs = {"learning_rate": build_schedule(cfg, total_steps)}
+    if cfg.type == "adamw":
+        kwargs["weight_decay"] = cfg.weight_decay  # AdamW needs a number; 0.0 means none
+    elif cfg.weight_decay:
+        kwargs["weight_decay"] = cfg.weight_decay
+    if cfg.type in ("sgd", "rmsprop"):
+        kwargs["momentum"] = cfg.momentum
+    opt = _PRE_REDUCED[cfg.type](**kwargs)
     if mixed_precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt

@@ -1,7 +1,10 @@
 """The distributed training loop: one loop for every strategy (default, one_device, mirrored, multi_worker, tpu).
 
-A step runs `strategy.run` inside a `tf.function`; per-task losses are sums over the replica's examples divided by
-the *global* batch size, so the all-reduced gradient equals the single-device gradient of the global batch mean.
+A step runs `strategy.run` inside a `tf.function`. Each replica's task loss is Σ w·loss over its examples, with the
+per-example weights of the input pipeline (1 / labelled examples of the task in the *global* batch), so summed
+across replicas it is the task's mean over its labelled examples in the global batch. The weighting turns the task
+losses into gradient pieces, the trainer sums them across replicas once, the weighting combines them, and the
+optimizer applies the result without reducing again.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from moe_tf.errors import DataError
+from moe_tf.training.evaluator import Evaluator, run_replicas
 from moe_tf.training.objectives import batch_stats, summarize
+from moe_tf.training.statistics import pack, unpack
+from moe_tf.training.weightings.base import VariableGroups
 
 SUM = tf.distribute.ReduceOp.SUM
 
@@ -22,96 +27,79 @@ class Trainer:
 
     Args:
         model: a built MultiTaskModel (variables created under `strategy.scope()`).
-        weighting: combines per-task losses (moe_tf.training.weightings).
-        optimizer: a Keras 3 optimizer, built under the scope (LossScaleOptimizer under mixed_float16).
+        weighting: owns the backward pass (moe_tf.training.weightings).
+        optimizer: a Keras 3 optimizer from `build_optimizer`, built under the scope (LossScaleOptimizer under
+            mixed_float16); it applies gradients already summed across replicas.
         strategy: the tf.distribute strategy.
-        tasks: resolved TaskInfo list.
+        data: the TaskData (tasks, model inputs, pipelines).
         config: the `training` config.
     """
 
-    def __init__(self, model, weighting, optimizer, strategy, tasks, config):
+    def __init__(self, model, weighting, optimizer, strategy, data, config):
         self.model = model
         self.weighting = weighting
         self.optimizer = optimizer
         self.strategy = strategy
-        self.tasks = tasks
+        self.data = data
+        self.tasks = data.tasks
         self.config = config
         self.global_batch_size = config.batch_size
-        self.variables = list(model.trainable_variables) + list(weighting.trainable_variables)
+        shared, own = model.variable_groups()
+        self.groups = VariableGroups(shared, own, list(weighting.trainable_variables))
+        self.variables = self.groups.all
         self.jit_compile = resolve_jit_compile(config.jit_compile, strategy)
+        self.evaluator = Evaluator(model, strategy, data.tasks, data.features, self.jit_compile)
         # A step's statistics are packed into one float32 vector: one cross-replica reduction per step and one
         # running-sum variable that steps add to without waiting on the host; it is read (and reset) only when a
         # log line is due.
-        self._template = self._stats_template()
-        self.sums = tf.Variable(self._pack(self._template), trainable=False, name="step_stat_sums")
-        self._one_step = self._pack({**self._template, "steps": tf.ones(())})  # counts a step, added once
+        self._template = {"stats": self.evaluator.template, "loss": tf.zeros(()), "steps": tf.zeros(())}
+        self.sums = tf.Variable(pack(self._template), trainable=False, name="step_stat_sums")
+        self._one_step = pack({**self._template, "steps": tf.ones(())})  # counts a step, added once
         self.train_step = tf.function(self._train_step)
         self.train_chunk = tf.function(self._train_chunk)
-        self.eval_step = tf.function(self._eval_step, reduce_retracing=True)
         # XLA: on one device the whole step compiles, optimizer update included; with several replicas the
-        # optimizer all-reduces the gradients (a cross-replica call XLA cannot hold), so forward and backward compile.
+        # gradient pieces are all-reduced between the two phases (a cross-replica call XLA cannot hold), so the
+        # forward and backward pass compile.
         whole_step = self.jit_compile and _single_device(strategy)
         jit = lambda fn, on: tf.function(fn, jit_compile=True) if on else fn  # noqa: E731
-        self._loss_and_grads = jit(self._replica_loss_and_grads, self.jit_compile and not whole_step)
+        self._loss_and_pieces = jit(self._replica_loss_and_pieces, self.jit_compile and not whole_step)
         self._replica_step = jit(self._replica_train_step, whole_step)
-        self._eval_stats = jit(self._replica_eval_stats, self.jit_compile)
-
-    def _stats_template(self):
-        """Zeros with the structure and shapes of one step's summed statistics."""
-        images = tf.zeros((1, *self.model.raw_input_shape), tf.uint8)
-        labels = {t.name: tf.zeros((1,), tf.float32 if t.kind == "regression" else tf.int64) for t in self.tasks}
-        stats = batch_stats(self.tasks, self.model(images, training=False), labels)
-        return {"stats": tf.nest.map_structure(tf.zeros_like, stats), "loss": tf.zeros(()), "steps": tf.zeros(())}
-
-    @staticmethod
-    def _pack(tree):
-        return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1]) for t in tf.nest.flatten(tree)], axis=0)
-
-    @staticmethod
-    def _unpack(vector: np.ndarray, template):
-        """Inverse of `_pack`: numpy arrays with `template`'s structure and shapes."""
-        parts, start = [], 0
-        for t in tf.nest.flatten(template):
-            size = int(np.prod(t.shape))
-            parts.append(vector[start:start + size].reshape(t.shape))
-            start += size
-        return tf.nest.pack_sequence_as(template, parts)
 
     def read_and_reset_sums(self) -> dict:
         """The statistics summed since the last call (numpy, structured like one step's), and zeroes the sums."""
-        values = self._unpack(self.sums.numpy(), self._template)
+        values = unpack(self.sums.numpy(), self._template)
         self.sums.assign(tf.zeros_like(self.sums))
         return values
 
+    def evaluate(self, dataset) -> dict:
+        """Exact metrics over a whole dataset; the loss weighs tasks by the weighting's current weights."""
+        return self.evaluator.evaluate(dataset, {k: float(v) for k, v in self.weighting.weights().items()})
+
     # ---- steps (graph) ----------------------------------------------------------------------------------------
 
-    def _replica_loss_and_grads(self, images, labels):
-        """Forward, losses and gradients on one replica's batch (XLA-compiled under `training.jit_compile`)."""
-        with tf.GradientTape() as tape:
-            outputs = self.model(images, training=True)
-            stats = batch_stats(self.tasks, outputs, labels)
-            task_losses = {name: s["loss_sum"] / self.global_batch_size for name, s in stats["tasks"].items()}
-            total, weights = self.weighting.combine(task_losses)
-            if self.model.losses:  # L2 and auxiliary losses, split across replicas
-                total += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
-            scaled = self.optimizer.scale_loss(total)
-        grads = tape.gradient(scaled, self.variables)
-        return grads, self._pack({"stats": stats, "loss": total, "steps": tf.zeros(())}), weights
+    def _replica_loss_and_pieces(self, inputs, labels, loss_weights):
+        """Forward, losses and the weighting's gradient pieces on one replica's batch (phase 1; XLA-compiled under
+        `training.jit_compile`)."""
+        with tf.GradientTape(persistent=self.weighting.persistent_tape) as tape:
+            outputs = self.model(inputs, training=True)
+            stats, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
+            extra = tf.nn.scale_regularization_loss(tf.add_n(self.model.losses)) if self.model.losses else None
+            objectives = self.weighting.objectives(task_losses, extra, self.optimizer.scale_loss)
+        pieces = self.weighting.gradients(tape, objectives, self.groups)
+        total = self.weighting.total(task_losses) + (extra if extra is not None else 0.0)
+        return pieces, pack({"stats": stats, "loss": total, "steps": tf.zeros(())}), self.weighting.weights()
 
-    def _replica_train_step(self, images, labels):
-        grads, packed, weights = self._loss_and_grads(images, labels)
-        self.optimizer.apply_gradients(zip(grads, self.variables))  # all-reduces the gradients across replicas
+    def _replica_train_step(self, inputs, labels, loss_weights):
+        pieces, packed, weights = self._loss_and_pieces(inputs, labels, loss_weights)
+        if self.strategy.num_replicas_in_sync > 1:  # the one reduction of the step's gradients
+            pieces = _all_reduce(pieces)
+        grads = self.weighting.combine(pieces, self.groups, self.optimizer.iterations)
+        self.optimizer.apply_gradients(zip(grads, self.variables))
         return packed, weights
-
-    def _run_replicas(self, replica_fn, batch):
-        """`strategy.run` on a batch of (images, labels). The replica function is handed over as plain Python:
-        given a jit-compiled tf.function, MirroredStrategy would compile all replicas as one XLA cluster on the
-        first device."""
-        return self.strategy.run(lambda images, labels: replica_fn(images, labels), args=batch)
 
     def _train_step(self, iterator):
         """One step; its statistics are added to `self.sums`. Returns the task weights."""
-        packed, weights = self._run_replicas(self._replica_step, next(iterator))
+        packed, weights = run_replicas(self.strategy, self._replica_step, next(iterator))
         self.sums.assign_add(self.strategy.reduce(SUM, packed, axis=None) + self._one_step)
         # Task weights are identical on every replica: take the first one's, no communication.
         return tf.nest.map_structure(lambda w: self.strategy.experimental_local_results(w)[0], weights)
@@ -123,42 +111,18 @@ class Trainer:
             weights = self._train_step(iterator)
         return weights
 
-    def _replica_eval_stats(self, images, labels):
-        return self._pack(batch_stats(self.tasks, self.model(images, training=False), labels))
-
-    def _eval_step(self, batch):
-        packed = self._run_replicas(self._eval_stats, batch)
-        return self.strategy.reduce(SUM, packed, axis=None)
-
     # ---- loops (Python) ---------------------------------------------------------------------------------------
 
-    def evaluate(self, dataset) -> dict:
-        """Exact metrics over a whole (batched, global-batch) dataset."""
-        total = None
-        for batch in self.strategy.experimental_distribute_dataset(dataset):
-            packed = self.eval_step(batch).numpy().astype(np.float64)
-            total = packed if total is None else total + packed
-        if total is None:
-            raise ValueError("evaluation dataset is empty")
-        summary = summarize(self._unpack(total, self._template["stats"]))
-        weights = self.weighting.task_weights
-        summary["loss"] = sum(weights[n] * m["loss"] for n, m in summary["tasks"].items())
-        return summary
-
-    def fit(self, data, hooks, eval_dataset=None):
+    def fit(self, hooks, eval_dataset=None):
         """Trains until `training.steps` (or `epochs` × steps per epoch) or early stopping.
 
         Args:
-            data: TaskData.
             hooks: receives `on_train_log(step, summary)`, `on_eval(step, summary) -> stop`, `on_checkpoint(step)`,
                 `on_epoch_start(epoch, num_epochs, steps_per_epoch)`.
             eval_dataset: batched eval split (None: no evaluation).
         """
         cfg, batch = self.config, self.global_batch_size
-        per_epoch = data.steps_per_epoch(batch)
-        if not per_epoch:
-            raise DataError(f"the training split has fewer examples than one global batch ({batch}); "
-                            "lower training.batch_size")
+        per_epoch = self.data.steps_per_epoch(batch)
         total = cfg.steps or cfg.epochs * per_epoch
         num_epochs = -(-total // per_epoch)
         eval_every = cfg.eval_every or per_epoch
@@ -167,8 +131,7 @@ class Trainer:
         # to do in between, since the step statistics accumulate in `self.sums`.
         per_call = total if cfg.steps_per_execution == "auto" else cfg.steps_per_execution
         step = int(self.optimizer.iterations.numpy())
-        first_epoch, offset = divmod(step, per_epoch)
-        dataset = data.train_dataset(batch, first_epoch, num_epochs - first_epoch).skip(offset)
+        dataset = self.data.train_dataset(batch, start_step=step, total_steps=total)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         while step < total:
             epoch, offset = divmod(step, per_epoch)
@@ -197,6 +160,16 @@ class Trainer:
                 if step % ckpt_every == 0 or step == total:
                     hooks.on_checkpoint(step)
         return step
+
+
+def _all_reduce(pieces):
+    """Sums a nest of per-replica tensors across replicas in one call (None leaves stay None)."""
+    flat = tf.nest.flatten(pieces)
+    present = [i for i, t in enumerate(flat) if t is not None]
+    reduced = tf.distribute.get_replica_context().all_reduce(SUM, [flat[i] for i in present])
+    for i, t in zip(present, reduced):
+        flat[i] = t
+    return tf.nest.pack_sequence_as(pieces, flat)
 
 
 def _next_multiple(step: int, k: int) -> int:

@@ -120,3 +120,22 @@ def test_every_shipped_config_validates_and_says_how_to_run(path):
     assert config.tasks
     first_line = open(path).readline()
     assert first_line.startswith("#") and "--config configs/" + os.path.basename(path) in first_line
+
+
+def test_values_are_not_coerced_across_types():
+    # strict as documented: no "5" for an int, no true for a number; an int where a float is expected is fine
+    assert errors_of(tiny_dict(training={"epochs": "5"})) == ["training.epochs: expected int >= 1, got '5'"]
+    assert errors_of(tiny_dict(training={"epochs": True})) == ["training.epochs: expected int >= 1, got True"]
+    assert errors_of(tiny_dict(model={"dropout": True})) == ["model.dropout: expected number >= 0.0, got True"]
+    assert errors_of(tiny_dict(logging={"tensorboard": 1})) == ["logging.tensorboard: expected true or false, got 1"]
+    config = validate_config(tiny_dict(training={"optimizer": {"learning_rate": 1}}))
+    assert config.training.optimizer.learning_rate == 1
+
+
+def test_resolved_config_round_trips_through_yaml():
+    from moe_tf.config.loader import to_yaml
+
+    data = tiny_dict()
+    data["tasks"][1]["label_map"] = {5: 1, 6: 1, 0: 0}
+    config = validate_config(data)
+    assert validate_config(yaml.safe_load(to_yaml(config))) == config

@@ -5,8 +5,9 @@ import tensorflow as tf
 
 from moe_tf.data import build_task_data
 from moe_tf.data.augment import augment_image
-from moe_tf.data.base import LabelInfo, from_arrays
-from moe_tf.data.pipeline import check_labels, resolve_tasks
+from moe_tf.data.base import LabelInfo, from_arrays, image_spec
+from moe_tf.data.pipeline import TaskData
+from moe_tf.data.tasks import check_labels, resolve_tasks
 from moe_tf.errors import ConfigError, DataError
 from tests.conftest import tiny_config
 
@@ -15,16 +16,17 @@ def test_derived_task_through_label_map():
     data = build_task_data(tiny_config())
     digit, high = data.tasks
     assert (digit.num_classes, high.num_classes, high.kind) == (10, 2, "binary")
-    images, labels = next(iter(data.eval_dataset("test", 400)))
-    assert images.shape[1:] == (8, 8, 1) and images.dtype == tf.uint8
+    inputs, labels, _ = next(iter(data.eval_dataset("test", 400)))
+    assert list(inputs) == ["image"]  # one source: no _source input
+    assert inputs["image"].shape[1:] == (8, 8, 1) and inputs["image"].dtype == tf.uint8
     np.testing.assert_array_equal(labels["high"].numpy(), (labels["digit"].numpy() >= 5).astype(np.int64))
 
 
 def test_train_batches_are_full_and_seeded():
     data = build_task_data(tiny_config())
-    a = [x.numpy() for x, _ in data.train_dataset(64, epoch=0).take(3)]
-    b = [x.numpy() for x, _ in data.train_dataset(64, epoch=0).take(3)]
-    c = [x.numpy() for x, _ in data.train_dataset(64, epoch=1).take(3)]
+    a = [x["image"].numpy() for x, _, _ in data.train_dataset(64, 0, 3)]
+    b = [x["image"].numpy() for x, _, _ in data.train_dataset(64, 0, 3)]
+    c = [x["image"].numpy() for x, _, _ in data.train_dataset(64, 19, 22)]
     assert all(x.shape[0] == 64 for x in a)
     np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(a[0], c[0])  # a new order each epoch
@@ -33,7 +35,8 @@ def test_train_batches_are_full_and_seeded():
 
 def _source(labels):
     x = np.zeros((len(labels), 2, 2, 1), np.uint8)
-    return from_arrays({"train": (x, {"label": np.array(labels)})}, {"label": LabelInfo(3, ["a", "b", "c"])})
+    return {"digits": from_arrays({"train": ({"image": x}, {"label": np.array(labels)})},
+                                  {"label": LabelInfo(3, ["a", "b", "c"])}, {"image": image_spec((2, 2, 1))})}
 
 
 def test_label_out_of_range_names_task_and_value():
@@ -61,6 +64,20 @@ def test_unmapped_labels_become_missing():
     check_labels(tasks, source)  # -1 is allowed: it is masked
 
 
+def test_a_missing_source_label_stays_missing_through_a_label_map():
+    # -1 in the source with a label_map once passed check_labels (through np.clip) and then failed in tf.gather.
+    config = tiny_config(tasks=[{"name": "kind", "dataset": "digits", "label_map": [1, 0, 1]}])
+    sources = _source([0, -1, 2, 1])
+    tasks = resolve_tasks(config.tasks, sources)
+    check_labels(tasks, sources)
+    data = TaskData(sources, tasks, sources["digits"].features, config.data, 0)
+    _, labels, weights = next(iter(data.train_dataset(4, 0, 1)))
+    assert sorted(labels["kind"].numpy().tolist()) == [-1, 0, 1, 1]
+    assert sorted(weights["kind"].numpy().tolist()) == pytest.approx([0, 1 / 3, 1 / 3, 1 / 3])
+    with pytest.raises(DataError, match="label -3 of 'digits' in split 'train' is negative"):
+        check_labels(tasks, _source([0, -3]))
+
+
 def test_augmentation_keeps_shape_and_is_seeded():
     aug = tiny_config(data={"augmentation": {"flip": "horizontal", "crop_padding": 2}}).data.augmentation
     image = tf.constant(np.arange(8 * 8, dtype=np.uint8).reshape(8, 8, 1))
@@ -74,8 +91,8 @@ def test_augmentation_keeps_shape_and_is_seeded():
 
 def test_multi_epoch_pipeline_equals_epochs_read_alone():
     data = build_task_data(tiny_config(data={"augmentation": {"flip": "horizontal", "crop_padding": 1}}))
-    together = [x.numpy() for x, _ in data.train_dataset(64, epoch=1, num_epochs=2)]
-    alone = [x.numpy() for e in (1, 2) for x, _ in data.train_dataset(64, epoch=e)]
+    together = [x["image"].numpy() for x, _, _ in data.train_dataset(64, 19, 57)]
+    alone = [x["image"].numpy() for e in (1, 2) for x, _, _ in data.train_dataset(64, 19 * e, 19 * e + 19)]
     assert len(together) == len(alone) == 2 * (1258 // 64)
     for a, b in zip(together, alone):
         np.testing.assert_array_equal(a, b)
@@ -88,17 +105,17 @@ def test_epoch_order_does_not_depend_on_the_global_seed():
     orders = []
     for global_seed in (0, 123):
         keras.utils.set_random_seed(global_seed)
-        orders.append([y["digit"].numpy() for _, y in data.train_dataset(64, epoch=3, num_epochs=2)])
+        orders.append([y["digit"].numpy() for _, y, _ in data.train_dataset(64, 57, 95)])
     for a, b in zip(*orders):
         np.testing.assert_array_equal(a, b)
-    first = [y["digit"].numpy() for _, y in data.train_dataset(64, epoch=3).take(1)]
+    first = [y["digit"].numpy() for _, y, _ in data.train_dataset(64, 57, 58)]
     np.testing.assert_array_equal(first[0], orders[0][0])
     assert not np.array_equal(orders[0][0], orders[0][19])  # epochs 3 and 4 are shuffled differently
 
 
 def test_a_pipeline_of_a_million_epochs_is_built_lazily():
     data = build_task_data(tiny_config())
-    (x, y), = data.train_dataset(64, epoch=5, num_epochs=10**6).take(1)
-    (x5, y5), = data.train_dataset(64, epoch=5).take(1)
-    np.testing.assert_array_equal(x, x5)
+    (x, y, _), = data.train_dataset(64, 95, 19 * 10**6).take(1)
+    (x5, y5, _), = data.train_dataset(64, 95, 96)
+    np.testing.assert_array_equal(x["image"], x5["image"])
     np.testing.assert_array_equal(y["high"], y5["high"])

@@ -7,6 +7,7 @@ import struct
 import numpy as np
 import pytest
 
+from moe_tf.data.base import FeatureSpec
 from moe_tf.data.digits import DigitsSource
 from moe_tf.data.idx import IdxSource, read_idx
 from moe_tf.data.tfds import TfdsSource
@@ -17,14 +18,14 @@ from tests.conftest import FASHION_DIR
 def test_digits_splits_are_disjoint_and_complete():
     data = DigitsSource(DigitsSource.Config(eval_fraction=0.1, test_fraction=0.2), seed=1).load()
     assert data.sizes == {"eval": 180, "test": 359, "train": 1258}
-    assert data.input_shape == (8, 8, 1)
-    images = {role: x for role, (x, _) in data.arrays.items()}
+    assert data.features == {"image": FeatureSpec("uint8", (8, 8, 1), "image")}
+    images = {role: x["image"] for role, (x, _) in data.arrays.items()}
     assert images["train"].dtype == np.uint8 and images["train"].max() == 255
     flat = {role: {x.tobytes() for x in imgs} for role, imgs in images.items()}
     assert not flat["train"] & flat["test"]  # no test image leaks into training (duplicates aside)
     assert data.labels["label"].num_classes == 10
-    image, labels = next(iter(data.splits["train"]))
-    assert image.shape == (8, 8, 1) and int(labels["label"]) in range(10)
+    x, labels = next(iter(data.splits["train"]))
+    assert x["image"].shape == (8, 8, 1) and int(labels["label"]) in range(10)
 
 
 def write_idx(path, array):
@@ -43,7 +44,7 @@ def test_idx_reads_local_files(tmp_path, suffix):
         write_idx(str(tmp_path / f"{prefix}-labels-idx1-ubyte{suffix}"), (np.arange(n) % 3).astype(np.uint8))
     data = IdxSource(IdxSource.Config(path=str(tmp_path), eval_fraction=0.2), seed=0).load()
     assert data.sizes == {"eval": 10, "train": 40, "test": 10}
-    assert data.input_shape == (6, 5, 1)
+    assert data.features["image"].shape == (6, 5, 1)
     assert data.labels["label"].class_names == ["0", "1", "2"]
     np.testing.assert_array_equal(data.arrays["test"][1]["label"], np.arange(10) % 3)
 
@@ -66,7 +67,7 @@ def test_idx_errors_name_the_file(tmp_path):
 def test_idx_reads_debian_fashion_mnist():
     data = IdxSource(IdxSource.Config(path=FASHION_DIR, eval_fraction=0.1), seed=0).load()
     assert data.sizes == {"eval": 6000, "train": 54000, "test": 10000}
-    assert data.input_shape == (28, 28, 1)
+    assert data.features["image"] == FeatureSpec("uint8", (28, 28, 1), "image")
     assert data.labels["label"].class_names[9] == "Ankle boot"
     counts = np.bincount(data.arrays["test"][1]["label"])
     assert counts.tolist() == [1000] * 10
@@ -80,9 +81,9 @@ def test_tfds_with_mock_data(name, shape):
     cfg = TfdsSource.Config(name=name, train_split="train", eval_split="test[:50%]", test_split="test[50%:]")
     with tfds.testing.mock_data(num_examples=12):
         data = TfdsSource(cfg, seed=0).load()
-        image, labels = next(iter(data.splits["train"]))
-    assert data.input_shape == shape
-    assert image.shape == shape and image.dtype.name == "uint8"
+        x, labels = next(iter(data.splits["train"]))
+    assert data.features["image"].shape == shape
+    assert x["image"].shape == shape and x["image"].dtype.name == "uint8"
     assert data.labels["label"].num_classes == 10
     assert 0 <= int(labels["label"]) < 10
 

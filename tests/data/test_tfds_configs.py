@@ -3,7 +3,7 @@
 import pytest
 
 from moe_tf.config.loader import load_config
-from moe_tf.training import run
+from moe_tf.run import train
 from tests.conftest import REPO
 
 
@@ -16,7 +16,7 @@ def test_tfds_config_trains_on_mock_data(name, tmp_path):
                  "model.tower.units=[4]", "data.shuffle_buffer=16"]
     config = load_config(f"{REPO}/configs/{name}.yaml", overrides)
     with tfds.testing.mock_data(num_examples=40):
-        metrics = run(config, str(tmp_path / name))
+        metrics = train(config, str(tmp_path / name))
     assert metrics["step"] == 2
     assert set(metrics["tasks"]) == {t.name for t in config.tasks}
     assert (tmp_path / name / "export" / "saved_model.pb").exists()

@@ -2,15 +2,16 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 
+from moe_tf.components import restore_components
 from moe_tf.data import build_task_data
 from moe_tf.run_dir import read_run_config
-from moe_tf.training.checkpoints import restore_run
-from tests.conftest import run_cli
+from tests.conftest import REPO, run_cli
 
 FRESH = r"""
 import json, sys
@@ -19,8 +20,8 @@ import tensorflow as tf
 assert "moe_tf" not in sys.modules
 m = tf.saved_model.load(sys.argv[1])
 x = np.load(sys.argv[2])
-out = {k: v.numpy().tolist() for k, v in m.signatures["serving_default"](images=tf.constant(x)).items()}
-task = {k: v.numpy().tolist() for k, v in m.signatures["task_digit"](images=tf.constant(x)).items()}
+out = {k: v.numpy().tolist() for k, v in m.signatures["serving_default"](image=tf.constant(x)).items()}
+task = {k: v.numpy().tolist() for k, v in m.signatures["task_digit"](image=tf.constant(x)).items()}
 meta = {k: [s.decode() for s in v.numpy()] for k, v in m.signatures["metadata"]().items()}
 print(json.dumps({"out": out, "task": task, "meta": meta, "signatures": sorted(m.signatures)}))
 """
@@ -28,10 +29,10 @@ print(json.dumps({"out": out, "task": task, "meta": meta, "signatures": sorted(m
 
 def test_fresh_process_matches_trained_model(trained_run, tmp_path):
     run_dir, _ = trained_run
-    _, data, model, _ = restore_run(run_dir)
-    images, _ = next(iter(data.eval_dataset("test", 16)))
-    np.save(tmp_path / "x.npy", images.numpy())
-    logits = {k: v.numpy() for k, v in model(images, training=False)["outputs"].items()}
+    parts, _ = restore_components(run_dir)
+    inputs, _, _ = next(iter(parts.data.eval_dataset("test", 16)))
+    np.save(tmp_path / "x.npy", inputs["image"].numpy())
+    logits = {k: v.numpy() for k, v in parts.model(inputs, training=False)["outputs"].items()}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
     proc = subprocess.run([sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "x.npy")],
                           capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
@@ -59,8 +60,8 @@ def test_saved_model_cli_lists_signatures(trained_run):
 def test_predict_and_export_cli(trained_run, tmp_path):
     run_dir, _ = trained_run
     config = read_run_config(run_dir)
-    images, labels = next(iter(build_task_data(config).eval_dataset("test", 50)))
-    np.save(tmp_path / "x.npy", images.numpy()[..., 0])  # [N, H, W]: the channel axis is added
+    inputs, labels, _ = next(iter(build_task_data(config).eval_dataset("test", 50)))
+    np.save(tmp_path / "x.npy", inputs["image"].numpy()[..., 0])  # [N, H, W]: the channel axis is added
     export_dir = str(tmp_path / "exp")
     proc = run_cli("export", run_dir, "--output", export_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -75,3 +76,27 @@ def test_predict_and_export_cli(trained_run, tmp_path):
     proc = run_cli("predict", export_dir, "--input", str(tmp_path / "bad.npy"))
     assert proc.returncode == 1 and "do not match the model input (8, 8, 1)" in proc.stderr
     assert "Traceback" not in proc.stderr
+    np.savez(tmp_path / "named.npz", image=inputs["image"].numpy())  # by feature name
+    proc = run_cli("predict", export_dir, "--input", str(tmp_path / "named.npz"), "--output",
+                   str(tmp_path / "preds.jsonl"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    named = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
+    assert [r["digit"]["class"] for r in named] == [r["digit"]["class"] for r in rows]
+
+
+def test_cli_errors_without_tracebacks(trained_run, tmp_path):
+    run_dir, _ = trained_run
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), np.uint8))
+    proc = run_cli("predict", f"{run_dir}/export", "--input", str(tmp_path / "x.npy"), "--output",
+                   str(tmp_path / "missing" / "preds.jsonl"))
+    assert proc.returncode == 1 and f"the directory {tmp_path}/missing does not exist" in proc.stderr
+    export_copy = tmp_path / "export"
+    shutil.copytree(f"{run_dir}/export", export_copy)
+    (export_copy / "moe_tf_export.json").write_text("{not json")
+    proc = run_cli("predict", str(export_copy), "--input", str(tmp_path / "x.npy"))
+    assert proc.returncode == 1 and "moe_tf_export.json is corrupt" in proc.stderr
+    (tmp_path / "a_file").write_text("")
+    proc = run_cli("train", "--config", f"{REPO}/configs/digits_mmoe.yaml", "--output-dir", str(tmp_path / "a_file"))
+    assert proc.returncode == 1 and "is a file, not a directory" in proc.stderr
+    for p in (proc,):
+        assert "Traceback" not in p.stderr

@@ -15,18 +15,22 @@ from tests.conftest import tiny_config, tiny_dict
 
 
 @pytest.fixture(scope="module")
-def tasks():
-    return build_task_data(tiny_config()).tasks
+def data():
+    return build_task_data(tiny_config())
+
+
+def images(n, seed=0):
+    return {"image": np.random.default_rng(seed).integers(0, 255, (n, 8, 8, 1)).astype(np.uint8)}
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES.keys())
 @pytest.mark.parametrize("stem", STEMS.keys())
-def test_outputs_per_task(tasks, architecture, stem):
-    data = tiny_dict(model={"architecture": architecture})
-    data["model"]["stem"] = {"type": stem}
-    config = validate_config(data)
-    model = build_model(config.model, tasks, (8, 8, 1))
-    out = model(np.zeros((5, 8, 8, 1), np.uint8))
+def test_outputs_per_task(data, architecture, stem):
+    raw = tiny_dict(model={"architecture": architecture})
+    raw["model"]["stem"] = {"type": stem}
+    config = validate_config(raw)
+    model = build_model(config.model, data)
+    out = model({"image": np.zeros((5, 8, 8, 1), np.uint8)})
     assert out["outputs"]["digit"].shape == (5, 10)
     assert out["outputs"]["high"].shape == (5, 1)
     if architecture == "shared_bottom":
@@ -38,10 +42,9 @@ def test_outputs_per_task(tasks, architecture, stem):
             np.testing.assert_allclose(g.sum(-1), 1.0, rtol=1e-5)
 
 
-def test_tasks_get_different_gates(tasks):
-    model = build_model(tiny_config().model, tasks, (8, 8, 1))
-    x = np.random.default_rng(0).integers(0, 255, (4, 8, 8, 1)).astype(np.uint8)
-    gates = model(x)["gates"]
+def test_tasks_get_different_gates(data):
+    model = build_model(tiny_config().model, data)
+    gates = model(images(4))["gates"]
     assert not np.allclose(gates["digit"].numpy(), gates["high"].numpy())
 
 
@@ -77,11 +80,49 @@ def test_expert_pool_matches_independent_experts():
         np.testing.assert_allclose(y[:, e], np.maximum(x @ k[e] + b[e], 0), rtol=1e-5, atol=1e-6)
 
 
-def test_model_config_round_trip_and_saving(tasks, tmp_path):
-    model = build_model(tiny_config().model, tasks, (8, 8, 1))
-    x = np.random.default_rng(0).integers(0, 255, (3, 8, 8, 1)).astype(np.uint8)
+def test_model_config_round_trip_and_saving(data, tmp_path):
+    model = build_model(tiny_config().model, data)
+    x = images(3)
     path = str(tmp_path / "m.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
     np.testing.assert_allclose(loaded(x)["outputs"]["digit"].numpy(), model(x)["outputs"]["digit"].numpy(),
                                rtol=1e-6)
+
+
+def test_each_expert_is_initialised_like_a_dense_layer_alone():
+    # Keras' glorot_uniform on [experts, in, out] would divide the variance by the number of experts.
+    fan_in, fan_out, experts = 200, 100, 16
+    pool = ExpertPool(experts, [fan_out])
+    pool.build((None, fan_in))
+    kernel = pool.kernels[0].numpy()  # [experts, in, out]
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    assert np.abs(kernel).max() <= limit
+    assert kernel.var() == pytest.approx(limit**2 / 3, rel=0.05)  # uniform(-l, l) has variance l² / 3
+    dense = keras.layers.Dense(fan_out)
+    dense.build((None, fan_in))
+    assert kernel[0].var() == pytest.approx(dense.kernel.numpy().var(), rel=0.1)
+
+
+def test_variable_groups_split_shared_and_task_variables(data):
+    model = build_model(tiny_config().model, data)
+    shared, own = model.variable_groups()
+    paths = lambda vs: sorted(v.path.split("/", 1)[1] for v in vs)  # noqa: E731
+    assert all(p.startswith(("encoder_image/", "trunk/", "mixture/experts/")) for p in paths(shared))
+    for task in ("digit", "high"):
+        assert paths(own[task]) == sorted(
+            [f"tower_{task}/dense_0/kernel", f"tower_{task}/dense_0/bias", f"head_{task}/kernel", f"head_{task}/bias",
+             f"mixture/gate_{task}/logits/kernel", f"mixture/gate_{task}/logits/bias"])
+    assert len(shared) + sum(len(v) for v in own.values()) == len(model.trainable_variables)
+    sb = build_model(validate_config(tiny_dict(model={"architecture": "shared_bottom"})).model, data)
+    shared, own = sb.variable_groups()
+    assert any("mixture/shared" in v.path for v in shared) and all(len(v) == 4 for v in own.values())
+
+
+def test_a_stem_that_cannot_take_the_modality_is_a_clear_error(data):
+    from moe_tf.errors import ConfigError
+
+    raw = tiny_dict()
+    raw["model"]["stems"] = {"imagee": {"type": "dense"}}
+    with pytest.raises(ConfigError, match="model.stems.imagee: not a feature, source or modality of this run"):
+        build_model(validate_config(raw).model, data)

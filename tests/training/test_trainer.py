@@ -8,29 +8,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from moe_tf.data import build_task_data
-from moe_tf.models import build_model
-from moe_tf.training import run
-from moe_tf.training.optimizer import build_optimizer
-from moe_tf.training.trainer import Trainer, _single_device, resolve_jit_compile
-from moe_tf.training.weightings import build_weighting
+from moe_tf.components import build_components
+from moe_tf.run import evaluate, train
+from moe_tf.training.trainer import _single_device, resolve_jit_compile
 from tests.conftest import tiny_config
 
 
 def make_trainer(config, strategy, initial_weights=None):
-    data = build_task_data(config)
-    with strategy.scope():
-        model = build_model(config.model, data.tasks, data.input_shape)
-        if initial_weights is not None:
-            model.set_weights(initial_weights)
-        weighting = build_weighting(config.training.weighting, data.tasks)
-        optimizer = build_optimizer(config.training.optimizer, 100, config.training.mixed_precision)
-        optimizer.build(model.trainable_variables)
-    return Trainer(model, weighting, optimizer, strategy, data.tasks, config.training), data
+    parts = build_components(config, strategy, initial_weights=initial_weights)
+    return parts.trainer(), parts.data
 
 
 def step_losses(trainer, data, steps):
-    dataset = data.train_dataset(trainer.global_batch_size, epoch=0, num_epochs=3)
+    dataset = data.train_dataset(trainer.global_batch_size, 0, 3 * data.steps_per_epoch(trainer.global_batch_size))
     iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
     losses = []
     for i in range(steps):
@@ -56,13 +46,12 @@ def test_a_few_steps_reduce_the_loss():
 
 
 @pytest.mark.parametrize("jit_compile", [False, True], ids=["no_xla", "xla"])
-def test_mirrored_on_two_cpus_matches_default(jit_compile):
+def test_mirrored_on_two_cpus_matches_default(jit_compile, mirrored):
     # With XLA the default strategy compiles the whole step and mirrored only each replica's forward/backward.
     config = tiny_config(training={"jit_compile": jit_compile})
     default, data = make_trainer(config, tf.distribute.get_strategy())
-    mirrored_strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert mirrored_strategy.num_replicas_in_sync == 2
-    mirrored, _ = make_trainer(config, mirrored_strategy, default.model.get_weights())
+    assert mirrored.num_replicas_in_sync == 2
+    mirrored, _ = make_trainer(config, mirrored, default.model.get_weights())
     a = step_losses(default, data, 6)
     b = step_losses(mirrored, data, 6)
     np.testing.assert_allclose(a, b, atol=1e-5)
@@ -85,18 +74,17 @@ def test_xla_step_matches_the_graph_step():
     assert ea["loss"] == pytest.approx(eb["loss"], rel=1e-4)
 
 
-def test_single_device_strategies_are_recognised():
+def test_single_device_strategies_are_recognised(mirrored):
     # Whole-step XLA relies on this; it reads the default strategy's class name, so a TensorFlow upgrade that
     # renames it must fail here.
     assert _single_device(tf.distribute.get_strategy())
     assert _single_device(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    assert not _single_device(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    assert not _single_device(mirrored)
 
 
-def test_jit_compile_auto_is_off_on_a_cpu_only_machine():
+def test_jit_compile_auto_follows_the_gpus():
     strategy = tf.distribute.get_strategy()
-    assert not tf.config.list_logical_devices("GPU")
-    assert resolve_jit_compile("auto", strategy) is False
+    assert resolve_jit_compile("auto", strategy) is bool(tf.config.list_logical_devices("GPU"))
     assert resolve_jit_compile(True, strategy) is True and resolve_jit_compile(False, strategy) is False
 
 
@@ -125,7 +113,7 @@ def test_steps_per_execution_auto_trains_exactly_like_one_step_per_call():
         trainer, data = make_trainer(config, tf.distribute.get_strategy(), initial)
         initial = initial or trainer.model.get_weights()
         hooks = RecordingHooks()
-        assert trainer.fit(data, hooks) == 30
+        assert trainer.fit(hooks) == 30
         runs[spe] = (trainer.model.get_weights(), hooks)
     _, reference = runs[1]
     # log at every 7th step and at epoch ends (19 steps per epoch); checkpoints every 10 and at the end
@@ -150,9 +138,9 @@ def test_mixed_precision_trains_with_float32_heads(policy, jit_compile):
     try:
         config = tiny_config(training={"mixed_precision": policy, "jit_compile": jit_compile})
         trainer, data = make_trainer(config, tf.distribute.get_strategy())
-        out = trainer.model(np.zeros((2, 8, 8, 1), np.uint8))
+        out = trainer.model({"image": np.zeros((2, 8, 8, 1), np.uint8)})
         assert out["outputs"]["digit"].dtype == tf.float32 and out["gates"]["digit"].dtype == tf.float32
-        assert trainer.model.stem.compute_dtype == policy.split("_")[1]
+        assert trainer.model.encoders["image"].stem.compute_dtype == policy.split("_")[1]
         if policy == "mixed_float16":
             assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
         losses = step_losses(trainer, data, 12)
@@ -172,11 +160,11 @@ def test_resume_continues_exactly(tmp_path):
     straight = str(tmp_path / "straight")
     resumed = str(tmp_path / "resumed")
     config = tiny_config(training={"epochs": 2, "checkpoint_every": 7, "eval_every": 14})
-    run(config, straight, export=False)
+    train(config, straight, export=False)
     half = tiny_config(training={"epochs": 2, "steps": 25, "checkpoint_every": 7, "eval_every": 14})
-    run(half, resumed, export=False)  # stops at step 25: mid-epoch (19 steps per epoch)
+    train(half, resumed, export=False)  # stops at step 25: mid-epoch (19 steps per epoch)
     assert json.load(open(os.path.join(resumed, "metrics.json")))["step"] == 25
-    run(config, resumed, resume=True, export=False)
+    train(config, resumed, resume=True, export=False)
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys() and len(a) > 10  # weights, optimizer slots, step
     for name in a:
@@ -192,16 +180,24 @@ def test_new_run_refuses_to_overwrite(trained_run):
 
     run_dir, _ = trained_run
     with pytest.raises(MoeTfError, match="already holds a run; pass --resume"):
-        run(tiny_config(), run_dir)
+        train(tiny_config(), run_dir)
 
 
-def test_early_stopping_stops_and_keeps_best(tmp_path):
-    # A learning rate of 0 never improves: stop after `patience` evaluations without improvement.
-    config = tiny_config(training={"epochs": 10, "eval_every": 5, "optimizer": {"learning_rate": 1e-12},
-                                   "early_stopping": {"monitor": "eval/loss", "patience": 2, "min_delta": 0.1}})
-    metrics = run(config, str(tmp_path / "es"), export=False)
-    assert metrics["step"] == 15  # first eval sets best, two more without improvement
-    assert os.path.exists(os.path.join(tmp_path, "es", "checkpoints", "best", "checkpoint"))
+def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
+    # min_delta is larger than any change of the loss: the first evaluation (step 5) stays the best, and training
+    # stops after `patience` more evaluations, at step 15, with weights that have moved since step 5.
+    config = tiny_config(training={"epochs": 10, "eval_every": 5,
+                                   "early_stopping": {"monitor": "eval/loss", "patience": 2, "min_delta": 100.0}})
+    run_dir = str(tmp_path / "es")
+    metrics = train(config, run_dir, export=False)
+    assert metrics["step"] == 15
+    best = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints", "best"))
+    assert best.endswith("ckpt-5")
+    # the test metrics were computed with the best weights (step 5), not the last ones (step 15)
+    at_best, at_last = evaluate(run_dir, "test", "best"), evaluate(run_dir, "test", "latest")
+    assert at_best["step"] == 5 and at_last["step"] == 15
+    assert metrics["loss"] == pytest.approx(at_best["loss"], rel=1e-6)
+    assert abs(metrics["loss"] - at_last["loss"]) > 1e-3
 
 
 def test_trained_run_writes_everything(trained_run):

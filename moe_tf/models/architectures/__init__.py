@@ -1,5 +1,6 @@
 """How tasks share the expert pool. Each architecture maps shared features to one representation per task
-(plus each task's gate weights for telemetry). Registered in ARCHITECTURES."""
+(plus each task's gate weights for telemetry), and says which of its variables belong to one task alone
+(`task_variables(name)`). Registered in ARCHITECTURES."""
 
 from moe_tf.registry import Registry
 

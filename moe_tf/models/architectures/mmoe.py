@@ -49,6 +49,10 @@ class MMoE(keras.layers.Layer):
             weights[name] = g
         return features, weights
 
+    def task_variables(self, name: str) -> list:
+        """The variables only task `name` uses: its gate."""
+        return list(self.gates[name].trainable_variables)
+
     def get_config(self):
         return {**super().get_config(), "task_names": self.task_names, "num_experts": self.num_experts,
                 "expert_units": self.expert_units, "activation": self.activation, "dropout": self.dropout,

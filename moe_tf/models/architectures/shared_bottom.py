@@ -31,6 +31,10 @@ class SharedBottom(keras.layers.Layer):
         h = self.shared(x, training=training)
         return {name: h for name in self.task_names}, {}
 
+    def task_variables(self, name: str) -> list:
+        """Nothing here is one task's alone."""
+        return []
+
     def get_config(self):
         return {**super().get_config(), "task_names": self.task_names, "expert_units": self.expert_units,
                 "activation": self.activation, "dropout": self.dropout, "l2": self.l2}

@@ -1,7 +1,13 @@
-"""Modality stems: raw (already scaled) input → feature vector. One file per stem, registered in STEMS."""
+"""Modality stems: a preprocessed input → feature vector. One file per stem, registered in STEMS.
+
+Each stem class lists the `modalities` it takes; DEFAULT_STEMS names the stem a modality gets when the config
+names none.
+"""
 
 from moe_tf.registry import Registry
 
 STEMS = Registry("stem")
 
 from moe_tf.models.stems import conv, dense  # noqa: E402,F401
+
+DEFAULT_STEMS = {"image": "conv", "numeric": "dense"}

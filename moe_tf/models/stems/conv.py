@@ -20,6 +20,8 @@ class ConvStem(keras.layers.Layer):
     Call: images [batch, H, W, C] float → [batch, features].
     """
 
+    modalities = ("image",)
+
     class Config(StrictModel):
         type: Literal["conv"] = "conv"
         filters: list[int] = Field(default_factory=lambda: [32, 64], min_length=1)

@@ -1,4 +1,4 @@
-"""A flatten-then-dense stem for small images or flat features."""
+"""A flatten-then-dense stem for small images or numeric features (the default for numeric inputs)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from moe_tf.models.stems import STEMS
 class DenseStem(keras.layers.Layer):
     """Flatten → DenseStack(units). Call: [batch, ...] float → [batch, units[-1]]."""
 
+    modalities = ("image", "numeric")
+
     class Config(StrictModel):
         type: Literal["dense"] = "dense"
         units: list[int] = Field(default_factory=lambda: [128], min_length=1)
@@ -26,7 +28,7 @@ class DenseStem(keras.layers.Layer):
         self.units = list(units)
         self.l2 = l2
         self.flatten = keras.layers.Flatten()
-        self.stack = DenseStack(self.units, l2=l2)
+        self.stack = DenseStack(self.units, l2=l2, name="stack")  # named: checkpoints key variables by path
 
     def call(self, x, training=None):
         return self.stack(self.flatten(x), training=training)

@@ -1,24 +1,24 @@
-"""Static task weights: total = Σ_t α_t · L_t."""
+"""Static task weights: total = Σ_t α_t · L_t, one backward pass."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-import tensorflow as tf
-
 from moe_tf.config.base import StrictModel
 from moe_tf.training.weightings import WEIGHTINGS
-from moe_tf.training.weightings.base import Weighting
+from moe_tf.training.weightings.base import Weighting, gradient
 
 
 @WEIGHTINGS.register("fixed")
 class FixedWeighting(Weighting):
-    """The weighted sum with each task's configured `weight` (α_t)."""
+    """The weighted sum with each task's configured `weight` (α_t), differentiated once."""
 
     class Config(StrictModel):
         type: Literal["fixed"] = "fixed"
 
-    def combine(self, task_losses):
-        weights = {name: tf.constant(self.task_weights[name], tf.float32) for name in task_losses}
-        total = tf.add_n([weights[name] * loss for name, loss in task_losses.items()])
-        return total, weights
+    def objectives(self, task_losses, extra_loss, scale):
+        total = self.total(task_losses)
+        return scale(total if extra_loss is None else total + extra_loss)
+
+    def gradients(self, tape, objectives, groups):
+        return gradient(tape, objectives, groups.all)

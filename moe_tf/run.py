@@ -1,4 +1,5 @@
-"""A whole training run: strategy → data → model → trainer, with logs, checkpoints, metrics.json and export."""
+"""Whole runs, for the CLI, the notebooks and the tests: `train` (with logs, checkpoints, metrics.json and the
+export), `evaluate` and `export` of a finished run. Everything is built through moe_tf.components."""
 
 from __future__ import annotations
 
@@ -8,19 +9,17 @@ import time
 
 import keras
 
+from moe_tf.components import build_components, restore_components
 from moe_tf.config.loader import to_yaml
-from moe_tf.data import build_task_data
 from moe_tf.errors import MoeTfError
+from moe_tf.export.saved_model import export_model
 from moe_tf.logging.progress import Progress, summary_table
 from moe_tf.logging.tensorboard import TensorBoardLogger
-from moe_tf.models import build_model, count_params
+from moe_tf.models import count_params
 from moe_tf.run_dir import atomic_write, read_run_config
 from moe_tf.training.checkpoints import Checkpointer
 from moe_tf.training.early_stopping import EarlyStopping
-from moe_tf.training.optimizer import build_optimizer
 from moe_tf.training.strategy import build_strategy, is_chief
-from moe_tf.training.trainer import Trainer
-from moe_tf.training.weightings import build_weighting
 
 
 class RunHooks:
@@ -57,6 +56,8 @@ class RunHooks:
 
 def prepare_run_dir(config, run_dir: str, resume: bool) -> None:
     """Creates the run directory; refuses to mix a new config into an existing run."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise MoeTfError(f"--output-dir {run_dir} is a file, not a directory; choose another --output-dir")
     config_path = os.path.join(run_dir, "config.yaml")
     if os.path.exists(config_path):
         if not resume:
@@ -65,33 +66,37 @@ def prepare_run_dir(config, run_dir: str, resume: bool) -> None:
         previous = read_run_config(run_dir)
         if previous.model != config.model or [t.name for t in previous.tasks] != [t.name for t in config.tasks]:
             raise MoeTfError(f"--resume: the model or tasks in the config differ from {config_path}")
-    os.makedirs(run_dir, exist_ok=True)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as e:
+        raise MoeTfError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
 
 
-def run_job(config, run_dir: str, resume: bool = False, export: bool = True) -> dict:
+def train(config, run_dir: str, resume: bool = False, export: bool = True) -> dict:
     """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics."""
     strategy = build_strategy(config.training)  # first: multi-worker must start before any other op
     chief = is_chief(strategy)
     if chief:
         prepare_run_dir(config, run_dir, resume)
     keras.utils.set_random_seed(config.experiment.seed)
-    keras.mixed_precision.set_global_policy(config.training.mixed_precision)
     progress = Progress(config.logging.progress, enabled=chief)
     progress.print(f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
                    f"{strategy.num_replicas_in_sync} replica(s); "
                    f"global batch {config.training.batch_size}")
-    data = build_task_data(config)
-    sizes = ", ".join(f"{k} {v}" for k, v in data.source.sizes.items())
-    progress.print(f"data: {sizes} examples; input {data.input_shape}; tasks: "
-                   + ", ".join(f"{t.name} ({t.kind}, {t.num_classes} classes)" for t in data.tasks))
-    per_epoch = data.steps_per_epoch(config.training.batch_size)
-    total_steps = config.training.steps or config.training.epochs * (per_epoch or 1)
-    with strategy.scope():
-        model = build_model(config.model, data.tasks, data.input_shape)
-        weighting = build_weighting(config.training.weighting, data.tasks)
-        optimizer = build_optimizer(config.training.optimizer, total_steps, config.training.mixed_precision)
-        optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
-    progress.print(f"model: {config.model.architecture}, {count_params(model):,} trainable parameters")
+    parts = build_components(config, strategy)
+    data, model, optimizer = parts.data, parts.model, parts.optimizer
+    for name, source in data.sources.items():
+        sizes = ", ".join(f"{k} {v}" for k, v in source.sizes.items())
+        inputs = ", ".join(f"{f} {s.modality} {s.dtype}{list(s.shape)}" for f, s in source.features.items())
+        progress.print(f"data {name!r}: {sizes} examples; inputs: {inputs}")
+    if data.multi_source:
+        p = data.source_probabilities()
+        progress.print(f"sampling ({config.data.sampling.type}): "
+                       + ", ".join(f"{name} {q:.3f}" for name, q in zip(data.sources, p)))
+    progress.print("tasks: " + ", ".join(f"{t.name} ({t.kind} on {t.source}, {t.num_classes} classes)"
+                                         for t in data.tasks))
+    progress.print(f"model: {config.model.architecture}, {count_params(model):,} trainable parameters; "
+                   f"weighting: {config.training.weighting.type}")
     early = EarlyStopping(config.training.early_stopping)
     checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
                                 early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals)
@@ -103,12 +108,12 @@ def run_job(config, run_dir: str, resume: bool = False, export: bool = True) -> 
     tensorboard = TensorBoardLogger(os.path.join(run_dir, "logs"), chief and config.logging.tensorboard,
                                     config.logging.gate_heatmap)
     tensorboard.config(to_yaml(config))
-    trainer = Trainer(model, weighting, optimizer, strategy, data.tasks, config.training)
+    trainer = parts.trainer()
     hooks = RunHooks(progress, tensorboard, early, checkpointer)
     batch = config.training.batch_size
     started = time.perf_counter()
     start_step = int(optimizer.iterations.numpy())
-    step = trainer.fit(data, hooks, data.eval_dataset("eval", batch) if data.source.sizes.get("eval") else None)
+    step = trainer.fit(hooks, data.eval_dataset("eval", batch) if data.has_split("eval") else None)
     seconds = time.perf_counter() - started
     if config.training.early_stopping.monitor and config.training.early_stopping.restore_best:
         if checkpointer.restore_best():
@@ -126,9 +131,22 @@ def run_job(config, run_dir: str, resume: bool = False, export: bool = True) -> 
     if chief:
         atomic_write(os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=2))
         if export:
-            from moe_tf.export.saved_model import export_model
-
-            path = export_model(model, config, data.tasks, data.input_shape, os.path.join(run_dir, "export"))
+            path = export_model(model, config, data, os.path.join(run_dir, "export"))
             progress.print(f"exported SavedModel: {path}")
         progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
     return metrics
+
+
+def evaluate(run_dir: str, split: str = "test", checkpoint: str = "best") -> dict:
+    """Restores a finished run's weights and returns exact metrics on `split` ("eval" or "test")."""
+    parts, path = restore_components(run_dir, checkpoint)
+    summary = parts.evaluate(split)
+    step = int(path.rsplit("-", 1)[-1])
+    return {"tasks": summary["tasks"], "split": split, "step": step, "loss": summary["loss"], "checkpoint": path,
+            "gates": summary["gates"]}
+
+
+def export(run_dir: str, output: str | None = None, checkpoint: str = "best") -> str:
+    """Rebuilds the model of a finished run, restores its weights and exports it (default: `<run_dir>/export`)."""
+    parts, _ = restore_components(run_dir, checkpoint)
+    return export_model(parts.model, parts.config, parts.data, output or os.path.join(run_dir, "export"))

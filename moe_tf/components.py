@@ -1,0 +1,91 @@
+"""The composition root: one place that turns a config into data, model, weighting and optimizer.
+
+Training, evaluation, export, the tests and the benchmarks all build through `build_components` (or
+`restore_components` for a finished run), so there is one build sequence: strategy → data → model → weighting →
+optimizer → trainer or evaluator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from moe_tf.data import TaskData, build_task_data
+from moe_tf.models import build_model
+from moe_tf.training.checkpoints import restore_for_inference
+from moe_tf.training.evaluator import Evaluator
+from moe_tf.training.optimizer import build_optimizer
+from moe_tf.training.trainer import Trainer, resolve_jit_compile
+from moe_tf.training.weightings import build_weighting
+
+
+@dataclass
+class Components:
+    """What a run is made of. `optimizer` is None when built for inference."""
+
+    config: object
+    strategy: tf.distribute.Strategy
+    data: TaskData
+    model: object
+    weighting: object
+    optimizer: object | None
+    total_steps: int
+
+    def trainer(self) -> Trainer:
+        if self.optimizer is None:
+            raise ValueError("these components were built for inference (training=False)")
+        return Trainer(self.model, self.weighting, self.optimizer, self.strategy, self.data, self.config.training)
+
+    def evaluator(self) -> Evaluator:
+        jit = resolve_jit_compile(self.config.training.jit_compile, self.strategy)
+        return Evaluator(self.model, self.strategy, self.data.tasks, self.data.features, jit)
+
+    def evaluate(self, role: str) -> dict:
+        """Exact metrics on a split; the loss weighs tasks by the weighting's current weights."""
+        weights = {k: float(v) for k, v in self.weighting.weights().items()}
+        return self.evaluator().evaluate(self.data.eval_dataset(role, self.config.training.batch_size), weights)
+
+
+def build_components(config, strategy=None, *, training: bool = True, data: TaskData | None = None,
+                     initial_weights=None) -> Components:
+    """Builds every component of `config` under `strategy` (default: the current one).
+
+    Args:
+        training: also build the optimizer (for the total step count the config implies).
+        data: an already loaded TaskData of the same config, to skip reading the sources again.
+        initial_weights: model weights to start from (e.g. to compare strategies from one initialisation).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.mixed_precision.set_global_policy(config.training.mixed_precision)
+    data = data or build_task_data(config)
+    cfg = config.training
+    total = cfg.steps or cfg.epochs * data.steps_per_epoch(cfg.batch_size)
+    optimizer = None
+    with strategy.scope():
+        model = build_model(config.model, data)
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
+        weighting = build_weighting(cfg.weighting, data.tasks, config.experiment.seed)
+        if training:
+            optimizer = build_optimizer(cfg.optimizer, total, cfg.mixed_precision)
+            optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
+    return Components(config, strategy, data, model, weighting, optimizer, total)
+
+
+def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Components, str]:
+    """Rebuilds a finished run from its config.yaml and loads its weights.
+
+    Args:
+        checkpoint: "best" (if early stopping kept one, else latest) or "latest".
+
+    Returns:
+        (components built for inference, checkpoint path).
+    """
+    from moe_tf.run_dir import read_run_config
+
+    config = read_run_config(run_dir)
+    components = build_components(config, training=False)
+    path = restore_for_inference(run_dir, components.model, prefer_best=checkpoint == "best")
+    return components, path

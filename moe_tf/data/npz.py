@@ -1,0 +1,135 @@
+"""Users' own arrays in one `.npz` file: numeric (or image) features and integer or float labels."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from moe_tf.config.base import NAME_PATTERN, StrictModel
+from moe_tf.data import DATASETS
+from moe_tf.data.base import DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
+from moe_tf.errors import DataError
+
+
+def _check_names(names: list[str], what: str) -> list[str]:
+    import re
+
+    for name in names:
+        if not re.match(NAME_PATTERN, name):
+            raise ValueError(f"{what} {name!r} is not an identifier ([A-Za-z][A-Za-z0-9_]*); rename the array")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate {what}s in {names}")
+    return names
+
+
+@DATASETS.register("npz")
+class NpzSource(DataSource):
+    """Arrays of one `.npz` file (`numpy.savez`), loaded without pickle.
+
+    Each key in `features` becomes a model input of that name: float or integer arrays `[N, ...]` of any shape
+    (modality `numeric`, fed as float32), or uint8 images `[N, H, W(, C)]` when `modality` says `image`.
+    Each key in `labels` is a label column tasks can read: integers are class ids (`-1` = missing), floats are
+    regression targets (`NaN` = missing). Train / eval / test are a seeded split.
+    """
+
+    class Config(StrictModel):
+        type: Literal["npz"] = "npz"
+        path: str = Field(..., min_length=1)
+        features: list[str] = Field(..., min_length=1)
+        labels: list[str] = Field(..., min_length=1)
+        modality: dict[str, Literal["numeric", "image"]] = Field(default_factory=dict)
+        eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+        test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+
+        @field_validator("features")
+        @classmethod
+        def _features(cls, v):
+            return _check_names(v, "feature")
+
+        @field_validator("labels")
+        @classmethod
+        def _labels(cls, v):
+            return _check_names(v, "label")
+
+    def load(self):
+        cfg = self.config
+        where = f"data.sources.{self.name}"
+        arrays = self._read(where)
+        n = {key: len(a) if a.ndim else 0 for key, a in arrays.items()}
+        if len(set(n.values())) > 1:
+            raise DataError(f"{cfg.path}: arrays have different lengths: "
+                            + ", ".join(f"{k} {v}" for k, v in n.items()))
+        features, specs = {}, {}
+        for key in cfg.features:
+            features[key], specs[key] = self._feature(key, arrays[key], cfg.modality.get(key, "numeric"))
+        labels, infos = {}, {}
+        for key in cfg.labels:
+            labels[key], infos[key] = self._label(key, arrays[key])
+        if cfg.eval_fraction + cfg.test_fraction >= 1.0:
+            raise DataError(f"{where}: eval_fraction + test_fraction must leave examples for training, "
+                            f"got {cfg.eval_fraction} + {cfg.test_fraction}")
+        fractions = {"eval": cfg.eval_fraction, "test": cfg.test_fraction, "train": 0.0}
+        return from_arrays(split_arrays(features, labels, fractions, self.seed), infos, specs)
+
+    def _read(self, where: str) -> dict[str, np.ndarray]:
+        cfg = self.config
+        if not os.path.isfile(cfg.path):
+            raise DataError(f"npz file not found: {cfg.path} ({where}.path)")
+        try:
+            with np.load(cfg.path, allow_pickle=False) as f:
+                if not hasattr(f, "files"):
+                    raise DataError(f"{cfg.path}: expected an .npz archive of named arrays (numpy.savez), "
+                                    "got a single .npy array")
+                out = {}
+                for i, key in enumerate(cfg.features + cfg.labels):
+                    field = f"features[{i}]" if i < len(cfg.features) else f"labels[{i - len(cfg.features)}]"
+                    if key not in f.files:
+                        raise DataError(f"{cfg.path}: no array {key!r} ({where}.{field}); "
+                                        f"the file has: {', '.join(sorted(f.files)) or '(none)'}")
+                    out[key] = f[key]
+                return out
+        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+            raise DataError(f"cannot read {cfg.path} as .npz: {e}") from None
+
+    def _feature(self, key: str, a: np.ndarray, modality: str) -> tuple[np.ndarray, FeatureSpec]:
+        path = self.config.path
+        if a.ndim == 0:
+            raise DataError(f"{path}: feature {key!r} is a scalar; expected one row per example [N, ...]")
+        if modality == "image":
+            if a.ndim == 3:
+                a = a[..., None]
+            if a.ndim != 4 or not np.issubdtype(a.dtype, np.integer) or (a.size and (a.min() < 0 or a.max() > 255)):
+                raise DataError(f"{path}: image feature {key!r} must be integers 0-255 of shape [N, H, W(, C)], "
+                                f"got {a.dtype} {list(a.shape)}")
+            return a.astype(np.uint8), FeatureSpec("uint8", tuple(a.shape[1:]), "image")
+        if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.issubdtype(a.dtype, np.complexfloating):
+            raise DataError(f"{path}: feature {key!r} has dtype {a.dtype}; expected integers or floats")
+        a = a.astype(np.float32)
+        bad = ~np.isfinite(a)
+        if bad.any():
+            rows = np.unique(np.nonzero(bad.reshape(len(a), -1))[0])
+            raise DataError(f"{path}: feature {key!r} has {int(bad.sum())} NaN or infinite values "
+                            f"in {len(rows)} examples (first: example {int(rows[0])}); features cannot be missing")
+        return a, FeatureSpec("float32", tuple(a.shape[1:]), "numeric")
+
+    def _label(self, key: str, a: np.ndarray) -> tuple[np.ndarray, LabelInfo]:
+        path = self.config.path
+        if a.ndim != 1:
+            raise DataError(f"{path}: label {key!r} must have shape [N], got {list(a.shape)}")
+        if np.issubdtype(a.dtype, np.floating):
+            if np.isinf(a).any():
+                raise DataError(f"{path}: label {key!r} has infinite values (NaN marks a missing target)")
+            return a.astype(np.float32), LabelInfo(1, [key], kind="value")
+        if a.dtype == np.bool_:
+            a = a.astype(np.int64)
+        if not np.issubdtype(a.dtype, np.integer):
+            raise DataError(f"{path}: label {key!r} has dtype {a.dtype}; expected integer class ids or float targets")
+        a = a.astype(np.int64)
+        if (a < -1).any():
+            raise DataError(f"{path}: label {key!r} has value {int(a[a < -1][0])}; class ids are >= 0 (-1 = missing)")
+        num_classes = max(int(a.max()) + 1 if a.size else 0, 2)
+        return a, LabelInfo(num_classes, [str(c) for c in range(num_classes)])

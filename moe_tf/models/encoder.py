@@ -1,0 +1,43 @@
+"""One model input's path to the shared trunk: preprocessing of its modality → its stem → (with several inputs)
+a projection to the common width the inputs' features are summed at."""
+
+from __future__ import annotations
+
+import keras
+
+from moe_tf.models.preprocessing import build_preprocessing
+from moe_tf.models.stems import STEMS
+
+
+@keras.saving.register_keras_serializable(package="moe_tf")
+class InputEncoder(keras.layers.Layer):
+    """Args:
+        spec: the feature spec {"dtype", "shape", "modality"}.
+        stem: the stem config {"type", ...}.
+        project_units: width of the projection after the stem (None: no projection, one input only).
+        normalize_numeric, l2: from the `model` config.
+
+    Call: raw feature [batch, *shape] → [batch, features].
+    """
+
+    def __init__(self, spec, stem, project_units=None, normalize_numeric=True, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = dict(spec)
+        self.stem_config = dict(stem)
+        self.project_units = project_units
+        self.normalize_numeric = normalize_numeric
+        self.l2 = l2
+        self.preprocess = build_preprocessing(self.spec, normalize_numeric, name="preprocess")
+        params = {k: v for k, v in self.stem_config.items() if k != "type"}
+        self.stem = STEMS.get(self.stem_config["type"])(l2=l2, name="stem", **params)
+        reg = keras.regularizers.L2(l2) if l2 else None
+        self.project = keras.layers.Dense(project_units, kernel_regularizer=reg, name="project") \
+            if project_units else None
+
+    def call(self, x, training=None):
+        x = self.stem(self.preprocess(x), training=training)  # [batch, stem features]
+        return self.project(x) if self.project is not None else x
+
+    def get_config(self):
+        return {**super().get_config(), "spec": self.spec, "stem": self.stem_config,
+                "project_units": self.project_units, "normalize_numeric": self.normalize_numeric, "l2": self.l2}

@@ -1,0 +1,59 @@
+"""Exact metrics of a model on a whole split, under any strategy (sums reduced across replicas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from moe_tf.training.objectives import batch_stats, summarize
+from moe_tf.training.statistics import pack, stats_template, unpack
+
+SUM = tf.distribute.ReduceOp.SUM
+
+
+def run_replicas(strategy, replica_fn, batch):
+    """`strategy.run` on a batch (a tuple). The replica function is handed over as plain Python: given a
+    jit-compiled tf.function, MirroredStrategy would compile all replicas as one XLA cluster on the first device."""
+    return strategy.run(lambda *parts: replica_fn(*parts), args=tuple(batch))
+
+
+class Evaluator:
+    """Args:
+        model: a built MultiTaskModel.
+        strategy: the tf.distribute strategy the model's variables live under.
+        tasks: resolved TaskInfo list.
+        features: the model inputs ({feature: FeatureSpec}).
+        jit_compile: compile each replica's forward pass with XLA.
+    """
+
+    def __init__(self, model, strategy, tasks, features, jit_compile: bool = False):
+        self.model = model
+        self.strategy = strategy
+        self.tasks = tasks
+        self.template = stats_template(model, tasks, features)
+        replica = tf.function(self._replica_stats, jit_compile=True) if jit_compile else self._replica_stats
+        self._replica = replica
+        self.step = tf.function(self._step, reduce_retracing=True)
+
+    def _replica_stats(self, inputs, labels, loss_weights):
+        stats, _ = batch_stats(self.tasks, self.model(inputs, training=False), labels)
+        return pack(stats)
+
+    def _step(self, batch):
+        return self.strategy.reduce(SUM, run_replicas(self.strategy, self._replica, batch), axis=None)
+
+    def evaluate(self, dataset, task_weights: dict) -> dict:
+        """Exact metrics over a whole (batched, global-batch) dataset.
+
+        Args:
+            task_weights: {task: w_t}, the weighting's current weights: `loss` is Σ_t w_t · L_t.
+        """
+        total = None
+        for batch in self.strategy.experimental_distribute_dataset(dataset):
+            packed = self.step(batch).numpy().astype(np.float64)
+            total = packed if total is None else total + packed
+        if total is None:
+            raise ValueError("evaluation dataset is empty")
+        summary = summarize(unpack(total, self.template))
+        summary["loss"] = sum(float(task_weights[n]) * m["loss"] for n, m in summary["tasks"].items())
+        return summary

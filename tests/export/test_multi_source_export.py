@@ -1,0 +1,104 @@
+"""Two sources of two modalities (digits images, a tabular npz with classification and regression tasks) train in one
+model, export, and serve each task from its own features by name, in a fresh process without moe_tf."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from moe_tf.components import restore_components
+from tests.conftest import run_cli
+
+FRESH = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert "moe_tf" not in sys.modules
+m = tf.saved_model.load(sys.argv[1])
+d = np.load(sys.argv[2])
+out = {}
+for name, sig in m.signatures.items():
+    args = sig.structured_input_signature[1]
+    out[name] = {"inputs": sorted(args)}
+    if args:
+        out[name]["outputs"] = {k: v.numpy().tolist() for k, v in sig(**{a: tf.constant(d[a]) for a in args}).items()}
+print(json.dumps(out))
+"""
+
+
+def test_the_run_learns_every_task(multi_run):
+    _, metrics = multi_run
+    assert set(metrics["tasks"]) == {"digit", "kind", "score"}
+    assert set(metrics["tasks"]["score"]) == {"loss", "mae", "mse"}
+    assert metrics["tasks"]["kind"]["accuracy"] > 0.7  # a linear rule of two features; chance is about 0.5
+    assert metrics["tasks"]["digit"]["accuracy"] > 0.2
+
+
+def test_numeric_statistics_come_from_the_training_split_and_are_saved(multi_run):
+    run_dir, _ = multi_run
+    parts, _ = restore_components(run_dir)
+    preprocess = parts.model.encoders["x"].preprocess
+    mean, var = parts.data.feature_statistics("x")
+    np.testing.assert_allclose(preprocess.mean.numpy(), mean, rtol=1e-5)
+    np.testing.assert_allclose(preprocess.variance.numpy(), var, rtol=1e-5)
+    assert 1.0 < mean.mean() < 3.0 and 5.0 < var.mean() < 13.0  # the data: mean 2, std 3
+
+
+def test_fresh_process_serves_each_task_by_feature_name(multi_run, tmp_path):
+    run_dir, _ = multi_run
+    parts, _ = restore_components(run_dir)
+    batches = {int(x["_source"][0]): x for x, _, _ in parts.data.eval_dataset("test", 8)}
+    image, features = batches[0]["image"].numpy(), batches[1]["x"].numpy()
+    np.savez(tmp_path / "in.npz", image=image, x=features)
+    expected_digit = parts.model({"image": image}, training=False)["outputs"]["digit"].numpy()
+    expected_tab = parts.model({"x": features}, training=False)["outputs"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
+    proc = subprocess.run([sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "in.npz")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert got["serving_default"]["inputs"] == ["image", "x"]
+    assert got["task_digit"]["inputs"] == ["image"]
+    assert got["task_kind"]["inputs"] == got["task_score"]["inputs"] == ["x"]
+    softmax = np.exp(expected_digit) / np.exp(expected_digit).sum(-1, keepdims=True)
+    np.testing.assert_allclose(got["task_digit"]["outputs"]["probabilities"], softmax, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got["task_score"]["outputs"]["value"], expected_tab["score"].numpy(), rtol=1e-4,
+                               atol=1e-5)
+    p_kind = 1 / (1 + np.exp(-expected_tab["kind"].numpy()[:, 0]))
+    np.testing.assert_allclose(np.array(got["task_kind"]["outputs"]["probabilities"])[:, 1], p_kind, rtol=1e-4)
+    # serving_default computes each task from its own source's features, as in training
+    np.testing.assert_allclose(got["serving_default"]["outputs"]["digit"], softmax, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(got["serving_default"]["outputs"]["score"], expected_tab["score"].numpy(), rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_predict_takes_the_features_it_is_given(multi_run, tmp_path):
+    run_dir, _ = multi_run
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "tab.npz", x=rng.normal(2.0, 3.0, (5, 6)))
+    proc = run_cli("predict", run_dir, "--input", str(tmp_path / "tab.npz"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 5 and all(set(r) == {"kind", "score"} for r in rows)  # no image given: no digit
+    assert all(isinstance(r["score"]["value"], float) and r["kind"]["class"] in ("0", "1") for r in rows)
+    np.save(tmp_path / "x.npy", rng.normal(size=(5, 6)))
+    proc = run_cli("predict", run_dir, "--input", str(tmp_path / "x.npy"))
+    assert proc.returncode == 1 and "the model has 2 inputs (image, x); give a .npz" in proc.stderr
+    np.savez(tmp_path / "bad.npz", x=np.full((2, 6), np.nan))
+    proc = run_cli("predict", run_dir, "--input", str(tmp_path / "bad.npz"))
+    assert proc.returncode == 1 and "feature 'x' has NaN or infinite values" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_a_multi_source_run_reproduces_its_test_metrics(multi_run):
+    run_dir, metrics = multi_run
+    proc = run_cli("evaluate", run_dir, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    evaluated = json.loads(proc.stdout)
+    for task, values in metrics["tasks"].items():
+        for name, value in values.items():
+            assert evaluated["tasks"][task][name] == pytest.approx(value, rel=1e-5, abs=1e-6), (task, name)
