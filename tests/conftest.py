@@ -8,7 +8,6 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -16,6 +15,7 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from moe_tf.config.loader import deep_merge, validate_config  # noqa: E402
+from tests.tabular import write_tabular_npz  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -33,18 +33,6 @@ TINY = {
     "training": {"epochs": 2, "batch_size": 64, "log_every": 5, "optimizer": {"learning_rate": 0.01}},
     "logging": {"progress": "none"},
 }
-
-
-def write_tabular_npz(path, n=600, seed=0) -> str:
-    """A numeric source: `x` [n, 6] floats; `kind` (binary, 1/4 missing as -1) and `score` (float, 1/4 NaN)."""
-    rng = np.random.default_rng(seed)
-    x = rng.normal(2.0, 3.0, (n, 6)).astype(np.float32)  # mean 2, std 3: normalisation matters
-    kind = (x[:, 0] + x[:, 1] > 4.0).astype(np.int64)
-    kind[::4] = -1
-    score = (0.5 * x[:, 2] - x[:, 3]).astype(np.float32)
-    score[1::4] = np.nan
-    np.savez(path, x=x, kind=kind, score=score)
-    return str(path)
 
 
 def multi_dict(npz_path, **sections) -> dict:

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from moe_tf.config.loader import validate_config
 from moe_tf.data import build_task_data
@@ -126,3 +127,36 @@ def test_a_stem_that_cannot_take_the_modality_is_a_clear_error(data):
     raw["model"]["stems"] = {"imagee": {"type": "dense"}}
     with pytest.raises(ConfigError, match="model.stems.imagee: not a feature, source or modality of this run"):
         build_model(validate_config(raw).model, data)
+
+
+def test_sources_with_one_feature_name_share_its_input_and_stem(tmp_path):
+    from moe_tf.errors import ConfigError
+
+    two = tiny_dict(data={"sources": {"more": {"type": "digits", "test_fraction": 0.5}}})
+    two["tasks"][1]["dataset"] = "more"
+    data = build_task_data(validate_config(two))
+    assert list(data.features) == ["image"] and data.multi_source
+    model = build_model(validate_config(two).model, data)
+    assert list(model.encoders) == ["image"]  # one input, one stem, for both sources
+    np.savez(tmp_path / "small.npz", image=np.zeros((20, 4, 4), np.uint8), y=np.arange(20) % 2)
+    clash = tiny_dict(data={"sources": {"small": {"type": "npz", "path": str(tmp_path / "small.npz"),
+                                                  "features": ["image"], "labels": ["y"],
+                                                  "modality": {"image": "image"}}}})
+    clash["tasks"][1] = {"name": "y", "dataset": "small", "label": "y", "type": "binary"}
+    with pytest.raises(ConfigError, match=r"data.sources.small: feature 'image' \(uint8 \[4, 4, 1\], image\) differs "
+                                          r"from the feature 'image' of data.sources.digits \(uint8 \[8, 8, 1\]"):
+        build_task_data(validate_config(clash))
+
+
+def test_string_features_are_admitted_by_the_spec_but_no_stem_takes_text_yet():
+    from moe_tf.data.base import FeatureSpec
+    from moe_tf.errors import ConfigError
+    from moe_tf.export.saved_model import signature_specs
+    from moe_tf.models.builder import resolve_stems
+
+    text = FeatureSpec("string", (), "text")
+    (spec,) = signature_specs({"review": text}, ["review"])[0].values()
+    assert spec.dtype == tf.string and spec.shape.as_list() == [None] and spec.name == "review"
+    assert text.zeros(2).numpy().tolist() == [b"", b""]
+    with pytest.raises(ConfigError, match="input 'review' is text, and no stem takes text inputs yet"):
+        resolve_stems(tiny_config().model.model_dump(), {"review": text}, {"reviews": ["review"]})

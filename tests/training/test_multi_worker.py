@@ -31,6 +31,9 @@ def test_two_workers_match_one(tmp_path, jit_compile, weighting):
     data = tiny_dict(training={"steps": 8, "eval_every": 4, "batch_size": 64, "log_every": 4,
                                "jit_compile": jit_compile, "weighting": {"type": weighting}},
                      logging={"progress": "lines"})
+    # `high` misses its label on digits 3, 4, 8 and 9: its loss is a mean over a varying number of labelled
+    # examples per global batch, which must come out the same on one worker and on two
+    data["tasks"][1]["label_map"] = {0: 0, 1: 0, 2: 0, 5: 1, 6: 1, 7: 1}
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)

@@ -131,12 +131,14 @@ def test_steps_per_execution_auto_trains_exactly_like_one_step_per_call():
             np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-@pytest.mark.parametrize("policy, jit_compile", [("mixed_float16", False), ("mixed_bfloat16", False),
-                                                 ("mixed_float16", True)])
-def test_mixed_precision_trains_with_float32_heads(policy, jit_compile):
+@pytest.mark.parametrize("policy, jit_compile, weighting", [
+    ("mixed_float16", False, "fixed"), ("mixed_bfloat16", False, "fixed"), ("mixed_float16", True, "fixed"),
+    ("mixed_float16", False, "pcgrad")])
+def test_mixed_precision_trains_with_float32_heads(policy, jit_compile, weighting):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        config = tiny_config(training={"mixed_precision": policy, "jit_compile": jit_compile})
+        config = tiny_config(training={"mixed_precision": policy, "jit_compile": jit_compile,
+                                       "weighting": {"type": weighting}})
         trainer, data = make_trainer(config, tf.distribute.get_strategy())
         out = trainer.model({"image": np.zeros((2, 8, 8, 1), np.uint8)})
         assert out["outputs"]["digit"].dtype == tf.float32 and out["gates"]["digit"].dtype == tf.float32
@@ -209,3 +211,23 @@ def test_trained_run_writes_everything(trained_run):
     assert set(saved["tasks"]) == {"digit", "high"}
     assert saved["tasks"]["digit"]["accuracy"] > 0.3  # 10 classes: chance is 0.1
     assert saved["tasks"]["high"]["accuracy"] > 0.6
+
+
+@pytest.mark.slow
+def test_resume_with_two_sources_continues_exactly(tmp_path, tabular_npz):
+    from moe_tf.config.loader import validate_config
+    from tests.conftest import multi_dict
+
+    def config(steps):
+        return validate_config(multi_dict(tabular_npz, training={"steps": steps, "checkpoint_every": 9,
+                                                                 "eval_every": 18},
+                                          data={"sampling": {"type": "temperature", "temperature": 3.0}}))
+
+    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+    train(config(30), straight, export=False)
+    train(config(13), resumed, export=False)  # stops between two checkpoints' worth of source draws
+    train(config(30), resumed, resume=True, export=False)
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys() and any("encoder_x" in n for n in a)
+    for name in a:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
