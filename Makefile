@@ -34,6 +34,7 @@ tensorboard: $(STAMP)
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/throughput.py --jit-compile true
+	$(BIN)/python benchmarks/multi_modal.py
 	$(BIN)/python benchmarks/fashion_mnist.py --seeds 42,1,2,7
 	$(BIN)/python benchmarks/fashion_mnist.py --epochs 1 --set training.jit_compile=false --name fashion_mnist_1epoch_no_xla
 	$(BIN)/python benchmarks/fashion_mnist.py --epochs 1 --set training.jit_compile=true --name fashion_mnist_1epoch_xla

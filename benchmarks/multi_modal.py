@@ -28,24 +28,11 @@ import tensorflow as tf  # noqa: E402
 
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import validate_config  # noqa: E402
+from moe_tf.training.trainer import TrainerHooks  # noqa: E402
 from tests.tabular import write_tabular_npz  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FASHION = "/usr/share/datasets/fashion-mnist"
-
-
-class NoHooks:
-    def on_epoch_start(self, *args):
-        pass
-
-    def on_train_log(self, *args):
-        pass
-
-    def on_eval(self, *args):
-        return False
-
-    def on_checkpoint(self, *args):
-        pass
 
 
 def config(sources, tasks, batch_size, steps):
@@ -86,7 +73,7 @@ def main() -> None:
     def timed(trainer):
         trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + args.steps
         start = time.perf_counter()
-        trainer.fit(NoHooks())
+        trainer.fit(TrainerHooks())
         return (time.perf_counter() - start) / args.steps * 1000  # ms per step
 
     for trainer in trainers.values():

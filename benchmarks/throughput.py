@@ -31,23 +31,9 @@ import tensorflow as tf  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
 from moe_tf.training.optimizer import build_schedule  # noqa: E402
-from moe_tf.training.trainer import resolve_jit_compile  # noqa: E402
+from moe_tf.training.trainer import TrainerHooks, resolve_jit_compile  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class NoHooks:
-    def on_epoch_start(self, *args):
-        pass
-
-    def on_train_log(self, *args):
-        pass
-
-    def on_eval(self, *args):
-        return False
-
-    def on_checkpoint(self, *args):
-        pass
 
 
 class FitModel(keras.Model):
@@ -117,7 +103,7 @@ def main() -> None:
         def timed(repeat):
             trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + args.steps
             start = time.perf_counter()
-            trainer.fit(NoHooks())
+            trainer.fit(TrainerHooks())
             return args.steps * args.batch_size / (time.perf_counter() - start)
         return timed
 

@@ -20,9 +20,10 @@ from moe_tf.run_dir import atomic_write, read_run_config
 from moe_tf.training.checkpoints import Checkpointer
 from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.strategy import build_strategy, is_chief
+from moe_tf.training.trainer import TrainerHooks
 
 
-class RunHooks:
+class RunHooks(TrainerHooks):
     """Connects the loop to progress output, TensorBoard, early stopping and checkpoints."""
 
     def __init__(self, progress, tensorboard, early_stopping, checkpointer):

@@ -22,6 +22,24 @@ from moe_tf.training.weightings.base import VariableGroups
 SUM = tf.distribute.ReduceOp.SUM
 
 
+class TrainerHooks:
+    """What `Trainer.fit` calls at log, eval and checkpoint steps; every method is a no-op here (a run's hooks
+    override them: progress output, TensorBoard, early stopping, checkpoints)."""
+
+    def on_epoch_start(self, epoch: int, num_epochs: int, steps_per_epoch: int, offset: int) -> None:
+        pass
+
+    def on_train_log(self, step: int, summary: dict) -> None:
+        pass
+
+    def on_eval(self, step: int, summary: dict) -> bool:
+        """Returns true to stop training."""
+        return False
+
+    def on_checkpoint(self, step: int) -> None:
+        pass
+
+
 class Trainer:
     """Trains `model` on the tasks with `weighting` and `optimizer` under `strategy`.
 
@@ -117,8 +135,7 @@ class Trainer:
         """Trains until `training.steps` (or `epochs` × steps per epoch) or early stopping.
 
         Args:
-            hooks: receives `on_train_log(step, summary)`, `on_eval(step, summary) -> stop`, `on_checkpoint(step)`,
-                `on_epoch_start(epoch, num_epochs, steps_per_epoch)`.
+            hooks: a TrainerHooks.
             eval_dataset: batched eval split (None: no evaluation).
         """
         cfg, batch = self.config, self.global_batch_size

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from moe_tf.components import build_components
 from moe_tf.run import evaluate, train
-from moe_tf.training.trainer import _single_device, resolve_jit_compile
+from moe_tf.training.trainer import TrainerHooks, _single_device, resolve_jit_compile
 from tests.conftest import tiny_config
 
 
@@ -88,18 +88,12 @@ def test_jit_compile_auto_follows_the_gpus():
     assert resolve_jit_compile(True, strategy) is True and resolve_jit_compile(False, strategy) is False
 
 
-class RecordingHooks:
+class RecordingHooks(TrainerHooks):
     def __init__(self):
         self.logs, self.checkpoints = [], []
 
-    def on_epoch_start(self, *args):
-        pass
-
     def on_train_log(self, step, summary):
         self.logs.append((step, summary["loss"], summary["tasks"]["digit"]["accuracy"]))
-
-    def on_eval(self, step, summary):
-        return False
 
     def on_checkpoint(self, step):
         self.checkpoints.append(step)

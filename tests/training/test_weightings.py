@@ -1,6 +1,7 @@
 """Weightings own the backward pass: `fixed` (one pass) and PCGrad (per-task gradients reduced once, then projected),
 equal under `default` and `mirrored`; losses per labelled example equal a hand computation."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -105,3 +106,20 @@ def test_masked_losses_equal_a_hand_computation(tmp_path, mirrored):
         sums = trainer.read_and_reset_sums()
         assert float(sums["loss"]) == pytest.approx(1.0 * hand_kind + 0.5 * hand_score, rel=1e-5)
         assert float(sums["stats"]["tasks"]["kind"]["count"]) == labelled.sum()
+
+
+@pytest.mark.parametrize("weighting", WEIGHTINGS.keys())
+def test_mixed_float16_loss_scaling_under_mirrored_matches_default(weighting, mirrored):
+    # The loss scale applies to whatever the weighting differentiates; the LossScaleOptimizer unscales the
+    # combined gradients, which are already summed across replicas (so every replica agrees on their finiteness).
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        config = tiny_config(training={"mixed_precision": "mixed_float16", "weighting": {"type": weighting}})
+        default, data = make_trainer(config, tf.distribute.get_strategy())
+        replicated, _ = make_trainer(config, mirrored, default.model.get_weights())
+        a, b = step_losses(default, data, 6), step_losses(replicated, data, 6)
+        assert np.all(np.isfinite(a)) and a[-1] < a[0]
+        np.testing.assert_allclose(a, b, rtol=5e-3)
+        assert float(default.optimizer.dynamic_scale.numpy()) == float(replicated.optimizer.dynamic_scale.numpy())
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
