@@ -10,6 +10,7 @@ import tensorflow as tf
 
 SPLIT_ROLES = ("train", "eval", "test")
 MODALITIES = ("image", "numeric", "text")
+SOURCE_KEY = "_source"  # the model input saying which source each example of a batch comes from (several sources)
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,11 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.data.augment import augment_image
-from moe_tf.data.base import FeatureSpec, SourceData
+from moe_tf.data.base import SOURCE_KEY, FeatureSpec, SourceData
 from moe_tf.data.sampling import source_probabilities, source_schedule
 from moe_tf.data.tasks import TaskInfo, check_labels, resolve_tasks
 from moe_tf.errors import ConfigError, DataError
 
-SOURCE_KEY = "_source"
 _GRAPH_SEED = 87654321
 _SOURCE_SEED_STRIDE = 1_000_003  # shuffle seeds of source s: experiment.seed + s·stride + epoch
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from moe_tf.data.base import SOURCE_KEY
 from moe_tf.models.architectures import ARCHITECTURES
 from moe_tf.models.encoder import InputEncoder
 from moe_tf.models.layers import DenseStack
-
-SOURCE_KEY = "_source"  # the optional input saying which source each example comes from (see moe_tf.data.pipeline)
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")

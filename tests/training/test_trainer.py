@@ -45,10 +45,13 @@ def test_a_few_steps_reduce_the_loss():
     assert after["tasks"]["digit"]["accuracy"] > before["tasks"]["digit"]["accuracy"]
 
 
-@pytest.mark.parametrize("jit_compile", [False, True], ids=["no_xla", "xla"])
+@pytest.mark.parametrize("jit_compile", [True], ids=["xla"])  # without XLA: test_weightings, for every weighting
 def test_mirrored_on_two_cpus_matches_default(jit_compile, mirrored):
-    # With XLA the default strategy compiles the whole step and mirrored only each replica's forward/backward.
-    config = tiny_config(training={"jit_compile": jit_compile})
+    # With XLA the default strategy compiles the whole step and mirrored only each replica's forward/backward: the
+    # fusions differ, so float sums are reordered. Adam divides by the root of tiny second moments and amplified that
+    # noise past 1e-5 in one CI run (3.6e-4 on the loss after 6 steps); SGD keeps it at rounding level.
+    optimizer = {"type": "sgd", "learning_rate": 0.1} if jit_compile else {}
+    config = tiny_config(training={"jit_compile": jit_compile, "optimizer": optimizer})
     default, data = make_trainer(config, tf.distribute.get_strategy())
     assert mirrored.num_replicas_in_sync == 2
     mirrored, _ = make_trainer(config, mirrored, default.model.get_weights())
