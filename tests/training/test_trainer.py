@@ -49,7 +49,7 @@ def test_a_few_steps_reduce_the_loss():
 def test_mirrored_on_two_cpus_matches_default(jit_compile, mirrored):
     # With XLA the default strategy compiles the whole step and mirrored only each replica's forward/backward: the
     # fusions differ, so float sums are reordered. Adam divides by the root of tiny second moments and amplified that
-    # noise past 1e-5 in one CI run (3.6e-4 on the loss after 6 steps); SGD keeps it at rounding level.
+    # noise past 1e-5 in a full CI run (3.6e-4 on the loss after 6 steps); SGD keeps it at rounding level.
     optimizer = {"type": "sgd", "learning_rate": 0.1} if jit_compile else {}
     config = tiny_config(training={"jit_compile": jit_compile, "optimizer": optimizer})
     default, data = make_trainer(config, tf.distribute.get_strategy())
@@ -68,8 +68,12 @@ def test_mirrored_on_two_cpus_matches_default(jit_compile, mirrored):
 
 
 def test_xla_step_matches_the_graph_step():
-    plain, data = make_trainer(tiny_config(training={"jit_compile": False}), tf.distribute.get_strategy())
-    xla, _ = make_trainer(tiny_config(training={"jit_compile": True}), tf.distribute.get_strategy(),
+    # SGD, as in the mirrored XLA test: under Adam the whole-step XLA path drifted from the graph path by 1.4e-4
+    # (relative) after 6 steps in full CI runs, though not when this test runs alone (see the issue note).
+    sgd = {"type": "sgd", "learning_rate": 0.1}
+    plain, data = make_trainer(tiny_config(training={"jit_compile": False, "optimizer": sgd}),
+                               tf.distribute.get_strategy())
+    xla, _ = make_trainer(tiny_config(training={"jit_compile": True, "optimizer": sgd}), tf.distribute.get_strategy(),
                           plain.model.get_weights())
     assert xla.jit_compile and not plain.jit_compile
     np.testing.assert_allclose(step_losses(plain, data, 6), step_losses(xla, data, 6), rtol=1e-4)
