@@ -17,7 +17,7 @@ from moe_tf.models import build_model
 from moe_tf.training.checkpoints import restore_for_inference
 from moe_tf.training.evaluator import Evaluator
 from moe_tf.training.optimizer import build_optimizer
-from moe_tf.training.trainer import Trainer, resolve_jit_compile
+from moe_tf.training.trainer import Trainer, resolve_jit_compile, total_steps
 from moe_tf.training.weightings import build_weighting
 
 
@@ -31,7 +31,6 @@ class Components:
     model: object
     weighting: object
     optimizer: object | None
-    total_steps: int
 
     def trainer(self) -> Trainer:
         if self.optimizer is None:
@@ -44,8 +43,8 @@ class Components:
 
     def evaluate(self, role: str) -> dict:
         """Exact metrics on a split; the loss weighs tasks by the weighting's current weights."""
-        weights = {k: float(v) for k, v in self.weighting.weights().items()}
-        return self.evaluator().evaluate(self.data.eval_dataset(role, self.config.training.batch_size), weights)
+        dataset = self.data.eval_dataset(role, self.config.training.batch_size)
+        return self.evaluator().evaluate(dataset, self.weighting.weights())
 
 
 def build_components(config, strategy=None, *, training: bool = True, data: TaskData | None = None,
@@ -61,7 +60,6 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
     keras.mixed_precision.set_global_policy(config.training.mixed_precision)
     data = data or build_task_data(config)
     cfg = config.training
-    total = cfg.steps or cfg.epochs * data.steps_per_epoch(cfg.batch_size)
     optimizer = None
     with strategy.scope():
         model = build_model(config.model, data)
@@ -69,9 +67,9 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
             model.set_weights(initial_weights)
         weighting = build_weighting(cfg.weighting, data.tasks, config.experiment.seed)
         if training:
-            optimizer = build_optimizer(cfg.optimizer, total, cfg.mixed_precision)
+            optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision)
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
-    return Components(config, strategy, data, model, weighting, optimizer, total)
+    return Components(config, strategy, data, model, weighting, optimizer)
 
 
 def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Components, str]:

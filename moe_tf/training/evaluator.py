@@ -46,7 +46,8 @@ class Evaluator:
         """Exact metrics over a whole (batched, global-batch) dataset.
 
         Args:
-            task_weights: {task: w_t}, the weighting's current weights: `loss` is Σ_t w_t · L_t.
+            task_weights: {task: w_t} (numbers or scalar tensors), the weighting's current weights: `loss` is
+                Σ_t w_t · L_t.
         """
         total = None
         for batch in self.strategy.experimental_distribute_dataset(dataset):

@@ -91,7 +91,7 @@ class Trainer:
 
     def evaluate(self, dataset) -> dict:
         """Exact metrics over a whole dataset; the loss weighs tasks by the weighting's current weights."""
-        return self.evaluator.evaluate(dataset, {k: float(v) for k, v in self.weighting.weights().items()})
+        return self.evaluator.evaluate(dataset, self.weighting.weights())
 
     # ---- steps (graph) ----------------------------------------------------------------------------------------
 
@@ -140,7 +140,7 @@ class Trainer:
         """
         cfg, batch = self.config, self.global_batch_size
         per_epoch = self.data.steps_per_epoch(batch)
-        total = cfg.steps or cfg.epochs * per_epoch
+        total = total_steps(cfg, self.data)
         num_epochs = -(-total // per_epoch)
         eval_every = cfg.eval_every or per_epoch
         ckpt_every = cfg.checkpoint_every or eval_every
@@ -177,6 +177,11 @@ class Trainer:
                 if step % ckpt_every == 0 or step == total:
                     hooks.on_checkpoint(step)
         return step
+
+
+def total_steps(config, data) -> int:
+    """The run's optimizer steps: `training.steps`, else `epochs` × steps per epoch."""
+    return config.steps or config.epochs * data.steps_per_epoch(config.batch_size)
 
 
 def _all_reduce(pieces):
