@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.report import write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import validate_config  # noqa: E402
 from moe_tf.training.trainer import TrainerHooks  # noqa: E402
@@ -97,11 +98,7 @@ def main() -> None:
         f"ratio both / (images + numeric) {median['both'] / (median['images'] + median['numeric']):.3f}",
         f"ratio {median['both'] / expected:.3f}",
     ]
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", "multi_modal.txt"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    write_results("multi_modal", lines)
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,4 @@
-"""`moe-tf` command line: train, validate, evaluate, export, predict.
+"""`moe-tf` command line: train, validate, evaluate, export, gates, predict.
 
 Exit codes: 0 success, 1 a runtime or data error, 2 an invalid config or usage. Errors are one message, no traceback.
 """
@@ -47,6 +47,15 @@ def cmd_export(args) -> int:
     from moe_tf.run import export
 
     print(f"exported SavedModel: {export(args.run_dir, args.output, args.checkpoint)}")
+    return 0
+
+
+def cmd_gates(args) -> int:
+    from moe_tf.gate_usage import gate_usage, usage_table
+
+    usage = gate_usage(args.run_dir, args.split, args.checkpoint)
+    print(usage_table(usage, args.top))
+    print(f"wrote {usage['csv']} and {usage['png']}")
     return 0
 
 
@@ -106,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="export directory (default: <run_dir>/export)")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("gates", help="which experts each task and true class uses (CSV, PNG and a table)")
+    p.add_argument("run_dir")
+    p.add_argument("--split", choices=["eval", "test"], default="test")
+    p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
+    p.add_argument("--top", type=int, default=3, help="experts listed per row in the terminal table")
+    p.set_defaults(func=cmd_gates)
 
     p = sub.add_parser("predict", help="predict every task with an exported SavedModel")
     p.add_argument("export_dir", help="an export directory (or a run directory)")

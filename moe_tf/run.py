@@ -13,6 +13,7 @@ from moe_tf.components import build_components, restore_components
 from moe_tf.config.loader import to_yaml
 from moe_tf.errors import MoeTfError
 from moe_tf.export.saved_model import export_model
+from moe_tf.logging.gates import DeadExperts, gates_png
 from moe_tf.logging.progress import Progress, summary_table
 from moe_tf.logging.tensorboard import TensorBoardLogger
 from moe_tf.models import count_params
@@ -24,13 +25,14 @@ from moe_tf.training.trainer import TrainerHooks
 
 
 class RunHooks(TrainerHooks):
-    """Connects the loop to progress output, TensorBoard, early stopping and checkpoints."""
+    """Connects the loop to progress output, TensorBoard, gate telemetry, early stopping and checkpoints."""
 
-    def __init__(self, progress, tensorboard, early_stopping, checkpointer):
+    def __init__(self, progress, tensorboard, early_stopping, checkpointer, gate_report):
         self.progress = progress
         self.tensorboard = tensorboard
         self.early_stopping = early_stopping
         self.checkpointer = checkpointer
+        self.gate_report = gate_report
         self._improved = False
 
     def on_epoch_start(self, epoch, num_epochs, steps_per_epoch, offset):
@@ -42,7 +44,7 @@ class RunHooks(TrainerHooks):
 
     def on_eval(self, step, summary) -> bool:
         self.progress.eval(step, summary)
-        self.tensorboard.eval(step, summary)
+        self.tensorboard.eval(step, summary, dead_experts=self.gate_report.update(step, summary))
         self._improved, stop = self.early_stopping.update(summary)
         if stop:
             self.progress.print(f"early stopping at step {step}: {self.early_stopping.monitor} has not improved "
@@ -53,6 +55,35 @@ class RunHooks(TrainerHooks):
     def on_checkpoint(self, step):
         self.checkpointer.save(step, best=self._improved)
         self._improved = False
+
+
+class GateReport:
+    """Each evaluation: `gates.png` in the run directory (chief only) and the dead-expert check, warned once per
+    expert. Does nothing for architectures without gates."""
+
+    def __init__(self, run_dir, model, config, progress, chief):
+        self.path = os.path.join(run_dir, "gates.png")
+        names = model.mixture.expert_names()
+        self.columns = next(iter(names.values()), [])
+        self.columns = [c.split("_", 1)[1] if c.startswith("level") else c for c in self.columns]
+        self.dead = DeadExperts(names, config.logging.dead_expert_threshold, config.logging.dead_expert_patience)
+        self.progress = progress
+        self.chief = chief
+
+    def update(self, step, summary) -> int | None:
+        """Writes the figure and returns how many experts are dead (None without gates)."""
+        if not summary["gates"]:
+            return None
+        self.write(summary, f"mean gate weight per expert (eval, step {step})")
+        count, new = self.dead.update(summary["gates"])
+        for name in new:
+            self.progress.print(f"warning: expert {name} is dead: its load stayed below "
+                                f"{self.dead.threshold} under every gate for {self.dead.patience} evaluations")
+        return count
+
+    def write(self, summary, title) -> None:
+        if self.chief and summary["gates"]:
+            atomic_write(self.path, gates_png(summary["gates"], self.columns, title))
 
 
 def prepare_run_dir(config, run_dir: str, resume: bool) -> None:
@@ -96,8 +127,10 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True) -> di
                        + ", ".join(f"{name} {q:.3f}" for name, q in zip(data.sources, p)))
     progress.print("tasks: " + ", ".join(f"{t.name} ({t.kind} on {t.source}, {t.num_classes} classes)"
                                          for t in data.tasks))
-    progress.print(f"model: {config.model.architecture}, {count_params(model):,} trainable parameters; "
-                   f"weighting: {config.training.weighting.type}")
+    gates = f" with {config.model.gate.type} gates" if model.task_gates() else ""
+    experts = " on the raw inputs" if gates and config.model.experts.input == "raw" else ""
+    progress.print(f"model: {config.model.architecture.type}{gates}{experts}, {count_params(model):,} trainable "
+                   f"parameters; weighting: {config.training.weighting.type}")
     early = EarlyStopping(config.training.early_stopping)
     checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
                                 early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals)
@@ -106,11 +139,12 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True) -> di
         progress.print(f"resumed from step {restored}" if restored is not None else "no checkpoint: starting fresh")
     if chief:
         atomic_write(os.path.join(run_dir, "config.yaml"), to_yaml(config))
+    gate_report = GateReport(run_dir, model, config, progress, chief)
     tensorboard = TensorBoardLogger(os.path.join(run_dir, "logs"), chief and config.logging.tensorboard,
-                                    config.logging.gate_heatmap)
+                                    config.logging.gate_heatmap, gate_report.columns)
     tensorboard.config(to_yaml(config))
     trainer = parts.trainer()
-    hooks = RunHooks(progress, tensorboard, early, checkpointer)
+    hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report)
     batch = config.training.batch_size
     started = time.perf_counter()
     start_step = int(optimizer.iterations.numpy())
@@ -122,6 +156,7 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True) -> di
                            f"{early.best_value:.4f})")
     test = trainer.evaluate(data.eval_dataset("test", batch))
     tensorboard.eval(step, test, prefix="test")
+    gate_report.write(test, f"mean gate weight per expert (test split, step {step})")
     tensorboard.close()
     checkpointer.close()
     metrics = {"tasks": test["tasks"], "split": "test", "step": step, "loss": test["loss"],

@@ -8,12 +8,13 @@ import tempfile
 from moe_tf.errors import MoeTfError
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Writes `text` to `path` so that a kill leaves either the old file or the new one, never half of one."""
+def atomic_write(path: str, text: str | bytes) -> None:
+    """Writes `text` (or bytes) to `path` so that a kill leaves either the old file or the new one, never half of
+    one."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:

@@ -84,12 +84,22 @@ def tabular_npz(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def multi_run(tmp_path_factory, tabular_npz):
-    """Digits images and the tabular npz in one model, trained 40 steps in this process: (run_dir, metrics)."""
+    """Digits images and the tabular npz in one model, trained 80 steps in this process: (run_dir, metrics)."""
     from moe_tf.run import train
 
     run_dir = str(tmp_path_factory.mktemp("runs") / "multi")
-    config = validate_config(multi_dict(tabular_npz, training={"steps": 40, "eval_every": 20}))
+    config = validate_config(multi_dict(tabular_npz, training={"steps": 80, "eval_every": 40}))
     return run_dir, train(config, run_dir)
+
+
+def run_main(capsys, *args):
+    """`moe-tf ARGS` in this process through `cli.main`: (exit code, stdout, stderr). An uncaught exception (what
+    a user would see as a traceback) fails the test."""
+    from moe_tf import cli
+
+    code = cli.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def run_cli(*args, env=None, timeout=300, cwd=REPO):

@@ -6,7 +6,7 @@ import functools
 import operator
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"  # task, feature and label names: identifiers (they become signature names)
 
@@ -31,10 +31,12 @@ def one_of(registry):
     """Returns a pydantic type accepting the `Config` of any component registered in `registry`.
 
     Each registered component class carries a `Config` (a StrictModel with a `type: Literal[key]` field);
-    the YAML's `type:` picks which one validates the rest of the block.
+    the YAML's `type:` picks which one validates the rest of the block. A bare name is short for `{type: name}`
+    (`architecture: mmoe`).
     """
     configs = [registry.get(key).Config for key in registry.keys()]
+    shorthand = BeforeValidator(lambda v: {"type": v} if isinstance(v, str) else v)
     if len(configs) == 1:
-        return configs[0]
+        return Annotated[configs[0], shorthand]
     union = functools.reduce(operator.or_, configs)  # Config1 | Config2 | ...
-    return Annotated[union, Field(discriminator="type")]
+    return Annotated[Annotated[union, Field(discriminator="type")], shorthand]

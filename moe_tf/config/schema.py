@@ -86,10 +86,11 @@ class DenseStackConfig(StrictModel):
 class ExpertsConfig(StrictModel):
     count: int = Field(4, ge=1)
     units: list[int] = Field(default_factory=lambda: [64], min_length=1)
+    input: Literal["trunk", "raw"] = "trunk"
 
 
 class ModelConfig(StrictModel):
-    architecture: str = "mmoe"
+    architecture: one_of(ARCHITECTURES) = Field(default_factory=lambda: ARCHITECTURES.get("mmoe").Config())
     stem: one_of(STEMS) | None = None
     stems: dict[str, one_of(STEMS)] = Field(default_factory=dict)
     fusion_units: int = Field(128, ge=1)
@@ -165,6 +166,8 @@ class LoggingConfig(StrictModel):
     tensorboard: bool = True
     progress: Literal["auto", "bar", "lines", "none"] = "auto"
     gate_heatmap: bool = True
+    dead_expert_threshold: float = Field(0.01, ge=0.0, le=1.0)
+    dead_expert_patience: int = Field(3, ge=1)
 
 
 class ExperimentConfig(StrictModel):
@@ -204,9 +207,7 @@ class ExperimentConfig(StrictModel):
                 errors.append(f"{p}.label_map: a regression task reads its targets as they are; remove label_map")
         if all(t.weight == 0 for t in self.tasks):
             errors.append("tasks: at least one task needs weight > 0")
-        if self.model.architecture not in ARCHITECTURES:
-            errors.append(f"model.architecture: unknown architecture {self.model.architecture!r}; "
-                          f"known: {', '.join(ARCHITECTURES.keys())}")
+        errors += self._gate_errors()
         monitor = self.training.early_stopping.monitor
         if monitor is not None and monitor not in self.monitor_names():
             errors.append(f"training.early_stopping.monitor: unknown metric {monitor!r}; "
@@ -216,6 +217,22 @@ class ExperimentConfig(StrictModel):
         if errors:
             raise ConfigError("\n".join(errors))
         return self
+
+    def _gate_errors(self) -> list[str]:
+        """A top-k gate must have at least k experts to choose among in every gate of the architecture."""
+        k = getattr(self.model.gate, "k", None)
+        arch = self.model.architecture
+        if self.model.experts.input == "raw" and arch.type in ("shared_bottom", "single_task"):
+            return [f"model.experts.input: 'raw' makes each expert a whole network on the raw inputs; the "
+                    f"{arch.type} architecture has no experts (use omoe, mmoe, cgc or ple, or input 'trunk')"]
+        if k is None or arch.type in ("shared_bottom", "single_task"):
+            return []
+        fewest = self.model.experts.count + getattr(arch, "task_experts", 0)
+        if k > fewest:
+            where = "model.experts.count" + (" + model.architecture.task_experts" if arch.type in ("cgc", "ple")
+                                             else "")
+            return [f"model.gate.k: {k} is more than the {fewest} experts a gate chooses among ({where})"]
+        return []
 
     def monitor_names(self) -> list[str]:
         names = ["eval/loss"]

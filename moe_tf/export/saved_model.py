@@ -3,6 +3,8 @@
 Signatures (each input is a raw feature by name, with the dtype and shape of its spec, batched):
   serving_default(every feature) → {task: probabilities [batch, classes]} (regression: values [batch, 1])
   task_<name>(the features of the task's source) → {"probabilities", "class_id" int64 [batch]} (regression: "value")
+  gates(every feature) → {task: the weights of the gate the task reads, float32 [batch, experts]} (gated
+      architectures only; experts in the layout of `moe_tf_export.json`'s "experts")
   metadata() → {task: class names (string [classes])}
 With several sources, each task is computed from its own source's features only, as in training.
 The export also holds `moe_tf_export.json` (features, tasks, class names) beside `saved_model.pb`.
@@ -73,6 +75,16 @@ def export_model(model, config, data, out_dir: str) -> str:
     for task in tasks:
         archive.add_endpoint(f"task_{task.name}", _task_endpoint(model, task),
                              input_signature=signature_specs(features, task.features))
+    task_gates = model.task_gates()
+    if task_gates:
+        def serve_gates(inputs):
+            out = {}
+            for names, group in groups.items():
+                routes = model({f: inputs[f] for f in names}, training=False)["gates"]
+                out.update({t.name: routes[task_gates[t.name]]["weights"] for t in group})
+            return out
+
+        archive.add_endpoint("gates", serve_gates, input_signature=signature_specs(features, features))
     names = {t.name: tf.constant(t.class_names) for t in tasks}
     archive.add_endpoint("metadata", tf.function(lambda: dict(names), input_signature=[]), input_signature=[])
 
@@ -83,7 +95,8 @@ def export_model(model, config, data, out_dir: str) -> str:
     meta = {"format_version": FORMAT_VERSION, "experiment": config.experiment.name,
             "features": {f: spec.to_dict() for f, spec in features.items()},
             "tasks": [{"name": t.name, "type": t.kind, "class_names": t.class_names, "features": t.features}
-                      for t in tasks]}
+                      for t in tasks],
+            "experts": {t: model.mixture.expert_names()[g] for t, g in task_gates.items()}}
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=2)
     if os.path.exists(out_dir):

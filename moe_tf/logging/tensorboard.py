@@ -1,42 +1,37 @@
 """TensorBoard summaries with tags that line up across runs:
 
-`train/loss`, `train/<task>/loss`, `train/<task>/<metric>`, `train/learning_rate`, `train/weights/<task>`,
-`train/examples_per_sec`, `eval/loss`, `eval/<task>/loss`, `eval/<task>/<metric>`, `gates/<task>/entropy`,
-`gates/<task>/expert_<i>` (mean gate weight), the image `gates/heatmap` (rows: tasks, columns: experts),
-the text `gates/table` and the text `config` (the resolved YAML).
+Training (every log interval): `train/loss`, `train/<task>/loss`, `train/<task>/<metric>`, `train/learning_rate`,
+`train/weights/<task>`, `train/examples_per_sec`, and per gate `aux/<gate>/<loss>` (each auxiliary loss as added
+to the objective), `gates/<gate>/entropy`, `gates/<gate>/expert_<i>` (mean gate weight), and for sparse gates
+`gates/<gate>/routed_<i>` (fraction of examples expert i processed) and `gates/<gate>/dropped` (fraction of
+assignments dropped by capacity).
+Evaluation: `eval/loss` (task losses only), `eval/<task>/loss`, `eval/<task>/<metric>`, `eval/aux/<gate>/<loss>`,
+the histogram `gates/<gate>/weights`, the image `gates/heatmap` (labelled gate × expert matrix with values and a
+colour bar), the text `gates/table`, and `gates/dead_experts`. The test split is logged with the prefix `test`.
+The text `config` holds the resolved YAML.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.histogram import metadata as histogram_metadata
 
-# Anchor colours of the viridis colour map (dark blue = 0 … yellow = 1).
-_VIRIDIS = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
-
-
-def heatmap_image(matrix: np.ndarray, cell: int = 24) -> np.ndarray:
-    """[rows, cols] values in [0, 1] → uint8 image [1, rows·cell, cols·cell, 3] (viridis, each value one square)."""
-    m = np.clip(np.asarray(matrix, dtype=np.float64), 0.0, 1.0)
-    pos = m * (len(_VIRIDIS) - 1)
-    lo = np.floor(pos).astype(int).clip(0, len(_VIRIDIS) - 2)
-    frac = (pos - lo)[..., None]
-    rgb = _VIRIDIS[lo] * (1 - frac) + _VIRIDIS[lo + 1] * frac  # [rows, cols, 3]
-    img = np.repeat(np.repeat(rgb, cell, axis=0), cell, axis=1)
-    return img.round().astype(np.uint8)[None]
-
-
-def gate_matrix(gates: dict) -> tuple[list[str], np.ndarray]:
-    names = list(gates)
-    return names, np.array([gates[n]["expert_weights"] for n in names])
+from moe_tf.logging.gates import gates_png
 
 
 class TensorBoardLogger:
-    """Writes one event stream to `log_dir`; every method is a no-op when `enabled` is false."""
+    """Writes one event stream to `log_dir`; every method is a no-op when `enabled` is false.
 
-    def __init__(self, log_dir: str, enabled: bool = True, heatmap: bool = True):
+    Args:
+        expert_names: labels of the experts (columns of the heatmap).
+        heatmap: log the gate heatmap image.
+    """
+
+    def __init__(self, log_dir: str, enabled: bool = True, heatmap: bool = True, expert_names=None):
         self.enabled = enabled
         self.heatmap = heatmap
+        self.expert_names = list(expert_names or [])
         self.writer = tf.summary.create_file_writer(log_dir) if enabled else None
 
     def config(self, text: str) -> None:
@@ -55,26 +50,50 @@ class TensorBoardLogger:
             for task, weight in summary["weights"].items():
                 tf.summary.scalar(f"train/weights/{task}", weight)
             self._tasks("train", summary)
-            for task, g in summary["gates"].items():
-                tf.summary.scalar(f"gates/{task}/entropy", g["entropy"])
+            for gate, g in summary["gates"].items():
+                for loss, value in g["aux"].items():
+                    tf.summary.scalar(f"aux/{gate}/{loss}", value)
+                tf.summary.scalar(f"gates/{gate}/entropy", g["entropy"])
                 for i, w in enumerate(g["expert_weights"]):
-                    tf.summary.scalar(f"gates/{task}/expert_{i}", w)
+                    tf.summary.scalar(f"gates/{gate}/expert_{i}", w)
+                if "routed" in g:
+                    for i, r in enumerate(g["routed"]):
+                        tf.summary.scalar(f"gates/{gate}/routed_{i}", r)
+                    tf.summary.scalar(f"gates/{gate}/dropped", g["dropped"])
 
-    def eval(self, step: int, summary: dict, prefix: str = "eval") -> None:
+    def eval(self, step: int, summary: dict, prefix: str = "eval", dead_experts: int | None = None) -> None:
         if not self.enabled:
             return
         with self.writer.as_default(step=step):
             tf.summary.scalar(f"{prefix}/loss", summary["loss"])
             self._tasks(prefix, summary)
-            if summary["gates"] and self.heatmap:
-                names, matrix = gate_matrix(summary["gates"])
-                tf.summary.image("gates/heatmap", heatmap_image(matrix), step=step,
-                                 description="rows: " + ", ".join(names) + "; columns: experts 0..E-1")
-                header = "| task | " + " | ".join(f"expert {i}" for i in range(matrix.shape[1])) + " |"
-                rule = "|---" * (matrix.shape[1] + 1) + "|"
-                rows = [f"| {n} | " + " | ".join(f"{w:.3f}" for w in row) + " |" for n, row in zip(names, matrix)]
-                tf.summary.text("gates/table", "\n".join([header, rule, *rows]))
+            gates = summary["gates"]
+            for gate, g in gates.items():
+                for loss, value in g["aux"].items():
+                    tf.summary.scalar(f"{prefix}/aux/{gate}/{loss}", value)
+                if prefix == "eval":
+                    self._histogram(f"gates/{gate}/weights", g["histogram"], step)
+            if dead_experts is not None:
+                tf.summary.scalar("gates/dead_experts", dead_experts)
+            if gates and self.heatmap and prefix == "eval":
+                png = gates_png(gates, self._labels(gates), f"mean gate weight per expert, step {step}")
+                tf.summary.image("gates/heatmap", tf.io.decode_png(png, channels=3)[None], step=step,
+                                 description="rows: gates (tasks); columns: experts; cells: mean gate weight")
+                tf.summary.text("gates/table", gate_table(gates, self._labels(gates)))
         self.writer.flush()
+
+    def _labels(self, gates):
+        width = len(next(iter(gates.values()))["expert_weights"])
+        return self.expert_names if len(self.expert_names) == width else [str(i) for i in range(width)]
+
+    @staticmethod
+    def _histogram(tag: str, counts, step: int) -> None:
+        """A histogram of gate weights from counts in equal bins over [0, 1]."""
+        counts = np.asarray(counts, dtype=np.float64)
+        edges = np.linspace(0.0, 1.0, len(counts) + 1)
+        buckets = np.stack([edges[:-1], edges[1:], counts], axis=1)
+        tf.summary.write(tag, tf.constant(buckets), step=step,
+                         metadata=histogram_metadata.create_summary_metadata(tag, "gate weights"))
 
     def _tasks(self, prefix: str, summary: dict) -> None:
         for task, metrics in summary["tasks"].items():
@@ -84,3 +103,16 @@ class TensorBoardLogger:
     def close(self) -> None:
         if self.enabled:
             self.writer.close()
+
+
+def gate_table(gates: dict, expert_names) -> str:
+    """A markdown table: one row per gate, one column per expert (mean gate weight; routed fraction in
+    parentheses for sparse gates)."""
+    header = "| gate | " + " | ".join(expert_names) + " |"
+    rule = "|---" * (len(expert_names) + 1) + "|"
+    rows = []
+    for name, g in gates.items():
+        cells = [f"{w:.3f}" + (f" ({r:.2f})" if "routed" in g else "")
+                 for w, r in zip(g["expert_weights"], g.get("routed", g["expert_weights"]))]
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([header, rule, *rows])

@@ -7,6 +7,7 @@ import numpy as np
 from moe_tf.errors import ConfigError
 from moe_tf.models.multitask import MultiTaskModel
 from moe_tf.models.stems import DEFAULT_STEMS, STEMS
+from moe_tf.models.stems.conv import check_fits
 
 
 def resolve_stems(model_cfg: dict, features: dict, sources: dict[str, list[str]]) -> dict[str, dict]:
@@ -46,6 +47,8 @@ def resolve_stems(model_cfg: dict, features: dict, sources: dict[str, list[str]]
         if spec.modality not in takes:
             raise ConfigError(f"{where}: stem {cfg['type']!r} does not take {spec.modality} inputs (feature {f!r}, "
                               f"shape {list(spec.shape)}); it takes {', '.join(takes)}")
+        if cfg["type"] == "conv":
+            check_fits(cfg, spec.shape, where or "the default conv stem")
         out[f] = dict(cfg)
     return out
 
@@ -69,7 +72,8 @@ def build_model(model_config, data) -> MultiTaskModel:
     if cfg["normalize_numeric"]:
         for f, spec in data.features.items():
             if spec.modality == "numeric":
-                model.encoders[f].preprocess.set_statistics(*data.feature_statistics(f))
+                for layer in model.preprocessors(f):
+                    layer.set_statistics(*data.feature_statistics(f))
     return model
 
 

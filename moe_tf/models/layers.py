@@ -89,12 +89,26 @@ class ExpertPool(keras.layers.Layer):
             fan_in = u
 
     def call(self, x, training=None):
+        """x [batch, features] (every expert reads the same rows) or [batch, experts, features] → [batch, experts,
+        units[-1]]."""
+        first = "bi,eio->beo" if len(x.shape) == 2 else "bei,eio->beo"
+        return self._stack(x, first, "bei,eio->beo", training)
+
+    def on_slots(self, x, training=None):
+        """Each expert on its own rows: x [experts, slots, features] → [experts, slots, units[-1]] (sparse
+        dispatch: compute grows with the slots, not with the batch × experts)."""
+        return self._stack(x, "esi,eio->eso", "esi,eio->eso", training)
+
+    def on_rows(self, x, rows, training=None):
+        """Each expert on the rows of x [batch, features] listed in rows [experts, slots] (`batch` = an empty slot,
+        a row of zeros) → [experts, slots, units[-1]]."""
+        padded = ops.concatenate([x, ops.zeros_like(x[:1])], axis=0)
+        return self.on_slots(ops.take(padded, rows, axis=0), training=training)
+
+    def _stack(self, x, first, rest, training):
         for i, (kernel, bias) in enumerate(zip(self.kernels, self.biases)):
-            if i == 0:
-                x = ops.einsum("bi,eio->beo", x, kernel)  # [batch, experts, units_0]
-            else:
-                x = ops.einsum("bei,eio->beo", x, kernel)  # [batch, experts, units_i]
-            x = self._act(x + bias)
+            x = ops.einsum(first if i == 0 else rest, x, kernel)
+            x = self._act(x + (bias[None] if rest.startswith("b") else bias[:, None]))
             if self.dropout_layer is not None:
                 x = self.dropout_layer(x, training=training)
         return x

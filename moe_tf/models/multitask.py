@@ -1,14 +1,16 @@
-"""The whole multi-task model: an encoder per named input → shared trunk → architecture → tower and head per task."""
+"""The whole multi-task model: backbone (an encoder per named input → shared trunk) → architecture → tower and
+head per task."""
 
 from __future__ import annotations
 
 import keras
-from keras import ops
 
-from moe_tf.data.base import SOURCE_KEY
 from moe_tf.models.architectures import ARCHITECTURES
-from moe_tf.models.encoder import InputEncoder
+from moe_tf.models.backbone import Backbone
+from moe_tf.models.encoder_experts import RawGateInput
 from moe_tf.models.layers import DenseStack
+
+SHARED = "shared"
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")
@@ -23,9 +25,10 @@ class MultiTaskModel(keras.Model):
         sources: [[feature, ...]] per source (None with one source): which inputs each source provides.
 
     Call: {feature: [batch, *shape], optionally "_source": int32 [batch]} →
-        {"outputs": {task: logits [batch, units] float32}, "gates": {task: [batch, experts] float32}}.
-    An input missing from the dict, or absent for an example (its `_source` does not provide it), adds nothing to
-    that example; when no example of a batch has an input, its encoder does not run.
+        {"outputs": {task: logits [batch, units] float32},
+         "gates": {gate: {"weights": [batch, experts] float32, "aux": {loss: scalar}, and for sparse gates
+                          "routed" [experts], "dropped", "assignments"}}}.
+    An architecture with `independent = True` (single_task) gets a backbone per task, so nothing is shared.
     """
 
     def __init__(self, model_config, tasks, inputs, stems, sources=None, **kwargs):
@@ -37,74 +40,78 @@ class MultiTaskModel(keras.Model):
         self.sources = [list(s) for s in sources] if sources else None
         cfg = self.model_config
         l2, dropout, act = cfg["l2"], cfg["dropout"], cfg["activation"]
-        fused = len(self.inputs_spec) > 1
-        self.encoders = {
-            f: InputEncoder(spec, self.stems[f], cfg["fusion_units"] if fused else None, cfg["normalize_numeric"], l2,
-                            name=f"encoder_{f}")
-            for f, spec in self.inputs_spec.items()
-        }
-        self.trunk = DenseStack(cfg["trunk"]["units"], act, dropout, l2, name="trunk")
         names = [t["name"] for t in self.tasks]
-        arch_kwargs = dict(task_names=names, expert_units=cfg["experts"]["units"], activation=act,
-                           dropout=dropout, l2=l2, name="mixture")
-        if cfg["architecture"] != "shared_bottom":
-            arch_kwargs.update(num_experts=cfg["experts"]["count"], gate=cfg["gate"])
-        self.mixture = ARCHITECTURES.get(cfg["architecture"])(**arch_kwargs)
-        self.towers = {t["name"]: DenseStack(cfg["tower"]["units"], act, dropout, l2, name=f"tower_{t['name']}")
-                       for t in self.tasks}
+        arch = dict(cfg["architecture"])
+        arch_cls = ARCHITECTURES.get(arch.pop("type"))
+        backbone_args = dict(inputs=self.inputs_spec, stems=self.stems, sources=self.sources,
+                             fusion_units=cfg["fusion_units"], normalize_numeric=cfg["normalize_numeric"],
+                             trunk_units=cfg["trunk"]["units"], activation=act, dropout=dropout, l2=l2)
+        self.raw_experts = cfg["experts"].get("input", "trunk") == "raw"
+        self.gate_input = None
+        if self.raw_experts:  # every expert is a whole network on the raw inputs; gates read them flattened
+            self.gate_input = RawGateInput(self.inputs_spec, cfg["normalize_numeric"], name="gate_input")
+            arch.update(raw_backbone=backbone_args, gate_width=self.gate_input.width)
+        self.mixture = arch_cls(task_names=names, experts=cfg["experts"], gate=cfg["gate"], activation=act,
+                                dropout=dropout, l2=l2, name="mixture", **arch)
+        if self.raw_experts:
+            self.backbones = {}
+        elif arch_cls.independent:
+            self.backbones = {t: Backbone(**backbone_args, name=f"backbone_{t}") for t in names}
+        else:
+            self.backbones = {SHARED: Backbone(**backbone_args, name="backbone")}
+        self.towers = {t: DenseStack(cfg["tower"]["units"], act, dropout, l2, name=f"tower_{t}") for t in names}
         # Heads compute in float32 under mixed precision.
         self.heads = {t["name"]: keras.layers.Dense(t["units"], dtype="float32", name=f"head_{t['name']}")
                       for t in self.tasks}
 
-    def _encode(self, inputs, training):
-        """Σ over the inputs an example has of its encoder's output: [batch, features]."""
-        given = [f for f in self.encoders if f in inputs]
-        if not given:
-            raise ValueError(f"no model input given; expected some of {sorted(self.encoders)}")
-        if len(self.encoders) == 1:
-            return self.encoders[given[0]](inputs[given[0]], training=training)
-        source = inputs.get(SOURCE_KEY)
-        total = None
-        for f in given:
-            x = inputs[f]
-            if source is None or self.sources is None:
-                h = self.encoders[f](x, training=training)
-            else:
-                has = ops.convert_to_tensor([f in s for s in self.sources])  # [sources] bool
-                present = ops.take(has, ops.cast(source, "int32"))  # [batch] bool
-                h = self._encode_present(f, x, present, training)
-            total = h if total is None else total + h
-        return total
+    def all_backbones(self) -> list:
+        """Every Backbone: the shared one, one per task (single_task), or one per expert (raw-input experts)."""
+        return [*self.backbones.values(), *self.mixture.expert_backbones()]
 
-    def _encode_present(self, f, x, present, training):
-        """The encoder of `f` on the examples that have it (zeros elsewhere); skipped when none has it."""
-        batch = ops.shape(x)[0]
-        units = self.model_config["fusion_units"]
+    @property
+    def encoders(self) -> dict:
+        """{feature: InputEncoder} of the first backbone (the only one unless the architecture is independent or
+        the experts read the raw inputs)."""
+        return self.all_backbones()[0].encoders
 
-        def run():
-            return self.encoders[f](x, training=training) * ops.cast(present, self.compute_dtype)[:, None]
-
-        def skip():
-            return ops.zeros((batch, units), self.compute_dtype)
-
-        return ops.cond(ops.any(present), run, skip)
+    def preprocessors(self, feature: str) -> list:
+        """Every preprocessing layer of `feature` (one per backbone, and the gates' when experts read raw inputs)."""
+        layers = [b.encoders[feature].preprocess for b in self.all_backbones()]
+        return layers + ([self.gate_input.preprocess[feature]] if self.gate_input is not None else [])
 
     def call(self, inputs, training=None):
-        x = self._encode(inputs, training)  # [batch, features]
-        x = self.trunk(x, training=training)
+        if self.raw_experts:
+            features, gates = self.mixture(inputs, training=training, gate_input=self.gate_input(inputs))
+            outputs = {name: self.heads[name](self.towers[name](features[name], training=training))
+                       for name in features}
+            return {"outputs": outputs, "gates": gates}
+        if SHARED in self.backbones:
+            x = self.backbones[SHARED](inputs, training=training)  # [batch, features]
+        else:
+            x = {t: b(inputs, training=training) for t, b in self.backbones.items()}
         features, gates = self.mixture(x, training=training)
         outputs = {name: self.heads[name](self.towers[name](features[name], training=training))
                    for name in features}
         return {"outputs": outputs, "gates": gates}
 
+    def task_gates(self) -> dict[str, str]:
+        """{task: the gate whose routing it reads} (empty without gates)."""
+        return self.mixture.task_gates()
+
     def variable_groups(self) -> tuple[list, dict[str, list]]:
         """(shared trainable variables, {task: trainable variables only that task's loss reaches}).
 
-        A task's own variables are its tower, its head and whatever the architecture gives it alone (an MMoE gate);
-        everything else (encoders, trunk, experts) is shared. Gradient-based weightings treat the two differently.
+        A task's own variables are its tower, its head and whatever the architecture gives it alone (its gates,
+        its experts, its backbone when nothing is shared); everything else is shared. Gradient-based weightings
+        treat the two differently.
         """
-        own = {t["name"]: [*self.towers[t["name"]].trainable_variables, *self.heads[t["name"]].trainable_variables,
-                           *self.mixture.task_variables(t["name"])] for t in self.tasks}
+        own = {}
+        for t in self.tasks:
+            name = t["name"]
+            own[name] = [*self.towers[name].trainable_variables, *self.heads[name].trainable_variables,
+                         *self.mixture.task_variables(name)]
+            if name in self.backbones:
+                own[name] += self.backbones[name].trainable_variables
         taken = {id(v) for vs in own.values() for v in vs}
         shared = [v for v in self.trainable_variables if id(v) not in taken]
         return shared, own

@@ -50,14 +50,14 @@ class Checkpointer:
         path = self.latest.latest_checkpoint
         if path is None:
             return None
-        self.checkpoint.restore(path).expect_partial()
+        _restore(self.checkpoint, path)
         return int(path.rsplit("-", 1)[-1])
 
     def restore_best(self) -> bool:
         path = self.best.latest_checkpoint
         if path is None:
             return False
-        self.checkpoint.restore(path).expect_partial()
+        _restore(self.checkpoint, path)
         return True
 
     def close(self) -> None:
@@ -75,9 +75,15 @@ def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
     path = best or tf.train.latest_checkpoint(root)
     if path is None:
         raise MoeTfError(f"no checkpoint found in {root} (was the run trained?)")
-    status = tf.train.Checkpoint(model=model_variables(model)).restore(path).expect_partial()
-    try:
-        status.assert_existing_objects_matched()
-    except AssertionError as e:
-        raise MoeTfError(f"{path} does not match the model built from the run's config: {e}") from None
+    _restore(tf.train.Checkpoint(model=model_variables(model)), path)
     return path
+
+
+def _restore(checkpoint, path: str) -> None:
+    """Restores `path`, refusing a checkpoint that lacks any of the model's variables (e.g. one written by another
+    version of moe-tf, whose variables are named differently): nothing is restored silently half-way."""
+    try:
+        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError) as e:  # a missing variable, or one of another shape
+        raise MoeTfError(f"{path} does not match the model built from the run's config (was it written by another "
+                         f"version of moe-tf?): {str(e)[:300]}") from None

@@ -65,12 +65,32 @@ def task_stats(task, logits, labels, loss_weights=None):
     return stats, weighted
 
 
-def gate_stats(gates):
-    """Sums for one task's gate weights [batch, experts]: weight per expert, entropy, example count."""
-    gates = tf.cast(gates, tf.float32)
-    entropy = -tf.reduce_sum(gates * tf.math.log(gates + EPS), axis=-1)  # [batch]
-    return {"weight_sum": tf.reduce_sum(gates, axis=0), "entropy_sum": tf.reduce_sum(entropy),
-            "n": tf.cast(tf.shape(gates)[0], tf.float32)}
+HISTOGRAM_BINS = 10  # gate weights are counted in equal bins over [0, 1]
+
+
+def gate_stats(routing):
+    """Sums for one gate's routing over a batch (see MultiTaskModel): weight per expert, entropy, a histogram of
+    the weights, each auxiliary loss (a replica's share: value / replicas, so replicas sum to the mean), and for
+    sparse gates the examples each expert processed and the assignments dropped by capacity."""
+    weights = tf.cast(routing["weights"], tf.float32)  # [batch, experts]
+    entropy = -tf.reduce_sum(weights * tf.math.log(weights + EPS), axis=-1)  # [batch]
+    bins = tf.clip_by_value(tf.cast(tf.floor(weights * HISTOGRAM_BINS), tf.int32), 0, HISTOGRAM_BINS - 1)
+    share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
+    out = {"weight_sum": tf.reduce_sum(weights, axis=0), "entropy_sum": tf.reduce_sum(entropy),
+           "n": tf.cast(tf.shape(weights)[0], tf.float32),
+           "histogram": tf.reduce_sum(tf.one_hot(tf.reshape(bins, [-1]), HISTOGRAM_BINS), axis=0),
+           "aux": {k: tf.cast(v, tf.float32) * share for k, v in routing["aux"].items()},
+           "batches": tf.constant(share, tf.float32)}
+    if "routed" in routing:
+        out.update(routed_sum=routing["routed"], dropped_sum=routing["dropped"],
+                   assignments_sum=routing["assignments"])
+    return out
+
+
+def aux_total(outputs):
+    """Σ of every gate's auxiliary losses in a replica's forward pass (a scalar), or None without any."""
+    terms = [v for r in outputs["gates"].values() for v in r["aux"].values()]
+    return tf.add_n([tf.cast(v, tf.float32) for v in terms]) if terms else None
 
 
 def batch_stats(tasks, outputs, labels, loss_weights=None):
@@ -87,7 +107,8 @@ def batch_stats(tasks, outputs, labels, loss_weights=None):
 
 
 def summarize(stats) -> dict:
-    """Accumulated sums (numpy) → metric values: {"tasks": {task: {"loss": …, metric: …}}, "gates": …, "loss": …}.
+    """Accumulated sums (numpy) → metric values: {"tasks": {task: {"loss": …, metric: …}}, "gates": {gate: {"entropy",
+    "expert_weights", "histogram", "aux": {loss: mean}, and for sparse gates "routed", "dropped"}}}.
 
     `loss` is the unweighted mean of the task losses over labelled examples; the caller adds the weighted total.
     """
@@ -97,6 +118,11 @@ def summarize(stats) -> dict:
         out["tasks"][name] = {k.replace("_sum", ""): float(v) / n for k, v in s.items() if k != "count"}
     for name, g in stats["gates"].items():
         n = max(float(g["n"]), EPS)
-        out["gates"][name] = {"entropy": float(g["entropy_sum"]) / n,
-                              "expert_weights": [float(w) / n for w in g["weight_sum"]]}
+        gate = {"entropy": float(g["entropy_sum"]) / n, "expert_weights": [float(w) / n for w in g["weight_sum"]],
+                "histogram": [float(c) for c in g["histogram"]],
+                "aux": {k: float(v) / max(float(g["batches"]), EPS) for k, v in g["aux"].items()}}
+        if "routed_sum" in g:
+            gate["routed"] = [float(c) / n for c in g["routed_sum"]]  # fraction of examples each expert took
+            gate["dropped"] = float(g["dropped_sum"]) / max(float(g["assignments_sum"]), EPS)
+        out["gates"][name] = gate
     return out

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.training.evaluator import Evaluator, run_replicas
-from moe_tf.training.objectives import batch_stats, summarize
+from moe_tf.training.objectives import aux_total, batch_stats, summarize
 from moe_tf.training.statistics import pack, unpack
 from moe_tf.training.weightings.base import VariableGroups
 
@@ -101,7 +101,10 @@ class Trainer:
         with tf.GradientTape(persistent=self.weighting.persistent_tape) as tape:
             outputs = self.model(inputs, training=True)
             stats, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
-            extra = tf.nn.scale_regularization_loss(tf.add_n(self.model.losses)) if self.model.losses else None
+            # Regularisation and the gates' auxiliary losses, each replica's share of their mean over replicas.
+            aux = aux_total(outputs)
+            terms = [*self.model.losses, *([] if aux is None else [aux])]
+            extra = tf.nn.scale_regularization_loss(tf.add_n(terms)) if terms else None
             objectives = self.weighting.objectives(task_losses, extra, self.optimizer.scale_loss)
         pieces = self.weighting.gradients(tape, objectives, self.groups)
         total = self.weighting.total(task_losses) + (extra if extra is not None else 0.0)

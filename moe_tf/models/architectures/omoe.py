@@ -1,0 +1,27 @@
+"""One-gate mixture-of-experts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import keras
+
+from moe_tf.config.base import StrictModel
+from moe_tf.models.architectures import ARCHITECTURES
+from moe_tf.models.architectures.base import ExpertArchitecture
+
+
+@ARCHITECTURES.register("omoe")
+@keras.saving.register_keras_serializable(package="moe_tf")
+class OMoE(ExpertArchitecture):
+    """A shared pool of experts and one gate that every task reads (the baseline MMoE is compared with).
+
+    Ma et al., KDD 2018, section 4 ("OMoE"). Its routing is reported under the gate name `shared`.
+    """
+
+    class Config(StrictModel):
+        type: Literal["omoe"] = "omoe"
+
+    def __init__(self, task_names, experts, gate, **kwargs):
+        kwargs.pop("task_gates", None)
+        super().__init__(task_names, experts, gate, task_gates=False, **kwargs)

@@ -1,0 +1,37 @@
+"""Single-task baseline: an independent network per task."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import keras
+
+from moe_tf.config.base import StrictModel
+from moe_tf.models.architectures import ARCHITECTURES
+from moe_tf.models.architectures.base import UngatedArchitecture
+from moe_tf.models.layers import DenseStack
+
+
+@ARCHITECTURES.register("single_task")
+@keras.saving.register_keras_serializable(package="moe_tf")
+class SingleTask(UngatedArchitecture):
+    """Nothing is shared: each task has its own encoders (stems), trunk and an MLP shaped like one expert
+    (`model.experts.units`), so training them together equals training each alone (the baseline MTL papers
+    report). `experts.count` and `gate` are unused.
+    """
+
+    independent = True  # the model builds encoders and a trunk per task and passes {task: features}
+
+    class Config(StrictModel):
+        type: Literal["single_task"] = "single_task"
+
+    def __init__(self, task_names, experts, **kwargs):
+        super().__init__(task_names, experts, **kwargs)
+        self.networks = {t: DenseStack(self.experts_config["units"], self.activation, self.dropout, self.l2,
+                                       name=f"network_{t}") for t in self.task_names}
+
+    def call(self, x, training=None):
+        return {t: self.networks[t](x[t], training=training) for t in self.task_names}, {}
+
+    def task_variables(self, name: str) -> list:
+        return list(self.networks[name].trainable_variables)

@@ -1,0 +1,80 @@
+"""Named raw inputs → one feature vector: each input's encoder (preprocessing → stem → projection), summed over
+the inputs an example has, then the dense trunk."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from moe_tf.data.base import SOURCE_KEY
+from moe_tf.models.encoder import InputEncoder
+from moe_tf.models.layers import DenseStack
+
+
+@keras.saving.register_keras_serializable(package="moe_tf")
+class Backbone(keras.layers.Layer):
+    """Args:
+        inputs: {feature: {"dtype", "shape", "modality"}}.
+        stems: {feature: stem config}.
+        sources: [[feature, ...]] per source (None with one source): which inputs each source provides.
+        fusion_units, normalize_numeric, trunk_units, activation, dropout, l2: from the `model` config.
+
+    Call: {feature: [batch, *shape], optionally "_source": int32 [batch]} → [batch, features]. An input missing
+    from the dict, or absent for an example (its `_source` does not provide it), adds nothing to that example;
+    when no example of a batch has an input, its encoder does not run.
+    """
+
+    def __init__(self, inputs, stems, sources=None, fusion_units=128, normalize_numeric=True, trunk_units=(),
+                 activation="relu", dropout=0.0, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.inputs_spec = {k: dict(v) for k, v in sorted(inputs.items())}
+        self.stems = {k: dict(v) for k, v in stems.items()}
+        self.sources = [list(s) for s in sources] if sources else None
+        self.fusion_units = fusion_units
+        self.normalize_numeric = normalize_numeric
+        self.trunk_units = list(trunk_units)
+        self.activation, self.dropout, self.l2 = activation, dropout, l2
+        fused = len(self.inputs_spec) > 1
+        self.encoders = {
+            f: InputEncoder(spec, self.stems[f], fusion_units if fused else None, normalize_numeric, l2,
+                            name=f"encoder_{f}")
+            for f, spec in self.inputs_spec.items()
+        }
+        self.trunk = DenseStack(self.trunk_units, activation, dropout, l2, name="trunk")
+
+    def call(self, inputs, training=None):
+        given = [f for f in self.encoders if f in inputs]
+        if not given:
+            raise ValueError(f"no model input given; expected some of {sorted(self.encoders)}")
+        if len(self.encoders) == 1:
+            return self.trunk(self.encoders[given[0]](inputs[given[0]], training=training), training=training)
+        source = inputs.get(SOURCE_KEY)
+        total = None
+        for f in given:
+            x = inputs[f]
+            if source is None or self.sources is None:
+                h = self.encoders[f](x, training=training)
+            else:
+                has = ops.convert_to_tensor([f in s for s in self.sources])  # [sources] bool
+                present = ops.take(has, ops.cast(source, "int32"))  # [batch] bool
+                h = self._encode_present(f, x, present, training)
+            total = h if total is None else total + h
+        return self.trunk(total, training=training)
+
+    def _encode_present(self, f, x, present, training):
+        """The encoder of `f` on the examples that have it (zeros elsewhere); skipped when none has it."""
+        batch = ops.shape(x)[0]
+
+        def run():
+            return self.encoders[f](x, training=training) * ops.cast(present, self.compute_dtype)[:, None]
+
+        def skip():
+            return ops.zeros((batch, self.fusion_units), self.compute_dtype)
+
+        return ops.cond(ops.any(present), run, skip)
+
+    def get_config(self):
+        return {**super().get_config(), "inputs": self.inputs_spec, "stems": self.stems, "sources": self.sources,
+                "fusion_units": self.fusion_units, "normalize_numeric": self.normalize_numeric,
+                "trunk_units": self.trunk_units, "activation": self.activation, "dropout": self.dropout,
+                "l2": self.l2}
