@@ -12,6 +12,9 @@ def _short(summary: dict) -> str:
         for metric, value in metrics.items():
             if metric != "loss":
                 parts.append(f"{task}/{metric.replace('accuracy', 'acc')} {value:.4f}")
+    dropped = [g["dropped"] for g in summary.get("gates", {}).values() if "dropped" in g]
+    if dropped:  # sparse gates: the worst gate's share of assignments dropped by capacity
+        parts.append(f"dropped {100 * max(dropped):.1f}%")
     return "  ".join(parts)
 
 

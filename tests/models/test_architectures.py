@@ -3,6 +3,7 @@ to an export that serves predictions and gate weights; the `moe-tf gates` report
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -214,6 +215,7 @@ def test_sparse_run_from_yaml_through_the_cli(tmp_path, capsys):
                      "--set", "logging.progress=lines"]) == 0
     err = capsys.readouterr().err
     assert "model: cgc with switch gates" in err
+    assert re.search(r"step 3 .* dropped \d+\.\d%", err)  # the progress line shows capacity drops
     assert "warning: expert shared_0 is dead" in err  # threshold 0.99: every expert counts as unused
     assert os.path.getsize(os.path.join(run_dir, "gates.png")) > 10_000
     assert cli.main(["gates", run_dir, "--split", "eval"]) == 0
