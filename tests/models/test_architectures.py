@@ -74,7 +74,7 @@ def test_trains_under_each_strategy(data, mirrored, architecture, gate, expert_i
     if gate == "noisy_top_k":
         assert {"importance", "load"} <= set(gates["digit"]["aux"]) and gates["digit"]["aux"]["importance"] >= 0
     if gate == "switch":
-        assert gates["digit"]["aux"]["balance"] >= 0.01 - 1e-6  # α · E · Σ f·P >= α (equality when balanced)
+        assert 0.0 < gates["digit"]["aux"]["balance"] <= 0.01 * 3  # α · E · Σ f·P, and Σ f·P <= 1
 
 
 def test_single_task_shares_nothing_between_tasks(data):
