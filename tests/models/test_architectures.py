@@ -22,11 +22,10 @@ from tests.conftest import tiny_config, tiny_dict
 
 SPARSE = ["noisy_top_k", "switch", "expert_choice"]
 COMBOS = ([(a, "softmax", "trunk") for a in ARCHITECTURES.keys()] + [("mmoe", g, "trunk") for g in SPARSE]
-          + [("cgc", "softmax", "raw")])
-# Under mirrored: the sparse gates (PLE with top-k covers stacked levels too), the per-task backbones, and sparse
-# routing to experts that read the raw inputs.
-MIRRORED = [("single_task", "softmax", "trunk"), ("ple", "noisy_top_k", "trunk"), ("mmoe", "switch", "trunk"),
-            ("mmoe", "expert_choice", "trunk"), ("mmoe", "noisy_top_k", "raw")]
+          + [("mmoe", "noisy_top_k", "raw")])
+# Under mirrored: every sparse gate (CGC's task gates see two expert groups) and the per-task backbones.
+MIRRORED = [("single_task", "softmax", "trunk"), ("cgc", "noisy_top_k", "trunk"), ("mmoe", "switch", "trunk"),
+            ("mmoe", "expert_choice", "trunk")]
 
 
 class Capture(TrainerHooks):

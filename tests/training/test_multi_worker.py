@@ -23,11 +23,11 @@ def free_ports(n):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jit_compile, weighting", [(False, "fixed"), (True, "pcgrad")], ids=["no_xla", "xla_pcgrad"])
+@pytest.mark.parametrize("jit_compile, weighting", [(False, "pcgrad")], ids=["pcgrad"])
 def test_two_workers_match_one(tmp_path, jit_compile, weighting):
-    # Under XLA one worker compiles the whole step, two workers each replica's forward/backward pass. PCGrad's
-    # per-task gradients are summed across the workers once, then projected on each (tested with XLA, the path
-    # that splits the step in two).
+    # PCGrad's per-task gradients are summed across the workers once, then projected on each: the same pieces and
+    # reduction every weighting goes through (`fixed` differentiates one objective instead of one per task). XLA's
+    # split step (forward/backward compiled, all-reduce outside) is checked across replicas by the mirrored test.
     data = tiny_dict(training={"steps": 8, "eval_every": 4, "batch_size": 64, "log_every": 4,
                                "jit_compile": jit_compile, "weighting": {"type": weighting}},
                      logging={"progress": "lines"})
