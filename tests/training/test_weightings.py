@@ -108,8 +108,10 @@ def test_masked_losses_equal_a_hand_computation(tmp_path, mirrored):
         assert float(sums["stats"]["tasks"]["kind"]["count"]) == labelled.sum()
 
 
-@pytest.mark.parametrize("weighting", WEIGHTINGS.keys())
+@pytest.mark.parametrize("weighting", [w for w in WEIGHTINGS.keys() if w != "fixed"])
 def test_mixed_float16_loss_scaling_under_mirrored_matches_default(weighting, mirrored):
+    # (`fixed`, one scaled objective, is covered under mixed precision by the trainer's tests and under mirrored by
+    # test_every_weighting_matches_under_mirrored; the per-task pieces here are the case loss scaling can break.)
     # The loss scale applies to whatever the weighting differentiates; the LossScaleOptimizer unscales the
     # combined gradients, which are already summed across replicas (so every replica agrees on their finiteness).
     keras.mixed_precision.set_global_policy("mixed_float16")
