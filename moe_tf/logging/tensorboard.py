@@ -76,10 +76,11 @@ class TensorBoardLogger:
             if dead_experts is not None:
                 tf.summary.scalar("gates/dead_experts", dead_experts)
             if gates and self.heatmap and prefix == "eval":
-                png = gates_png(gates, self._labels(gates), f"mean gate weight per expert, step {step}")
+                labels = self._labels(gates)
+                png = gates_png(gates, labels, f"mean gate weight per expert, step {step}")
                 tf.summary.image("gates/heatmap", tf.io.decode_png(png, channels=3)[None], step=step,
                                  description="rows: gates (tasks); columns: experts; cells: mean gate weight")
-                tf.summary.text("gates/table", gate_table(gates, self._labels(gates)))
+                tf.summary.text("gates/table", gate_table(gates, labels))
         self.writer.flush()
 
     def _labels(self, gates):

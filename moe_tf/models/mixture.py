@@ -85,26 +85,23 @@ class ExpertLevel(keras.layers.Layer):
         self.gates = {g: gate_cls(sum(self.pools[v].num_experts for v in view), name=f"gate_{g}", **params)
                       for g, view in self.views.items()}
         self.sparse = gate_cls.sparse
-        self.skip = None
-        if self.sparse and self.raw_backbone and self.gate_width != self.expert_units[-1]:
-            self.skip = keras.layers.Dense(self.expert_units[-1], use_bias=False, name="skip")
+        self.skip = None  # created in build() when a sparse level's gate input and expert widths differ
 
     def build(self, input_shape):
         if self.raw_backbone:  # experts build on their first call; gates and the skip read the gate input
-            for gate in self.gates.values():
-                gate.build((None, self.gate_width))
-            if self.skip is not None:
-                self.skip.build((None, self.gate_width))
-            return
-        shape_of = lambda g: tuple(input_shape.get(g, input_shape[SHARED]))  # noqa: E731
-        for g, pool in self.pools.items():
-            pool.build(shape_of(g))
+            gate_shape = {g: (None, self.gate_width) for g in self.gates}
+            width = self.gate_width
+        else:
+            shape_of = lambda g: tuple(input_shape.get(g, input_shape[SHARED]))  # noqa: E731
+            for g, pool in self.pools.items():
+                pool.build(shape_of(g))
+            gate_shape = {g: shape_of(g) for g in self.gates}
+            width = shape_of(SHARED)[-1]
         for g, gate in self.gates.items():
-            gate.build(shape_of(g))
-        width = shape_of(SHARED)[-1]
+            gate.build(gate_shape[g])
         if self.sparse and width != self.expert_units[-1]:  # the skip path needs a projection
             self.skip = keras.layers.Dense(self.expert_units[-1], use_bias=False, name="skip")
-            self.skip.build(shape_of(SHARED))
+            self.skip.build((None, width))
 
     def task_gate(self, task: str) -> str:
         """The gate whose mixture task `task` reads."""

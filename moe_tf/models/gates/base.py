@@ -44,9 +44,5 @@ class Gate(keras.layers.Layer):
         """The losses every gate may add (the z-loss when its coefficient is set)."""
         return {"z_loss": self.z_loss * routing.z_loss(logits)} if self.z_loss else {}
 
-    def k(self) -> int:
-        """Experts each example visits (for the capacity check and dense gates: all)."""
-        return self.num_experts
-
     def get_config(self):
         return {**super().get_config(), "num_experts": self.num_experts, "z_loss": self.z_loss}

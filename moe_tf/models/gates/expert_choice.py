@@ -34,9 +34,6 @@ class ExpertChoiceGate(Gate):
         super().__init__(num_experts, **kwargs)
         self.capacity_factor = float(capacity_factor)
 
-    def k(self) -> int:
-        return 1
-
     def call(self, x, training=None):
         logits = self.logits(x)
         probs = tf.nn.softmax(logits, axis=-1)  # [batch, E]

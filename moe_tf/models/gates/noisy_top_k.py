@@ -57,9 +57,6 @@ class NoisyTopKGate(Gate):
         if self.noise_std is not None:
             self.noise_std.build(input_shape)
 
-    def k(self) -> int:
-        return self.top_k
-
     def call(self, x, training=None):
         clean = self.logits(x)  # [batch, E]
         noisy, std = clean, None

@@ -38,9 +38,6 @@ class SwitchGate(Gate):
         self.eval_capacity_factor = float(eval_capacity_factor)
         self.balance_loss = float(balance_loss)
 
-    def k(self) -> int:
-        return 1
-
     def call(self, x, training=None):
         logits = self.logits(x)
         probs = tf.nn.softmax(logits, axis=-1)  # [batch, E]

@@ -23,12 +23,17 @@ class ConvLayerConfig(StrictModel):
     pool_type: Literal["max", "avg"] = "max"
 
 
+def block_configs(filters=None, layers=None) -> list[dict]:
+    """The conv blocks a stem config describes: `layers` as given, else one default block per entry of `filters`
+    (default [32, 64])."""
+    return [dict(c) for c in layers] if layers is not None else [{"filters": f} for f in (filters or [32, 64])]
+
+
 def check_fits(stem: dict, shape, where: str) -> None:
     """Raises ConfigError when a `valid` convolution of the stem config `stem` no longer fits the feature map of an
     input of per-example `shape` [H, W, C] (`where`: the config path, for the message)."""
-    layers = stem.get("layers") or [{"filters": f} for f in (stem.get("filters") or [32, 64])]
     h, w = shape[0], shape[1]
-    for i, c in enumerate(ConvLayerConfig(**dict(c)) for c in layers):
+    for i, c in enumerate(ConvLayerConfig(**c) for c in block_configs(stem.get("filters"), stem.get("layers"))):
         k, s = c.kernel_size or stem.get("kernel_size", 3), c.stride
         if c.padding == "valid":
             h, w = (h - k) // s + 1, (w - k) // s + 1
@@ -70,9 +75,7 @@ class ConvStem(keras.layers.Layer):
 
     def __init__(self, filters=None, layers=None, kernel_size=3, batch_norm=False, flatten=True, l2=0.0, **kwargs):
         super().__init__(**kwargs)
-        if layers is None:
-            layers = [{"filters": f} for f in (filters or [32, 64])]
-        self.layer_configs = [ConvLayerConfig(**dict(c)).model_dump() for c in layers]
+        self.layer_configs = [ConvLayerConfig(**c).model_dump() for c in block_configs(filters, layers)]
         for c in self.layer_configs:
             c["kernel_size"] = c["kernel_size"] or kernel_size
         self.kernel_size = kernel_size
