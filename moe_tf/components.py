@@ -35,7 +35,8 @@ class Components:
     def trainer(self) -> Trainer:
         if self.optimizer is None:
             raise ValueError("these components were built for inference (training=False)")
-        return Trainer(self.model, self.weighting, self.optimizer, self.strategy, self.data, self.config.training)
+        return Trainer(self.model, self.weighting, self.optimizer, self.strategy, self.data, self.config.training,
+                       self.config.logging.gradient_stats_every)
 
     def evaluator(self) -> Evaluator:
         jit = resolve_jit_compile(self.config.training.jit_compile, self.strategy)
@@ -65,7 +66,8 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
         model = build_model(config.model, data)
         if initial_weights is not None:
             model.set_weights(initial_weights)
-        weighting = build_weighting(cfg.weighting, data.tasks, config.experiment.seed)
+        weighting = build_weighting(cfg.weighting, data.tasks, model, config.experiment.seed,
+                                    data.steps_per_epoch(cfg.batch_size))
         if training:
             optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision)
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))

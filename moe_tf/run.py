@@ -56,6 +56,9 @@ class RunHooks(TrainerHooks):
         self.checkpointer.save(step, best=self._improved)
         self._improved = False
 
+    def on_task_gradients(self, step, summary):
+        self.tensorboard.task_gradients(step, summary)
+
 
 class GateReport:
     """Each evaluation: `gates.png` in the run directory (chief only) and the dead-expert check, warned once per
@@ -133,7 +136,8 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True) -> di
                    f"parameters; weighting: {config.training.weighting.type}")
     early = EarlyStopping(config.training.early_stopping)
     checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
-                                early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals)
+                                early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals,
+                                **({"weighting": parts.weighting.state()} if parts.weighting.state() else {}))
     if resume:
         restored = checkpointer.restore_latest()
         progress.print(f"resumed from step {restored}" if restored is not None else "no checkpoint: starting fresh")

@@ -64,7 +64,8 @@ def trained_run(tmp_path_factory):
     from moe_tf.run import train
 
     run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
-    config = tiny_config(training={"early_stopping": {"monitor": "eval/digit/accuracy", "patience": 3}})
+    config = tiny_config(training={"early_stopping": {"monitor": "eval/digit/accuracy", "patience": 3}},
+                         logging={"gradient_stats_every": 10})
     metrics = train(config, run_dir)
     return run_dir, metrics
 

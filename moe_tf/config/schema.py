@@ -168,6 +168,8 @@ class LoggingConfig(StrictModel):
     gate_heatmap: bool = True
     dead_expert_threshold: float = Field(0.01, ge=0.0, le=1.0)
     dead_expert_patience: int = Field(3, ge=1)
+    gradient_stats_every: int = Field(0, ge=0, description="log grads/norm/<task> and grads/cosine/<a>__<b> every "
+                                                           "this many steps (0: never)")
 
 
 class ExperimentConfig(StrictModel):

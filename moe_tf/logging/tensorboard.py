@@ -8,6 +8,8 @@ assignments dropped by capacity).
 Evaluation: `eval/loss` (task losses only), `eval/<task>/loss`, `eval/<task>/<metric>`, `eval/aux/<gate>/<loss>`,
 the histogram `gates/<gate>/weights`, the image `gates/heatmap` (labelled gate × expert matrix with values and a
 colour bar), the text `gates/table`, and `gates/dead_experts`. The test split is logged with the prefix `test`.
+Task conflict (every `logging.gradient_stats_every` steps): `grads/norm/<task>` (norm of the task loss's gradient on
+the shared variables) and `grads/cosine/<a>__<b>` (cosine similarity of two tasks' gradients; negative: conflict).
 The text `config` holds the resolved YAML.
 """
 
@@ -39,6 +41,16 @@ class TensorBoardLogger:
             with self.writer.as_default():
                 tf.summary.text("config", "```\n" + text + "\n```", step=0)
             self.writer.flush()
+
+    def task_gradients(self, step: int, summary: dict) -> None:
+        """`summary`: {"norm": {task: float}, "cosine": {"a__b": float}} (Trainer.fit)."""
+        if not self.enabled:
+            return
+        with self.writer.as_default(step=step):
+            for task, value in summary["norm"].items():
+                tf.summary.scalar(f"grads/norm/{task}", value)
+            for pair, value in summary["cosine"].items():
+                tf.summary.scalar(f"grads/cosine/{pair}", value)
 
     def train(self, step: int, summary: dict) -> None:
         if not self.enabled:

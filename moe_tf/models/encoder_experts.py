@@ -39,6 +39,11 @@ class EncoderExperts(keras.layers.Layer):
         return ops.stack([mlp(bb(inputs, training=training), training=training)
                           for bb, mlp in zip(self.backbones, self.mlps)], axis=1)
 
+    def last_layer_variables(self) -> list:
+        """Every expert's last layer: its MLP's, or its backbone's when the MLP is empty."""
+        return [v for mlp, bb in zip(self.mlps, self.backbones)
+                for v in (mlp.last_layer_variables() or bb.trainable_variables)]
+
     def on_rows(self, inputs, rows, training=None):
         """Expert e on the examples rows[e] ([experts, slots]; `batch` = empty, all-zero inputs) →
         [experts, slots, units[-1]]."""

@@ -46,6 +46,10 @@ class DenseStack(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units[-1]) if self.units else input_shape
 
+    def last_layer_variables(self) -> list:
+        """The variables of the last Dense layer (none without layers)."""
+        return list(self.dense_layers[-1].trainable_variables) if self.dense_layers else []
+
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "dropout": self.dropout, "l2": self.l2}
@@ -93,6 +97,10 @@ class ExpertPool(keras.layers.Layer):
         units[-1]]."""
         first = "bi,eio->beo" if len(x.shape) == 2 else "bei,eio->beo"
         return self._stack(x, first, "bei,eio->beo", training)
+
+    def last_layer_variables(self) -> list:
+        """Every expert's last layer (one stacked kernel and bias)."""
+        return [self.kernels[-1], self.biases[-1]]
 
     def on_slots(self, x, training=None):
         """Each expert on its own rows: x [experts, slots, features] → [experts, slots, units[-1]] (sparse

@@ -79,20 +79,34 @@ class MultiTaskModel(keras.Model):
         layers = [b.encoders[feature].preprocess for b in self.all_backbones()]
         return layers + ([self.gate_input.preprocess[feature]] if self.gate_input is not None else [])
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, representation=False):
+        """With `representation` (training only, for MGDA-UB) the result also holds "representation": the shared
+        tensor the architecture's top reads (see `has_representation`)."""
+        kwargs = {"representation": True} if representation else {}
         if self.raw_experts:
-            features, gates = self.mixture(inputs, training=training, gate_input=self.gate_input(inputs))
-            outputs = {name: self.heads[name](self.towers[name](features[name], training=training))
-                       for name in features}
-            return {"outputs": outputs, "gates": gates}
-        if SHARED in self.backbones:
-            x = self.backbones[SHARED](inputs, training=training)  # [batch, features]
+            mixed = self.mixture(inputs, training=training, gate_input=self.gate_input(inputs), **kwargs)
         else:
-            x = {t: b(inputs, training=training) for t, b in self.backbones.items()}
-        features, gates = self.mixture(x, training=training)
+            if SHARED in self.backbones:
+                x = self.backbones[SHARED](inputs, training=training)  # [batch, features]
+            else:
+                x = {t: b(inputs, training=training) for t, b in self.backbones.items()}
+            mixed = self.mixture(x, training=training, **kwargs)
+        features, gates = mixed[0], mixed[1]
         outputs = {name: self.heads[name](self.towers[name](features[name], training=training))
                    for name in features}
-        return {"outputs": outputs, "gates": gates}
+        result = {"outputs": outputs, "gates": gates}
+        if representation:
+            result["representation"] = mixed[2]
+        return result
+
+    def has_representation(self) -> bool:
+        """Whether the model has one shared tensor that every task's loss depends on (MGDA-UB needs one)."""
+        return self.mixture.has_representation()
+
+    def last_shared_variables(self) -> list:
+        """The last shared layer's variables (GradNorm's W): the top shared experts' last layer, or the shared
+        block's for shared_bottom; none when nothing is shared."""
+        return self.mixture.last_shared_variables()
 
     def task_gates(self) -> dict[str, str]:
         """{task: the gate whose routing it reads} (empty without gates)."""

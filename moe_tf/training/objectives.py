@@ -36,6 +36,19 @@ def _per_example_loss(task, logits, labels):
     return loss, tf.cast(mask, tf.float32), target
 
 
+def label_mask(task, labels):
+    """float32 [batch]: 1 where the example has a label of `task` (class >= 0; regression: not NaN)."""
+    present = tf.logical_not(tf.math.is_nan(labels)) if task.kind == "regression" else labels >= 0
+    return tf.cast(present, tf.float32)
+
+
+def task_presence(tasks, labels, loss_weights) -> dict:
+    """{task: Σ loss_weights over the replica's labelled examples}: the pipeline's weights are 1 / (labelled
+    examples of the task in the global batch), so across replicas this sums to 1 when the global batch has labels
+    of the task and to 0 when it has none."""
+    return {t.name: tf.reduce_sum(label_mask(t, labels[t.name]) * loss_weights[t.name]) for t in tasks}
+
+
 def task_stats(task, logits, labels, loss_weights=None):
     """Sums for one task over a batch: `loss_sum`, `count` and one sum per metric.
 

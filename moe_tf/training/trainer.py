@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.training.evaluator import Evaluator, run_replicas
-from moe_tf.training.objectives import aux_total, batch_stats, summarize
+from moe_tf.training.objectives import aux_total, batch_stats, summarize, task_presence
 from moe_tf.training.statistics import pack, unpack
-from moe_tf.training.weightings.base import VariableGroups
+from moe_tf.training.weightings.base import StepContext, VariableGroups, flatten, gradient
 
 SUM = tf.distribute.ReduceOp.SUM
 
@@ -39,6 +39,9 @@ class TrainerHooks:
     def on_checkpoint(self, step: int) -> None:
         pass
 
+    def on_task_gradients(self, step: int, summary: dict) -> None:
+        """The tasks' gradient norms and pairwise cosines on the shared variables, measured before `step + 1`."""
+
 
 class Trainer:
     """Trains `model` on the tasks with `weighting` and `optimizer` under `strategy`.
@@ -51,9 +54,11 @@ class Trainer:
         strategy: the tf.distribute strategy.
         data: the TaskData (tasks, model inputs, pipelines).
         config: the `training` config.
+        gradient_stats_every: measure the tasks' gradient norms and cosines every this many steps (0: never;
+            `logging.gradient_stats_every`).
     """
 
-    def __init__(self, model, weighting, optimizer, strategy, data, config):
+    def __init__(self, model, weighting, optimizer, strategy, data, config, gradient_stats_every: int = 0):
         self.model = model
         self.weighting = weighting
         self.optimizer = optimizer
@@ -64,6 +69,8 @@ class Trainer:
         self.global_batch_size = config.batch_size
         shared, own = model.variable_groups()
         self.groups = VariableGroups(shared, own, list(weighting.trainable_variables))
+        self._call_kwargs = {"representation": True} if weighting.needs_representation else {}
+        self.gradient_stats_every = gradient_stats_every if shared else 0
         self.variables = self.groups.all
         self.jit_compile = resolve_jit_compile(config.jit_compile, strategy)
         self.evaluator = Evaluator(model, strategy, data.tasks, data.features, self.jit_compile)
@@ -75,12 +82,15 @@ class Trainer:
         self._one_step = pack({**self._template, "steps": tf.ones(())})  # counts a step, added once
         self.train_step = tf.function(self._train_step)
         self.train_chunk = tf.function(self._train_chunk)
+        self.train_step_with_gradient_stats = tf.function(self._train_step_with_gradient_stats)
         # XLA: on one device the whole step compiles, optimizer update included; with several replicas the
         # gradient pieces are all-reduced between the two phases (a cross-replica call XLA cannot hold), so the
         # forward and backward pass compile.
+        # A weighting that sums values across replicas inside phase 1 (FAMO, MGDA-UB) keeps phase 1 out of XLA then.
         whole_step = self.jit_compile and _single_device(strategy)
         jit = lambda fn, on: tf.function(fn, jit_compile=True) if on else fn  # noqa: E731
-        self._loss_and_pieces = jit(self._replica_loss_and_pieces, self.jit_compile and not whole_step)
+        phase_one = self.jit_compile and not whole_step and not weighting.reduces_in_backward
+        self._loss_and_pieces = jit(self._replica_loss_and_pieces, phase_one)
         self._replica_step = jit(self._replica_train_step, whole_step)
 
     def read_and_reset_sums(self) -> dict:
@@ -95,35 +105,77 @@ class Trainer:
 
     # ---- steps (graph) ----------------------------------------------------------------------------------------
 
+    def _context(self) -> StepContext:
+        replicas = self.strategy.num_replicas_in_sync
+        scale = getattr(self.optimizer, "dynamic_scale", None)
+        return StepContext(step=self.optimizer.iterations, loss_scale=1.0 if scale is None else scale,
+                           all_reduce=_all_reduce if replicas > 1 else (lambda x: x),
+                           mixed_float16=scale is not None)
+
     def _replica_loss_and_pieces(self, inputs, labels, loss_weights):
         """Forward, losses and the weighting's gradient pieces on one replica's batch (phase 1; XLA-compiled under
         `training.jit_compile`)."""
+        ctx = self._context()
         with tf.GradientTape(persistent=self.weighting.persistent_tape) as tape:
-            outputs = self.model(inputs, training=True)
+            outputs = self.model(inputs, training=True, **self._call_kwargs)
+            ctx.representation = outputs.get("representation")
             stats, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
+            presence = task_presence(self.tasks, labels, loss_weights)
             # Regularisation and the gates' auxiliary losses, each replica's share of their mean over replicas.
             aux = aux_total(outputs)
             terms = [*self.model.losses, *([] if aux is None else [aux])]
             extra = tf.nn.scale_regularization_loss(tf.add_n(terms)) if terms else None
-            objectives = self.weighting.objectives(task_losses, extra, self.optimizer.scale_loss)
-        pieces = self.weighting.gradients(tape, objectives, self.groups)
-        total = self.weighting.total(task_losses) + (extra if extra is not None else 0.0)
-        return pieces, pack({"stats": stats, "loss": total, "steps": tf.zeros(())}), self.weighting.weights()
+            objectives = self.weighting.objectives(task_losses, presence, extra, self.optimizer.scale_loss, ctx)
+        pieces = self.weighting.gradients(tape, objectives, self.groups, ctx)
+        weights = objectives["weights"]
+        total = tf.add_n([weights[i] * task_losses[n] for i, n in enumerate(self.weighting.names)])
+        total += extra if extra is not None else 0.0
+        return pieces, pack({"stats": stats, "loss": total, "steps": tf.zeros(())}), weights
 
     def _replica_train_step(self, inputs, labels, loss_weights):
         pieces, packed, weights = self._loss_and_pieces(inputs, labels, loss_weights)
         if self.strategy.num_replicas_in_sync > 1:  # the one reduction of the step's gradients
             pieces = _all_reduce(pieces)
-        grads = self.weighting.combine(pieces, self.groups, self.optimizer.iterations)
+        grads = self.weighting.combine(pieces, self.groups, self._context())
         self.optimizer.apply_gradients(zip(grads, self.variables))
         return packed, weights
 
+    def _replica_task_gradients(self, inputs, labels, loss_weights):
+        """Each task's loss gradient on the shared variables, summed across replicas, in inference mode (no
+        dropout or gate noise, so measuring does not change the run's random draws): → (norms [tasks], cosine
+        similarities [tasks, tasks])."""
+        scale = self.optimizer.scale_loss
+        with tf.GradientTape(persistent=True) as tape:
+            outputs = self.model(inputs, training=False)
+            _, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
+            scaled = [scale(task_losses[n]) for n in self.weighting.names]
+        grads = tf.stack([flatten(gradient(tape, loss, self.groups.shared)) for loss in scaled])
+        if self.strategy.num_replicas_in_sync > 1:
+            grads = _all_reduce(grads)
+        grads = grads / tf.cast(self._context().loss_scale, tf.float32)
+        norms = tf.norm(grads, axis=1)
+        safe = tf.where(norms > 0, norms, 1.0)
+        cosine = tf.matmul(grads, grads, transpose_b=True) / (safe[:, None] * safe[None, :])
+        return norms, cosine
+
     def _train_step(self, iterator):
-        """One step; its statistics are added to `self.sums`. Returns the task weights."""
-        packed, weights = run_replicas(self.strategy, self._replica_step, next(iterator))
+        """One step; its statistics are added to `self.sums`. Returns the task weights [tasks]."""
+        return self._train_batch(next(iterator))
+
+    def _train_batch(self, batch):
+        packed, weights = run_replicas(self.strategy, self._replica_step, batch)
         self.sums.assign_add(self.strategy.reduce(SUM, packed, axis=None) + self._one_step)
-        # Task weights are identical on every replica: take the first one's, no communication.
-        return tf.nest.map_structure(lambda w: self.strategy.experimental_local_results(w)[0], weights)
+        return self._first(weights)
+
+    def _first(self, values):
+        """Values identical on every replica: the first replica's, without communication."""
+        return tf.nest.map_structure(lambda w: self.strategy.experimental_local_results(w)[0], values)
+
+    def _train_step_with_gradient_stats(self, iterator):
+        """One step, after measuring the task gradients on its batch. Returns (weights, norms, cosines)."""
+        batch = next(iterator)
+        norms, cosine = self._first(run_replicas(self.strategy, self._replica_task_gradients, batch))
+        return self._train_batch(batch), norms, cosine
 
     def _train_chunk(self, iterator, num_steps):
         """`num_steps` (>= 2) steps in one graph call (`training.steps_per_execution`). Returns the task weights."""
@@ -150,6 +202,7 @@ class Trainer:
         # `auto`: everything up to the next log/eval/checkpoint step runs as one graph call; the host has nothing
         # to do in between, since the step statistics accumulate in `self.sums`.
         per_call = total if cfg.steps_per_execution == "auto" else cfg.steps_per_execution
+        stats_every = self.gradient_stats_every
         step = int(self.optimizer.iterations.numpy())
         dataset = self.data.train_dataset(batch, start_step=step, total_steps=total)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
@@ -158,17 +211,23 @@ class Trainer:
             hooks.on_epoch_start(epoch, num_epochs, per_epoch, offset)
             epoch_end = min((epoch + 1) * per_epoch, total)
             started = time.perf_counter()
+            every = [cfg.log_every, eval_every, ckpt_every, *([stats_every] if stats_every else [])]
             while step < epoch_end:
-                boundary = min(_next_multiple(step, k) for k in (cfg.log_every, eval_every, ckpt_every))
+                boundary = min(_next_multiple(step, k) for k in every)
                 n = min(per_call, epoch_end - step, boundary - step)
-                weights = self.train_step(iterator) if n == 1 else self.train_chunk(iterator, tf.constant(n))
+                if stats_every and step % stats_every == 0:
+                    n = 1
+                    weights, norms, cosine = self.train_step_with_gradient_stats(iterator)
+                    hooks.on_task_gradients(step, self._gradient_summary(norms.numpy(), cosine.numpy()))
+                else:
+                    weights = self.train_step(iterator) if n == 1 else self.train_chunk(iterator, tf.constant(n))
                 step += n
                 if step % cfg.log_every == 0 or step == epoch_end:
                     seconds = time.perf_counter() - started
                     sums = self.read_and_reset_sums()
                     summary = summarize(sums["stats"])
                     summary["loss"] = float(sums["loss"]) / sums["steps"]
-                    summary["weights"] = {k: float(v) for k, v in weights.items()}
+                    summary["weights"] = dict(zip(self.weighting.names, weights.numpy().tolist()))
                     summary["examples_per_sec"] = sums["steps"] * batch / max(seconds, 1e-9)
                     summary["learning_rate"] = float(np.asarray(self.optimizer.learning_rate))
                     hooks.on_train_log(step, summary)
@@ -180,6 +239,14 @@ class Trainer:
                 if step % ckpt_every == 0 or step == total:
                     hooks.on_checkpoint(step)
         return step
+
+
+    def _gradient_summary(self, norms, cosine) -> dict:
+        """{"norm": {task: |g_t|}, "cosine": {"a__b": cos(g_a, g_b)}} from the measured arrays."""
+        names = self.weighting.names
+        return {"norm": {n: float(norms[i]) for i, n in enumerate(names)},
+                "cosine": {f"{a}__{b}": float(cosine[i, j]) for i, a in enumerate(names)
+                           for j, b in enumerate(names) if i < j}}
 
 
 def total_steps(config, data) -> int:

@@ -47,6 +47,16 @@ def test_values_are_real(events):
     assert "type: mmoe" in config_text
 
 
+def test_task_gradient_telemetry(events):
+    # logging.gradient_stats_every: 10 over 38 steps: measured before steps 1, 11, 21 and 31
+    norms = values(events, "grads/norm/digit")
+    assert [e.step for e in events.Tensors("grads/norm/digit")] == [0, 10, 20, 30]
+    assert all(n > 0 for n in norms + values(events, "grads/norm/high"))
+    cosines = values(events, "grads/cosine/digit__high")
+    assert len(cosines) == 4 and all(-1.0 - 1e-5 <= c <= 1.0 + 1e-5 for c in cosines)
+    assert len(set(np.round(cosines, 6))) > 1  # measured each time, not a constant
+
+
 def test_gate_weight_histogram(events):
     """Bucket counts over [0, 1] sum to examples × experts of the eval split (180 digits in the tiny config)."""
     buckets = tf.make_ndarray(events.Tensors("gates/digit/weights")[-1].tensor_proto)

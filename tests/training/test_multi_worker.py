@@ -23,13 +23,14 @@ def free_ports(n):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jit_compile, weighting", [(False, "pcgrad")], ids=["pcgrad"])
+@pytest.mark.parametrize("jit_compile, weighting", [(False, {"type": "mgda", "upper_bound": True})], ids=["mgda_ub"])
 def test_two_workers_match_one(tmp_path, jit_compile, weighting):
-    # PCGrad's per-task gradients are summed across the workers once, then projected on each: the same pieces and
-    # reduction every weighting goes through (`fixed` differentiates one objective instead of one per task). XLA's
-    # split step (forward/backward compiled, all-reduce outside) is checked across replicas by the mirrored test.
+    # MGDA-UB sums the tasks' representation-gradient Gram matrix across the workers *before* its backward pass,
+    # then its gradients once after it, and keeps state (the last weights, used by the eval loss): both reductions
+    # every weighting goes through. XLA's split step (forward/backward compiled, all-reduce outside) is checked
+    # across replicas by the mirrored test.
     data = tiny_dict(training={"steps": 8, "eval_every": 4, "batch_size": 64, "log_every": 4,
-                               "jit_compile": jit_compile, "weighting": {"type": weighting}},
+                               "jit_compile": jit_compile, "weighting": weighting},
                      logging={"progress": "lines"})
     # `high` misses its label on digits 3, 4, 8 and 9: its loss is a mean over a varying number of labelled
     # examples per global batch, which must come out the same on one worker and on two

@@ -154,22 +154,29 @@ def test_mixed_precision_trains_with_float32_heads(policy, jit_compile, weightin
 
 def _weights(run_dir):
     reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
-    names = sorted(n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "optimizer/")))
+    names = sorted(n for n in reader.get_variable_to_shape_map()
+                   if n.startswith(("model/", "optimizer/", "weighting/")))
     return {n: reader.get_tensor(n) for n in names}
 
 
 @pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
+    # FAMO keeps state across steps (its logits, the last step's losses, Adam's moments): a resumed run must
+    # restore it to continue exactly.
     straight = str(tmp_path / "straight")
     resumed = str(tmp_path / "resumed")
-    config = tiny_config(training={"epochs": 2, "checkpoint_every": 7, "eval_every": 14})
+    famo = {"type": "famo", "learning_rate": 0.1}
+    config = tiny_config(training={"epochs": 2, "checkpoint_every": 7, "eval_every": 14, "weighting": famo})
     train(config, straight, export=False)
-    half = tiny_config(training={"epochs": 2, "steps": 25, "checkpoint_every": 7, "eval_every": 14})
+    half = tiny_config(training={"epochs": 2, "steps": 25, "checkpoint_every": 7, "eval_every": 14,
+                                 "weighting": famo})
     train(half, resumed, export=False)  # stops at step 25: mid-epoch (19 steps per epoch)
     assert json.load(open(os.path.join(resumed, "metrics.json")))["step"] == 25
     train(config, resumed, resume=True, export=False)
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys() and len(a) > 10  # weights, optimizer slots, step
+    assert any(n.startswith("weighting/logits") for n in a)
+    assert np.ptp(a[next(n for n in a if n.startswith("weighting/logits"))]) > 1e-3  # the state moved
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
     ma = json.load(open(os.path.join(straight, "metrics.json")))
@@ -220,8 +227,10 @@ def test_resume_with_two_sources_continues_exactly(tmp_path, tabular_npz):
     from tests.conftest import multi_dict
 
     def config(steps):
+        # DWA's loss windows (5 steps) straddle the checkpoint at step 9
         return validate_config(multi_dict(tabular_npz, training={"steps": steps, "checkpoint_every": 9,
-                                                                 "eval_every": 18},
+                                                                 "eval_every": 18,
+                                                                 "weighting": {"type": "dwa", "window": 5}},
                                           data={"sampling": {"type": "temperature", "temperature": 3.0}}))
 
     straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
@@ -229,7 +238,7 @@ def test_resume_with_two_sources_continues_exactly(tmp_path, tabular_npz):
     train(config(13), resumed, export=False)  # stops between two checkpoints' worth of source draws
     train(config(30), resumed, resume=True, export=False)
     a, b = _weights(straight), _weights(resumed)
-    assert a.keys() == b.keys() and any("encoder_x" in n for n in a)
+    assert a.keys() == b.keys() and any("encoder_x" in n for n in a) and any("weighting/history" in n for n in a)
     for name in a:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
@@ -245,3 +254,20 @@ def test_a_checkpoint_of_another_model_is_refused_not_half_restored(trained_run)
         restore_for_inference(run_dir, other)
     with pytest.raises(MoeTfError, match="does not match the model built from the run's config"):
         Checkpointer(run_dir, True, 3, model=other).restore_latest()
+
+
+def test_task_gradient_stats_equal_a_hand_computation(mirrored):
+    # Under mirrored the per-task gradients are summed across replicas before norms and cosines are taken.
+    from moe_tf.training.objectives import batch_stats
+
+    trainer, data = make_trainer(tiny_config(logging={"gradient_stats_every": 1}), mirrored)
+    inputs, labels, weights = next(iter(data.train_dataset(64, 0, 1)))
+    with tf.GradientTape(persistent=True) as tape:
+        _, losses = batch_stats(data.tasks, trainer.model(inputs, training=False), labels, weights)
+    grads = np.stack([np.concatenate([tape.gradient(losses[t], v).numpy().ravel() for v in trainer.groups.shared])
+                      for t in ("digit", "high")])
+    norms = np.linalg.norm(grads, axis=1)
+    iterator = iter(mirrored.experimental_distribute_dataset(data.train_dataset(64, 0, 1)))
+    _, measured_norms, cosine = trainer.train_step_with_gradient_stats(iterator)
+    np.testing.assert_allclose(measured_norms.numpy(), norms, rtol=1e-4)
+    np.testing.assert_allclose(cosine.numpy()[0, 1], grads[0] @ grads[1] / norms.prod(), rtol=1e-4, atol=1e-6)

@@ -1,5 +1,8 @@
-"""Weightings own the backward pass: `fixed` (one pass) and PCGrad (per-task gradients reduced once, then projected),
-equal under `default` and `mirrored`; losses per labelled example equal a hand computation."""
+"""Weightings own the backward pass. The formulas on hand-made inputs (PCGrad, CAGrad, MGDA's min-norm, GradNorm,
+DWA, FAMO, uncertainty on a toy regression); every method equal under `default` and `mirrored`; mixed_float16 loss
+scaling; missing labels; every state variable checkpointed; configs a method cannot train are refused."""
+
+from types import SimpleNamespace
 
 import keras
 import numpy as np
@@ -8,10 +11,37 @@ import tensorflow as tf
 
 from moe_tf.components import build_components
 from moe_tf.config.loader import validate_config
+from moe_tf.errors import ConfigError
 from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.training.weightings.base import StepContext
+from moe_tf.training.weightings.cagrad import cagrad_direction
+from moe_tf.training.weightings.mgda import min_norm_weights
 from moe_tf.training.weightings.pcgrad import project_conflicts
-from tests.conftest import multi_dict, tiny_config
+from tests.conftest import multi_dict, tiny_config, tiny_dict
 from tests.training.test_trainer import make_trainer, step_losses
+
+TASKS = [SimpleNamespace(name="a", kind="classification"), SimpleNamespace(name="b", kind="regression")]
+
+
+def standalone(kind, **params):
+    """A weighting over tasks a (classification) and b (regression), α = 1, without a model."""
+    cls = WEIGHTINGS.get(kind)
+    return cls({"a": 1.0, "b": 1.0}, cls.Config(type=kind, **params), 0, TASKS, 4)
+
+
+def held_variables(obj) -> list:
+    """Every keras.Variable an object of moe_tf holds, directly or in its moe_tf parts (e.g. its Adam)."""
+    out = []
+    for value in vars(obj).values():
+        if isinstance(value, keras.Variable):
+            out.append(value)
+        elif type(value).__module__.startswith("moe_tf"):
+            out += held_variables(value)
+    return out
+
+
+def context(step=0):
+    return StepContext(step=tf.constant(step, tf.int64), loss_scale=1.0, all_reduce=lambda x: x)
 
 
 def test_projection_matches_the_paper_on_two_tasks():
@@ -59,17 +89,40 @@ def test_pcgrad_step_applies_the_projected_sum_of_task_gradients():
         assert not np.allclose(expected, flat.sum(0), rtol=1e-3)
 
 
-@pytest.mark.parametrize("weighting", WEIGHTINGS.keys())
+METHODS = [{"type": k} for k in WEIGHTINGS.keys()] + [{"type": "mgda", "upper_bound": True}]
+
+
+def single_step_losses(trainer, data, steps):
+    """Losses of `steps` single steps (the multi-step graph is checked across strategies in test_trainer)."""
+    dataset = data.train_dataset(trainer.global_batch_size, 0, steps)
+    iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
+    out = []
+    for _ in range(steps):
+        weights = trainer.train_step(iterator).numpy()
+        sums = trainer.read_and_reset_sums()
+        task_loss = sum(float(s["loss_sum"]) / max(float(s["count"]), 1) for s in sums["stats"]["tasks"].values())
+        out.append((float(sums["loss"]), task_loss, *weights))
+    return np.array(out)  # [steps, (weighted loss, Σ_t L_t, w_1 … w_T)]
+
+
+@pytest.mark.parametrize("weighting", METHODS, ids=lambda w: w["type"] + ("_ub" if w.get("upper_bound") else ""))
 def test_every_weighting_matches_under_mirrored(weighting, mirrored):
-    config = tiny_config(training={"weighting": {"type": weighting}})
+    # `high` has labels on 6 of the 10 digits only: missing labels in every batch
+    raw = tiny_dict(training={"weighting": weighting, "optimizer": {"learning_rate": 0.02}})
+    raw["tasks"][1]["label_map"] = {0: 0, 1: 0, 2: 0, 5: 1, 6: 1, 7: 1}
+    config = validate_config(raw)
     default, data = make_trainer(config, tf.distribute.get_strategy())
-    replicated, _ = make_trainer(config, mirrored, default.model.get_weights())
-    a, b = step_losses(default, data, 6), step_losses(replicated, data, 6)
-    np.testing.assert_allclose(a, b, atol=1e-5)
-    assert a[-1] < a[0]
+    initial = [w.copy() for w in default.model.get_weights()]
+    replicated, _ = make_trainer(config, mirrored, initial)
+    a, b = single_step_losses(default, data, 5), single_step_losses(replicated, data, 5)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # losses and task weights, step by step
     for wa, wb in zip(default.model.get_weights(), replicated.model.get_weights()):
         np.testing.assert_allclose(wa, wb, atol=1e-5)
-
+    for name, var in default.weighting.state().items():
+        np.testing.assert_allclose(var.numpy(), replicated.weighting.state()[name].numpy(), rtol=1e-4, atol=1e-6)
+    moved = [np.abs(w0 - w1).max() for w0, w1 in zip(initial, default.model.get_weights())]
+    assert min(moved) > 0 or weighting["type"] == "mgda"  # every variable trained (MGDA may zero a task's share)
+    assert np.mean([m > 0 for m in moved]) > 0.9
 
 def test_pcgrad_trains_differently_from_fixed():
     fixed, data = make_trainer(tiny_config(), tf.distribute.get_strategy())
@@ -108,20 +161,183 @@ def test_masked_losses_equal_a_hand_computation(tmp_path, mirrored):
         assert float(sums["stats"]["tasks"]["kind"]["count"]) == labelled.sum()
 
 
-@pytest.mark.parametrize("weighting", [w for w in WEIGHTINGS.keys() if w != "fixed"])
+@pytest.mark.parametrize("weighting", [{"type": "pcgrad"}, {"type": "famo"}, {"type": "gradnorm"},
+                                       {"type": "mgda", "upper_bound": True}], ids=["pcgrad", "famo", "gradnorm",
+                                                                                      "mgda_ub"])
 def test_mixed_float16_loss_scaling_under_mirrored_matches_default(weighting, mirrored):
-    # (`fixed`, one scaled objective, is covered under mixed precision by the trainer's tests and under mirrored by
-    # test_every_weighting_matches_under_mirrored; the per-task pieces here are the case loss scaling can break.)
-    # The loss scale applies to whatever the weighting differentiates; the LossScaleOptimizer unscales the
-    # combined gradients, which are already summed across replicas (so every replica agrees on their finiteness).
+    # (`fixed`, one scaled objective, is covered under mixed precision by the trainer's tests.) The loss scale
+    # applies to whatever the weighting differentiates; gradient pieces are unscaled before surgery and state
+    # updates; the LossScaleOptimizer unscales the combined gradients, which are already summed across replicas
+    # (so every replica agrees on their finiteness).
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        config = tiny_config(training={"mixed_precision": "mixed_float16", "weighting": {"type": weighting}})
+        config = tiny_config(training={"mixed_precision": "mixed_float16", "weighting": weighting})
         default, data = make_trainer(config, tf.distribute.get_strategy())
         replicated, _ = make_trainer(config, mirrored, default.model.get_weights())
-        a, b = step_losses(default, data, 4), step_losses(replicated, data, 4)
-        assert np.all(np.isfinite(a)) and a[-1] < a[0]
-        np.testing.assert_allclose(a, b, rtol=5e-3)
+        a, b = single_step_losses(default, data, 4), single_step_losses(replicated, data, 4)
+        assert np.all(np.isfinite(a))
+        np.testing.assert_allclose(a, b, rtol=5e-3, atol=1e-4)
         assert float(default.optimizer.dynamic_scale.numpy()) == float(replicated.optimizer.dynamic_scale.numpy())
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+# ---- formulas on hand-made inputs ---------------------------------------------------------------------------
+
+
+def test_mgda_min_norm_on_known_vectors():
+    def solve(vectors):
+        g = np.array(vectors, np.float32)
+        return min_norm_weights(tf.constant(g @ g.T)).numpy()
+
+    np.testing.assert_allclose(solve([[1, 0], [0, 1]]), [0.5, 0.5], atol=1e-5)
+    np.testing.assert_allclose(solve([[1, 1], [1, -1]]), [0.5, 0.5], atol=1e-5)  # min-norm point (1, 0)
+    np.testing.assert_allclose(solve([[1, 0], [2, 0]]), [1.0, 0.0], atol=1e-5)  # the shorter vector itself
+    # three vectors: the min-norm point of the triangle (1,0),(0,1),(-1,-1)... contains the origin: norm 0
+    lam = solve([[1, 0], [0, 1], [-1, -1]])
+    np.testing.assert_allclose(lam, [1 / 3, 1 / 3, 1 / 3], atol=1e-4)
+    # against a brute-force search over the simplex
+    g = np.array([[3.0, 1.0, 0.0], [-1.0, 2.0, 0.5], [0.5, -2.0, 1.0]], np.float32)
+    lam = min_norm_weights(tf.constant(g @ g.T)).numpy()
+    grid = [(i / 200, j / 200) for i in range(201) for j in range(201 - i)]
+    best = min(np.linalg.norm(a * g[0] + b * g[1] + (1 - a - b) * g[2]) for a, b in grid)
+    assert np.linalg.norm(lam @ g) <= best + 1e-3 and lam.min() >= 0 and lam.sum() == pytest.approx(1, abs=1e-5)
+
+
+def test_cagrad_on_conflicting_2d_gradients_matches_its_formula():
+    g = np.array([[1.0, 0.0], [-0.5, 1.0]], np.float32)  # g1 · g2 < 0
+    c = 0.5
+    d, _ = cagrad_direction(tf.constant(g), c, iterations=200)
+    g0 = g.mean(0)
+    ws = np.linspace(0, 1, 100001)
+    gw = ws[:, None] * g[0] + (1 - ws[:, None]) * g[1]
+    objective = gw @ g0 + c * np.linalg.norm(g0) * np.linalg.norm(gw, axis=1)
+    best = gw[np.argmin(objective)]
+    expected = (g0 + c * np.linalg.norm(g0) / np.linalg.norm(best) * best) / (1 + c * c)
+    np.testing.assert_allclose(d.numpy(), expected, rtol=2e-3, atol=2e-4)
+    # CAGrad's guarantee: both tasks still improve (d · g_t > 0) although their gradients conflict
+    assert (g @ d.numpy()).min() > 0
+    # c = 0 is gradient descent on the average loss
+    np.testing.assert_allclose(cagrad_direction(tf.constant(g), 0.0)[0].numpy(), g0, rtol=1e-5)
+
+
+def test_gradnorm_weights_sum_to_the_task_count_and_favour_the_harder_task():
+    w = standalone("gradnorm", alpha=1.5, learning_rate=0.05)
+    present = tf.ones(2)
+    w.update(tf.constant([1.0, 1.0]), tf.constant([1.0, 1.0]), present, tf.constant(True))  # L(0)
+    for _ in range(20):  # task a's loss falls slowly, b's fast: a is the harder task
+        w.update(tf.constant([1.0, 1.0]), tf.constant([0.9, 0.3]), present, tf.constant(True))
+    weights = w.w.numpy()
+    assert weights.sum() == pytest.approx(2.0, abs=1e-5)
+    assert weights[0] > 1.2 and weights[1] < 0.8
+    # equal training rates and gradient norms: the weights stay put
+    even = standalone("gradnorm")
+    for _ in range(5):
+        even.update(tf.constant([1.0, 1.0]), tf.constant([0.5, 0.5]), present, tf.constant(True))
+    np.testing.assert_allclose(even.w.numpy(), [1.0, 1.0], atol=0.06)
+    # a task without labels is left out of the update
+    absent = standalone("gradnorm")
+    absent.update(tf.constant([1.0, 0.0]), tf.constant([1.0, 0.0]), tf.constant([1.0, 0.0]), tf.constant(True))
+    assert absent.initial.numpy()[1] == 0.0
+
+
+def test_dwa_weights_from_a_loss_history():
+    w = standalone("dwa", temperature=2.0, window=2)
+    present = tf.ones(2)
+    history = [(1.0, 2.0), (3.0, 2.0), (0.5, 1.5), (0.5, 1.5)]  # windows of 2 steps: means (2, 2) and (.5, 1.5)
+    for step, losses in enumerate(history):
+        np.testing.assert_allclose(w.weight_vector().numpy(), [1.0, 1.0])  # fewer than two windows yet
+        w.observe(tf.constant(losses), present, tf.constant(True), context(step))
+    r = np.array([0.5 / 2.0, 1.5 / 2.0])
+    expected = 2 * np.exp(r / 2.0) / np.exp(r / 2.0).sum()
+    np.testing.assert_allclose(w.weight_vector().numpy(), expected, rtol=1e-5)
+    assert expected[1] > expected[0]  # b's loss fell less: it gets more weight
+
+
+def test_famo_weights_and_logit_update_from_a_loss_history():
+    w = standalone("famo", learning_rate=0.1, weight_decay=0.0)
+    losses = tf.constant([2.0, 0.5])
+    # equal logits: w_t ∝ 1 / L_t, summing to the task count
+    weights = w.famo_weights(losses, tf.ones(2)).numpy()
+    np.testing.assert_allclose(weights, 2 * np.array([1 / 2.0, 1 / 0.5]) / (1 / 2.0 + 1 / 0.5), rtol=1e-6)
+    # a's log-loss falls by log 2 each step, b's by log 1.1: b improves slower and gains weight
+    for step, (la, lb) in enumerate([(2.0, 0.5), (1.0, 0.5 / 1.1), (0.5, 0.5 / 1.21), (0.25, 0.5 / 1.331)]):
+        w.observe(tf.constant([la, lb]), tf.ones(2), tf.constant(True), context(step))
+    z = tf.nn.softmax(w.logits).numpy()
+    assert z[1] > z[0]
+    # the first Adam step moves each logit by the learning rate, in the direction of −(∂z/∂ξ)ᵀ δ
+    fresh = standalone("famo", learning_rate=0.1, weight_decay=0.0)
+    fresh.observe(tf.constant([2.0, 0.5]), tf.ones(2), tf.constant(True), context(0))
+    fresh.observe(tf.constant([1.0, 0.45]), tf.ones(2), tf.constant(True), context(1))
+    np.testing.assert_allclose(fresh.logits.numpy(), [-0.1, 0.1], atol=1e-6)
+    # a non-finite step leaves the state alone
+    before = fresh.logits.numpy().copy()
+    fresh.observe(tf.constant([np.nan, 0.4]), tf.ones(2), tf.constant(False), context(2))
+    np.testing.assert_array_equal(fresh.logits.numpy(), before)
+
+
+def test_uncertainty_weights_move_toward_the_inverse_noise_ratio(tmp_path):
+    # Two regression targets of the same function with noise std 0.2 and 1.0: at the optimum the weight
+    # 1/2 · exp(−s_t) is 1 / (2 σ_t²), so the low-noise task should end with far more weight (ratio → 25).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1200, 4)).astype(np.float32)
+    f = x @ np.array([1.0, -1.0, 0.5, 0.0], np.float32)
+    np.savez(tmp_path / "noise.npz", x=x, clean=(f + rng.normal(0, 0.2, 1200)).astype(np.float32),
+             noisy=(f + rng.normal(0, 1.0, 1200)).astype(np.float32))
+    raw = {"experiment": {"seed": 3},
+           "data": {"sources": {"t": {"type": "npz", "path": str(tmp_path / "noise.npz"), "features": ["x"],
+                                      "labels": ["clean", "noisy"]}}},
+           "tasks": [{"name": "clean", "dataset": "t", "label": "clean", "type": "regression", "metrics": ["mse"]},
+                     {"name": "noisy", "dataset": "t", "label": "noisy", "type": "regression", "metrics": ["mse"]}],
+           "model": {"architecture": "shared_bottom", "stems": {"numeric": {"type": "dense", "units": [16]}},
+                     "trunk": {"units": [16]}, "experts": {"count": 1, "units": [16]}, "tower": {"units": [8]}},
+           "training": {"steps": 300, "batch_size": 64, "optimizer": {"learning_rate": 0.05},
+                        "weighting": {"type": "uncertainty"}},
+           "logging": {"progress": "none"}}
+    parts = build_components(validate_config(raw))
+    trainer = parts.trainer()
+    single_step_losses(trainer, parts.data, 300)
+    w = parts.weighting.weight_vector().numpy()
+    assert w[0] / w[1] > 5.0, w
+    # each weight is near 1 / (2 · its task's training loss), the optimum of c·exp(−s)·L + s/2
+    ev = trainer.evaluate(parts.data.eval_dataset("eval", 64))["tasks"]
+    assert w[1] == pytest.approx(1 / (2 * ev["noisy"]["loss"]), rel=0.5)
+
+
+# ---- what a method holds, and what it refuses --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", WEIGHTINGS.keys())
+def test_every_state_variable_is_checkpointed(kind, tmp_path):
+    w = standalone(kind)
+    held = {id(v) for v in held_variables(w)}
+    state = w.state()
+    assert held and held <= {id(v) for v in state.values()} if kind not in ("fixed", "rlw", "pcgrad", "cagrad") \
+        else not held
+    if not state:
+        return
+    ckpt = tf.train.Checkpoint(weighting=state)
+    path = ckpt.save(str(tmp_path / "w"))
+    saved = {k: v.numpy().copy() for k, v in state.items()}
+    for v in state.values():
+        v.assign(tf.ones_like(v.value) * 7)
+    ckpt.restore(path).assert_existing_objects_matched()
+    for k, v in state.items():
+        np.testing.assert_array_equal(v.numpy(), saved[k])
+
+
+@pytest.mark.parametrize("weighting, model, message", [
+    ({"type": "pcgrad"}, {"architecture": "single_task"}, "shares none"),
+    ({"type": "gradnorm"}, {"architecture": "single_task"}, "shares none"),
+    ({"type": "mgda", "upper_bound": True}, {"experts": {"input": "raw"}}, "upper_bound: false"),
+])
+def test_a_method_the_model_cannot_support_is_a_config_error(weighting, model, message):
+    with pytest.raises(ConfigError, match=message):
+        build_components(tiny_config(training={"weighting": weighting}, model=model), training=False)
+
+
+def test_bad_weighting_parameters_are_config_errors():
+    with pytest.raises(Exception, match="window"):
+        validate_config(tiny_dict(training={"weighting": {"type": "dwa", "window": 0}}))
+    with pytest.raises(Exception, match="c"):
+        validate_config(tiny_dict(training={"weighting": {"type": "cagrad", "c": 1.5}}))

@@ -28,6 +28,12 @@ class UngatedArchitecture(keras.layers.Layer):
     def expert_backbones(self) -> list:
         return []
 
+    def has_representation(self) -> bool:
+        return False
+
+    def last_shared_variables(self) -> list:
+        return []
+
     def get_config(self):
         return {**super().get_config(), "task_names": self.task_names, "experts": self.experts_config,
                 "activation": self.activation, "dropout": self.dropout, "l2": self.l2}
@@ -65,13 +71,27 @@ class ExpertArchitecture(keras.layers.Layer):
     def _gate_name(self, level: int, gate: str) -> str:
         return gate if level == len(self.levels) - 1 else f"level{level}_{gate}"
 
-    def call(self, x, training=None, gate_input=None):
+    def call(self, x, training=None, gate_input=None, representation=False):
+        """Returns (features {task: [batch, units]}, routes {gate: ...}), and with `representation` also the
+        shared input of the top level (what its shared experts read; MGDA-UB differentiates the tasks' losses
+        with respect to it)."""
         inputs, routes = {SHARED: x}, {}
+        top_input = None
         for i, level in enumerate(self.levels):
             gates = {SHARED: gate_input} if i == 0 and gate_input is not None else None
+            top_input = inputs[SHARED]
             inputs, level_routes = level(inputs, training=training, gate_inputs=gates)
             routes.update({self._gate_name(i, g): r for g, r in level_routes.items()})
-        return {t: inputs[t] for t in self.task_names}, routes
+        features = {t: inputs[t] for t in self.task_names}
+        return (features, routes, top_input) if representation else (features, routes)
+
+    def has_representation(self) -> bool:
+        """Whether the top level reads one shared tensor (not when single-level experts read the raw inputs)."""
+        return len(self.levels) > 1 or self.levels[0].raw_backbone is None
+
+    def last_shared_variables(self) -> list:
+        """The last layer of the top level's shared experts (GradNorm measures task gradients there)."""
+        return self.levels[-1].pools[SHARED].last_layer_variables()
 
     def task_gates(self) -> dict[str, str]:
         top = self.levels[-1]
@@ -95,7 +115,8 @@ class ExpertArchitecture(keras.layers.Layer):
         for level in self.levels:
             if name in level.gates:
                 out += level.gates[name].trainable_variables
-            if name in level.pools:
+            # Below the top of PLE a task's experts also feed the shared gate, so every task reaches them.
+            if name in level.pools and (level is self.levels[-1] or not level.shared_gate):
                 out += level.pools[name].trainable_variables
         return out
 

@@ -27,9 +27,16 @@ class SharedBottom(UngatedArchitecture):
         super().__init__(task_names, experts, **kwargs)
         self.shared = DenseStack(self.experts_config["units"], self.activation, self.dropout, self.l2, name="shared")
 
-    def call(self, x, training=None):
+    def call(self, x, training=None, representation=False):
         h = self.shared(x, training=training)
-        return {name: h for name in self.task_names}, {}
+        features = {name: h for name in self.task_names}
+        return (features, {}, h) if representation else (features, {})
+
+    def has_representation(self) -> bool:
+        return True
+
+    def last_shared_variables(self) -> list:
+        return self.shared.last_layer_variables()
 
     def task_variables(self, name: str) -> list:
         return []

@@ -1,17 +1,35 @@
 """Task weighting: how per-task losses become the gradient the optimizer applies. Registered in WEIGHTINGS.
 
-Each weighting owns the backward pass (see base.py): `fixed` differentiates Σ α_t L_t once; gradient-based methods
-such as `pcgrad` differentiate each task's loss and combine the global per-task gradients.
+Each weighting owns the backward pass (see base.py). Loss-based methods (fixed, uncertainty, dwa, rlw, famo) weigh
+the task losses and differentiate their sum once; gradient-based ones (pcgrad, mgda, cagrad) differentiate each
+task's loss on the shared variables and combine the global per-task gradients; gradnorm does one full backward pass
+and measures each task's gradient on the last shared layer.
 """
 
 from moe_tf.registry import Registry
 
 WEIGHTINGS = Registry("weighting")
 
-from moe_tf.training.weightings import fixed, pcgrad  # noqa: E402,F401
+from moe_tf.training.weightings import (  # noqa: E402,F401
+    cagrad,
+    dwa,
+    famo,
+    fixed,
+    gradnorm,
+    mgda,
+    pcgrad,
+    rlw,
+    uncertainty,
+)
 
 
-def build_weighting(config, tasks, seed: int = 0):
-    """Args: the `training.weighting` config, the resolved tasks (their `weight` is α_t), `experiment.seed`."""
+def build_weighting(config, tasks, model, seed: int = 0, steps_per_epoch: int = 1):
+    """Builds the method (its state variables under the current strategy's scope) and checks it fits `model`.
+
+    Args: the `training.weighting` config, the resolved tasks (their `weight` is α_t), the built model,
+        `experiment.seed`, the steps per epoch (for per-epoch windows).
+    """
     cls = WEIGHTINGS.get(config.type, "training.weighting.type")
-    return cls({t.name: t.weight for t in tasks}, config, seed)
+    weighting = cls({t.name: t.weight for t in tasks}, config, seed, tasks, steps_per_epoch)
+    weighting.bind(model)
+    return weighting
