@@ -15,19 +15,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from benchmarks.report import write_results  # noqa: E402
+from benchmarks.report import train_in_scratch_dir, write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
 from moe_tf.models import count_params  # noqa: E402
-from moe_tf.run import train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "configs", "fashion_mnist_mmoe.yaml")
@@ -60,11 +57,7 @@ def main() -> None:
                          *VARIANTS[name]]
             config = load_config(CONFIG, overrides)
             params = count_params(build_components(config, training=False).model)
-            run_dir = tempfile.mkdtemp(prefix="moe_tf_arch_")
-            try:
-                metrics = train(config, run_dir, export=False)
-            finally:
-                shutil.rmtree(run_dir, ignore_errors=True)
+            metrics = train_in_scratch_dir(config)
             for task in acc:
                 acc[task].append(metrics["tasks"][task]["accuracy"])
             seconds.append(metrics["train_seconds"] / args.epochs)

@@ -7,6 +7,20 @@ import os
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
+def train_in_scratch_dir(config) -> dict:
+    """Trains `config` in a temporary run directory (removed afterwards) and returns its test metrics."""
+    import shutil
+    import tempfile
+
+    from moe_tf.run import train
+
+    run_dir = tempfile.mkdtemp(prefix="moe_tf_bench_")
+    try:
+        return train(config, run_dir, export=False)
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def write_results(name: str, lines: list[str]) -> None:
     """Prints `lines` and writes them to results/<name>.txt."""
     os.makedirs(RESULTS, exist_ok=True)

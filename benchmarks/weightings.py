@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -27,10 +25,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.report import write_results  # noqa: E402
+from benchmarks.report import train_in_scratch_dir, write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
-from moe_tf.run import train  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = {
@@ -96,11 +93,7 @@ def accuracy(args) -> None:
         acc, seconds = {t: [] for t in tasks}, []
         for seed in seeds:
             config = config_for(args.config, method, [*extra, f"experiment.seed={seed}"])
-            run_dir = tempfile.mkdtemp(prefix="moe_tf_weighting_")
-            try:
-                metrics = train(config, run_dir, export=False)
-            finally:
-                shutil.rmtree(run_dir, ignore_errors=True)
+            metrics = train_in_scratch_dir(config)
             for t in tasks:
                 acc[t].append(metrics["tasks"][t]["accuracy"])
             seconds.append(metrics["train_seconds"])
