@@ -135,9 +135,10 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True) -> di
     progress.print(f"model: {config.model.architecture.type}{gates}{experts}, {count_params(model):,} trainable "
                    f"parameters; weighting: {config.training.weighting.type}")
     early = EarlyStopping(config.training.early_stopping)
+    weighting_state = parts.weighting.state()
     checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
                                 early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals,
-                                **({"weighting": parts.weighting.state()} if parts.weighting.state() else {}))
+                                **({"weighting": weighting_state} if weighting_state else {}))
     if resume:
         restored = checkpointer.restore_latest()
         progress.print(f"resumed from step {restored}" if restored is not None else "no checkpoint: starting fresh")

@@ -11,21 +11,23 @@ import tensorflow as tf
 EPS = 1e-9
 
 
+def _labelled(task, labels):
+    """bool [batch]: whether each example has a label of `task` (class >= 0; regression: the target is not NaN)."""
+    return tf.logical_not(tf.math.is_nan(labels)) if task.kind == "regression" else labels >= 0
+
+
 def _per_example_loss(task, logits, labels):
     """Returns (loss [batch], mask [batch] float32, logits [batch, …], labels)."""
+    mask = _labelled(task, labels)
     if task.kind == "classification":
-        mask = labels >= 0
         safe = tf.where(mask, labels, tf.zeros_like(labels))
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
         return loss, tf.cast(mask, tf.float32), safe
     if task.kind == "binary":
-        mask = labels >= 0
         target = tf.cast(tf.where(mask, labels, tf.zeros_like(labels)), tf.float32)
         loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits[:, 0])
         return loss, tf.cast(mask, tf.float32), target
-    # regression; NaN targets are missing
-    mask = tf.logical_not(tf.math.is_nan(labels))
-    target = tf.where(mask, labels, tf.zeros_like(labels))
+    target = tf.where(mask, labels, tf.zeros_like(labels))  # regression
     err = logits[:, 0] - target
     if task.loss == "mae":
         loss = tf.abs(err)
@@ -36,17 +38,12 @@ def _per_example_loss(task, logits, labels):
     return loss, tf.cast(mask, tf.float32), target
 
 
-def label_mask(task, labels):
-    """float32 [batch]: 1 where the example has a label of `task` (class >= 0; regression: not NaN)."""
-    present = tf.logical_not(tf.math.is_nan(labels)) if task.kind == "regression" else labels >= 0
-    return tf.cast(present, tf.float32)
-
-
 def task_presence(tasks, labels, loss_weights) -> dict:
     """{task: Σ loss_weights over the replica's labelled examples}: the pipeline's weights are 1 / (labelled
     examples of the task in the global batch), so across replicas this sums to 1 when the global batch has labels
     of the task and to 0 when it has none."""
-    return {t.name: tf.reduce_sum(label_mask(t, labels[t.name]) * loss_weights[t.name]) for t in tasks}
+    return {t.name: tf.reduce_sum(tf.cast(_labelled(t, labels[t.name]), tf.float32) * loss_weights[t.name])
+            for t in tasks}
 
 
 def task_stats(task, logits, labels, loss_weights=None):

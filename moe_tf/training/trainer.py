@@ -69,7 +69,6 @@ class Trainer:
         self.global_batch_size = config.batch_size
         shared, own = model.variable_groups()
         self.groups = VariableGroups(shared, own, list(weighting.trainable_variables))
-        self._call_kwargs = {"representation": True} if weighting.needs_representation else {}
         self.gradient_stats_every = gradient_stats_every if shared else 0
         self.variables = self.groups.all
         self.jit_compile = resolve_jit_compile(config.jit_compile, strategy)
@@ -117,7 +116,7 @@ class Trainer:
         `training.jit_compile`)."""
         ctx = self._context()
         with tf.GradientTape(persistent=self.weighting.persistent_tape) as tape:
-            outputs = self.model(inputs, training=True, **self._call_kwargs)
+            outputs = self.model(inputs, training=True, representation=self.weighting.needs_representation)
             ctx.representation = outputs.get("representation")
             stats, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
             presence = task_presence(self.tasks, labels, loss_weights)
@@ -128,15 +127,14 @@ class Trainer:
             objectives = self.weighting.objectives(task_losses, presence, extra, self.optimizer.scale_loss, ctx)
         pieces = self.weighting.gradients(tape, objectives, self.groups, ctx)
         weights = objectives["weights"]
-        total = tf.add_n([weights[i] * task_losses[n] for i, n in enumerate(self.weighting.names)])
-        total += extra if extra is not None else 0.0
+        total = self.weighting.weighted_sum(weights, task_losses) + (extra if extra is not None else 0.0)
         return pieces, pack({"stats": stats, "loss": total, "steps": tf.zeros(())}), weights
 
     def _replica_train_step(self, inputs, labels, loss_weights):
         pieces, packed, weights = self._loss_and_pieces(inputs, labels, loss_weights)
-        if self.strategy.num_replicas_in_sync > 1:  # the one reduction of the step's gradients
-            pieces = _all_reduce(pieces)
-        grads = self.weighting.combine(pieces, self.groups, self._context())
+        ctx = self._context()
+        pieces = ctx.all_reduce(pieces)  # the one reduction of the step's gradients
+        grads = self.weighting.combine(pieces, self.groups, ctx)
         self.optimizer.apply_gradients(zip(grads, self.variables))
         return packed, weights
 
@@ -149,10 +147,9 @@ class Trainer:
             outputs = self.model(inputs, training=False)
             _, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
             scaled = [scale(task_losses[n]) for n in self.weighting.names]
+        ctx = self._context()
         grads = tf.stack([flatten(gradient(tape, loss, self.groups.shared)) for loss in scaled])
-        if self.strategy.num_replicas_in_sync > 1:
-            grads = _all_reduce(grads)
-        grads = grads / tf.cast(self._context().loss_scale, tf.float32)
+        grads = ctx.all_reduce(grads) / tf.cast(ctx.loss_scale, tf.float32)
         norms = tf.norm(grads, axis=1)
         safe = tf.where(norms > 0, norms, 1.0)
         cosine = tf.matmul(grads, grads, transpose_b=True) / (safe[:, None] * safe[None, :])
@@ -240,14 +237,12 @@ class Trainer:
                     hooks.on_checkpoint(step)
         return step
 
-
     def _gradient_summary(self, norms, cosine) -> dict:
         """{"norm": {task: |g_t|}, "cosine": {"a__b": cos(g_a, g_b)}} from the measured arrays."""
         names = self.weighting.names
         return {"norm": {n: float(norms[i]) for i, n in enumerate(names)},
                 "cosine": {f"{a}__{b}": float(cosine[i, j]) for i, a in enumerate(names)
                            for j, b in enumerate(names) if i < j}}
-
 
 def total_steps(config, data) -> int:
     """The run's optimizer steps: `training.steps`, else `epochs` × steps per epoch."""

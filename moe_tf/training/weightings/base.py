@@ -36,9 +36,10 @@ from moe_tf.errors import ConfigError
 EPS = 1e-12
 
 
-def gradient(tape, target, variables: list) -> list:
-    """d target / d variables, with zeros (not None) for variables the target does not reach."""
-    grads = tape.gradient(target, variables)
+def gradient(tape, target, variables: list, output_gradients=None) -> list:
+    """d target / d variables, with zeros (not None) for variables the target does not reach. With a list of
+    targets and `output_gradients` (one weight each), the gradient of their weighted sum in one backward pass."""
+    grads = tape.gradient(target, variables, output_gradients=output_gradients)
     return [tf.zeros(v.shape, v.dtype) if g is None else g for g, v in zip(grads, variables)]
 
 
@@ -120,7 +121,6 @@ class Weighting(abc.ABC):
         self.config = config
         self.seed = seed
         self.kinds = {t.name: t.kind for t in tasks}
-        self.steps_per_epoch = steps_per_epoch
 
     def bind(self, model) -> None:
         """Checks that the method can train `model` (a ConfigError naming `training.weighting` otherwise) and keeps
@@ -156,10 +156,9 @@ class Weighting(abc.ABC):
         w = self.weight_vector(step)
         return {name: w[i] for i, name in enumerate(self.names)}
 
-    def total(self, task_losses: dict, step=None):
-        """Σ_t w_t · L_t with the current weights (the reported training loss)."""
-        w = self.weight_vector(step)
-        return tf.add_n([w[i] * task_losses[name] for i, name in enumerate(self.names)])
+    def weighted_sum(self, weights, task_losses: dict):
+        """Σ_t w_t · L_t for weights [tasks] in task order."""
+        return tf.add_n([weights[i] * task_losses[name] for i, name in enumerate(self.names)])
 
     @abc.abstractmethod
     def objectives(self, task_losses: dict, presence: dict, extra_loss, scale, ctx: StepContext):
@@ -212,7 +211,7 @@ class LossWeighting(Weighting):
 
     def objectives(self, task_losses, presence, extra_loss, scale, ctx):
         w = self.step_weights(task_losses, presence, ctx)
-        total = tf.add_n([w[i] * task_losses[name] for i, name in enumerate(self.names)])
+        total = self.weighted_sum(w, task_losses)
         for term in (extra_loss, self.extra_objective(presence, ctx)):
             if term is not None:
                 total = total + term

@@ -78,7 +78,6 @@ class MGDA(TaskGradientWeighting):
         super().__init__(task_weights, config, seed, tasks, steps_per_epoch)
         self.upper_bound = config.upper_bound
         self.needs_representation = self.reduces_in_backward = self.upper_bound
-        self.persistent_tape = True
         self.last = state_variable("mgda_weights", np.asarray(list(self.task_weights.values())))
 
     def state(self):
@@ -117,11 +116,9 @@ class MGDA(TaskGradientWeighting):
         # Σ_t c_t ∇(α_t L_t) in one backward pass (the tape recorded the task losses, not sums formed after it)
         tasks = [objectives["tasks"][n] for n in self.names]
         own_vars = [v for n in self.names for v in groups.tasks[n]]
-        shared = tape.gradient(tasks, groups.shared, output_gradients=[coefficients[i] for i in range(len(tasks))])
-        own = tape.gradient(tasks, own_vars)  # each task's own variables: its own gradient
-        grads = [tf.zeros(v.shape, v.dtype) if g is None else g
-                 for g, v in zip([*shared, *own], [*groups.shared, *own_vars])]
-        grads += [tf.zeros_like(v) for v in groups.extra]
+        grads = [*gradient(tape, tasks, groups.shared, output_gradients=tf.unstack(coefficients)),
+                 *gradient(tape, tasks, own_vars),  # each task's own variables: its own gradient
+                 *(tf.zeros_like(v) for v in groups.extra)]
         if objectives["extra"] is not None:
             grads = [g + e for g, e in zip(grads, gradient(tape, objectives["extra"], groups.all))]
         return {"grads": grads, "weights": coefficients * self.alpha, "finite": tf.cast(all_finite(gram), tf.float32)}
