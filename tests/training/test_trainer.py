@@ -15,6 +15,8 @@ from tests.conftest import tiny_config
 
 
 def make_trainer(config, strategy, initial_weights=None):
+    # seeded as a run is, so a test's initial weights do not depend on which tests ran before it
+    keras.utils.set_random_seed(config.experiment.seed)
     parts = build_components(config, strategy, initial_weights=initial_weights)
     return parts.trainer(), parts.data
 
