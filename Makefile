@@ -40,7 +40,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/architectures.py --epochs 3 --seeds 42,1,2
 	$(BIN)/python benchmarks/weightings.py time --steps 20 --repeats 5
 	$(BIN)/python benchmarks/weightings.py accuracy --config digits_parity --seeds 42,1,2
-	$(BIN)/python benchmarks/weightings.py accuracy --config fashion_mnist --seeds 42,1,2 --epochs 3
+	$(BIN)/python benchmarks/weightings.py accuracy --config fashion_mnist --seeds 42,1,2 --epochs 1
 	$(BIN)/python benchmarks/fashion_mnist.py --seeds 42,1,2,7
 	$(BIN)/python benchmarks/fashion_mnist.py --epochs 1 --set training.jit_compile=false --name fashion_mnist_1epoch_no_xla
 	$(BIN)/python benchmarks/fashion_mnist.py --epochs 1 --set training.jit_compile=true --name fashion_mnist_1epoch_xla
