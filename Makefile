@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist): one per core, at most 4 (each holds a TensorFlow runtime). 2 cores: 524 s vs 838 s.
+TEST_WORKERS ?= $(shell python3 -c 'import os; print(min(4, os.cpu_count() or 1))')
 
 .PHONY: install demo test lint format tensorboard clean benchmarks
 
@@ -20,7 +22,7 @@ demo: $(STAMP)
 	@echo "Compare runs: make tensorboard   (or: $(BIN)/tensorboard --logdir runs)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check moe_tf tests benchmarks scripts
@@ -35,6 +37,9 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/throughput.py --jit-compile true
 	$(BIN)/python benchmarks/multi_modal.py
+	$(BIN)/python benchmarks/multi_modal.py --other text
+	$(BIN)/python benchmarks/synthetic_mmoe.py --seeds 42,1,2
+	$(BIN)/python benchmarks/text.py --seeds 42
 	$(BIN)/python benchmarks/sparse_scaling.py
 	$(BIN)/python benchmarks/sparse_scaling.py --batch-size 512 --name sparse_scaling_batch512
 	$(BIN)/python benchmarks/architectures.py --epochs 3 --seeds 42,1,2

@@ -23,7 +23,7 @@ def cmd_train(args) -> int:
 
     config = _load(args)
     run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
-    train(config, run_dir, resume=args.resume)
+    train(config, run_dir, resume=args.resume, init_from=args.init_from)
     return 0
 
 
@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--output-dir", "-o", help="run directory (default: experiment.output_dir/experiment.name)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    p.add_argument("--init-from", metavar="RUN_DIR",
+                   help="start from a trained run's variables, matched by name (shared parts and the tasks it had; "
+                        "new tasks start fresh)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="check a config; print the resolved config")
@@ -126,8 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict every task with an exported SavedModel")
     p.add_argument("export_dir", help="an export directory (or a run directory)")
     p.add_argument("--input", "-i", required=True,
-                   help=".npz with one array per input feature name, or .npy for a one-input model "
-                        "(e.g. uint8 images [N, H, W(, C)])")
+                   help=".npz with one array per input name, .npy for a one-input model (e.g. uint8 images "
+                        "[N, H, W(, C)]), .txt with one text per line, .tsv/.csv with a header naming inputs, or "
+                        ".jsonl with one {input: value} object per line")
     p.add_argument("--output", help="write JSON lines here instead of stdout")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=cmd_predict)

@@ -49,13 +49,14 @@ class Components:
 
 
 def build_components(config, strategy=None, *, training: bool = True, data: TaskData | None = None,
-                     initial_weights=None) -> Components:
+                     initial_weights=None, adapt_text: bool = True) -> Components:
     """Builds every component of `config` under `strategy` (default: the current one).
 
     Args:
         training: also build the optimizer (for the total step count the config implies).
         data: an already loaded TaskData of the same config, to skip reading the sources again.
         initial_weights: model weights to start from (e.g. to compare strategies from one initialisation).
+        adapt_text: build text vocabularies from the training split (false when a checkpoint will set them).
     """
     strategy = strategy or tf.distribute.get_strategy()
     keras.mixed_precision.set_global_policy(config.training.mixed_precision)
@@ -63,7 +64,7 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
     cfg = config.training
     optimizer = None
     with strategy.scope():
-        model = build_model(config.model, data)
+        model = build_model(config.model, data, adapt_text=adapt_text)
         if initial_weights is not None:
             model.set_weights(initial_weights)
         weighting = build_weighting(cfg.weighting, data.tasks, model, config.experiment.seed,
@@ -71,6 +72,7 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
         if training:
             optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision)
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
+    data.attach_vectorizers({f: vs[0].ids for f, vs in model.text_vectorizers().items()})
     return Components(config, strategy, data, model, weighting, optimizer)
 
 
@@ -86,6 +88,6 @@ def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Componen
     from moe_tf.run_dir import read_run_config
 
     config = read_run_config(run_dir)
-    components = build_components(config, training=False)
+    components = build_components(config, training=False, adapt_text=False)
     path = restore_for_inference(run_dir, components.model, prefer_best=checkpoint == "best")
     return components, path

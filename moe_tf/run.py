@@ -8,6 +8,7 @@ import os
 import time
 
 import keras
+import tensorflow as tf
 
 from moe_tf.components import build_components, restore_components
 from moe_tf.config.loader import to_yaml
@@ -20,6 +21,8 @@ from moe_tf.models import count_params
 from moe_tf.run_dir import atomic_write, read_run_config
 from moe_tf.training.checkpoints import Checkpointer
 from moe_tf.training.early_stopping import EarlyStopping
+from moe_tf.training.init_from import checkpoint_of, describe
+from moe_tf.training.init_from import init_from as initialise_from
 from moe_tf.training.strategy import build_strategy, is_chief
 from moe_tf.training.trainer import TrainerHooks
 
@@ -107,8 +110,13 @@ def prepare_run_dir(config, run_dir: str, resume: bool) -> None:
         raise MoeTfError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
 
 
-def train(config, run_dir: str, resume: bool = False, export: bool = True) -> dict:
-    """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics."""
+def train(config, run_dir: str, resume: bool = False, export: bool = True, init_from: str | None = None) -> dict:
+    """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics.
+
+    Args:
+        init_from: a trained run directory whose variables (and text vocabularies) start this run, matched by name;
+            ignored when resuming from a checkpoint of this run.
+    """
     strategy = build_strategy(config.training)  # first: multi-worker must start before any other op
     chief = is_chief(strategy)
     if chief:
@@ -118,7 +126,11 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True) -> di
     progress.print(f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
                    f"{strategy.num_replicas_in_sync} replica(s); "
                    f"global batch {config.training.batch_size}")
-    parts = build_components(config, strategy)
+    if init_from:
+        checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
+    # Resuming: the checkpoint sets the text vocabularies, so they are not rebuilt from (possibly changed) data.
+    resuming = resume and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")) is not None
+    parts = build_components(config, strategy, adapt_text=not resuming)
     data, model, optimizer = parts.data, parts.model, parts.optimizer
     for name, source in data.sources.items():
         sizes = ", ".join(f"{k} {v}" for k, v in source.sizes.items())
@@ -142,6 +154,14 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True) -> di
     if resume:
         restored = checkpointer.restore_latest()
         progress.print(f"resumed from step {restored}" if restored is not None else "no checkpoint: starting fresh")
+    if init_from and not resuming:
+        report = initialise_from(init_from, model)
+        for line in describe(report):
+            progress.print(line)
+        if chief:
+            atomic_write(os.path.join(run_dir, "init_from.json"), json.dumps(report, indent=2))
+    elif init_from:
+        progress.print(f"--init-from {init_from} ignored: resuming from this run's own checkpoint")
     if chief:
         atomic_write(os.path.join(run_dir, "config.yaml"), to_yaml(config))
     gate_report = GateReport(run_dir, model, config, progress, chief)

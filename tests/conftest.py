@@ -16,6 +16,7 @@ tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfigu
 
 from moe_tf.config.loader import deep_merge, validate_config  # noqa: E402
 from tests.tabular import write_tabular_npz  # noqa: E402
+from tests.text_data import write_reviews_tsv  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -46,6 +47,26 @@ def multi_dict(npz_path, **sections) -> dict:
                      {"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
                      {"name": "score", "dataset": "tab", "label": "score", "type": "regression", "weight": 0.5,
                       "metrics": ["mae", "mse"]}]
+    return deep_merge(base, sections)
+
+
+def text_dict(tsv_path, **sections) -> dict:
+    """A tiny text MMoE on the generated reviews TSV: tasks `sentiment` (binary, string labels, some missing) and
+    `topic` (3 classes)."""
+    base = {
+        "experiment": {"name": "text", "seed": 3},
+        "data": {"sources": {"reviews": {"type": "tsv", "path": str(tsv_path), "text": ["text"],
+                                         "labels": ["sentiment", "topic"]}},
+                 "shuffle_buffer": 1000},
+        "tasks": [{"name": "sentiment", "dataset": "reviews", "label": "sentiment", "type": "binary"},
+                  {"name": "topic", "dataset": "reviews", "label": "topic"}],
+        "model": {"architecture": "mmoe",
+                  "stems": {"text": {"type": "bag", "max_tokens": 100, "sequence_length": 12, "ngrams": 2,
+                                     "embedding_dim": 16}},
+                  "experts": {"count": 2, "units": [16]}, "tower": {"units": [8]}},
+        "training": {"epochs": 4, "batch_size": 32, "log_every": 5, "optimizer": {"learning_rate": 0.02}},
+        "logging": {"progress": "none"},
+    }
     return deep_merge(base, sections)
 
 
@@ -91,6 +112,21 @@ def multi_run(tmp_path_factory, tabular_npz):
     run_dir = str(tmp_path_factory.mktemp("runs") / "multi")
     config = validate_config(multi_dict(tabular_npz, training={"steps": 80, "eval_every": 40}))
     return run_dir, train(config, run_dir)
+
+
+@pytest.fixture(scope="session")
+def reviews_tsv(tmp_path_factory):
+    return write_reviews_tsv(tmp_path_factory.mktemp("data") / "reviews.tsv")
+
+
+@pytest.fixture(scope="session")
+def text_run(tmp_path_factory):
+    """The tiny text MMoE trained on a copy of the reviews TSV in this process: (run_dir, metrics, tsv path)."""
+    from moe_tf.run import train
+
+    tsv = write_reviews_tsv(tmp_path_factory.mktemp("data") / "reviews.tsv")
+    run_dir = str(tmp_path_factory.mktemp("runs") / "text")
+    return run_dir, train(validate_config(text_dict(tsv)), run_dir), tsv
 
 
 def run_main(capsys, *args):

@@ -18,3 +18,33 @@ def test_digits_and_fashion_in_one_model(tmp_path):
     assert metrics["step"] == 6 and set(metrics["tasks"]) == {"digit", "item", "footwear"}
     meta = (tmp_path / "run" / "export" / "moe_tf_export.json").read_text()
     assert '"digit_image"' in meta and '"image"' in meta
+
+
+SHARED_DATA = os.path.join(REPO, "..", "shared", "data")
+QUICK = ["training.steps=4", "training.eval_every=4", "training.log_every=2", "training.batch_size=32",
+         "logging.progress=none", "data.shuffle_buffer=500"]
+SHIPPED = {
+    "sst2_text_cnn": ["data.sources.sst2.limit=300", "model.stems.text.max_tokens=500"],
+    "sst2_agnews_mmoe": ["data.sources.sst2.limit=300", "data.sources.agnews.limit=300",
+                         "model.stems.text.max_tokens=500"],
+    "fashion_sst2_mmoe": ["data.sources.sst2.limit=300", "data.sources.fashion.limit=300",
+                          "model.stems.text.max_tokens=500"],
+    "synthetic_mmoe": ["data.sources.synthetic.size=400"],
+    "multi_fashion_mmoe": ["data.sources.multi.source.limit=300"],
+}
+
+
+@pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist")
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_text_and_generator_configs_train_and_export(name, tmp_path, monkeypatch):
+    if "sst2" in name and not os.path.isdir(SHARED_DATA):
+        pytest.skip("../shared/data (SST-2, AG News) is not beside the repository")
+    monkeypatch.chdir(REPO)  # the configs' data paths are relative to the repository root
+    config = load_config(f"{REPO}/configs/{name}.yaml", QUICK + SHIPPED[name])
+    metrics = train(config, str(tmp_path / "run"))
+    assert metrics["step"] == 4 and set(metrics["tasks"]) == {t.name for t in config.tasks}
+    meta = (tmp_path / "run" / "export" / "moe_tf_export.json").read_text()
+    if "sst2" in name:
+        assert '"negative"' in meta and '"modality": "text"' in meta
+    if name == "multi_fashion_mmoe":
+        assert '"shape": [\n        36,\n        36,\n        1\n      ]' in meta

@@ -150,7 +150,7 @@ def format_error(err: dict, raw, root_model) -> str:
     while i < len(loc):
         part = loc[i]
         # Discriminated unions add the tag value (e.g. "digits") to the location: skip it.
-        if isinstance(node, dict) and part not in node and node.get("type") == part and i + 1 < len(loc):
+        if isinstance(node, dict) and part not in node and node.get("type") == part:
             model = _union_member(model, part)
             i += 1
             continue

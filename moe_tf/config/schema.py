@@ -18,6 +18,7 @@ from moe_tf.models.architectures import ARCHITECTURES
 from moe_tf.models.gates import GATES
 from moe_tf.models.stems import STEMS
 from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.training.weightings.base import TaskGradientWeighting
 
 LOSSES_BY_TYPE = {"classification": ["crossentropy"], "binary": ["crossentropy"], "regression": ["mse", "mae", "huber"]}
 METRICS_BY_TYPE = {"classification": ["accuracy", "top5_accuracy"], "binary": ["accuracy"],
@@ -64,6 +65,8 @@ class TaskConfig(StrictModel):
     loss: str | None = None
     weight: float = Field(1.0, ge=0.0)
     metrics: list[str] | None = None
+    warmup_steps: int = Field(0, ge=0, description="ramp the task's loss from 0 to full over this many steps "
+                                                   "(a task added with --init-from)")
 
     def resolved_loss(self) -> str:
         return self.loss or LOSSES_BY_TYPE[self.type][0]
@@ -102,6 +105,8 @@ class ModelConfig(StrictModel):
     activation: Literal["relu", "gelu", "silu", "tanh", "elu"] = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     l2: float = Field(0.0, ge=0.0)
+    freeze: list[Literal["stems", "trunk", "experts", "gates"]] = Field(
+        default_factory=list, description="parts whose variables are not trained (e.g. after --init-from)")
 
 
 class ScheduleConfig(StrictModel):
@@ -209,6 +214,12 @@ class ExperimentConfig(StrictModel):
                 errors.append(f"{p}.label_map: a regression task reads its targets as they are; remove label_map")
         if all(t.weight == 0 for t in self.tasks):
             errors.append("tasks: at least one task needs weight > 0")
+        if issubclass(WEIGHTINGS.get(self.training.weighting.type), TaskGradientWeighting):
+            for i, t in enumerate(self.tasks):
+                if t.warmup_steps:
+                    errors.append(f"tasks[{i}].warmup_steps: {self.training.weighting.type} combines the tasks' "
+                                  "gradients by their directions, so a ramped loss does not ramp the task in; use a "
+                                  "loss weighting (fixed, uncertainty, dwa, rlw, famo, gradnorm) or no warm-up")
         errors += self._gate_errors()
         monitor = self.training.early_stopping.monitor
         if monitor is not None and monitor not in self.monitor_names():

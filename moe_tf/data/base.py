@@ -11,6 +11,7 @@ import tensorflow as tf
 SPLIT_ROLES = ("train", "eval", "test")
 MODALITIES = ("image", "numeric", "text")
 SOURCE_KEY = "_source"  # the model input saying which source each example of a batch comes from (several sources)
+WEIGHT_SUFFIX = "__weight"  # a label's per-example sample weights travel as the label "<label>__weight"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,10 @@ class FeatureSpec:
     @property
     def tf_dtype(self) -> tf.DType:
         return tf.string if self.dtype == "string" else tf.as_dtype(self.dtype)
+
+    @property
+    def numpy_dtype(self):
+        return object if self.dtype == "string" else np.dtype(self.dtype)
 
     def tensor_spec(self, name: str) -> tf.TensorSpec:
         """The batched spec: [batch, *shape]."""
@@ -53,7 +58,8 @@ class FeatureSpec:
 class LabelInfo:
     """One label column of a source.
 
-    `kind` is `class` (integer class ids, -1 = missing) or `value` (float regression targets, NaN = missing).
+    `kind` is `class` (integer class ids, -1 = missing), `value` (float regression targets, NaN = missing) or
+    `weight` (another label's per-example sample weights, see `SourceData.sample_weights`; tasks cannot read it).
     """
 
     num_classes: int
@@ -75,6 +81,7 @@ class SourceData:
     labels: dict[str, LabelInfo]
     sizes: dict[str, int]
     arrays: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = field(default_factory=dict)
+    sample_weights: dict[str, str] = field(default_factory=dict)  # label → the label key holding its sample weights
 
 
 class DataSource(abc.ABC):
@@ -122,12 +129,12 @@ def split_arrays(features: dict, labels: dict, fractions: dict[str, float], seed
 
 
 def _label_array(values: np.ndarray, info: LabelInfo) -> np.ndarray:
-    return values.astype(np.float32) if info.kind == "value" else values.astype(np.int64)
+    return values.astype(np.float32) if info.kind in ("value", "weight") else values.astype(np.int64)
 
 
 def from_arrays(arrays: dict, labels: dict[str, LabelInfo], features: dict[str, FeatureSpec]) -> SourceData:
     """Builds a SourceData from role → ({feature: [N, ...]}, {label: [N]})."""
-    arrays = {role: ({k: np.asarray(v, dtype=features[k].dtype) for k, v in x.items()},
+    arrays = {role: ({k: np.asarray(v, dtype=features[k].numpy_dtype) for k, v in x.items()},
                      {k: _label_array(v, labels[k]) for k, v in y.items()})
               for role, (x, y) in arrays.items()}
     splits = {role: tf.data.Dataset.from_tensor_slices((x, y)) for role, (x, y) in arrays.items()}

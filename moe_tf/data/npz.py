@@ -7,11 +7,11 @@ import zipfile
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel
 from moe_tf.data import DATASETS
-from moe_tf.data.base import DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
+from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
 from moe_tf.errors import DataError
 
 
@@ -42,6 +42,7 @@ class NpzSource(DataSource):
         features: list[str] = Field(..., min_length=1)
         labels: list[str] = Field(..., min_length=1)
         modality: dict[str, Literal["numeric", "image"]] = Field(default_factory=dict)
+        weights: dict[str, str] = Field(default_factory=dict, description="label → the key of its sample weights")
         eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
         test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
 
@@ -54,6 +55,13 @@ class NpzSource(DataSource):
         @classmethod
         def _labels(cls, v):
             return _check_names(v, "label")
+
+        @model_validator(mode="after")
+        def _weights(self):
+            for label in self.weights:
+                if label not in self.labels:
+                    raise ValueError(f"weights.{label}: not one of the labels {self.labels}")
+            return self
 
     def load(self):
         cfg = self.config
@@ -69,11 +77,28 @@ class NpzSource(DataSource):
         labels, infos = {}, {}
         for key in cfg.labels:
             labels[key], infos[key] = self._label(key, arrays[key])
+        for label, key in cfg.weights.items():
+            labels[label + WEIGHT_SUFFIX] = self._weights(key, arrays[key])
+            infos[label + WEIGHT_SUFFIX] = LabelInfo(1, [], kind="weight")
         if cfg.eval_fraction + cfg.test_fraction >= 1.0:
             raise DataError(f"{where}: eval_fraction + test_fraction must leave examples for training, "
                             f"got {cfg.eval_fraction} + {cfg.test_fraction}")
         fractions = {"eval": cfg.eval_fraction, "test": cfg.test_fraction, "train": 0.0}
-        return from_arrays(split_arrays(features, labels, fractions, self.seed), infos, specs)
+        data = from_arrays(split_arrays(features, labels, fractions, self.seed), infos, specs)
+        data.sample_weights = {label: label + WEIGHT_SUFFIX for label in cfg.weights}
+        return data
+
+    def _weights(self, key: str, a: np.ndarray) -> np.ndarray:
+        path = self.config.path
+        if a.ndim != 1 or not np.issubdtype(a.dtype, np.number):
+            raise DataError(f"{path}: sample weights {key!r} must be numbers of shape [N], got {a.dtype} "
+                            f"{list(a.shape)}")
+        a = a.astype(np.float32)
+        bad = ~np.isfinite(a) | (a < 0)
+        if bad.any():
+            raise DataError(f"{path}: sample weights {key!r} has {float(a[bad][0])} at example "
+                            f"{int(np.argmax(bad))}; weights are finite and >= 0")
+        return a
 
     def _read(self, where: str) -> dict[str, np.ndarray]:
         cfg = self.config
@@ -85,8 +110,10 @@ class NpzSource(DataSource):
                     raise DataError(f"{cfg.path}: expected an .npz archive of named arrays (numpy.savez), "
                                     "got a single .npy array")
                 out = {}
-                for i, key in enumerate(cfg.features + cfg.labels):
-                    field = f"features[{i}]" if i < len(cfg.features) else f"labels[{i - len(cfg.features)}]"
+                keys = cfg.features + cfg.labels + list(cfg.weights.values())
+                fields = [f"features[{i}]" for i in range(len(cfg.features))] + \
+                    [f"labels[{i}]" for i in range(len(cfg.labels))] + [f"weights.{k}" for k in cfg.weights]
+                for key, field in zip(keys, fields):
                     if key not in f.files:
                         raise DataError(f"{cfg.path}: no array {key!r} ({where}.{field}); "
                                         f"the file has: {', '.join(sorted(f.files)) or '(none)'}")

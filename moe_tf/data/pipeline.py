@@ -5,7 +5,8 @@
 - `labels`: {task: [batch]}: int64 class ids (-1 missing) or float32 targets (NaN missing).
 - `loss_weights`: {task: float32 [batch]}: 1 / (labelled examples of the task in the *global* batch) where the example
   carries the task's label, else 0. A replica's Σ weight · loss sums, across replicas, to the task's mean loss over
-  its labelled examples in the global batch, exactly, with no communication in the step.
+  its labelled examples in the global batch, exactly, with no communication in the step. With sample weights
+  (`weights:` of a source) it is w / Σ w over the labelled examples: the sample-weighted mean.
 
 Every training batch comes from one source (`data.sampling`, see sampling.py); with one source the pipeline is that
 source's shuffled epochs.
@@ -13,7 +14,7 @@ source's shuffled epochs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
@@ -37,6 +38,22 @@ class TaskData:
     features: dict[str, FeatureSpec]  # every model input, by name
     data_config: object
     seed: int
+    vectorizers: dict = field(default_factory=dict)  # {text feature: strings [batch] → ids}, set by the model
+
+    def attach_vectorizers(self, vectorizers: dict) -> None:
+        """Batches carry token ids instead of strings for these text features (the model's own vectorizers, so
+        the training step runs on ids, which XLA and TPUs can compile, and the export still takes strings)."""
+        self.vectorizers = dict(vectorizers)
+
+    def texts(self, feature: str, batch_size: int = 1024) -> tf.data.Dataset:
+        """The strings of a text feature in the training splits of the sources that have it, batched (what its
+        vocabulary is built from)."""
+        parts = [s.splits["train"].map(lambda x, y, f=feature: x[f]) for s in self.sources.values()
+                 if feature in s.features]
+        ds = parts[0]
+        for part in parts[1:]:
+            ds = ds.concatenate(part)
+        return ds.batch(batch_size)
 
     @property
     def multi_source(self) -> bool:
@@ -76,11 +93,13 @@ class TaskData:
         name = list(self.sources)[index]
         own = self.sources[name]
         tables = {t.name: tf.constant(t.label_table) for t in self.tasks if t.label_table is not None}
-        tasks, features, multi = self.tasks, self.features, self.multi_source
+        tasks, features, multi, vectorizers = self.tasks, self.features, self.multi_source, self.vectorizers
 
         def complete(x, y):
             batch = tf.shape(next(iter(x.values())))[0]
             inputs = {f: (x[f] if f in x else spec.zeros(batch)) for f, spec in features.items()}
+            for f, vectorize in vectorizers.items():
+                inputs[f] = vectorize(inputs[f])
             if multi:
                 inputs[SOURCE_KEY] = tf.fill([batch], tf.constant(index, tf.int32))
             labels, weights = {}, {}
@@ -101,7 +120,9 @@ class TaskData:
                     labels[t.name] = v
                     mask = v >= 0
                 mask = tf.cast(mask, tf.float32)
-                weights[t.name] = mask / tf.maximum(tf.reduce_sum(mask), 1.0)
+                if t.label in own.sample_weights:  # the sample-weighted mean; a zero weight drops the example
+                    mask = mask * y[own.sample_weights[t.label]]
+                weights[t.name] = mask / tf.maximum(tf.reduce_sum(mask), 1e-12)
             return inputs, labels, weights
 
         return ds.map(complete, num_parallel_calls=tf.data.AUTOTUNE)

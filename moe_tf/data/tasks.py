@@ -31,6 +31,7 @@ class TaskInfo:
     label: str
     label_table: np.ndarray | None  # source label → task label, -1 where unmapped
     features: list[str]  # the model inputs the task's source provides
+    warmup_steps: int = 0  # the task's loss ramps from 0 to full over this many steps
 
     @property
     def output_units(self) -> int:
@@ -66,9 +67,10 @@ def resolve_tasks(task_cfgs, sources: dict[str, SourceData]) -> list[TaskInfo]:
     infos = []
     for i, t in enumerate(task_cfgs):
         source = sources[t.dataset]
-        if t.label not in source.labels:
+        readable = sorted(k for k, info in source.labels.items() if info.kind != "weight")
+        if t.label not in readable:
             raise ConfigError(f"tasks[{i}].label: source {t.dataset!r} has no label {t.label!r}; "
-                              f"it has {sorted(source.labels)}")
+                              f"it has {readable}")
         src = source.labels[t.label]
         if src.kind == "value" and t.type != "regression":
             raise ConfigError(f"tasks[{i}].type: label {t.label!r} of {t.dataset!r} holds float targets, "
@@ -96,7 +98,7 @@ def resolve_tasks(task_cfgs, sources: dict[str, SourceData]) -> list[TaskInfo]:
             if len(names) != num_classes:
                 raise ConfigError(f"tasks[{i}].class_names: expected {num_classes} names, got {len(names)}")
         infos.append(TaskInfo(t.name, t.type, num_classes, names, t.weight, t.resolved_loss(), t.resolved_metrics(),
-                              t.dataset, t.label, table, sorted(source.features)))
+                              t.dataset, t.label, table, sorted(source.features), t.warmup_steps))
     return infos
 
 

@@ -1,4 +1,5 @@
-"""Any TFDS image-classification data set by name (mnist, fashion_mnist, cifar10, …).
+"""Any TFDS image- or text-classification data set by name (mnist, fashion_mnist, cifar10, imdb_reviews,
+ag_news_subset, glue/sst2, …).
 
 Users with a network let TFDS download it; offline users point `data_dir` at a prepared TFDS directory,
 or `manual_dir` at the downloaded archives, and set `download: false`.
@@ -13,13 +14,14 @@ from pydantic import Field
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel
 from moe_tf.data import DATASETS
-from moe_tf.data.base import DataSource, LabelInfo, SourceData, image_spec
+from moe_tf.data.base import DataSource, FeatureSpec, LabelInfo, SourceData, image_spec
 from moe_tf.errors import DataError
 
 
 @DATASETS.register("tfds")
 class TfdsSource(DataSource):
-    """Every `ClassLabel` feature of the TFDS data set becomes a label tasks can read."""
+    """One input, the image at `image_key` or, with `text_key`, the text there; every `ClassLabel` feature of the
+    TFDS data set becomes a label tasks can read."""
 
     class Config(StrictModel):
         type: Literal["tfds"] = "tfds"
@@ -28,7 +30,10 @@ class TfdsSource(DataSource):
         manual_dir: str | None = None
         download: bool = True
         image_key: str = "image"
-        feature: str | None = Field(None, pattern=NAME_PATTERN, description="model input name (default: image_key)")
+        text_key: str | None = Field(None, description="read this text feature instead of an image "
+                                                       "(imdb_reviews: text, ag_news_subset: description)")
+        feature: str | None = Field(None, pattern=NAME_PATTERN,
+                                    description="model input name (default: text_key or image_key)")
         train_split: str = "train[:90%]"
         eval_split: str = "train[90%:]"
         test_split: str = "test"
@@ -55,22 +60,31 @@ class TfdsSource(DataSource):
                 "or set manual_dir and download: false."
             ) from None
         features = info.features
-        if cfg.image_key not in features:
-            raise DataError(f"TFDS {cfg.name!r} has no feature {cfg.image_key!r}; it has {sorted(features.keys())}")
+        key = cfg.text_key or cfg.image_key
+        if key not in features:
+            raise DataError(f"TFDS {cfg.name!r} has no feature {key!r} "
+                            f"(data.sources.{self.name}.{'text_key' if cfg.text_key else 'image_key'}); "
+                            f"it has {sorted(features.keys())}")
         labels = {
-            key: LabelInfo(feat.num_classes, list(feat.names))
-            for key, feat in features.items()
+            k: LabelInfo(feat.num_classes, list(feat.names))
+            for k, feat in features.items()
             if isinstance(feat, tfds.features.ClassLabel)
         }
-        shape = tuple(features[cfg.image_key].shape)
-        if None in shape or len(shape) != 3:
-            raise DataError(f"TFDS {cfg.name!r}: image shape {shape} must be fixed [H, W, C]")
-
-        feature = cfg.feature or cfg.image_key
+        feature = cfg.feature or key
+        if cfg.text_key:
+            if not isinstance(features[key], tfds.features.Text):
+                raise DataError(f"TFDS {cfg.name!r}: feature {key!r} is {type(features[key]).__name__}, not Text "
+                                f"(data.sources.{self.name}.text_key)")
+            spec = FeatureSpec("string", (), "text")
+        else:
+            shape = tuple(features[key].shape)
+            if None in shape or len(shape) != 3:
+                raise DataError(f"TFDS {cfg.name!r}: image shape {shape} must be fixed [H, W, C]")
+            spec = image_spec(shape)
 
         def select(example):
-            image = tf.cast(example[cfg.image_key], tf.uint8)
-            return {feature: image}, {k: tf.cast(example[k], tf.int64) for k in labels}
+            x = example[key] if cfg.text_key else tf.cast(example[key], tf.uint8)
+            return {feature: x}, {k: tf.cast(example[k], tf.int64) for k in labels}
 
         splits, sizes = {}, {}
         for (role, split), ds in zip(roles.items(), datasets):
@@ -81,4 +95,4 @@ class TfdsSource(DataSource):
                 sizes[role] = 0
             if sizes[role] <= 0:  # no metadata: count once
                 sizes[role] = int(ds.reduce(0, lambda count, _: count + 1))
-        return SourceData(splits=splits, features={feature: image_spec(shape)}, labels=labels, sizes=sizes)
+        return SourceData(splits=splits, features={feature: spec}, labels=labels, sizes=sizes)

@@ -1,7 +1,11 @@
 """Prediction with an exported SavedModel (`moe-tf predict`); needs only TensorFlow and the export.
 
-The input is a `.npz` with one array per feature name (`numpy.savez(path, image=..., x=...)`), or a `.npy` when the
-model has one input. Tasks whose source's features are all in the file are predicted; the others are left out.
+Inputs, by file extension:
+- `.npz`: one array per input name (`numpy.savez(path, image=..., x=...)`); `.npy`: the array of a one-input model.
+- `.txt`: one text per line, for a model with one text input.
+- `.tsv` / `.csv`: a header row naming inputs, one example per row (text inputs and scalar numeric inputs).
+- `.jsonl`: one JSON object per line, `{"input name": value}` (a string, a number or a nested list).
+Tasks whose source's inputs are all in the file are predicted; the others are left out.
 """
 
 from __future__ import annotations
@@ -51,6 +55,13 @@ def load_export(export_dir: str):
 
 def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndarray:
     shape = tuple(spec["shape"])
+    if spec["modality"] == "text":
+        if arr.ndim != 1 or not all(isinstance(v, str) for v in arr.tolist()):
+            raise DataError(f"{path}: text input {name!r} must be one string per example, got "
+                            f"{arr.dtype} {list(arr.shape)}")
+        return np.asarray(arr, dtype=object)
+    if arr.dtype == object:
+        raise DataError(f"{path}: input {name!r} must hold numbers, got {arr.tolist()[:1]!r}…")
     if tuple(arr.shape) == shape and shape:  # one example without the batch axis
         arr = arr[None]
     if spec["modality"] == "image" and len(shape) == 3 and shape[-1] == 1 and tuple(arr.shape[1:]) == shape[:2]:
@@ -72,10 +83,98 @@ def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndar
     return arr
 
 
+def _read_text_file(path: str) -> list[str]:
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text") from None
+
+
+def _read_lines(path: str, features: dict) -> dict[str, np.ndarray]:
+    """A .txt file: one text per line for the model's only text input (blank lines are empty texts)."""
+    text = [f for f, spec in features.items() if spec["modality"] == "text"]
+    if len(text) != 1:
+        raise DataError(f"{path}: a .txt file holds one text per line, for a model with one text input; this model "
+                        f"has {len(text)} ({', '.join(text) or 'none'}); use .tsv or .jsonl with named inputs")
+    lines = _read_text_file(path)
+    if lines and lines[-1] == "":
+        lines = lines[:-1]
+    return {text[0]: np.array(lines, dtype=object)}
+
+
+def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
+    """A .tsv / .csv with a header row naming inputs."""
+    import csv
+
+    tsv = path.lower().endswith(".tsv")
+    rows = list(csv.reader(_read_text_file(path), delimiter="\t" if tsv else ",",
+                           quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL))
+    rows = [r for r in rows if r]
+    if not rows:
+        raise DataError(f"{path}: empty file (expected a header row naming the inputs)")
+    header, body = rows[0], rows[1:]
+    for i, row in enumerate(body):
+        if len(row) != len(header):
+            raise DataError(f"{path}, row {i + 2}: {len(row)} cells, expected {len(header)} ({', '.join(header)})")
+    if not set(header) & set(features):
+        raise DataError(f"{path}: no column named like a model input; the header names {', '.join(header)}, "
+                        f"the model takes {', '.join(sorted(features))}")
+    out = {}
+    for j, name in enumerate(header):
+        if name not in features:
+            continue
+        cells = [row[j] for row in body]
+        if features[name]["modality"] == "text":
+            out[name] = np.array(cells, dtype=object)
+        elif tuple(features[name]["shape"]) == ():
+            try:
+                out[name] = np.array([float(c) for c in cells])
+            except ValueError as e:
+                raise DataError(f"{path}: input {name!r}: {e}") from None
+        else:
+            raise DataError(f"{path}: input {name!r} has shape {features[name]['shape']}; give it in a .jsonl "
+                            "(a list per example) or a .npz")
+    return out
+
+
+def _read_jsonl(path: str) -> dict[str, np.ndarray]:
+    columns: dict[str, list] = {}
+    records = [(i + 1, line) for i, line in enumerate(_read_text_file(path)) if line.strip()]
+    for n, (line_no, line) in enumerate(records):
+        try:
+            record = json.loads(line)
+        except ValueError as e:
+            raise DataError(f"{path}, line {line_no}: not JSON ({e})") from None
+        if not isinstance(record, dict):
+            raise DataError(f"{path}, line {line_no}: expected an object {{\"input name\": value}}")
+        if n and set(record) != set(columns):
+            raise DataError(f"{path}, line {line_no}: keys {sorted(record)} differ from line 1's {sorted(columns)}")
+        for k, v in record.items():
+            columns.setdefault(k, []).append(v)
+    out = {}
+    for k, values in columns.items():
+        if all(isinstance(v, str) for v in values):
+            out[k] = np.array(values, dtype=object)
+        else:
+            try:
+                out[k] = np.array(values)
+            except ValueError as e:
+                raise DataError(f"{path}: input {k!r}: examples of different shapes ({e})") from None
+    return out
+
+
 def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
-    """Reads a .npz (arrays named by feature) or, for a one-input model, a .npy; checks each against its spec."""
+    """Reads an input file (see the module docstring) and checks each input against its spec."""
     if not os.path.isfile(path):
         raise DataError(f"input file not found: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".txt", ".tsv", ".csv", ".jsonl"):
+        arrays = _read_lines(path, features) if ext == ".txt" else _read_jsonl(path) if ext == ".jsonl" else \
+            _read_table(path, features)
+        return _checked(path, arrays, features)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -88,6 +187,10 @@ def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
             arrays = {next(iter(features)): loaded}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"cannot read {path} as .npy/.npz: {e}") from None
+    return _checked(path, arrays, features)
+
+
+def _checked(path: str, arrays: dict, features: dict) -> dict[str, np.ndarray]:
     known = {k: v for k, v in arrays.items() if k in features}
     if not known:
         if len(arrays) == 1 and len(features) == 1:  # one unnamed array for a one-input model

@@ -58,6 +58,9 @@ def export_model(model, config, data, out_dir: str) -> str:
         data: its TaskData (features, sources, tasks).
     """
     tasks, features = data.tasks, data.features
+    for f, vectorizers in model.text_vectorizers().items():
+        if not vectorizers[0].has_vocabulary:
+            raise ValueError(f"text input {f!r} has no vocabulary (neither built from data nor restored)")
     archive = keras.export.ExportArchive()
     archive.track(model)
     groups: dict[tuple, list] = {}  # the tasks computed from one set of input features

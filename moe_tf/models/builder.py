@@ -53,10 +53,11 @@ def resolve_stems(model_cfg: dict, features: dict, sources: dict[str, list[str]]
     return out
 
 
-def build_model(model_config, data) -> MultiTaskModel:
+def build_model(model_config, data, adapt_text: bool = True) -> MultiTaskModel:
     """Creates and builds the model (variables exist on return; call under `strategy.scope()` when distributing).
 
-    Numeric inputs get the training split's mean and variance (when `model.normalize_numeric`).
+    Numeric inputs get the training split's mean and variance (when `model.normalize_numeric`); text inputs get a
+    vocabulary built from the training split (`adapt_text`; without it the vocabulary comes from a checkpoint).
 
     Args:
         model_config: the `model` section (a config object or its dict).
@@ -65,10 +66,26 @@ def build_model(model_config, data) -> MultiTaskModel:
     cfg = model_config.model_dump() if hasattr(model_config, "model_dump") else dict(model_config)
     sources = {name: sorted(s.features) for name, s in data.sources.items()}
     stems = resolve_stems(cfg, data.features, sources)
+    text = [f for f, spec in data.features.items() if spec.modality == "text"]
+    if text and cfg["experts"].get("input") == "raw":
+        raise ConfigError(f"model.experts.input: 'raw' gates read the flattened raw inputs, and text input "
+                          f"{text[0]!r} has no fixed-size raw form; use input 'trunk' (its stem feeds the experts)")
     specs = [{"name": t.name, "units": t.output_units} for t in data.tasks]
     model = MultiTaskModel(cfg, specs, {f: s.to_dict() for f, s in data.features.items()}, stems,
                            list(sources.values()) if len(sources) > 1 else None, name="moe_tf_model")
+    if adapt_text:
+        for f in text:
+            vectorizers = model.preprocessors(f)
+            vectorizers[0].adapt(data.texts(f))
+            for v in vectorizers[1:]:
+                v.set_vocabulary(vectorizers[0].vocabulary())
     model(example_inputs(data.features), training=False)  # creates every variable
+    if cfg.get("freeze"):
+        frozen = model.freeze(cfg["freeze"])
+        empty = [part for part, n in frozen.items() if n == 0]
+        if empty:
+            raise ConfigError(f"model.freeze: this model has no {empty[0]} to freeze "
+                              f"({cfg['architecture']['type']}); remove it from the list")
     if cfg["normalize_numeric"]:
         for f, spec in data.features.items():
             if spec.modality == "numeric":
@@ -79,8 +96,8 @@ def build_model(model_config, data) -> MultiTaskModel:
 
 def example_inputs(features: dict, batch: int = 1) -> dict:
     """A batch of zeros for every input: {feature: [batch, *shape]}."""
-    return {f: np.zeros((batch, *spec.shape), dtype=object if spec.dtype == "string" else spec.dtype)
-            for f, spec in features.items()}
+    return {f: np.full((batch, *spec.shape), "", dtype=object) if spec.dtype == "string"
+            else np.zeros((batch, *spec.shape), dtype=spec.dtype) for f, spec in features.items()}
 
 
 def count_params(model) -> int:

@@ -27,7 +27,7 @@ class InputEncoder(keras.layers.Layer):
         self.project_units = project_units
         self.normalize_numeric = normalize_numeric
         self.l2 = l2
-        self.preprocess = build_preprocessing(self.spec, normalize_numeric, name="preprocess")
+        self.preprocess = build_preprocessing(self.spec, normalize_numeric, name="preprocess", stem=self.stem_config)
         params = {k: v for k, v in self.stem_config.items() if k != "type"}
         self.stem = STEMS.get(self.stem_config["type"])(l2=l2, name="stem", **params)
         reg = keras.regularizers.L2(l2) if l2 else None

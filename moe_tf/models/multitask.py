@@ -79,6 +79,31 @@ class MultiTaskModel(keras.Model):
         layers = [b.encoders[feature].preprocess for b in self.all_backbones()]
         return layers + ([self.gate_input.preprocess[feature]] if self.gate_input is not None else [])
 
+    FREEZABLE = ("stems", "trunk", "experts", "gates")
+
+    def freeze(self, parts) -> dict[str, int]:
+        """Makes the variables of `parts` (of FREEZABLE) non-trainable; returns {part: variables frozen}.
+
+        `stems` is every input's encoder (stem and projection), `trunk` the dense trunk, `experts` the expert pools
+        (the shared block of shared_bottom), `gates` every gate. Frozen BatchNorm layers run in inference mode.
+        """
+        counts = {}
+        for part in parts:
+            if part == "stems":
+                layers = [e for b in self.all_backbones() for e in b.encoders.values()]
+            elif part == "trunk":
+                layers = [b.trunk for b in self.all_backbones()]
+            else:
+                layers = self.mixture.part_layers(part)
+            counts[part] = sum(len(layer.trainable_variables) for layer in layers)
+            for layer in layers:
+                layer.trainable = False
+        return counts
+
+    def text_vectorizers(self) -> dict[str, list]:
+        """{text feature: its TextVectorizers (one per backbone; they hold one vocabulary)}."""
+        return {f: self.preprocessors(f) for f, spec in self.inputs_spec.items() if spec["modality"] == "text"}
+
     def call(self, inputs, training=None, representation=False):
         """With `representation` (training only, for MGDA-UB) the result also holds "representation": the shared
         tensor the architecture's top reads (see `has_representation`)."""
@@ -129,6 +154,12 @@ class MultiTaskModel(keras.Model):
         taken = {id(v) for vs in own.values() for v in vs}
         shared = [v for v in self.trainable_variables if id(v) not in taken]
         return shared, own
+
+    @property
+    def _default_save_signature(self):
+        """None: the export writes its own signatures (Keras' default one would trace every input as float32,
+        which a text input is not)."""
+        return None
 
     def get_config(self):
         return {"model_config": self.model_config, "tasks": self.tasks, "inputs": self.inputs_spec,

@@ -3,6 +3,7 @@
 - image: uint8 [batch, H, W, C] → compute dtype in [0, 1].
 - numeric: [batch, ...] → float, optionally standardised with the training split's mean and variance, which are
   non-trainable weights of the model (saved in checkpoints and the export).
+- text: strings [batch] → token ids [batch, sequence_length] (models/text.py; the vocabulary is model state).
 """
 
 from __future__ import annotations
@@ -60,8 +61,13 @@ class NumericNormalization(keras.layers.Layer):
         return {**super().get_config(), "shape": list(self.shape), "normalize": self.normalize}
 
 
-def build_preprocessing(spec: dict, normalize_numeric: bool, name: str):
-    """The preprocessing layer for a feature spec ({"dtype", "shape", "modality"})."""
+def build_preprocessing(spec: dict, normalize_numeric: bool, name: str, stem: dict | None = None):
+    """The preprocessing layer for a feature spec ({"dtype", "shape", "modality"}); a text feature's vectorizer
+    takes its vocabulary settings from its `stem` config."""
+    if spec["modality"] == "text":
+        from moe_tf.models.text import VOCABULARY_KEYS, TextVectorizer
+
+        return TextVectorizer(**{k: v for k, v in (stem or {}).items() if k in VOCABULARY_KEYS}, name=name)
     if spec["modality"] == "image":
         return ImageScaling(name=name)
     if spec["modality"] == "numeric":

@@ -28,9 +28,21 @@ def model_variables(model) -> dict:
     return variables
 
 
+def model_state(model) -> dict:
+    """What a checkpoint holds of the model: its variables and, with text inputs, each text feature's vocabulary
+    (restoring a checkpoint sets the vocabulary it was trained with)."""
+    from moe_tf.models.text import VocabularyState
+
+    state = {"model": model_variables(model)}
+    vocabularies = {f: VocabularyState(vs) for f, vs in model.text_vectorizers().items()}
+    if vocabularies:
+        state["vocabulary"] = vocabularies
+    return state
+
+
 class Checkpointer:
     def __init__(self, run_dir: str, chief: bool, keep: int, model, **trackables):
-        self.checkpoint = tf.train.Checkpoint(model=model_variables(model), **trackables)
+        self.checkpoint = tf.train.Checkpoint(**model_state(model), **trackables)
         self.chief = chief
         root = os.path.join(run_dir, "checkpoints")
         self._scratch = None if chief else tempfile.mkdtemp(prefix="moe_tf_worker_ckpt_")
@@ -75,7 +87,7 @@ def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
     path = best or tf.train.latest_checkpoint(root)
     if path is None:
         raise MoeTfError(f"no checkpoint found in {root} (was the run trained?)")
-    _restore(tf.train.Checkpoint(model=model_variables(model)), path)
+    _restore(tf.train.Checkpoint(**model_state(model)), path)
     return path
 
 

@@ -124,11 +124,21 @@ class Trainer:
             aux = aux_total(outputs)
             terms = [*self.model.losses, *([] if aux is None else [aux])]
             extra = tf.nn.scale_regularization_loss(tf.add_n(terms)) if terms else None
+            task_losses = self._warmed_up(task_losses, ctx.step)
             objectives = self.weighting.objectives(task_losses, presence, extra, self.optimizer.scale_loss, ctx)
-        pieces = self.weighting.gradients(tape, objectives, self.groups, ctx)
+        pieces = _dense(self.weighting.gradients(tape, objectives, self.groups, ctx))
         weights = objectives["weights"]
         total = self.weighting.weighted_sum(weights, task_losses) + (extra if extra is not None else 0.0)
         return pieces, pack({"stats": stats, "loss": total, "steps": tf.zeros(())}), weights
+
+    def _warmed_up(self, task_losses: dict, step) -> dict:
+        """Each task's loss times its warm-up ramp min(1, step / warmup_steps) (tasks without warm-up unchanged)."""
+        ramps = {t.name: t.warmup_steps for t in self.tasks if t.warmup_steps}
+        if not ramps:
+            return task_losses
+        step = tf.cast(step, tf.float32)
+        return {name: loss * tf.minimum(1.0, step / float(ramps[name])) if name in ramps else loss
+                for name, loss in task_losses.items()}
 
     def _replica_train_step(self, inputs, labels, loss_weights):
         pieces, packed, weights = self._loss_and_pieces(inputs, labels, loss_weights)
@@ -249,8 +259,22 @@ def total_steps(config, data) -> int:
     return config.steps or config.epochs * data.steps_per_epoch(config.batch_size)
 
 
+def _dense(pieces):
+    """The nest with every sparse gradient (an embedding's IndexedSlices) made dense, under every strategy.
+
+    Two reasons. Keras' Adam squares an IndexedSlices gradient row by row before duplicate rows are summed, so a
+    token seen twice in a batch moved its second moment by Σ g² instead of (Σ g)²: a sparse update differs from the
+    dense one, and so did one replica from two. And the collective all-gather TensorFlow uses to sum sparse
+    gradients failed under `multi_worker` when the embedding sat in a branch only some steps take (a text stem
+    skipped on another source's batches). A dense gradient costs one [vocabulary, width] tensor per step."""
+    return tf.nest.map_structure(lambda t: tf.convert_to_tensor(t) if isinstance(t, tf.IndexedSlices) else t,
+                                 pieces, expand_composites=False)
+
+
 def _all_reduce(pieces):
-    """Sums a nest of per-replica tensors across replicas in one call (None leaves stay None)."""
+    """Sums a nest of per-replica tensors across replicas in one call (None leaves stay None).
+
+    The pieces are dense (see `_dense`)."""
     flat = tf.nest.flatten(pieces)
     present = [i for i, t in enumerate(flat) if t is not None]
     reduced = tf.distribute.get_replica_context().all_reduce(SUM, [flat[i] for i in present])

@@ -77,3 +77,22 @@ def test_float_labels_need_a_regression_task(tabular_npz):
     del raw["tasks"][2]["metrics"]
     with pytest.raises(ConfigError, match=r"tasks\[2\].type: label 'score' of 'tab' holds float targets"):
         build_task_data(validate_config(raw))
+
+
+def test_sample_weights_from_a_key(tmp_path):
+    np.savez(tmp_path / "w.npz", x=np.zeros((20, 2)), y=np.arange(20) % 2, w=np.arange(20, dtype=float))
+    data = load(tmp_path / "w.npz", weights={"y": "w"}, eval_fraction=0.0, test_fraction=0.25)
+    assert data.sample_weights == {"y": "y__weight"} and data.labels["y__weight"].kind == "weight"
+    x, y = data.arrays["train"]
+    assert y["y__weight"].dtype == np.float32 and sorted(y["y__weight"].tolist()) != list(range(15))
+    np.savez(tmp_path / "bad.npz", x=np.zeros((3, 2)), y=np.zeros(3, int), w=np.array([1.0, -1.0, 2.0]))
+    with pytest.raises(DataError, match=r"bad\.npz: sample weights 'w' has -1\.0 at example 1; weights are finite "
+                                        "and >= 0"):
+        load(tmp_path / "bad.npz", weights={"y": "w"})
+    np.savez(tmp_path / "short.npz", x=np.zeros((3, 2)), y=np.zeros(3, int), w=np.ones(2))
+    with pytest.raises(DataError, match="arrays have different lengths: x 3, y 3, w 2"):
+        load(tmp_path / "short.npz", weights={"y": "w"})
+    with pytest.raises(DataError, match=r"no array 'v' \(data\.sources\.mine\.weights\.y\)"):
+        load(tmp_path / "short.npz", weights={"y": "v"})
+    with pytest.raises(ValueError, match=r"weights\.z: not one of the labels \['y'\]"):
+        load(tmp_path / "w.npz", weights={"z": "w"})

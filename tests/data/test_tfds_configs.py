@@ -1,4 +1,5 @@
-"""The shipped TFDS configs (MNIST, CIFAR-10) train end to end on mocked TFDS data (nothing downloads here)."""
+"""The shipped TFDS configs (MNIST, CIFAR-10, IMDB, AG News, GLUE SST-2) train end to end on mocked TFDS data
+(nothing downloads here)."""
 
 import pytest
 
@@ -20,3 +21,33 @@ def test_tfds_config_trains_on_mock_data(name, tmp_path):
     assert metrics["step"] == 2
     assert set(metrics["tasks"]) == {t.name for t in config.tasks}
     assert (tmp_path / name / "export" / "saved_model.pb").exists()
+
+
+TEXT_OVERRIDES = ["training.steps=2", "training.batch_size=8", "logging.progress=none", "model.experts.units=[8]",
+                  "model.tower.units=[4]", "data.shuffle_buffer=16", "model.stems.text.max_tokens=50",
+                  "model.stems.text.embedding_dim=8", "model.stems.text.sequence_length=16"]
+
+
+@pytest.mark.parametrize("name", ["imdb_reviews_tfds", "ag_news_tfds", "glue_sst2_tfds"])
+def test_tfds_text_config_trains_on_mock_data(name, tmp_path):
+    import tensorflow_datasets as tfds
+
+    config = load_config(f"{REPO}/configs/{name}.yaml", TEXT_OVERRIDES)
+    with tfds.testing.mock_data(num_examples=40):
+        metrics = train(config, str(tmp_path / name))
+    assert metrics["step"] == 2
+    meta = (tmp_path / name / "export" / "moe_tf_export.json").read_text()
+    assert '"modality": "text"' in meta and '"dtype": "string"' in meta
+
+
+def test_tfds_text_key_must_be_text():
+    import tensorflow_datasets as tfds
+
+    from moe_tf.errors import DataError
+
+    config = load_config(f"{REPO}/configs/imdb_reviews_tfds.yaml", ["data.sources.imdb.text_key=label"])
+    with tfds.testing.mock_data(num_examples=10), pytest.raises(DataError, match="feature 'label' is ClassLabel, "
+                                                                                "not Text"):
+        from moe_tf.data import build_task_data
+
+        build_task_data(config)

@@ -65,7 +65,10 @@ def test_gate_config_round_trip(gate):
 
 @pytest.mark.parametrize("stem", STEMS.keys())
 def test_stem_config_round_trip(stem):
-    _round_trip(STEMS.get(stem)(name="s"), np.ones((2, 8, 8, 1), np.float32))
+    cls = STEMS.get(stem)
+    x = np.array([[3, 4, 5, 0, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0]], np.int32) if "text" in cls.modalities else \
+        np.ones((2, 8, 8, 1), np.float32)
+    _round_trip(cls(name="s"), x)
 
 
 def test_layer_round_trips():
@@ -150,7 +153,7 @@ def test_sources_with_one_feature_name_share_its_input_and_stem(tmp_path):
         build_task_data(validate_config(clash))
 
 
-def test_string_features_are_admitted_by_the_spec_but_no_stem_takes_text_yet():
+def test_string_features_get_a_string_signature_and_the_bag_stem_by_default():
     from moe_tf.data.base import FeatureSpec
     from moe_tf.errors import ConfigError
     from moe_tf.export.saved_model import signature_specs
@@ -160,8 +163,11 @@ def test_string_features_are_admitted_by_the_spec_but_no_stem_takes_text_yet():
     (spec,) = signature_specs({"review": text}, ["review"])[0].values()
     assert spec.dtype == tf.string and spec.shape.as_list() == [None] and spec.name == "review"
     assert text.zeros(2).numpy().tolist() == [b"", b""]
-    with pytest.raises(ConfigError, match="input 'review' is text, and no stem takes text inputs yet"):
-        resolve_stems(tiny_config().model.model_dump(), {"review": text}, {"reviews": ["review"]})
+    stems = resolve_stems(tiny_config().model.model_dump(), {"review": text}, {"reviews": ["review"]})
+    assert stems["review"]["type"] == "bag"  # model.stem (conv) does not take text: the modality's default does
+    with pytest.raises(ConfigError, match=r"model\.stems\.text: stem 'conv' does not take text inputs"):
+        resolve_stems({**tiny_config().model.model_dump(), "stems": {"text": {"type": "conv"}}}, {"review": text},
+                      {"reviews": ["review"]})
 
 
 def test_a_config_that_names_no_stem_gets_each_modality_default(tabular_npz):

@@ -9,7 +9,8 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import REPO, tiny_dict
+from tests.conftest import REPO, text_dict
+from tests.text_data import write_reviews_tsv
 
 
 def free_ports(n):
@@ -23,18 +24,30 @@ def free_ports(n):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jit_compile, weighting", [(False, {"type": "mgda", "upper_bound": True})], ids=["mgda_ub"])
-def test_two_workers_match_one(tmp_path, jit_compile, weighting):
-    # MGDA-UB sums the tasks' representation-gradient Gram matrix across the workers *before* its backward pass,
-    # then its gradients once after it, and keeps state (the last weights, used by the eval loss): both reductions
-    # every weighting goes through. XLA's split step (forward/backward compiled, all-reduce outside) is checked
-    # across replicas by the mirrored test.
-    data = tiny_dict(training={"steps": 8, "eval_every": 4, "batch_size": 64, "log_every": 4,
-                               "jit_compile": jit_compile, "weighting": weighting},
+def test_two_workers_match_one(tmp_path):
+    """Two sources and two modalities (digits images, the reviews TSV's text) under MGDA-UB.
+
+    MGDA-UB sums the tasks' representation-gradient Gram matrix across the workers *before* its backward pass, then
+    its gradients once after it, and keeps state (the last weights, used by the eval loss): both reductions every
+    weighting goes through. Each batch comes from one source, so each step skips one stem; the text stem's
+    embedding gradient is sparse (it made the workers' collectives disagree until it was densified). Every worker
+    builds the vocabulary from the same split and vectorizes its shard in its input pipeline. XLA's split step is
+    checked across replicas by the mirrored test.
+    """
+    data = text_dict(write_reviews_tsv(tmp_path / "reviews.tsv"),
+                     training={"steps": 8, "eval_every": 4, "batch_size": 64, "log_every": 4, "jit_compile": False,
+                               "weighting": {"type": "mgda", "upper_bound": True}},
                      logging={"progress": "lines"})
-    # `high` misses its label on digits 3, 4, 8 and 9: its loss is a mean over a varying number of labelled
-    # examples per global batch, which must come out the same on one worker and on two
-    data["tasks"][1]["label_map"] = {0: 0, 1: 0, 2: 0, 5: 1, 6: 1, 7: 1}
+    data["data"]["sources"]["digits"] = {"type": "digits"}
+    data["data"]["sampling"] = {"type": "uniform"}
+    # `high` misses its label on digits 3, 4, 8 and 9 and `sentiment` every 5th label: a task's loss is a mean over
+    # a varying number of labelled examples per global batch, which must come out the same on one worker and on two
+    data["tasks"] += [{"name": "digit", "dataset": "digits"},
+                      {"name": "high", "dataset": "digits", "type": "binary",
+                       "label_map": {0: 0, 1: 0, 2: 0, 5: 1, 6: 1, 7: 1}}]
+    data["model"].update(stems={**data["model"]["stems"], "image": {"type": "conv", "filters": [8]}},
+                         fusion_units=16, trunk={"units": [32]})
+    tasks = [t["name"] for t in data["tasks"]]
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
@@ -65,7 +78,7 @@ def test_two_workers_match_one(tmp_path, jit_compile, weighting):
     two = json.loads((tmp_path / "worker0" / "metrics.json").read_text())
     assert one["step"] == two["step"] == 8
     assert two["loss"] == pytest.approx(one["loss"], abs=1e-5)
-    for task in ("digit", "high"):
+    for task in tasks:
         for metric, value in one["tasks"][task].items():
             assert two["tasks"][task][metric] == pytest.approx(value, abs=1e-5), (task, metric)
     assert (tmp_path / "worker0" / "export" / "saved_model.pb").exists()

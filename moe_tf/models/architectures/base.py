@@ -28,6 +28,11 @@ class UngatedArchitecture(keras.layers.Layer):
     def expert_backbones(self) -> list:
         return []
 
+    def part_layers(self, part: str) -> list:
+        """The layers of `part` ("experts" or "gates"): the shared block counts as the experts."""
+        shared = getattr(self, "shared", None)
+        return [shared] if part == "experts" and shared is not None else []
+
     def has_representation(self) -> bool:
         return False
 
@@ -108,6 +113,12 @@ class ExpertArchitecture(keras.layers.Layer):
     def expert_backbones(self) -> list:
         """The backbones inside experts that read the raw inputs (none otherwise)."""
         return [bb for pool in self.levels[0].pools.values() for bb in getattr(pool, "backbones", [])]
+
+    def part_layers(self, part: str) -> list:
+        """The layers of `part` ("experts": every expert pool; "gates": every gate) in every level."""
+        if part == "experts":
+            return [pool for level in self.levels for pool in level.pools.values()]
+        return [gate for level in self.levels for gate in level.gates.values()]
 
     def task_variables(self, name: str) -> list:
         """Task `name`'s gates and its own experts, in every level."""

@@ -8,6 +8,6 @@ from moe_tf.registry import Registry
 
 STEMS = Registry("stem")
 
-from moe_tf.models.stems import conv, dense  # noqa: E402,F401
+from moe_tf.models.stems import bag, conv, dense, text_cnn, transformer  # noqa: E402,F401
 
-DEFAULT_STEMS = {"image": "conv", "numeric": "dense"}
+DEFAULT_STEMS = {"image": "conv", "numeric": "dense", "text": "bag"}

@@ -1,0 +1,112 @@
+"""`train --init-from RUN`: start a new run from a trained run's variables, matched by name.
+
+Variables are keyed by their Keras path (`moe_tf_model/mixture/level_0/gate_digit/logits/kernel`), so a shared part
+(stems, trunk, experts) and every task that already existed (its gate, tower and head are named after it) find
+their trained values; a new task's variables are not in the old run and start fresh. A variable whose shape changed
+(e.g. more experts) is skipped with both shapes named. Text vocabularies come from the old run too, so a restored
+embedding keeps meaning the same tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from moe_tf.errors import MoeTfError
+from moe_tf.training.checkpoints import model_variables
+
+_VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
+_STATE = "/.ATTRIBUTES/py_state"
+
+
+def _unescape(name: str) -> str:
+    """A checkpoint key's local name → the dict key it was saved under (TensorFlow escapes "." as ".." and "/" as
+    ".S")."""
+    return re.sub(r"\.(.)", lambda m: "." if m.group(1) == "." else "/", name)
+
+
+def checkpoint_of(run_dir: str) -> str:
+    """The checkpoint a run is continued from: its best one if early stopping kept one, else its latest."""
+    if not os.path.isdir(run_dir):
+        raise MoeTfError(f"--init-from {run_dir}: no such run directory")
+    root = os.path.join(run_dir, "checkpoints")
+    path = tf.train.latest_checkpoint(os.path.join(root, "best")) or tf.train.latest_checkpoint(root)
+    if path is None:
+        raise MoeTfError(f"--init-from {run_dir}: no checkpoint in {root} (was the run trained?)")
+    return path
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
+    """({variable path: value}, {text feature: vocabulary}) of a moe-tf checkpoint."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        keys = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as e:
+        raise MoeTfError(f"cannot read the checkpoint {path}: {str(e)[:300]}") from None
+    values, vocabularies = {}, {}
+    for key in keys:
+        if key.startswith("model/") and key.endswith(_VALUE):
+            values[_unescape(key[len("model/"):-len(_VALUE)])] = reader.get_tensor(key)
+        elif key.startswith("vocabulary/") and key.endswith(_STATE):
+            raw = reader.get_tensor(key)
+            vocabularies[_unescape(key[len("vocabulary/"):-len(_STATE)])] = json.loads(
+                raw.decode() if isinstance(raw, bytes) else raw)
+    if not values:
+        raise MoeTfError(f"{path} holds no model variables; is it a moe-tf checkpoint?")
+    return values, vocabularies
+
+
+def init_from(run_dir: str, model) -> dict:
+    """Assigns the variables of `run_dir`'s checkpoint to `model`'s variables of the same path and shape, and its
+    text vocabularies to the model's vectorizers.
+
+    Returns the report: {"checkpoint", "restored": [path], "new": [path], "skipped": [{"variable", "reason"}],
+    "unused": [path] (in the old run, not in this model), "vocabularies": [feature]}.
+    """
+    path = checkpoint_of(run_dir)
+    old, vocabularies = read_checkpoint(path)
+    report = {"checkpoint": path, "restored": [], "new": [], "skipped": [], "unused": [], "vocabularies": []}
+    current = model_variables(model)
+    for name, variable in current.items():
+        if name not in old:
+            report["new"].append(name)
+            continue
+        value = old[name]
+        if tuple(value.shape) != tuple(variable.shape):
+            report["skipped"].append({"variable": name, "reason": f"shape {list(value.shape)} in the old run, "
+                                                                  f"{list(variable.shape)} here"})
+            continue
+        variable.assign(value.astype(variable.dtype))
+        report["restored"].append(name)
+    report["unused"] = sorted(set(old) - set(current))
+    for feature, vectorizers in model.text_vectorizers().items():
+        if feature in vocabularies:
+            for v in vectorizers:
+                v.set_vocabulary(vocabularies[feature])
+            report["vocabularies"].append(feature)
+    return report
+
+
+def describe(report: dict) -> list[str]:
+    """The report as log lines: counts by part, then every new and skipped variable."""
+    def parts(names):
+        counts = {}
+        for n in names:
+            part = "/".join(n.split("/")[1:3]) if n.count("/") >= 2 else n
+            counts[part] = counts.get(part, 0) + 1
+        return ", ".join(f"{p} ({c})" for p, c in counts.items()) or "none"
+
+    lines = [f"init from {report['checkpoint']}: restored {len(report['restored'])} variables, "
+             f"{len(report['new'])} new, {len(report['skipped'])} skipped",
+             f"  restored: {parts(report['restored'])}"]
+    if report["vocabularies"]:
+        lines.append(f"  vocabularies of the old run: {', '.join(report['vocabularies'])}")
+    lines += [f"  new (fresh initialisation): {n}" for n in report["new"]]
+    lines += [f"  skipped {s['variable']}: {s['reason']}" for s in report["skipped"]]
+    if report["unused"]:
+        lines.append(f"  not used from the old run: {parts(report['unused'])}")
+    return lines
