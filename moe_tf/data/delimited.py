@@ -195,10 +195,10 @@ class DelimitedSource(DataSource):
         if label in cfg.classes:
             return LabelInfo(len(cfg.classes[label]), list(cfg.classes[label])), "declared"
         cells = [c.strip() for t in tables.values() for c in t.columns[label] if c.strip()]
-        if cells and all(_is_int(c) for c in cells):
+        if cells and all(_parses(c, int) for c in cells):
             num_classes = max(max(int(c) for c in cells) + 1, 2)
             return LabelInfo(num_classes, [str(i) for i in range(num_classes)]), "ids"
-        if cells and all(_is_float(c) for c in cells):
+        if cells and all(_parses(c, float) for c in cells):
             return LabelInfo(1, [label], kind="value"), "value"
         names = sorted({c.strip() for c in tables["train"].columns[label] if c.strip()})
         return LabelInfo(max(len(names), 1), names or [""]), "names"
@@ -259,17 +259,10 @@ class DelimitedSource(DataSource):
         return np.array(values, np.float32)
 
 
-def _is_int(cell: str) -> bool:
+def _parses(cell: str, kind) -> bool:
+    """Whether `kind(cell)` (int or float) accepts the cell."""
     try:
-        int(cell)
-        return True
-    except ValueError:
-        return False
-
-
-def _is_float(cell: str) -> bool:
-    try:
-        float(cell)
+        kind(cell)
         return True
     except ValueError:
         return False

@@ -96,7 +96,9 @@ def describe(report: dict) -> list[str]:
     def parts(names):
         counts = {}
         for n in names:
-            part = "/".join(n.split("/")[1:3]) if n.count("/") >= 2 else n
+            layers = n.split("/")[1:-1]  # without the model's name and the variable's
+            nested = layers and (layers[0] == "mixture" or layers[0].startswith("backbone"))
+            part = "/".join(layers[:2]) if nested else (layers[0] if layers else n)
             counts[part] = counts.get(part, 0) + 1
         return ", ".join(f"{p} ({c})" for p, c in counts.items()) or "none"
 
