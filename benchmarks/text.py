@@ -2,9 +2,9 @@
 seeds, all trained the same way from configs/sst2_agnews_mmoe.yaml (the single-task runs drop the other source and
 task; same stem, experts, towers, optimizer and early stopping).
 
-    python benchmarks/text.py [--seeds 42] [--only sst2,agnews,both]
+    python benchmarks/text.py [--seeds 42] [--only sst2,agnews,both] [--set KEY=VALUE ...] [--name text]
 
-Writes benchmarks/results/text.txt.
+Writes benchmarks/results/<name>.txt.
 """
 
 from __future__ import annotations
@@ -26,11 +26,12 @@ CONFIG = os.path.join(REPO, "configs", "sst2_agnews_mmoe.yaml")
 TASK_OF = {"sst2": "sentiment", "agnews": "topic"}
 
 
-def variant(name: str, seed: int):
-    """The config of `name` (sst2, agnews or both) with `seed`."""
+def variant(name: str, seed: int, overrides=()):
+    """The config of `name` (sst2, agnews or both) with `seed` and `--set` overrides."""
     import yaml
 
-    config = load_config(CONFIG, [f"experiment.seed={seed}", "logging.progress=none", "logging.tensorboard=false"])
+    config = load_config(CONFIG, [f"experiment.seed={seed}", "logging.progress=none", "logging.tensorboard=false",
+                                  *overrides])
     if name == "both":
         return config
     raw = yaml.safe_load(to_yaml(config))
@@ -44,6 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="42")
     parser.add_argument("--only", default="sst2,agnews,both")
+    parser.add_argument("--set", action="append", default=[], help="a config override for every run")
+    parser.add_argument("--name", default="text")
     args = parser.parse_args()
     os.chdir(REPO)  # the config's data paths are relative to the repository root
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -52,7 +55,7 @@ def main() -> None:
     steps = {n: [] for n in names}
     for name in names:
         for seed in seeds:
-            metrics = train_in_scratch_dir(variant(name, seed))
+            metrics = train_in_scratch_dir(variant(name, seed, args.set))
             for task, m in metrics["tasks"].items():
                 results[name][task].append(m["accuracy"])
             steps[name].append(metrics["step"])
@@ -67,7 +70,8 @@ def main() -> None:
         return f"{statistics.mean(values):.4f}{spread}"
 
     lines = [f"SST-2 (test: GLUE dev, 872) and AG News (test: 7,600; trained on its 10k file), configs/"
-             f"sst2_agnews_mmoe.yaml, seeds {seeds}, {os.cpu_count()} CPUs; test accuracy",
+             f"sst2_agnews_mmoe.yaml{' with ' + ', '.join(args.set) if args.set else ''}, seeds {seeds}, "
+             f"{os.cpu_count()} CPUs; test accuracy",
              f"{'run':<8} {'sentiment':>18} {'topic':>18} {'steps':>8}"]
     for name in names:
         lines.append(f"{name:<8} {cell(results[name]['sentiment']):>18} {cell(results[name]['topic']):>18} "
@@ -77,7 +81,7 @@ def main() -> None:
             if single in results and results[single][task]:
                 delta = statistics.mean(results["both"][task]) - statistics.mean(results[single][task])
                 lines.append(f"{task}: both - {single} alone = {delta * 100:+.2f} points")
-    write_results("text", lines)
+    write_results(args.name, lines)
 
 
 if __name__ == "__main__":
