@@ -21,6 +21,30 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, frozen=False)
 
 
+def check_identifiers(names, what: str, hint: str = "") -> list[str]:
+    """Raises ValueError unless every name is an identifier (NAME_PATTERN) and no name repeats; returns `names`.
+
+    Args:
+        what: what a name is ("label", "feature", …), for the message.
+        hint: appended to the message of a bad name (e.g. "; rename the array").
+    """
+    import re
+
+    for name in names:
+        if not re.match(NAME_PATTERN, name):
+            raise ValueError(f"{what} {name!r} is not an identifier ([A-Za-z][A-Za-z0-9_]*){hint}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate {what}s in {list(names)}")
+    return names
+
+
+def check_label_keys(mapping: dict, labels: list[str], field: str) -> None:
+    """Raises ValueError when a key of `mapping` (the config field `field`, e.g. `weights`) is not a label."""
+    for label in mapping:
+        if label not in labels:
+            raise ValueError(f"{field}.{label}: not one of the labels {labels}")
+
+
 def feature_name_field():
     """The `feature:` key of a single-image source: the name of the model input its images feed."""
     return Field("image", pattern=NAME_PATTERN,

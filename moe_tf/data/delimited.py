@@ -23,19 +23,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from moe_tf.config.base import NAME_PATTERN, StrictModel
+from moe_tf.config.base import NAME_PATTERN, StrictModel, check_identifiers, check_label_keys
 from moe_tf.data import DATASETS
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
 from moe_tf.errors import DataError
-
-
-def _identifiers(names, what: str):
-    import re
-
-    for name in names:
-        if not re.match(NAME_PATTERN, name):
-            raise ValueError(f"{what} {name!r} is not an identifier ([A-Za-z][A-Za-z0-9_]*)")
-    return names
 
 
 class DelimitedConfig(StrictModel):
@@ -60,7 +51,7 @@ class DelimitedConfig(StrictModel):
     @field_validator("labels")
     @classmethod
     def _labels(cls, v):
-        return _identifiers(v, "label")
+        return check_identifiers(v, "label")
 
     @model_validator(mode="after")
     def _check(self):
@@ -71,11 +62,9 @@ class DelimitedConfig(StrictModel):
             raise ValueError("`eval` and `test` files go with `train`, not with `path`")
         if not self.text and not self.numeric:
             raise ValueError("name at least one `text` or `numeric` column")
-        _identifiers(self.text_columns(), "text input")
-        for key, what in ((self.classes, "classes"), (self.weights, "weights")):
-            for label in key:
-                if label not in self.labels:
-                    raise ValueError(f"{what}.{label}: not one of the labels {self.labels}")
+        check_identifiers(list(self.text_columns()), "text input")
+        check_label_keys(self.classes, self.labels, "classes")
+        check_label_keys(self.weights, self.labels, "weights")
         for label, names in self.classes.items():
             if len(set(names)) != len(names) or len(names) < 1:
                 raise ValueError(f"classes.{label}: expected distinct class names, got {names}")
@@ -84,6 +73,19 @@ class DelimitedConfig(StrictModel):
     def text_columns(self) -> dict[str, str]:
         """{input name: column}."""
         return dict(self.text) if isinstance(self.text, dict) else {c: c for c in self.text}
+
+
+def read_utf8(path: str) -> str:
+    """The file's text (a UTF-8 byte-order mark is dropped); a DataError names the line of the first byte that is
+    not UTF-8."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
+                        "save the file as UTF-8") from None
 
 
 @dataclass
@@ -143,14 +145,7 @@ class DelimitedSource(DataSource):
         cfg = self.config
         if not os.path.isfile(path):
             raise DataError(f"file not found: {path} ({field})")
-        with open(path, "rb") as f:
-            raw = f.read()
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as e:
-            line = raw[:e.start].count(b"\n") + 1
-            raise DataError(f"{path}, line {line}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
-                            "save the file as UTF-8") from None
+        text = read_utf8(path)
         quoting = cfg.quoting if cfg.quoting != "auto" else ("none" if self.delimiter == "\t" else "minimal")
         reader = csv.reader(text.splitlines(), delimiter=self.delimiter,
                             quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL, strict=True)

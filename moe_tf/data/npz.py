@@ -9,21 +9,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from moe_tf.config.base import NAME_PATTERN, StrictModel
+from moe_tf.config.base import StrictModel, check_identifiers, check_label_keys
 from moe_tf.data import DATASETS
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
 from moe_tf.errors import DataError
-
-
-def _check_names(names: list[str], what: str) -> list[str]:
-    import re
-
-    for name in names:
-        if not re.match(NAME_PATTERN, name):
-            raise ValueError(f"{what} {name!r} is not an identifier ([A-Za-z][A-Za-z0-9_]*); rename the array")
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate {what}s in {names}")
-    return names
 
 
 @DATASETS.register("npz")
@@ -49,18 +38,16 @@ class NpzSource(DataSource):
         @field_validator("features")
         @classmethod
         def _features(cls, v):
-            return _check_names(v, "feature")
+            return check_identifiers(v, "feature", "; rename the array")
 
         @field_validator("labels")
         @classmethod
         def _labels(cls, v):
-            return _check_names(v, "label")
+            return check_identifiers(v, "label", "; rename the array")
 
         @model_validator(mode="after")
         def _weights(self):
-            for label in self.weights:
-                if label not in self.labels:
-                    raise ValueError(f"weights.{label}: not one of the labels {self.labels}")
+            check_label_keys(self.weights, self.labels, "weights")
             return self
 
     def load(self):

@@ -48,12 +48,8 @@ class TaskData:
     def texts(self, feature: str, batch_size: int = 1024) -> tf.data.Dataset:
         """The strings of a text feature in the training splits of the sources that have it, batched (what its
         vocabulary is built from)."""
-        parts = [s.splits["train"].map(lambda x, y, f=feature: x[f]) for s in self.sources.values()
-                 if feature in s.features]
-        ds = parts[0]
-        for part in parts[1:]:
-            ds = ds.concatenate(part)
-        return ds.batch(batch_size)
+        return _concatenate([s.splits["train"].map(lambda x, y, f=feature: x[f]) for s in self.sources.values()
+                             if feature in s.features]).batch(batch_size)
 
     @property
     def multi_source(self) -> bool:
@@ -224,10 +220,15 @@ class TaskData:
             sizes = {name: s.sizes.get(role, 0) for name, s in self.sources.items()}
             raise DataError(f"no {role!r} split to evaluate: the data sources have {sizes} {role} examples "
                             f"(set an {role}_fraction > 0 on a source, or evaluate another split)")
-        ds = parts[0]
-        for part in parts[1:]:
-            ds = ds.concatenate(part)
-        return _finish(ds)
+        return _finish(_concatenate(parts))
+
+
+def _concatenate(parts: list[tf.data.Dataset]) -> tf.data.Dataset:
+    """The datasets one after another."""
+    ds = parts[0]
+    for part in parts[1:]:
+        ds = ds.concatenate(part)
+    return ds
 
 
 def _label_dtype(task: TaskInfo):

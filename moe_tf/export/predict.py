@@ -84,13 +84,9 @@ def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndar
 
 
 def _read_text_file(path: str) -> list[str]:
-    with open(path, "rb") as f:
-        raw = f.read()
-    try:
-        return raw.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text") from None
+    from moe_tf.data.delimited import read_utf8
+
+    return read_utf8(path).splitlines()
 
 
 def _read_lines(path: str, features: dict) -> dict[str, np.ndarray]:

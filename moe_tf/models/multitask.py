@@ -79,10 +79,9 @@ class MultiTaskModel(keras.Model):
         layers = [b.encoders[feature].preprocess for b in self.all_backbones()]
         return layers + ([self.gate_input.preprocess[feature]] if self.gate_input is not None else [])
 
-    FREEZABLE = ("stems", "trunk", "experts", "gates")
-
     def freeze(self, parts) -> dict[str, int]:
-        """Makes the variables of `parts` (of FREEZABLE) non-trainable; returns {part: variables frozen}.
+        """Makes the variables of `parts` (the names `model.freeze` takes) non-trainable; returns {part: variables
+        frozen}.
 
         `stems` is every input's encoder (stem and projection), `trunk` the dense trunk, `experts` the expert pools
         (the shared block of shared_bottom), `gates` every gate. Frozen BatchNorm layers run in inference mode.

@@ -14,7 +14,6 @@ import tensorflow as tf
 from keras import ops
 
 VOCABULARY_KEYS = ("max_tokens", "sequence_length", "ngrams", "standardize")  # text-stem keys the vectorizer reads
-PAD_ID, OOV_ID = 0, 1  # TextVectorization's padding and out-of-vocabulary ids
 PLACEHOLDER = ["", "[UNK]", "[no vocabulary yet]"]  # until adapt() or a checkpoint sets the real one
 
 
@@ -44,9 +43,7 @@ class TextVectorizer(keras.layers.Layer):
         self.vectorize.set_vocabulary(PLACEHOLDER)
 
     def call(self, x):
-        if x.dtype == tf.string:
-            return ops.cast(self.vectorize(x), "int32")
-        return ops.cast(x, "int32")
+        return self.ids(x) if x.dtype == tf.string else ops.cast(x, "int32")
 
     def ids(self, texts):
         """strings [batch] → int32 ids [batch, sequence_length], for the input pipeline (a tf.data map)."""
@@ -66,10 +63,6 @@ class TextVectorizer(keras.layers.Layer):
     def set_vocabulary(self, tokens: list[str]) -> None:
         self.vectorize.set_vocabulary(list(tokens))
 
-    def lookup_tables(self) -> list:
-        """The lookup table resources (an export must track them)."""
-        return [self.vectorize._lookup_layer.lookup_table]
-
     def get_config(self):
         return {**super().get_config(), "max_tokens": self.max_tokens, "sequence_length": self.sequence_length,
                 "ngrams": self.ngrams, "standardize": self.standardize}
@@ -86,6 +79,11 @@ class VocabularyState(tf.train.experimental.PythonState):
         return json.dumps(self.vectorizers[0].vocabulary())
 
     def deserialize(self, string_value):
-        tokens = json.loads(string_value.decode() if isinstance(string_value, bytes) else string_value)
+        tokens = self.decode(string_value)
         for v in self.vectorizers:
             v.set_vocabulary(tokens)
+
+    @staticmethod
+    def decode(string_value) -> list[str]:
+        """The vocabulary from its checkpoint value (what `serialize` wrote)."""
+        return json.loads(string_value.decode() if isinstance(string_value, bytes) else string_value)

@@ -77,16 +77,22 @@ class Checkpointer:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
+def find_checkpoint(run_dir: str, prefer_best: bool = True) -> str | None:
+    """The checkpoint a finished run is used from: its best one (early stopping) if present and preferred, else its
+    latest; None when it has none."""
+    root = os.path.join(run_dir, "checkpoints")
+    best = tf.train.latest_checkpoint(os.path.join(root, "best")) if prefer_best else None
+    return best or tf.train.latest_checkpoint(root)
+
+
 def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
     """Loads trained weights into `model` (best checkpoint if present and preferred, else latest).
 
     Returns the checkpoint path used.
     """
-    root = os.path.join(run_dir, "checkpoints")
-    best = tf.train.latest_checkpoint(os.path.join(root, "best")) if prefer_best else None
-    path = best or tf.train.latest_checkpoint(root)
+    path = find_checkpoint(run_dir, prefer_best)
     if path is None:
-        raise MoeTfError(f"no checkpoint found in {root} (was the run trained?)")
+        raise MoeTfError(f"no checkpoint found in {os.path.join(run_dir, 'checkpoints')} (was the run trained?)")
     _restore(tf.train.Checkpoint(**model_state(model)), path)
     return path
 

@@ -9,7 +9,6 @@ embedding keeps meaning the same tokens.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 
@@ -17,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.errors import MoeTfError
-from moe_tf.training.checkpoints import model_variables
+from moe_tf.models.text import VocabularyState
+from moe_tf.training.checkpoints import find_checkpoint, model_variables
 
 _VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 _STATE = "/.ATTRIBUTES/py_state"
@@ -33,10 +33,10 @@ def checkpoint_of(run_dir: str) -> str:
     """The checkpoint a run is continued from: its best one if early stopping kept one, else its latest."""
     if not os.path.isdir(run_dir):
         raise MoeTfError(f"--init-from {run_dir}: no such run directory")
-    root = os.path.join(run_dir, "checkpoints")
-    path = tf.train.latest_checkpoint(os.path.join(root, "best")) or tf.train.latest_checkpoint(root)
+    path = find_checkpoint(run_dir)
     if path is None:
-        raise MoeTfError(f"--init-from {run_dir}: no checkpoint in {root} (was the run trained?)")
+        raise MoeTfError(f"--init-from {run_dir}: no checkpoint in {os.path.join(run_dir, 'checkpoints')} "
+                         "(was the run trained?)")
     return path
 
 
@@ -52,9 +52,8 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, list[st
         if key.startswith("model/") and key.endswith(_VALUE):
             values[_unescape(key[len("model/"):-len(_VALUE)])] = reader.get_tensor(key)
         elif key.startswith("vocabulary/") and key.endswith(_STATE):
-            raw = reader.get_tensor(key)
-            vocabularies[_unescape(key[len("vocabulary/"):-len(_STATE)])] = json.loads(
-                raw.decode() if isinstance(raw, bytes) else raw)
+            vocabularies[_unescape(key[len("vocabulary/"):-len(_STATE)])] = \
+                VocabularyState.decode(reader.get_tensor(key))
     if not values:
         raise MoeTfError(f"{path} holds no model variables; is it a moe-tf checkpoint?")
     return values, vocabularies
