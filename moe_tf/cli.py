@@ -1,6 +1,7 @@
 """`moe-tf` command line: train, validate, evaluate, export, gates, predict.
 
-Exit codes: 0 success, 1 a runtime or data error, 2 an invalid config or usage. Errors are one message, no traceback.
+Exit codes: 0 success, 1 a runtime or data error, 2 an invalid config or usage, 3 training stopped by SIGINT/SIGTERM
+after writing a checkpoint (resume it with the command printed). Errors are one message, no traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def cmd_train(args) -> int:
 
     config = _load(args)
     run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
-    train(config, run_dir, resume=args.resume, init_from=args.init_from)
+    train(config, run_dir, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)
     return 0
 
 
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--output-dir", "-o", help="run directory (default: experiment.output_dir/experiment.name)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing run in --output-dir; the old one is deleted only once the new run has "
+                        "written its first checkpoint")
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="start from a trained run's variables, matched by name (shared parts and the tasks it had; "
                         "new tasks start fresh)")
@@ -145,7 +149,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except MoeTfError as e:
-        print(f"moe-tf {args.command}: error: {e}", file=sys.stderr)
+        print(f"moe-tf {args.command}: {e.label}: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"moe-tf {args.command}: interrupted; checkpoints already written are kept", file=sys.stderr)

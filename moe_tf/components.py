@@ -31,12 +31,14 @@ class Components:
     model: object
     weighting: object
     optimizer: object | None
+    lr_scale: object | None = None  # the learning-rate factor of training.nonfinite.action: reduce_lr
 
-    def trainer(self) -> Trainer:
+    def trainer(self, stop_request=None) -> Trainer:
+        """Args: stop_request: a moe_tf.training.signals.StopRequest (graceful stop on SIGINT/SIGTERM)."""
         if self.optimizer is None:
             raise ValueError("these components were built for inference (training=False)")
         return Trainer(self.model, self.weighting, self.optimizer, self.strategy, self.data, self.config.training,
-                       self.config.logging.gradient_stats_every)
+                       self.config.logging.gradient_stats_every, lr_scale=self.lr_scale, stop_request=stop_request)
 
     def evaluator(self) -> Evaluator:
         jit = resolve_jit_compile(self.config.training.jit_compile, self.strategy)
@@ -62,7 +64,7 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
     keras.mixed_precision.set_global_policy(config.training.mixed_precision)
     data = data or build_task_data(config)
     cfg = config.training
-    optimizer = None
+    optimizer = lr_scale = None
     with strategy.scope():
         model = build_model(config.model, data, adapt_text=adapt_text)
         if initial_weights is not None:
@@ -70,10 +72,13 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
         weighting = build_weighting(cfg.weighting, data.tasks, model, config.experiment.seed,
                                     data.steps_per_epoch(cfg.batch_size))
         if training:
-            optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision)
+            if cfg.nonfinite.action == "reduce_lr":
+                lr_scale = keras.Variable(1.0, dtype="float32", trainable=False, name="nonfinite_lr_scale",
+                                          aggregation="only_first_replica")
+            optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision, lr_scale)
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
     data.attach_vectorizers({f: vs[0].ids for f, vs in model.text_vectorizers().items()})
-    return Components(config, strategy, data, model, weighting, optimizer)
+    return Components(config, strategy, data, model, weighting, optimizer, lr_scale)
 
 
 def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Components, str]:

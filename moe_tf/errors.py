@@ -5,6 +5,7 @@ class MoeTfError(Exception):
     """A user-facing error: bad input, a missing file, an impossible request."""
 
     exit_code = 1
+    label = "error"
 
 
 class ConfigError(MoeTfError):
@@ -17,3 +18,10 @@ class DataError(MoeTfError):
     """A data file is missing or a label is out of range."""
 
     exit_code = 1
+
+
+class Interrupted(MoeTfError):
+    """Training stopped on SIGINT/SIGTERM after writing a checkpoint; the message gives the resume command."""
+
+    exit_code = 3
+    label = "stopped"

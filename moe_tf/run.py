@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import time
 
 import keras
@@ -12,30 +14,36 @@ import tensorflow as tf
 
 from moe_tf.components import build_components, restore_components
 from moe_tf.config.loader import to_yaml
-from moe_tf.errors import MoeTfError
+from moe_tf.errors import ConfigError, Interrupted, MoeTfError
 from moe_tf.export.saved_model import export_model
 from moe_tf.logging.gates import DeadExperts, gates_png
 from moe_tf.logging.progress import Progress, summary_table
-from moe_tf.logging.tensorboard import TensorBoardLogger
+from moe_tf.logging.tensorboard import TensorBoardLogger, purge_after
 from moe_tf.models import count_params
-from moe_tf.run_dir import atomic_write, read_run_config
-from moe_tf.training.checkpoints import Checkpointer
+from moe_tf.run_dir import Replacement, atomic_write, read_run_config
+from moe_tf.training.checkpoints import Checkpointer, list_checkpoints
 from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.init_from import checkpoint_of, describe
 from moe_tf.training.init_from import init_from as initialise_from
-from moe_tf.training.strategy import build_strategy, is_chief
-from moe_tf.training.trainer import TrainerHooks
+from moe_tf.training.signals import StopRequest
+from moe_tf.training.strategy import build_strategy, describe_determinism, is_chief
+from moe_tf.training.trainer import Stopped, TrainerHooks
+
+# What a lost or stopped peer worker looks like to the survivors' collectives.
+PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+                 tf.errors.AbortedError)
 
 
 class RunHooks(TrainerHooks):
     """Connects the loop to progress output, TensorBoard, gate telemetry, early stopping and checkpoints."""
 
-    def __init__(self, progress, tensorboard, early_stopping, checkpointer, gate_report):
+    def __init__(self, progress, tensorboard, early_stopping, checkpointer, gate_report, replacement=None):
         self.progress = progress
         self.tensorboard = tensorboard
         self.early_stopping = early_stopping
         self.checkpointer = checkpointer
         self.gate_report = gate_report
+        self.replacement = replacement
         self._improved = False
 
     def on_epoch_start(self, epoch, num_epochs, steps_per_epoch, offset):
@@ -58,9 +66,24 @@ class RunHooks(TrainerHooks):
     def on_checkpoint(self, step):
         self.checkpointer.save(step, best=self._improved)
         self._improved = False
+        if self.replacement is not None and self.replacement.pending:
+            self.progress.print(self.replacement.commit())  # the new run has started: the old one goes
 
     def on_task_gradients(self, step, summary):
         self.tensorboard.task_gradients(step, summary)
+
+    def on_nonfinite(self, step, report):
+        lr = ""
+        if self.checkpointer.state.get("nonfinite", {}).get("lr_scale") is not None:
+            lr = f"; learning rate factor now {float(self.checkpointer.state['nonfinite']['lr_scale'].numpy()):.3g}"
+        self.progress.print(f"warning: {report['count']} non-finite step(s) skipped by step {step} (first at step "
+                            f"{report['step']}: {report['what']}); {report['total']} in this run{lr}")
+
+    def on_stop(self, step, reason):
+        self.on_checkpoint(step)
+
+    def last_checkpoint(self):
+        return self.checkpointer.latest.latest_checkpoint
 
 
 class GateReport:
@@ -92,44 +115,96 @@ class GateReport:
             atomic_write(self.path, gates_png(summary["gates"], self.columns, title))
 
 
-def prepare_run_dir(config, run_dir: str, resume: bool) -> None:
-    """Creates the run directory; refuses to mix a new config into an existing run."""
+def prepare_run_dir(config, run_dir: str, resume: bool, overwrite: bool = False) -> Replacement | None:
+    """Creates the run directory; refuses to mix a new config into an existing run.
+
+    With `overwrite`, an existing run is moved aside (not deleted): it is removed once the new run writes its first
+    checkpoint, and moved back if the new run fails before that. Returns that Replacement, or None.
+    """
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise MoeTfError(f"--output-dir {run_dir} is a file, not a directory; choose another --output-dir")
     config_path = os.path.join(run_dir, "config.yaml")
+    replacement = None
     if os.path.exists(config_path):
-        if not resume:
-            raise MoeTfError(f"{run_dir} already holds a run; pass --resume to continue it, "
-                             "or choose another --output-dir")
-        previous = read_run_config(run_dir)
-        if previous.model != config.model or [t.name for t in previous.tasks] != [t.name for t in config.tasks]:
-            raise MoeTfError(f"--resume: the model or tasks in the config differ from {config_path}")
+        if overwrite:
+            replacement = Replacement(run_dir)
+        elif not resume:
+            raise MoeTfError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to replace "
+                             "it, or choose another --output-dir")
+        else:
+            previous = read_run_config(run_dir)
+            if previous.model != config.model or [t.name for t in previous.tasks] != [t.name for t in config.tasks]:
+                raise MoeTfError(f"--resume: the model or tasks in the config differ from {config_path}")
     try:
         os.makedirs(run_dir, exist_ok=True)
+        if not os.access(run_dir, os.W_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as e:
+        if replacement is not None:
+            replacement.roll_back()
         raise MoeTfError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
+    return replacement
 
 
-def train(config, run_dir: str, resume: bool = False, export: bool = True, init_from: str | None = None) -> dict:
+def resume_command(run_dir: str) -> str:
+    """The exact command that continues the run in `run_dir` (its config.yaml is the resolved config)."""
+    return (f"moe-tf train --config {shlex.quote(os.path.join(run_dir, 'config.yaml'))} "
+            f"--output-dir {shlex.quote(run_dir)} --resume")
+
+
+def train(config, run_dir: str, resume: bool = False, export: bool = True, init_from: str | None = None,
+          overwrite: bool = False) -> dict:
     """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics.
 
     Args:
         init_from: a trained run directory whose variables (and text vocabularies) start this run, matched by name;
             ignored when resuming from a checkpoint of this run.
+        overwrite: replace an existing run in `run_dir` (only once this run has written its first checkpoint).
+
+    Raises:
+        Interrupted: SIGINT/SIGTERM stopped training after a checkpoint (exit code 3; the message says how to resume).
+        MoeTfError: bad input, a non-finite stop, a lost multi-worker peer; nothing already written is damaged.
     """
+    if overwrite and resume:
+        raise ConfigError("--overwrite and --resume exclude each other: --resume continues the run, --overwrite "
+                         "replaces it")
     strategy = build_strategy(config.training)  # first: multi-worker must start before any other op
     chief = is_chief(strategy)
-    if chief:
-        prepare_run_dir(config, run_dir, resume)
+    created = chief and not os.path.exists(run_dir)
+    replacement = prepare_run_dir(config, run_dir, resume, overwrite) if chief else None
+    try:
+        return _train(config, run_dir, strategy, chief, resume, export, init_from, replacement)
+    except BaseException as e:
+        if replacement is not None and replacement.pending:
+            note = replacement.roll_back()
+            if isinstance(e, MoeTfError):
+                raise type(e)(f"{e}\n{note}") from None
+        elif created and not _holds_anything(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves no directory behind
+        raise
+
+
+def _holds_anything(run_dir: str) -> bool:
+    """True once a run directory holds a checkpoint or metrics (what a failed start must not delete)."""
+    return bool(list_checkpoints(os.path.join(run_dir, "checkpoints"))) or \
+        os.path.exists(os.path.join(run_dir, "metrics.json"))
+
+
+def _train(config, run_dir, strategy, chief, resume, export, init_from, replacement) -> dict:
     keras.utils.set_random_seed(config.experiment.seed)
     progress = Progress(config.logging.progress, enabled=chief)
     progress.print(f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
                    f"{strategy.num_replicas_in_sync} replica(s); "
                    f"global batch {config.training.batch_size}")
+    if replacement is not None:
+        progress.print(replacement.describe())
+    if config.training.deterministic:
+        tf.config.experimental.enable_op_determinism()
+        progress.print(describe_determinism())
     if init_from:
         checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
     # Resuming: the checkpoint sets the text vocabularies, so they are not rebuilt from (possibly changed) data.
-    resuming = resume and tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints")) is not None
+    resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))
     parts = build_components(config, strategy, adapt_text=not resuming)
     data, model, optimizer = parts.data, parts.model, parts.optimizer
     for name, source in data.sources.items():
@@ -146,14 +221,27 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True, init_
     experts = " on the raw inputs" if gates and config.model.experts.input == "raw" else ""
     progress.print(f"model: {config.model.architecture.type}{gates}{experts}, {count_params(model):,} trainable "
                    f"parameters; weighting: {config.training.weighting.type}")
+    batch = config.training.batch_size
+    data.require_split("test")  # no test split fails now, not after training
+    stop_request = StopRequest(progress.print)
+    trainer = parts.trainer(stop_request)
     early = EarlyStopping(config.training.early_stopping)
     weighting_state = parts.weighting.state()
     checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
                                 early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals,
+                                nonfinite=trainer.guard.state(),
                                 **({"weighting": weighting_state} if weighting_state else {}))
+    restored = None
     if resume:
-        restored = checkpointer.restore_latest()
+        restored = checkpointer.restore_latest(warn=progress.print)
+        trainer.guard.restored()
         progress.print(f"resumed from step {restored}" if restored is not None else "no checkpoint: starting fresh")
+        log_dir = os.path.join(run_dir, "logs")
+        if chief and os.path.isdir(log_dir):
+            purged = purge_after(log_dir, -1 if restored is None else restored)
+            if purged:
+                progress.print(f"TensorBoard: removed {purged} event(s) logged after step {restored or 0} by the "
+                               "interrupted run (they are logged again)")
     if init_from and not resuming:
         report = initialise_from(init_from, model)
         for line in describe(report):
@@ -167,26 +255,46 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True, init_
     gate_report = GateReport(run_dir, model, config, progress, chief)
     tensorboard = TensorBoardLogger(os.path.join(run_dir, "logs"), chief and config.logging.tensorboard,
                                     config.logging.gate_heatmap, gate_report.columns)
-    tensorboard.config(to_yaml(config))
-    trainer = parts.trainer()
-    hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report)
-    batch = config.training.batch_size
-    started = time.perf_counter()
-    start_step = int(optimizer.iterations.numpy())
-    step = trainer.fit(hooks, data.eval_dataset("eval", batch) if data.has_split("eval") else None)
-    seconds = time.perf_counter() - started
-    if config.training.early_stopping.monitor and config.training.early_stopping.restore_best:
-        if checkpointer.restore_best():
-            progress.print(f"restored the best checkpoint ({config.training.early_stopping.monitor} = "
-                           f"{early.best_value:.4f})")
-    test = trainer.evaluate(data.eval_dataset("test", batch))
-    tensorboard.eval(step, test, prefix="test")
-    gate_report.write(test, f"mean gate weight per expert (test split, step {step})")
-    tensorboard.close()
-    checkpointer.close()
+    if restored is None:
+        tensorboard.config(to_yaml(config))  # a resumed run's config text is already in its logs at step 0
+    hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report, replacement)
+    try:
+        started = time.perf_counter()
+        start_step = int(optimizer.iterations.numpy())
+        try:
+            with stop_request:
+                step = trainer.fit(hooks, data.eval_dataset("eval", batch) if data.has_split("eval") else None)
+        except Stopped as stopped:
+            where = checkpointer.latest.latest_checkpoint if chief else "the chief's run directory"
+            workers = " on every worker (same TF_CONFIG)" if config.training.strategy == "multi_worker" else ""
+            raise Interrupted(f"{stopped.reason} at step {stopped.step}: checkpoint written ({where}). Resume"
+                              f"{workers} with:\n  {resume_command(run_dir)}") from None
+        seconds = time.perf_counter() - started
+        if config.training.early_stopping.monitor and config.training.early_stopping.restore_best:
+            if checkpointer.restore_best():
+                progress.print(f"restored the best checkpoint ({config.training.early_stopping.monitor} = "
+                               f"{early.best_value:.4f})")
+        test = trainer.evaluate(data.eval_dataset("test", batch))
+        tensorboard.eval(step, test, prefix="test")
+        gate_report.write(test, f"mean gate weight per expert (test split, step {step})")
+    except tf.errors.UnimplementedError as e:
+        if not config.training.deterministic:
+            raise
+        raise MoeTfError(f"training.deterministic: an op has no deterministic implementation on this device: "
+                         f"{_first_line(e)}; set training.deterministic: false, or move that op's model part to "
+                         "another device") from None
+    except PEER_FAILURES as e:
+        if config.training.strategy != "multi_worker":
+            raise
+        raise MoeTfError(f"multi_worker: lost contact with another worker ({type(e).__name__}: {_first_line(e)}); "
+                         f"the last checkpoint is {checkpointer.latest.latest_checkpoint if chief else 'kept'}. "
+                         f"Restart every worker with:\n  {resume_command(run_dir)}") from None
+    finally:
+        tensorboard.close()
+        checkpointer.close()
     metrics = {"tasks": test["tasks"], "split": "test", "step": step, "loss": test["loss"],
                "examples_per_sec": (step - start_step) * batch / max(seconds, 1e-9),
-               "train_seconds": seconds}
+               "train_seconds": seconds, "nonfinite_steps": int(trainer.guard.total.numpy())}
     progress.print(summary_table(test, "test"))
     progress.print(f"{step - start_step} steps in {seconds:.1f} s ({metrics['examples_per_sec']:,.0f} examples/s)")
     if chief:
@@ -196,6 +304,14 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True, init_
             progress.print(f"exported SavedModel: {path}")
         progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
     return metrics
+
+
+def _first_line(error) -> str:
+    """The informative line of a TensorFlow error (its first line is often just "Graph execution error:")."""
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines() if line.strip()]
+    telling = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "File ",
+                                                               "[[", "Additional GRPC"))]
+    return (telling or lines or [type(error).__name__])[0][:300]
 
 
 def evaluate(run_dir: str, split: str = "test", checkpoint: str = "best") -> dict:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import time
 
 from moe_tf.errors import MoeTfError
 
@@ -31,3 +33,40 @@ def read_run_config(run_dir: str):
     if not os.path.isfile(path):
         raise MoeTfError(f"{run_dir} is not a run directory (no config.yaml)")
     return load_config(path)
+
+
+class Replacement:
+    """An existing run that `--overwrite` replaces: moved (one rename) to a hidden sibling directory, deleted when
+    the new run has started (its first checkpoint), moved back if the new run fails before. A kill in between
+    leaves it whole at `aside`."""
+
+    def __init__(self, run_dir: str):
+        self.run_dir = run_dir
+        parent, name = os.path.split(os.path.abspath(run_dir))
+        self.aside = os.path.join(parent, f".{name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+        try:
+            os.replace(run_dir, self.aside)
+        except OSError as e:
+            raise MoeTfError(f"--overwrite: cannot move the existing run {run_dir} aside: {e.strerror}") from None
+        self.pending = True
+
+    def describe(self) -> str:
+        return (f"--overwrite: the previous run is kept at {self.aside} until this run writes its first "
+                "checkpoint (moved back if this run fails before)")
+
+    def commit(self) -> str:
+        """Deletes the previous run (renamed first, so a kill mid-delete leaves a directory named as such)."""
+        trash = self.aside + ".deleting"
+        os.replace(self.aside, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        self.pending = False
+        return "--overwrite: this run has started; the previous run is deleted"
+
+    def roll_back(self) -> str | None:
+        """Puts the previous run back in place of the new run's partial directory."""
+        if not self.pending:
+            return None
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        os.replace(self.aside, self.run_dir)
+        self.pending = False
+        return f"--overwrite: this run failed before its first checkpoint; the previous run is back in {self.run_dir}"

@@ -30,7 +30,8 @@ def test_bad_config_exits_2_naming_the_path(tmp_path, capsys):
     assert "model.experts.count: expected int >= 1, got 'four'" in proc.stderr
     assert "Traceback" not in proc.stderr
     code, _, err = run_main(capsys, "validate", str(tmp_path / "bad.yaml"))
-    assert code == 2 and "moe-tf validate: error: model.experts.count: expected int >= 1, got 'four'" in err
+    assert code == 2 and f"moe-tf validate: error: {tmp_path / 'bad.yaml'}: model.experts.count: expected int >= 1, " \
+                         "got 'four'" in err
 
 
 def test_missing_files_are_named(tmp_path, capsys):

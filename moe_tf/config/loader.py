@@ -119,8 +119,16 @@ def resolve_config_dict(path: str, overrides: typing.Sequence[str] = ()) -> dict
 
 
 def load_config(path: str, overrides: typing.Sequence[str] = ()):
-    """Loads, merges, overrides and validates a config file. Raises ConfigError naming every bad field."""
-    return validate_config(resolve_config_dict(path, overrides))
+    """Loads, merges, overrides and validates a config file. Raises ConfigError naming the file and every bad
+    field."""
+    data = resolve_config_dict(path, overrides)
+    try:
+        return validate_config(data)
+    except ConfigError as e:
+        lines = str(e).splitlines()
+        if len(lines) == 1:
+            raise ConfigError(f"{path}: {lines[0]}") from None
+        raise ConfigError(f"{path}:\n" + "\n".join(f"  {line}" for line in lines)) from None
 
 
 def validate_config(data: dict):

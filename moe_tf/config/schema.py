@@ -133,6 +133,16 @@ class EarlyStoppingConfig(StrictModel):
     restore_best: bool = True
 
 
+class NonfiniteConfig(StrictModel):
+    """What a step does when a task's loss or the gradient is NaN/Inf (the update is never applied)."""
+
+    action: Literal["skip", "reduce_lr", "stop"] = Field(
+        "skip", description="skip: drop the update and count it; reduce_lr: also multiply the learning rate by "
+                            "lr_factor; stop: end the run with an error naming the task and step")
+    lr_factor: float = Field(0.5, gt=0.0, lt=1.0, description="reduce_lr: the learning rate's factor per skipped step")
+    max_consecutive: int = Field(20, ge=1, description="skip/reduce_lr: stop after this many non-finite steps in a row")
+
+
 class TrainingConfig(StrictModel):
     strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"
     devices: list[str] | None = None
@@ -151,6 +161,10 @@ class TrainingConfig(StrictModel):
     steps_per_execution: Literal["auto"] | int = "auto"
     jit_compile: Literal["auto"] | bool = "auto"
     log_every: int = Field(20, ge=1)
+    nonfinite: NonfiniteConfig = Field(default_factory=NonfiniteConfig)
+    deterministic: bool = Field(False, description="TensorFlow op determinism (bit-exact reruns on GPU too)")
+    collective_timeout: float = Field(600.0, gt=0.0, description="multi_worker: seconds a cross-worker operation "
+                                                                 "may wait for a peer before the run fails")
 
     @field_validator("steps_per_execution", mode="before")
     @classmethod

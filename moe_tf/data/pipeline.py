@@ -211,15 +211,20 @@ class TaskData:
     def has_split(self, role: str) -> bool:
         return self.size(role) > 0
 
-    def eval_dataset(self, role: str, global_batch_size: int) -> tf.data.Dataset:
-        """An evaluation pipeline for `role` ("eval" or "test"): each source's split in order, in batches of one
-        source, keeping each source's last partial batch."""
-        parts = [self._complete(i, s.splits[role].batch(global_batch_size))
-                 for i, s in enumerate(self.sources.values()) if s.sizes.get(role, 0) > 0 and role in s.splits]
-        if not parts:
+    def require_split(self, role: str) -> None:
+        """Raises a DataError unless some source has examples of `role`."""
+        if not any(s.sizes.get(role, 0) > 0 and role in s.splits for s in self.sources.values()):
             sizes = {name: s.sizes.get(role, 0) for name, s in self.sources.items()}
             raise DataError(f"no {role!r} split to evaluate: the data sources have {sizes} {role} examples "
-                            f"(set an {role}_fraction > 0 on a source, or evaluate another split)")
+                            f"(set {role}_fraction > 0 on a source, or evaluate another split)")
+
+    def eval_dataset(self, role: str, global_batch_size: int) -> tf.data.Dataset:
+        """An evaluation pipeline for `role` ("eval" or "test"): each source's split in order, in batches of one
+        source, keeping each source's last partial batch. Build it after any checkpoint is restored: a text input is
+        vectorized with the vocabulary its vectorizer holds then."""
+        self.require_split(role)
+        parts = [self._complete(i, s.splits[role].batch(global_batch_size))
+                 for i, s in enumerate(self.sources.values()) if s.sizes.get(role, 0) > 0 and role in s.splits]
         return _finish(_concatenate(parts))
 
 

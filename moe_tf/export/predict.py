@@ -50,7 +50,12 @@ def load_export(export_dir: str):
             not os.path.isfile(os.path.join(export_dir, METADATA_FILE)):
         raise MoeTfError(f"{export_dir} is not a moe-tf export (no saved_model.pb / {METADATA_FILE})")
     meta = read_metadata(export_dir)
-    return tf.saved_model.load(export_dir), meta
+    try:
+        return tf.saved_model.load(export_dir), meta
+    except Exception as e:  # noqa: BLE001 - a damaged file raises DecodeError, OSError, OpError, ...
+        lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        raise MoeTfError(f"{export_dir}: the SavedModel cannot be loaded ({lines[-1][:200]}); export it again with "
+                         "`moe-tf export RUN_DIR`") from None
 
 
 def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndarray:

@@ -18,7 +18,10 @@ import os
 import shutil
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from moe_tf.errors import MoeTfError
 
 METADATA_FILE = "moe_tf_export.json"
 FORMAT_VERSION = 2
@@ -58,6 +61,15 @@ def export_model(model, config, data, out_dir: str) -> str:
         data: its TaskData (features, sources, tasks).
     """
     tasks, features = data.tasks, data.features
+    out_dir = os.path.abspath(out_dir)
+    parent = os.path.dirname(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise MoeTfError(f"cannot export to {out_dir}: it is a file; give a directory path")
+    if not os.path.isdir(parent):
+        raise MoeTfError(f"cannot export to {out_dir}: {parent} is not a directory")
+    bad = [v.path for v in model.variables if "float" in str(v.dtype) and not np.all(np.isfinite(v.numpy()))]
+    if bad:
+        raise MoeTfError(f"not exporting: {len(bad)} variable(s) hold a NaN or an Inf (e.g. {bad[0]})")
     for f, vectorizers in model.text_vectorizers().items():
         if not vectorizers[0].has_vocabulary:
             raise ValueError(f"text input {f!r} has no vocabulary (neither built from data nor restored)")
@@ -91,10 +103,13 @@ def export_model(model, config, data, out_dir: str) -> str:
     names = {t.name: tf.constant(t.class_names) for t in tasks}
     archive.add_endpoint("metadata", tf.function(lambda: dict(names), input_signature=[]), input_signature=[])
 
-    out_dir = os.path.abspath(out_dir)
     tmp, old = out_dir + ".tmp", out_dir + ".old"
     shutil.rmtree(tmp, ignore_errors=True)
-    archive.write_out(tmp, verbose=False)
+    try:
+        archive.write_out(tmp, verbose=False)
+    except (OSError, tf.errors.OpError) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise MoeTfError(f"cannot write the export to {out_dir}: {getattr(e, 'message', e)}") from None
     meta = {"format_version": FORMAT_VERSION, "experiment": config.experiment.name,
             "features": {f: spec.to_dict() for f, spec in features.items()},
             "tasks": [{"name": t.name, "type": t.kind, "class_names": t.class_names, "features": t.features}

@@ -10,16 +10,27 @@ the histogram `gates/<gate>/weights`, the image `gates/heatmap` (labelled gate Ã
 colour bar), the text `gates/table`, and `gates/dead_experts`. The test split is logged with the prefix `test`.
 Task conflict (every `logging.gradient_stats_every` steps): `grads/norm/<task>` (norm of the task loss's gradient on
 the shared variables) and `grads/cosine/<a>__<b>` (cosine similarity of two tasks' gradients; negative: conflict).
-The text `config` holds the resolved YAML.
+The text `config` holds the resolved YAML. `train/nonfinite_steps` counts the steps the non-finite guard skipped.
+
+After `--resume` from step s, `purge_after(log_dir, s)` first removes what the killed run logged past s, so every
+curve is continuous: no step twice, none missing.
 """
 
 from __future__ import annotations
 
+import glob
+import os
+
 import numpy as np
 import tensorflow as tf
+from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
 from moe_tf.logging.gates import gates_png
+
+# Logged at step s after its checkpoint (the task gradients, measured before step s + 1; the test split, after
+# training): a run resumed from step s logs them at s again.
+RELOGGED_AT_RESUME_STEP = ("grads/", "test/")
 
 
 class TensorBoardLogger:
@@ -59,6 +70,7 @@ class TensorBoardLogger:
             tf.summary.scalar("train/loss", summary["loss"])
             tf.summary.scalar("train/learning_rate", summary["learning_rate"])
             tf.summary.scalar("train/examples_per_sec", summary["examples_per_sec"])
+            tf.summary.scalar("train/nonfinite_steps", summary.get("nonfinite_steps", 0))
             for task, weight in summary["weights"].items():
                 tf.summary.scalar(f"train/weights/{task}", weight)
             self._tasks("train", summary)
@@ -116,6 +128,44 @@ class TensorBoardLogger:
     def close(self) -> None:
         if self.enabled:
             self.writer.close()
+
+
+def purge_after(log_dir: str, step: int) -> int:
+    """Rewrites the event files in `log_dir` without the events a resumed run will write again: those past `step`
+    and those logged after the checkpoint of `step` (RELOGGED_AT_RESUME_STEP) at `step`. A record cut short by a
+    kill ends its file.
+
+    Each file is replaced atomically. Returns how many events were removed.
+    """
+    removed = 0
+    for path in sorted(glob.glob(os.path.join(glob.escape(log_dir), "events.out.tfevents.*"))):
+        kept, dropped = [], 0
+        try:
+            for record in tf.data.TFRecordDataset(path):
+                event = event_pb2.Event.FromString(record.numpy())
+                if _replayed(event, step):
+                    dropped += 1
+                else:
+                    kept.append(record.numpy())
+        except tf.errors.DataLossError:  # a truncated last record
+            dropped += 1
+        if not dropped:
+            continue
+        tmp = os.path.join(log_dir, ".purge.tmp")
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in kept:
+                writer.write(record)
+        os.replace(tmp, path)
+        removed += dropped
+    return removed
+
+
+def _replayed(event, step: int) -> bool:
+    if event.HasField("file_version"):
+        return False
+    if event.step > step:
+        return True
+    return event.step == step and any(v.tag.startswith(RELOGGED_AT_RESUME_STEP) for v in event.summary.value)
 
 
 def gate_table(gates: dict, expert_names) -> str:

@@ -35,6 +35,7 @@ class NumericNormalization(keras.layers.Layer):
     """
 
     def __init__(self, shape=(), normalize=True, **kwargs):
+        kwargs.setdefault("autocast", False)  # the statistics stay float32 under mixed precision (normalise, then cast)
         super().__init__(**kwargs)
         self.shape = tuple(int(s) for s in shape)
         self.normalize = bool(normalize)

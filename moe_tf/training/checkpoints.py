@@ -2,15 +2,23 @@
 
 `checkpoints/` keeps the latest `keep` checkpoints; `checkpoints/best/` keeps the best one by the
 early-stopping monitor. Under multi-worker every worker saves (the save is collective); only the chief's
-files land in the run directory, the others go to a scratch directory that is removed.
+files land in the run directory, the others go to a scratch directory that is removed (on resume every worker
+reads the run directory's checkpoints: give the workers one shared --output-dir).
+
+A checkpoint that cannot be read at `--resume` (truncated, missing a file, unreadable bytes) is moved to
+`checkpoints/corrupt/` and the previous one is used, with a warning naming both. A checkpoint is never written
+from variables holding a NaN or an Inf.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import shutil
 import tempfile
 
+import numpy as np
 import tensorflow as tf
 
 from moe_tf.errors import MoeTfError
@@ -42,28 +50,65 @@ def model_state(model) -> dict:
 
 class Checkpointer:
     def __init__(self, run_dir: str, chief: bool, keep: int, model, **trackables):
-        self.checkpoint = tf.train.Checkpoint(**model_state(model), **trackables)
+        self.state = {**model_state(model), **trackables}
+        self.checkpoint = tf.train.Checkpoint(**self.state)
         self.chief = chief
-        root = os.path.join(run_dir, "checkpoints")
+        self.keep = keep
+        self.run_root = os.path.join(run_dir, "checkpoints")
         self._scratch = None if chief else tempfile.mkdtemp(prefix="moe_tf_worker_ckpt_")
-        if self._scratch:
-            root = self._scratch
-        self.latest = tf.train.CheckpointManager(self.checkpoint, root, max_to_keep=keep)
+        self._managers(self._scratch or self.run_root)
+
+    def _managers(self, root: str) -> None:
+        self.latest = tf.train.CheckpointManager(self.checkpoint, root, max_to_keep=self.keep)
         self.best = tf.train.CheckpointManager(self.checkpoint, os.path.join(root, "best"), max_to_keep=1)
 
     def save(self, step: int, best: bool = False) -> None:
+        """Writes the checkpoint of `step` (once) and, if `best`, the best one; refuses non-finite variables."""
+        bad = [v.path for v in self.state["model"].values() if not np.all(np.isfinite(_numpy(v)))]
+        if bad:
+            raise MoeTfError(f"not writing the checkpoint of step {step}: {len(bad)} variable(s) hold a NaN or an "
+                             f"Inf (e.g. {bad[0]}); the previous checkpoints are kept")
         if self.latest.latest_checkpoint != os.path.join(self.latest.directory, f"ckpt-{step}"):
             self.latest.save(checkpoint_number=step)
         if best:
             self.best.save(checkpoint_number=step)
 
-    def restore_latest(self) -> int | None:
-        """Restores the latest checkpoint, if any; returns its step number."""
-        path = self.latest.latest_checkpoint
-        if path is None:
-            return None
-        _restore(self.checkpoint, path)
-        return int(path.rsplit("-", 1)[-1])
+    def restore_latest(self, warn=print) -> int | None:
+        """Restores the newest readable checkpoint of the run, if any; returns its step number.
+
+        An unreadable one is skipped with a warning naming it and the one used instead; the chief moves it to
+        `checkpoints/corrupt/`. A checkpoint of another model (variables missing or of other shapes) is an error,
+        not a fallback.
+        """
+        skipped = []
+        for path in reversed(list_checkpoints(self.run_root)):
+            try:
+                _restore(self.checkpoint, path)
+            except UnreadableCheckpoint as e:
+                skipped.append((path, e.why))
+                continue
+            for bad, why in skipped:
+                warn(f"warning: checkpoint {bad} cannot be read ({why}); resuming from {path} instead")
+            self._set_aside([bad for bad, _ in skipped], path)
+            return checkpoint_step(path)
+        if skipped:
+            raise MoeTfError(f"no checkpoint in {self.run_root} can be read: "
+                             + "; ".join(f"{p} ({why})" for p, why in skipped)
+                             + f". Move {self.run_root} away to start afresh")
+        return None
+
+    def _set_aside(self, unreadable: list, good: str) -> None:
+        """Chief: moves unreadable checkpoints to `corrupt/` and makes `good` the latest the managers know."""
+        if not self.chief or not unreadable:
+            return
+        corrupt = os.path.join(self.run_root, "corrupt")
+        os.makedirs(corrupt, exist_ok=True)
+        for path in unreadable:
+            for f in glob.glob(glob.escape(path) + ".*"):
+                os.replace(f, os.path.join(corrupt, os.path.basename(f)))
+        remaining = [p for p in list_checkpoints(self.run_root) if checkpoint_step(p) <= checkpoint_step(good)]
+        _write_state(self.run_root, remaining)
+        self._managers(self.run_root)
 
     def restore_best(self) -> bool:
         path = self.best.latest_checkpoint
@@ -75,6 +120,34 @@ class Checkpointer:
     def close(self) -> None:
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def checkpoint_step(path: str) -> int:
+    return int(path.rsplit("-", 1)[-1])
+
+
+def list_checkpoints(root: str) -> list[str]:
+    """The checkpoints in `root`, oldest first, found by their index files (not the `checkpoint` state file,
+    which a kill can leave stale or a disk error unreadable)."""
+    found = []
+    for index in glob.glob(os.path.join(glob.escape(root), "ckpt-*.index")):
+        match = re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(index))
+        if match:
+            found.append((int(match.group(1)), index[: -len(".index")]))
+    return [path for _, path in sorted(found)]
+
+
+def _write_state(root: str, paths: list[str]) -> None:
+    """Rewrites the `checkpoint` state file to list `paths` (the last is the latest)."""
+    if paths:
+        names = [os.path.basename(p) for p in paths]  # relative: the run directory can be moved
+        tf.compat.v1.train.update_checkpoint_state(root, names[-1], all_model_checkpoint_paths=names)
+    elif os.path.exists(os.path.join(root, "checkpoint")):
+        os.remove(os.path.join(root, "checkpoint"))
+
+
+def _numpy(variable):
+    return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
 
 
 def find_checkpoint(run_dir: str, prefer_best: bool = True) -> str | None:
@@ -97,6 +170,14 @@ def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
     return path
 
 
+class UnreadableCheckpoint(MoeTfError):
+    """A checkpoint's files are missing, truncated or corrupt."""
+
+    def __init__(self, path: str, why: str):
+        super().__init__(f"checkpoint {path} cannot be read ({why})")
+        self.why = why
+
+
 def _restore(checkpoint, path: str) -> None:
     """Restores `path`, refusing a checkpoint that lacks any of the model's variables (e.g. one written by another
     version of moe-tf, whose variables are named differently): nothing is restored silently half-way."""
@@ -105,3 +186,6 @@ def _restore(checkpoint, path: str) -> None:
     except (AssertionError, ValueError) as e:  # a missing variable, or one of another shape
         raise MoeTfError(f"{path} does not match the model built from the run's config (was it written by another "
                          f"version of moe-tf?): {str(e)[:300]}") from None
+    except Exception as e:  # noqa: BLE001 - a truncated file raises anything from IndexError to DataLossError
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise UnreadableCheckpoint(path, f"{type(e).__name__}: {first}") from None

@@ -63,13 +63,18 @@ _OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "
 _PRE_REDUCED = {key: type(cls.__name__, (PreReducedGradients, cls), {}) for key, cls in _OPTIMIZERS.items()}
 
 
-def build_optimizer(cfg, total_steps: int, mixed_precision: str):
-    """Args: `training.optimizer`, the total step count (for decay), the mixed precision policy name.
+def build_optimizer(cfg, total_steps: int, mixed_precision: str, lr_scale=None):
+    """Args: `training.optimizer`, the total step count (for decay), the mixed precision policy name, and a variable
+    factor on the learning rate (the non-finite guard's `reduce_lr`) or None.
 
     `weight_decay` is decoupled weight decay (w ← w − lr · wd · w after each update) for every optimizer type, as
     Keras applies it; 0 turns it off (`adamw` with 0 is `adam`).
     """
     kwargs = {"learning_rate": build_schedule(cfg, total_steps)}
+    if lr_scale is not None:
+        from moe_tf.training.nonfinite import ScaledLearningRate
+
+        kwargs["learning_rate"] = ScaledLearningRate(kwargs["learning_rate"], lr_scale)
     if cfg.type == "adamw":
         kwargs["weight_decay"] = cfg.weight_decay  # AdamW needs a number; 0.0 means none
     elif cfg.weight_decay:

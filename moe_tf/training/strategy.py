@@ -46,7 +46,9 @@ def build_strategy(cfg) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy(devices=cfg.devices or None)
     if kind == "multi_worker":
         _check_tf_config()
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # A collective that waits longer than this for a peer (killed, hung, unreachable) fails instead of hanging.
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=cfg.collective_timeout)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     if kind == "tpu":
         return _tpu_strategy(cfg.tpu)
     raise ConfigError(f"training.strategy: unknown strategy {kind!r}")
@@ -83,6 +85,16 @@ def _tpu_strategy(tpu: str | None) -> tf.distribute.Strategy:
     except (ValueError, RuntimeError, tf.errors.OpError) as e:
         raise MoeTfError(f"training.strategy=tpu: no TPU could be reached (training.tpu={tpu!r}): {e}") from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def describe_determinism() -> str:
+    """What `training.deterministic` does on this machine's devices (printed when a run starts)."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if gpus:
+        return (f"deterministic: TensorFlow op determinism on ({len(gpus)} GPU(s)); an op with no deterministic GPU "
+                "kernel stops the first step with its name, and scatter ops run on the CPU (slower)")
+    return ("deterministic: TensorFlow op determinism on (CPU only: every kernel used here is deterministic; "
+            "the input pipeline keeps its order)")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

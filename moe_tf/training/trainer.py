@@ -5,6 +5,10 @@ per-example weights of the input pipeline (1 / labelled examples of the task in 
 across replicas it is the task's mean over its labelled examples in the global batch. The weighting turns the task
 losses into gradient pieces, the trainer sums them across replicas once, the weighting combines them, and the
 optimizer applies the result without reducing again.
+
+The non-finite guard (moe_tf.training.nonfinite) checks the global losses and gradients inside the step and applies
+the update only when they are finite. A graceful stop (SIGINT/SIGTERM, moe_tf.training.signals) or the guard's stop
+ends a multi-step graph call after the current step.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.training.evaluator import Evaluator, run_replicas
+from moe_tf.training.nonfinite import NonfiniteGuard, apply_if
 from moe_tf.training.objectives import aux_total, batch_stats, summarize, task_presence
 from moe_tf.training.statistics import pack, unpack
-from moe_tf.training.weightings.base import StepContext, VariableGroups, flatten, gradient
+from moe_tf.training.weightings.base import StepContext, VariableGroups, all_finite, flatten, gradient
 
 SUM = tf.distribute.ReduceOp.SUM
 
@@ -42,6 +47,25 @@ class TrainerHooks:
     def on_task_gradients(self, step: int, summary: dict) -> None:
         """The tasks' gradient norms and pairwise cosines on the shared variables, measured before `step + 1`."""
 
+    def on_nonfinite(self, step: int, report: dict) -> None:
+        """Non-finite steps were skipped since the last log (`NonfiniteGuard.report`)."""
+
+    def on_stop(self, step: int, reason: str) -> None:
+        """Training stops early at `step` (a signal's name): a checkpoint is due before the run ends."""
+
+    def last_checkpoint(self) -> str | None:
+        """The newest checkpoint written (named when the non-finite guard stops the run)."""
+        return None
+
+
+class Stopped(Exception):
+    """`Trainer.fit` ended early on a stop request (SIGINT/SIGTERM) after writing a checkpoint."""
+
+    def __init__(self, step: int, reason: str):
+        super().__init__(reason)
+        self.step = step
+        self.reason = reason
+
 
 class Trainer:
     """Trains `model` on the tasks with `weighting` and `optimizer` under `strategy`.
@@ -56,9 +80,14 @@ class Trainer:
         config: the `training` config.
         gradient_stats_every: measure the tasks' gradient norms and cosines every this many steps (0: never;
             `logging.gradient_stats_every`).
+        lr_scale: the learning-rate factor variable of `training.nonfinite.action: reduce_lr` (else None).
+        stop_request: polled between graph calls; its `reason` (e.g. "SIGTERM") ends `fit` after a checkpoint
+            (moe_tf.training.signals.StopRequest). Outside multi-worker it also sets `stop_flag`, which ends a
+            multi-step graph call after the current step.
     """
 
-    def __init__(self, model, weighting, optimizer, strategy, data, config, gradient_stats_every: int = 0):
+    def __init__(self, model, weighting, optimizer, strategy, data, config, gradient_stats_every: int = 0,
+                 lr_scale=None, stop_request=None):
         self.model = model
         self.weighting = weighting
         self.optimizer = optimizer
@@ -76,9 +105,21 @@ class Trainer:
         # A step's statistics are packed into one float32 vector: one cross-replica reduction per step and one
         # running-sum variable that steps add to without waiting on the host; it is read (and reset) only when a
         # log line is due.
-        self._template = {"stats": self.evaluator.template, "loss": tf.zeros(()), "steps": tf.zeros(())}
+        self._template = {"stats": self.evaluator.template, "loss": tf.zeros(()), "steps": tf.zeros(()),
+                          "nonfinite": tf.zeros(())}
         self.sums = tf.Variable(pack(self._template), trainable=False, name="step_stat_sums")
         self._one_step = pack({**self._template, "steps": tf.ones(())})  # counts a step, added once
+        self._skipped_step = pack({**self._template, "steps": tf.ones(()), "nonfinite": tf.ones(())})
+        self.guard = NonfiniteGuard(config.nonfinite, weighting.names, lr_scale)
+        self.mixed_float16 = getattr(optimizer, "dynamic_scale", None) is not None
+        self.multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        # Set from a signal-watching thread (never under multi-worker, where workers must agree on where to stop);
+        # read by the multi-step loop between steps.
+        self.stop_flag = tf.Variable(False, trainable=False, name="stop_requested")
+        self.stop_request = stop_request
+        if stop_request is not None and not self.multi_worker:
+            stop_request.on_request = lambda: self.stop_flag.assign(True)
+        self._any_worker_stops = tf.function(self._reduce_stop_votes)
         self.train_step = tf.function(self._train_step)
         self.train_chunk = tf.function(self._train_chunk)
         self.train_step_with_gradient_stats = tf.function(self._train_step_with_gradient_stats)
@@ -129,7 +170,11 @@ class Trainer:
         pieces = _dense(self.weighting.gradients(tape, objectives, self.groups, ctx))
         weights = objectives["weights"]
         total = self.weighting.weighted_sum(weights, task_losses) + (extra if extra is not None else 0.0)
-        return pieces, pack({"stats": stats, "loss": total, "steps": tf.zeros(())}), weights
+        # Checked by the guard once summed across replicas: each task's loss, then the other losses.
+        losses = tf.stack([*(tf.cast(task_losses[n], tf.float32) for n in self.weighting.names),
+                           tf.cast(extra, tf.float32) if extra is not None else tf.zeros(())])
+        return pieces, pack({"stats": stats, "loss": total, "steps": tf.zeros(()), "nonfinite": tf.zeros(())}), \
+            weights, losses
 
     def _warmed_up(self, task_losses: dict, step) -> dict:
         """Each task's loss times its warm-up ramp min(1, step / warmup_steps) (tasks without warm-up unchanged)."""
@@ -141,12 +186,24 @@ class Trainer:
                 for name, loss in task_losses.items()}
 
     def _replica_train_step(self, inputs, labels, loss_weights):
-        pieces, packed, weights = self._loss_and_pieces(inputs, labels, loss_weights)
+        """One replica's step → (statistics, weights, bad, losses, applied): `bad` when the guard rejects the
+        step (non-finite losses or gradients), `applied` when the optimizer updated the variables."""
+        pieces, packed, weights, losses = self._loss_and_pieces(inputs, labels, loss_weights)
         ctx = self._context()
-        pieces = ctx.all_reduce(pieces)  # the one reduction of the step's gradients
+        pieces, losses = ctx.all_reduce((pieces, losses))  # the one reduction of the step's gradients
+        losses_finite = tf.reduce_all(tf.math.is_finite(losses))
+        ctx.finite = losses_finite & all_finite(pieces)
         grads = self.weighting.combine(pieces, self.groups, ctx)
-        self.optimizer.apply_gradients(zip(grads, self.variables))
-        return packed, weights
+        if self.mixed_float16:
+            # The LossScaleOptimizer skips a step whose (scaled) gradients are not finite: an overflow halves its
+            # scale; non-finite losses are made to look the same, and the guard counts only them.
+            poison = tf.where(losses_finite, 1.0, float("nan"))
+            grads = [g * tf.cast(poison, g.dtype) for g in grads]
+            self.optimizer.apply_gradients(zip(grads, self.variables))
+            return packed, weights, ~losses_finite, losses, all_finite(grads)
+        applied = ctx.finite & all_finite(grads)
+        apply_if(self.optimizer, applied, grads, self.variables)
+        return packed, weights, ~applied, losses, applied
 
     def _replica_task_gradients(self, inputs, labels, loss_weights):
         """Each task's loss gradient on the shared variables, summed across replicas, in inference mode (no
@@ -170,8 +227,13 @@ class Trainer:
         return self._train_batch(next(iterator))
 
     def _train_batch(self, batch):
-        packed, weights = run_replicas(self.strategy, self._replica_step, batch)
-        self.sums.assign_add(self.strategy.reduce(SUM, packed, axis=None) + self._one_step)
+        packed, weights, bad, losses, applied = run_replicas(self.strategy, self._replica_step, batch)
+        bad, losses, applied = self._first((bad, losses, applied))
+        summed = self.strategy.reduce(SUM, packed, axis=None)
+        # A skipped step counts (the step counter and the input pipeline move on) but adds no statistics.
+        self.sums.assign_add(tf.where(bad, self._skipped_step, summed + self._one_step))
+        self.optimizer.iterations.assign_add(tf.cast(~applied, self.optimizer.iterations.dtype))
+        self.guard.record(bad, losses, self.optimizer.iterations)
         return self._first(weights)
 
     def _first(self, values):
@@ -188,8 +250,15 @@ class Trainer:
         """`num_steps` (>= 2) steps in one graph call (`training.steps_per_execution`). Returns the task weights."""
         weights = self._train_step(iterator)
         for _ in tf.range(num_steps - 1):
+            if self.stop_flag or self.guard.halt:  # a stop request, or the guard's stop: end after this step
+                break
             weights = self._train_step(iterator)
         return weights
+
+    def _reduce_stop_votes(self, vote):
+        """Multi-worker: true on every worker when any worker was asked to stop (one tiny all-reduce)."""
+        votes = self.strategy.run(lambda v: tf.identity(v), args=(vote,))
+        return self.strategy.reduce(SUM, votes, axis=None) > 0
 
     # ---- loops (Python) ---------------------------------------------------------------------------------------
 
@@ -228,12 +297,19 @@ class Trainer:
                     hooks.on_task_gradients(step, self._gradient_summary(norms.numpy(), cosine.numpy()))
                 else:
                     weights = self.train_step(iterator) if n == 1 else self.train_chunk(iterator, tf.constant(n))
-                step += n
+                # The step counter: n steps, or fewer when a stop request or the guard ended the call early.
+                step = int(self.optimizer.iterations.numpy())
+                if bool(self.guard.halt.numpy()):
+                    raise self.guard.stop_error(hooks.last_checkpoint())
                 if step % cfg.log_every == 0 or step == epoch_end:
                     seconds = time.perf_counter() - started
                     sums = self.read_and_reset_sums()
                     summary = summarize(sums["stats"])
-                    summary["loss"] = float(sums["loss"]) / sums["steps"]
+                    summary["loss"] = float(sums["loss"]) / max(sums["steps"] - sums["nonfinite"], 1)
+                    summary["nonfinite_steps"] = int(self.guard.total.numpy())
+                    report = self.guard.report()
+                    if report:
+                        hooks.on_nonfinite(step, report)
                     summary["weights"] = dict(zip(self.weighting.names, weights.numpy().tolist()))
                     summary["examples_per_sec"] = sums["steps"] * batch / max(seconds, 1e-9)
                     summary["learning_rate"] = float(np.asarray(self.optimizer.learning_rate))
@@ -245,7 +321,22 @@ class Trainer:
                         return step
                 if step % ckpt_every == 0 or step == total:
                     hooks.on_checkpoint(step)
+                reason = self._stop_reason()
+                if reason:
+                    hooks.on_stop(step, reason)
+                    raise Stopped(step, reason)
         return step
+
+    def _stop_reason(self) -> str | None:
+        """Why to stop now (e.g. "SIGTERM"), or None. Under multi-worker the workers vote, so all stop together."""
+        if self.stop_request is None:
+            return None
+        local = self.stop_request.reason
+        if not self.multi_worker:
+            return local
+        if bool(self._any_worker_stops(tf.constant(1 if local else 0)).numpy()):
+            return local or "a stop request on another worker"
+        return None
 
     def _gradient_summary(self, norms, cosine) -> dict:
         """{"norm": {task: |g_t|}, "cosine": {"a__b": cos(g_a, g_b)}} from the measured arrays."""

@@ -1,14 +1,31 @@
-"""Event files of a trained run hold the documented tags (read back with TensorBoard's own reader)."""
+"""Event files of a trained run hold the documented tags (read back with TensorBoard's own reader); a resumed run's
+purge leaves each step once."""
 
+import glob
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.compat.proto import event_pb2
 
 from moe_tf.logging.gates import heatmap_figure
-from moe_tf.logging.tensorboard import gate_table
+from moe_tf.logging.tensorboard import TensorBoardLogger, gate_table, purge_after
+
+
+def read_scalars(log_dir) -> dict:
+    """{tag: [(step, value), ...]} of every scalar in every event file under `log_dir`, in the order written, with
+    no de-duplication (TensorBoard's loaders would hide a repeated step)."""
+    out = {}
+    files = sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*")), key=os.path.getmtime)
+    for path in files:
+        for record in tf.data.TFRecordDataset(path):
+            event = event_pb2.Event.FromString(record.numpy())
+            for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name == "scalars":
+                    out.setdefault(v.tag, []).append((event.step, float(tf.make_ndarray(v.tensor))))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +106,33 @@ def test_gate_table_marks_routed_fraction():
     table = gate_table(gates, ["e0", "e1"])
     assert table.splitlines()[0] == "| gate | e0 | e1 |"
     assert "| digit | 0.500 (1.00) | 0.500 (0.25) |" in table
+
+
+def test_purge_after_keeps_each_step_once(tmp_path):
+    """A run logged to step 30 and was killed after its checkpoint at 20; the resumed run logs 25 and 30 again."""
+    log_dir = str(tmp_path / "logs")
+    first = TensorBoardLogger(log_dir)
+    for step in (5, 10, 15, 20, 25, 30):
+        with first.writer.as_default(step=step):
+            tf.summary.scalar("train/loss", 1.0 / step)
+        first.task_gradients(step, {"norm": {"a": 1.0}, "cosine": {}})
+    first.close()
+    path = glob.glob(os.path.join(log_dir, "events.*"))[0]
+    with open(path, "rb") as f:
+        head = f.read(30)
+    with open(path, "ab") as f:
+        f.write(head)  # a record cut short by the kill: its header and part of its data
+    # 25 and 30 go; so does grads/ at 20 (measured before step 21, so logged again); the cut record goes too
+    assert purge_after(log_dir, 20) == 2 + 3 + 1
+    resumed = TensorBoardLogger(log_dir)
+    for step in (20, 25, 30):
+        if step > 20:
+            with resumed.writer.as_default(step=step):
+                tf.summary.scalar("train/loss", 2.0 / step)
+        resumed.task_gradients(step, {"norm": {"a": 2.0}, "cosine": {}})
+    resumed.close()
+    scalars = read_scalars(log_dir)
+    assert [s for s, _ in scalars["train/loss"]] == [5, 10, 15, 20, 25, 30]
+    assert scalars["train/loss"][-1][1] == pytest.approx(2.0 / 30)  # the resumed run's value
+    assert [s for s, _ in scalars["grads/norm/a"]] == [5, 10, 15, 20, 25, 30]
+    assert purge_after(log_dir, 1000) == 0  # nothing past the end: files untouched

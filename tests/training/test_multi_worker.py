@@ -1,16 +1,21 @@
-"""Two real `multi_worker` processes on localhost match one worker with the same global batch."""
+"""Two real `multi_worker` processes on localhost match one worker with the same global batch; when one is killed
+the other fails within the collective timeout with a clear error, and both restarted with `--resume` end where an
+uninterrupted two-worker run ends."""
 
 import json
 import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
 
 from tests.conftest import REPO, text_dict
 from tests.text_data import write_reviews_tsv
+from tests.training.test_nonfinite import write_outlier_npz
+from tests.training.test_signals import printed_steps, read_until
 
 
 def free_ports(n):
@@ -24,61 +29,115 @@ def free_ports(n):
 
 
 @pytest.mark.slow
-def test_two_workers_match_one(tmp_path):
-    """Two sources and two modalities (digits images, the reviews TSV's text) under MGDA-UB.
+def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
+    """Three sources and two modalities (digits images, the reviews TSV's text, a tabular file) under MGDA-UB.
 
     MGDA-UB sums the tasks' representation-gradient Gram matrix across the workers *before* its backward pass, then
     its gradients once after it, and keeps state (the last weights, used by the eval loss): both reductions every
-    weighting goes through. Each batch comes from one source, so each step skips one stem; the text stem's
+    weighting goes through. Each batch comes from one source, so each step skips two stems; the text stem's
     embedding gradient is sparse (it made the workers' collectives disagree until it was densified). Every worker
-    builds the vocabulary from the same split and vectorizes its shard in its input pipeline. XLA's split step is
-    checked across replicas by the mirrored test.
+    builds the vocabulary from the same split and vectorizes its shard in its input pipeline. The tabular file holds
+    one outlier target whose squared error overflows: the non-finite guard skips that step on both workers alike.
+    XLA's split step is checked across replicas by the mirrored test.
+
+    1. Two workers end where one worker ends (same global batch).
+    2. Worker 1 SIGKILLed between checkpoints: worker 0 fails within the collective timeout with a clear error.
+    3. Both restarted with --resume end with the uninterrupted two-worker run's metrics.
     """
     data = text_dict(write_reviews_tsv(tmp_path / "reviews.tsv"),
-                     training={"steps": 8, "eval_every": 4, "batch_size": 64, "log_every": 4, "jit_compile": False,
+                     training={"steps": 24, "eval_every": 12, "batch_size": 32, "log_every": 3, "jit_compile": False,
+                               "checkpoint_every": 6, "collective_timeout": 30,
                                "weighting": {"type": "mgda", "upper_bound": True}},
                      logging={"progress": "lines"})
     data["data"]["sources"]["digits"] = {"type": "digits"}
+    data["data"]["sources"]["tab"] = {"type": "npz", "path": write_outlier_npz(tmp_path / "tab.npz"),
+                                      "features": ["x"], "labels": ["score"]}
     data["data"]["sampling"] = {"type": "uniform"}
     # `high` misses its label on digits 3, 4, 8 and 9 and `sentiment` every 5th label: a task's loss is a mean over
     # a varying number of labelled examples per global batch, which must come out the same on one worker and on two
     data["tasks"] += [{"name": "digit", "dataset": "digits"},
                       {"name": "high", "dataset": "digits", "type": "binary",
-                       "label_map": {0: 0, 1: 0, 2: 0, 5: 1, 6: 1, 7: 1}}]
-    data["model"].update(stems={**data["model"]["stems"], "image": {"type": "conv", "filters": [8]}},
+                       "label_map": {0: 0, 1: 0, 2: 0, 5: 1, 6: 1, 7: 1}},
+                      {"name": "score", "dataset": "tab", "label": "score", "type": "regression"}]
+    data["model"].update(stems={**data["model"]["stems"], "image": {"type": "conv", "filters": [8]},
+                                "numeric": {"type": "dense", "units": [8]}},
                          fusion_units=16, trunk={"units": [32]})
-    tasks = [t["name"] for t in data["tasks"]]
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
-    base = [sys.executable, "-m", "moe_tf", "train", "--config", str(tmp_path / "c.yaml")]
-    single = subprocess.run(base + ["--output-dir", str(tmp_path / "single")], capture_output=True, text=True,
-                            timeout=300, env=env, cwd=REPO)
+    single = subprocess.run([sys.executable, "-m", "moe_tf", "train", "--config", str(config), "--output-dir",
+                             str(tmp_path / "single"), "--set", "training.strategy=default"],
+                            capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
     assert single.returncode == 0, single.stderr[-3000:]
 
-    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    # 1. uninterrupted
+    reference = tmp_path / "reference"
+    errors = finish_all(start_workers(config, reference))
+    assert "strategy: multi_worker" in errors[0] and "with 2 replica(s)" in errors[0], errors[0][-3000:]
+    assert "Traceback" not in errors[0] + errors[1], errors[0][-3000:] + errors[1][-3000:]
+    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    two = json.loads((reference / "metrics.json").read_text())
+    assert_same_metrics(one, two, 1e-5)
+    assert two["nonfinite_steps"] == one["nonfinite_steps"] >= 1
+    assert (reference / "export" / "saved_model.pb").exists()
+
+    # 2. worker 1 killed after step 15 (checkpoints every 6)
+    run_dir = tmp_path / "run"
+    procs = start_workers(config, run_dir)
+    try:
+        lines = read_until(procs[0], r"\bstep 15  loss")
+        procs[1].kill()
+        procs[1].wait(timeout=30)
+        started = time.monotonic()
+        lines += procs[0].communicate(timeout=120)[1].splitlines(keepends=True)
+        waited = time.monotonic() - started
+    finally:
+        for p in procs:
+            p.kill()
+    err = "".join(lines)
+    assert procs[0].returncode == 1, err[-3000:]
+    assert waited < 30 + 30  # the collective timeout, plus shutting down
+    assert "moe-tf train: error: multi_worker: lost contact with another worker" in err and "Traceback" not in err
+    assert f"--output-dir {run_dir} --resume" in err
+    last = max(int(f.split("-")[1].split(".")[0]) for f in os.listdir(run_dir / "checkpoints") if f.endswith(".index"))
+    assert max(printed_steps(lines)) > last  # killed between checkpoints
+
+    # 3. both restarted
+    errors = finish_all(start_workers(config, run_dir, "--resume"))
+    assert f"resumed from step {last}" in errors[0], errors[0][-3000:] + errors[1][-3000:]
+    assert_same_metrics(two, json.loads((run_dir / "metrics.json").read_text()), 1e-6)
+
+
+def assert_same_metrics(a, b, tolerance):
+    assert a["step"] == b["step"] == 24
+    assert b["loss"] == pytest.approx(a["loss"], abs=tolerance)
+    assert a["tasks"].keys() == b["tasks"].keys()
+    for task, metrics in a["tasks"].items():
+        for metric, value in metrics.items():
+            assert b["tasks"][task][metric] == pytest.approx(value, abs=tolerance), (task, metric)
+
+
+def start_workers(config, run_dir, *extra, workers=None):
+    """Two worker processes on free localhost ports, sharing `run_dir` (as workers share a file system)."""
+    workers = workers or [f"127.0.0.1:{p}" for p in free_ports(2)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         procs.append(subprocess.Popen(
-            base + ["--output-dir", str(tmp_path / f"worker{index}"), "--set", "training.strategy=multi_worker"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            [sys.executable, "-m", "moe_tf", "train", "--config", str(config), "--output-dir", str(run_dir),
+             "--set", "training.strategy=multi_worker", *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
             env={**env, "TF_CONFIG": json.dumps(tf_config)}))
+    return procs
+
+
+def finish_all(procs, timeout=300):
     try:
-        outputs = [p.communicate(timeout=300) for p in procs]
+        return [p.communicate(timeout=timeout)[1] for p in procs]
     finally:
         for p in procs:
             p.kill()
-    for p, (_, err) in zip(procs, outputs):
-        assert p.returncode == 0, err[-3000:]
-    assert "strategy: multi_worker" in outputs[0][1] and "with 2 replica(s)" in outputs[0][1]
-    assert not (tmp_path / "worker1" / "metrics.json").exists()  # only the chief writes
 
-    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
-    two = json.loads((tmp_path / "worker0" / "metrics.json").read_text())
-    assert one["step"] == two["step"] == 8
-    assert two["loss"] == pytest.approx(one["loss"], abs=1e-5)
-    for task in tasks:
-        for metric, value in one["tasks"][task].items():
-            assert two["tasks"][task][metric] == pytest.approx(value, abs=1e-5), (task, metric)
-    assert (tmp_path / "worker0" / "export" / "saved_model.pb").exists()
+

@@ -18,7 +18,7 @@ XLA-compiled: XLA cannot hold the cross-replica call).
 Loss scaling under mixed_float16: `scale` (the optimizer's `scale_loss`) is applied to every loss that is
 differentiated; gradient-based methods divide their pieces by `ctx.loss_scale` before any surgery and multiply the
 result back, and the LossScaleOptimizer unscales and skips non-finite steps as for `fixed`. State is not updated
-on a non-finite step.
+on a non-finite step (`ctx.finite`).
 """
 
 from __future__ import annotations
@@ -89,8 +89,11 @@ class StepContext:
     step: the optimizer's step counter before this step (seeded draws depend on it; it is checkpointed).
     loss_scale: the mixed_float16 loss scale (1 otherwise).
     all_reduce: sums a nest of tensors across replicas and workers (identity with one replica).
-    mixed_float16: true when losses are scaled (then non-finite steps are possible and state updates are guarded).
+    mixed_float16: true when losses are scaled (a scaled gradient may overflow).
     representation: the model's shared representation in this forward pass (when `needs_representation`).
+    finite: phase 2 only: true when the step's global task losses and gradient pieces are all finite. A step that
+        is not finite is not applied (the non-finite guard; the loss scale under mixed_float16), so a method's state
+        must not change either: update it with `assign_if(ctx.finite & ..., ...)`.
     """
 
     step: tf.Tensor
@@ -98,6 +101,7 @@ class StepContext:
     all_reduce: Callable
     mixed_float16: bool = False
     representation: tf.Tensor | None = None
+    finite: tf.Tensor | bool = True
 
 
 class Weighting(abc.ABC):
@@ -223,8 +227,7 @@ class LossWeighting(Weighting):
                 "losses": tf.stop_gradient(objectives["losses"]), "presence": objectives["presence"]}
 
     def combine(self, pieces, groups, ctx):
-        finite = all_finite(pieces["grads"]) if ctx.mixed_float16 else tf.constant(True)
-        self.observe(pieces["losses"], pieces["presence"], finite, ctx)
+        self.observe(pieces["losses"], pieces["presence"], tf.convert_to_tensor(ctx.finite), ctx)
         return pieces["grads"]
 
     def observe(self, losses, presence, finite, ctx) -> None:
@@ -270,8 +273,8 @@ class TaskGradientWeighting(Weighting):
     def combine(self, pieces, groups, ctx):
         scale = tf.cast(ctx.loss_scale, tf.float32)
         flat = tf.stack([flatten(per_task) for per_task in pieces["shared"]]) / scale  # [tasks, shared params]
-        finite = all_finite(flat) if ctx.mixed_float16 else tf.constant(True)
-        summed, multipliers = self.surgery(flat, pieces["losses"], pieces["presence"], finite, ctx)
+        summed, multipliers = self.surgery(flat, pieces["losses"], pieces["presence"],
+                                           tf.convert_to_tensor(ctx.finite), ctx)
         shared = unflatten(summed * scale, groups.shared)
         own = [g * tf.cast(multipliers[i], g.dtype) for i, name in enumerate(self.names) for g in pieces["own"][name]]
         grads = [*shared, *own, *(tf.zeros_like(v) for v in groups.extra)]

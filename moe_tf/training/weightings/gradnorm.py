@@ -76,7 +76,7 @@ class GradNorm(LossWeighting):
 
     def combine(self, pieces, groups, ctx):
         last = pieces.pop("last") / tf.cast(ctx.loss_scale, tf.float32)
-        finite = all_finite(last) if ctx.mixed_float16 else tf.constant(True)
+        finite = tf.convert_to_tensor(ctx.finite) & all_finite(last)
         self.update(tf.norm(last, axis=1), pieces["losses"], pieces["presence"], finite)
         return super().combine(pieces, groups, ctx)
 

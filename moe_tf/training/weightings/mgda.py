@@ -128,7 +128,7 @@ class MGDA(TaskGradientWeighting):
             return super().combine(pieces, groups, ctx)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         # The weights are identical on every replica, so their sum is replicas × the weights.
-        finite = pieces["finite"] > replicas - 0.5
+        finite = (pieces["finite"] > replicas - 0.5) & tf.convert_to_tensor(ctx.finite)
         assign_if(finite, (self.last, pieces["weights"] / replicas))
         return pieces["grads"]
 
