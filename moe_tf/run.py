@@ -73,9 +73,7 @@ class RunHooks(TrainerHooks):
         self.tensorboard.task_gradients(step, summary)
 
     def on_nonfinite(self, step, report):
-        lr = ""
-        if self.checkpointer.state.get("nonfinite", {}).get("lr_scale") is not None:
-            lr = f"; learning rate factor now {float(self.checkpointer.state['nonfinite']['lr_scale'].numpy()):.3g}"
+        lr = "" if report["lr_scale"] is None else f"; learning rate factor now {report['lr_scale']:.3g}"
         self.progress.print(f"warning: {report['count']} non-finite step(s) skipped by step {step} (first at step "
                             f"{report['step']}: {report['what']}); {report['total']} in this run{lr}")
 

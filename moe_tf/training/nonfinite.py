@@ -76,14 +76,15 @@ class NonfiniteGuard:
         self.halt.assign(self.halt | (bad & (tf.constant(stop) | (consecutive >= cfg.max_consecutive))))
 
     def report(self) -> dict | None:
-        """On the host, at a log step: the non-finite steps since the last report, or None. Resets the first
-        step."""
+        """On the host, at a log step: the non-finite steps since the last report ({"count", "total", "step" of the
+        first, "what" was not finite, "lr_scale" under reduce_lr}), or None. Resets the first step."""
         total = int(self.total.numpy())
         first = int(self.first_step.numpy())
         if first < 0:
             return None
         report = {"count": total - self._reported, "total": total, "step": first,
-                  "what": self.describe(self.first_values.numpy())}
+                  "what": self.describe(self.first_values.numpy()),
+                  "lr_scale": None if self.lr_scale is None else float(np.asarray(self.lr_scale.numpy()))}
         self._reported = total
         self.first_step.assign(-1)
         return report

@@ -16,15 +16,15 @@ import yaml
 from tests.conftest import REPO, tiny_dict
 from tests.logging.test_tensorboard import read_scalars
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("signals")]  # one worker, one reference run
 
-STEPS = 120
+STEPS = 60
 
 
 def write_config(tmp_path, **training):
-    # batch 8: an epoch of digits is 180 steps, so a multi-step graph call is long enough to be stopped inside
-    data = tiny_dict(training={"steps": STEPS, "batch_size": 8, "eval_every": 40, "log_every": 5,
-                               "checkpoint_every": 20, **training},
+    # batch 8: an epoch of digits is 157 steps, so a multi-step graph call is long enough to be stopped inside
+    data = tiny_dict(training={"steps": STEPS, "batch_size": 8, "eval_every": 20, "log_every": 5,
+                               "checkpoint_every": 10, **training},
                      logging={"progress": "lines"})
     path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -58,7 +58,7 @@ def printed_steps(lines):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The uninterrupted run's metrics."""
+    """The uninterrupted run's metrics (one module-scoped run: both tests below live in one xdist group)."""
     tmp = tmp_path_factory.mktemp("reference")
     proc = start(write_config(tmp), str(tmp / "run"))
     rest = finish(proc)
@@ -76,7 +76,7 @@ def test_sigkill_at_two_steps_then_resume_matches_an_uninterrupted_run(tmp_path,
     config, run_dir = write_config(tmp_path), str(tmp_path / "run")
     resumed_from = []
     proc = start(config, run_dir)
-    for extra, trigger in (((), 45), (("--resume",), 85)):
+    for extra, trigger in (((), 25), (("--resume",), 45)):
         if extra:
             proc = start(config, run_dir, *extra)
         lines = read_until(proc, rf"\bstep {trigger}  loss")
@@ -98,12 +98,12 @@ def test_sigkill_at_two_steps_then_resume_matches_an_uninterrupted_run(tmp_path,
     # TensorBoard: one continuous curve, each logged step exactly once, across the three processes
     scalars = read_scalars(os.path.join(run_dir, "logs"))
     assert [s for s, _ in scalars["train/loss"]] == list(range(5, STEPS + 1, 5))
-    assert [s for s, _ in scalars["eval/loss"]] == [40, 80, 120]
+    assert [s for s, _ in scalars["eval/loss"]] == [20, 40, 60]
     assert [s for s, _ in scalars["test/loss"]] == [STEPS]
 
 
 def test_sigterm_stops_inside_a_multi_step_call_with_a_checkpoint(tmp_path, reference):
-    # One graph call would run a whole epoch (180 steps) up to the next log, eval or checkpoint step.
+    # One graph call would run all 60 steps: no log, eval or checkpoint step or epoch end comes before.
     config = write_config(tmp_path, log_every=1000, checkpoint_every=1000, eval_every=1000)
     run_dir = str(tmp_path / "run")
     proc = start(config, run_dir)
