@@ -115,14 +115,15 @@ def kill_trials(trials: int, seed: int) -> list[tuple[int, int, bool]]:
         expected = json.load(open(os.path.join(reference, "metrics.json")))
         for trial in range(trials):
             run_dir = os.path.join(scratch, f"trial{trial}")
-            step = rng.randrange(10, STEPS - 5, 5)
+            step = rng.randrange(5, STEPS, 5)
             proc = start(config, run_dir)
             read_until(proc, rf"\bstep {step}  loss")
             proc.send_signal(signal.SIGKILL)
             finish(proc)
             proc = start(config, run_dir, "--resume")
             rest = finish(proc)
-            resumed_from = int(re.search(r"resumed from step (\d+)", rest).group(1))
+            found = re.search(r"resumed from step (\d+)", rest)
+            resumed_from = int(found.group(1)) if found else 0  # killed before its first checkpoint
             got = json.load(open(os.path.join(run_dir, "metrics.json")))
             same = got["loss"] == expected["loss"] and got["tasks"] == expected["tasks"]
             results.append((step, resumed_from, same))

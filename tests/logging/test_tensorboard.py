@@ -43,7 +43,8 @@ def values(events, tag):
 def test_scalar_tags(events):
     tags = set(events.Tags()["tensors"])
     expected = {"train/loss", "train/learning_rate", "train/examples_per_sec", "train/weights/digit",
-                "train/digit/loss", "train/digit/accuracy", "train/digit/top5_accuracy", "train/high/accuracy",
+                "train/nonfinite_steps", "train/digit/loss", "train/digit/accuracy", "train/digit/top5_accuracy",
+                "train/high/accuracy",
                 "eval/loss", "eval/digit/loss", "eval/digit/accuracy", "eval/high/accuracy",
                 "gates/digit/entropy", "gates/high/entropy", "gates/digit/expert_0", "gates/digit/expert_2",
                 "gates/digit/weights", "gates/dead_experts", "test/digit/accuracy", "config", "gates/table",
