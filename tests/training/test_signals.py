@@ -10,11 +10,14 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
 from tests.conftest import REPO, tiny_dict
 from tests.logging.test_tensorboard import read_scalars
+from tests.tabular import write_tabular_npz
+from tests.training.test_trainer import _weights
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("signals")]  # one worker, one reference run
 
@@ -22,10 +25,19 @@ STEPS = 60
 
 
 def write_config(tmp_path, **training):
-    # batch 8: an epoch of digits is 157 steps, so a multi-step graph call is long enough to be stopped inside
+    """Digits and a tabular file (two sources: the resumed run must redraw the same source schedule) under FAMO
+    (state across steps: its logits, the last losses, Adam's moments, all in checkpoints)."""
+    # batch 8: an epoch is 200 steps, so a multi-step graph call is long enough to be stopped inside
     data = tiny_dict(training={"steps": STEPS, "batch_size": 8, "eval_every": 20, "log_every": 5,
-                               "checkpoint_every": 10, **training},
+                               "checkpoint_every": 10, "weighting": {"type": "famo", "learning_rate": 0.1},
+                               **training},
                      logging={"progress": "lines"})
+    data["data"]["sources"]["tab"] = {"type": "npz", "path": write_tabular_npz(tmp_path / "tab.npz", n=200),
+                                      "features": ["x"], "labels": ["kind", "score"]}
+    data["tasks"] += [{"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
+                      {"name": "score", "dataset": "tab", "label": "score", "type": "regression"}]
+    data["model"]["stems"] = {"numeric": {"type": "dense", "units": [8]}}
+    data["model"]["fusion_units"] = 16
     path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.yaml"
     path.write_text(yaml.safe_dump(data))
     return str(path)
@@ -63,10 +75,11 @@ def reference(tmp_path_factory):
     proc = start(write_config(tmp), str(tmp / "run"))
     rest = finish(proc)
     assert proc.returncode == 0, rest[-3000:]
-    return json.loads((tmp / "run" / "metrics.json").read_text())
+    return json.loads((tmp / "run" / "metrics.json").read_text()), str(tmp / "run")
 
 
-def same_metrics(a, b):
+def same_metrics(a, reference):
+    b, _ = reference
     assert a["step"] == b["step"] == STEPS
     assert a["loss"] == b["loss"]
     assert a["tasks"] == b["tasks"]
@@ -94,6 +107,12 @@ def test_sigkill_at_two_steps_then_resume_matches_an_uninterrupted_run(tmp_path,
     assert proc.returncode == 0, rest[-3000:]
     assert f"resumed from step {resumed_from[1]}" in rest
     same_metrics(json.loads(open(os.path.join(run_dir, "metrics.json")).read()), reference)
+    # every checkpointed tensor: weights, optimizer slots and step, FAMO's state (which moved), the source schedule
+    a, b = _weights(reference[1]), _weights(run_dir)
+    assert a.keys() == b.keys() and any(n.startswith("weighting/logits") for n in a)
+    assert np.ptp(a[next(n for n in a if n.startswith("weighting/logits"))]) > 1e-3
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
     # TensorBoard: one continuous curve, each logged step exactly once, across the three processes
     scalars = read_scalars(os.path.join(run_dir, "logs"))

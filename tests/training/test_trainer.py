@@ -1,4 +1,5 @@
-"""The distributed loop: learning, equivalence across strategies, mixed precision, resume, early stopping."""
+"""The distributed loop: learning, equivalence across strategies, mixed precision, early stopping. (Exact resume after
+a kill: tests/training/test_signals.py.)"""
 
 import json
 import os
@@ -161,32 +162,6 @@ def _weights(run_dir):
     return {n: reader.get_tensor(n) for n in names}
 
 
-@pytest.mark.slow
-def test_resume_continues_exactly(tmp_path):
-    # FAMO keeps state across steps (its logits, the last step's losses, Adam's moments): a resumed run must
-    # restore it to continue exactly.
-    straight = str(tmp_path / "straight")
-    resumed = str(tmp_path / "resumed")
-    famo = {"type": "famo", "learning_rate": 0.1}
-    config = tiny_config(training={"epochs": 2, "checkpoint_every": 7, "eval_every": 14, "weighting": famo})
-    train(config, straight, export=False)
-    half = tiny_config(training={"epochs": 2, "steps": 25, "checkpoint_every": 7, "eval_every": 14,
-                                 "weighting": famo})
-    train(half, resumed, export=False)  # stops at step 25: mid-epoch (19 steps per epoch)
-    assert json.load(open(os.path.join(resumed, "metrics.json")))["step"] == 25
-    train(config, resumed, resume=True, export=False)
-    a, b = _weights(straight), _weights(resumed)
-    assert a.keys() == b.keys() and len(a) > 10  # weights, optimizer slots, step
-    assert any(n.startswith("weighting/logits") for n in a)
-    assert np.ptp(a[next(n for n in a if n.startswith("weighting/logits"))]) > 1e-3  # the state moved
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
-    ma = json.load(open(os.path.join(straight, "metrics.json")))
-    mb = json.load(open(os.path.join(resumed, "metrics.json")))
-    assert ma["step"] == mb["step"] == 38
-    assert ma["loss"] == pytest.approx(mb["loss"], rel=1e-5)
-
-
 def test_new_run_refuses_to_overwrite(trained_run):
     from moe_tf.errors import MoeTfError
 
@@ -221,28 +196,6 @@ def test_trained_run_writes_everything(trained_run):
     assert set(saved["tasks"]) == {"digit", "high"}
     assert saved["tasks"]["digit"]["accuracy"] > 0.3  # 10 classes: chance is 0.1
     assert saved["tasks"]["high"]["accuracy"] > 0.6
-
-
-@pytest.mark.slow
-def test_resume_with_two_sources_continues_exactly(tmp_path, tabular_npz):
-    from moe_tf.config.loader import validate_config
-    from tests.conftest import multi_dict
-
-    def config(steps):
-        # DWA's loss windows (5 steps) straddle the checkpoint at step 9
-        return validate_config(multi_dict(tabular_npz, training={"steps": steps, "checkpoint_every": 9,
-                                                                 "eval_every": 18,
-                                                                 "weighting": {"type": "dwa", "window": 5}},
-                                          data={"sampling": {"type": "temperature", "temperature": 3.0}}))
-
-    straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-    train(config(30), straight, export=False)
-    train(config(13), resumed, export=False)  # stops between two checkpoints' worth of source draws
-    train(config(30), resumed, resume=True, export=False)
-    a, b = _weights(straight), _weights(resumed)
-    assert a.keys() == b.keys() and any("encoder_x" in n for n in a) and any("weighting/history" in n for n in a)
-    for name in a:
-        np.testing.assert_allclose(a[name], b[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_a_checkpoint_of_another_model_is_refused_not_half_restored(trained_run):
