@@ -22,7 +22,7 @@ demo: $(STAMP)
 	@echo "Compare runs: make tensorboard   (or: $(BIN)/tensorboard --logdir runs)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check moe_tf tests benchmarks scripts

@@ -145,8 +145,3 @@ def run_cli(*args, env=None, timeout=300, cwd=REPO):
     return subprocess.run([sys.executable, "-m", "moe_tf", *args], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=cwd)
 
-
-def pytest_collection_modifyitems(config, items):
-    """Slow tests first: with several xdist workers a long test that starts last leaves the others idle at the end
-    (measured in CI: the two-worker test alone took the last 200 s)."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -19,7 +19,7 @@ from tests.logging.test_tensorboard import read_scalars
 from tests.tabular import write_tabular_npz
 from tests.training.test_trainer import _weights
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("signals")]  # one worker, one reference run
+pytestmark = pytest.mark.slow
 
 STEPS = 60
 
@@ -70,7 +70,7 @@ def printed_steps(lines):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """The uninterrupted run's metrics (one module-scoped run: both tests below live in one xdist group)."""
+    """The uninterrupted run: (metrics, run directory)."""
     tmp = tmp_path_factory.mktemp("reference")
     proc = start(write_config(tmp), str(tmp / "run"))
     rest = finish(proc)
@@ -85,7 +85,7 @@ def same_metrics(a, reference):
     assert a["tasks"] == b["tasks"]
 
 
-def test_sigkill_at_two_steps_then_resume_matches_an_uninterrupted_run(tmp_path, reference):
+def test_sigkill_and_sigterm_then_resume_match_an_uninterrupted_run(tmp_path, reference):
     config, run_dir = write_config(tmp_path), str(tmp_path / "run")
     resumed_from = []
     proc = start(config, run_dir)
@@ -120,8 +120,12 @@ def test_sigkill_at_two_steps_then_resume_matches_an_uninterrupted_run(tmp_path,
     assert [s for s, _ in scalars["eval/loss"]] == [20, 40, 60]
     assert [s for s, _ in scalars["test/loss"]] == [STEPS]
 
+    # SIGTERM, on the same reference run (one test: one reference run)
+    (tmp_path / "term").mkdir()
+    sigterm_stops_inside_a_multi_step_call_with_a_checkpoint(tmp_path / "term", reference)
 
-def test_sigterm_stops_inside_a_multi_step_call_with_a_checkpoint(tmp_path, reference):
+
+def sigterm_stops_inside_a_multi_step_call_with_a_checkpoint(tmp_path, reference):
     # One graph call would run all 60 steps: no log, eval or checkpoint step or epoch end comes before.
     config = write_config(tmp_path, log_every=1000, checkpoint_every=1000, eval_every=1000)
     run_dir = str(tmp_path / "run")
