@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from moe_tf.components import build_components, restore_components
 from moe_tf.config.loader import to_yaml
-from moe_tf.errors import ConfigError, Interrupted, MoeTfError
+from moe_tf.errors import ConfigError, Interrupted, MoeTfError, error_line
 from moe_tf.export.saved_model import export_model
 from moe_tf.logging.gates import DeadExperts, gates_png
 from moe_tf.logging.progress import Progress, summary_table
@@ -135,12 +135,14 @@ def prepare_run_dir(config, run_dir: str, resume: bool, overwrite: bool = False)
                 raise MoeTfError(f"--resume: the model or tasks in the config differ from {config_path}")
     try:
         os.makedirs(run_dir, exist_ok=True)
-        if not os.access(run_dir, os.W_OK):
-            raise PermissionError(13, "Permission denied")
     except OSError as e:
+        why = e.strerror
+    else:
+        why = None if os.access(run_dir, os.W_OK) else "Permission denied"
+    if why:
         if replacement is not None:
             replacement.roll_back()
-        raise MoeTfError(f"cannot create the run directory {run_dir}: {e.strerror}") from None
+        raise MoeTfError(f"cannot create the run directory {run_dir}: {why}")
     return replacement
 
 
@@ -279,12 +281,12 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
         if not config.training.deterministic:
             raise
         raise MoeTfError(f"training.deterministic: an op has no deterministic implementation on this device: "
-                         f"{_first_line(e)}; set training.deterministic: false, or move that op's model part to "
+                         f"{error_line(e)}; set training.deterministic: false, or move that op's model part to "
                          "another device") from None
     except PEER_FAILURES as e:
         if config.training.strategy != "multi_worker":
             raise
-        raise MoeTfError(f"multi_worker: lost contact with another worker ({type(e).__name__}: {_first_line(e)}); "
+        raise MoeTfError(f"multi_worker: lost contact with another worker ({type(e).__name__}: {error_line(e)}); "
                          f"the last checkpoint is {checkpointer.latest.latest_checkpoint if chief else 'kept'}. "
                          f"Restart every worker with:\n  {resume_command(run_dir)}") from None
     finally:
@@ -302,14 +304,6 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
             progress.print(f"exported SavedModel: {path}")
         progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
     return metrics
-
-
-def _first_line(error) -> str:
-    """The informative line of a TensorFlow error (its first line is often just "Graph execution error:")."""
-    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines() if line.strip()]
-    telling = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "File ",
-                                                               "[[", "Additional GRPC"))]
-    return (telling or lines or [type(error).__name__])[0][:300]
 
 
 def evaluate(run_dir: str, split: str = "test", checkpoint: str = "best") -> dict:

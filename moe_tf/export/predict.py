@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from moe_tf.errors import DataError, MoeTfError
+from moe_tf.errors import DataError, MoeTfError, error_line
 from moe_tf.export.saved_model import METADATA_FILE
 
 
@@ -53,9 +53,8 @@ def load_export(export_dir: str):
     try:
         return tf.saved_model.load(export_dir), meta
     except Exception as e:  # noqa: BLE001 - a damaged file raises DecodeError, OSError, OpError, ...
-        lines = [line for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
-        raise MoeTfError(f"{export_dir}: the SavedModel cannot be loaded ({lines[-1][:200]}); export it again with "
-                         "`moe-tf export RUN_DIR`") from None
+        raise MoeTfError(f"{export_dir}: the SavedModel cannot be loaded ({error_line(e)[:200]}); export it again "
+                         "with `moe-tf export RUN_DIR`") from None
 
 
 def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndarray:

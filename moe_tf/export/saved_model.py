@@ -18,10 +18,10 @@ import os
 import shutil
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from moe_tf.errors import MoeTfError
+from moe_tf.training.nonfinite import nonfinite_variables
 
 METADATA_FILE = "moe_tf_export.json"
 FORMAT_VERSION = 2
@@ -67,7 +67,7 @@ def export_model(model, config, data, out_dir: str) -> str:
         raise MoeTfError(f"cannot export to {out_dir}: it is a file; give a directory path")
     if not os.path.isdir(parent):
         raise MoeTfError(f"cannot export to {out_dir}: {parent} is not a directory")
-    bad = [v.path for v in model.variables if "float" in str(v.dtype) and not np.all(np.isfinite(v.numpy()))]
+    bad = nonfinite_variables(model.variables)
     if bad:
         raise MoeTfError(f"not exporting: {len(bad)} variable(s) hold a NaN or an Inf (e.g. {bad[0]})")
     for f, vectorizers in model.text_vectorizers().items():

@@ -18,10 +18,10 @@ import re
 import shutil
 import tempfile
 
-import numpy as np
 import tensorflow as tf
 
-from moe_tf.errors import MoeTfError
+from moe_tf.errors import MoeTfError, error_line
+from moe_tf.training.nonfinite import nonfinite_variables
 
 
 def model_variables(model) -> dict:
@@ -64,7 +64,7 @@ class Checkpointer:
 
     def save(self, step: int, best: bool = False) -> None:
         """Writes the checkpoint of `step` (once) and, if `best`, the best one; refuses non-finite variables."""
-        bad = [v.path for v in self.state["model"].values() if not np.all(np.isfinite(_numpy(v)))]
+        bad = nonfinite_variables(self.state["model"].values())
         if bad:
             raise MoeTfError(f"not writing the checkpoint of step {step}: {len(bad)} variable(s) hold a NaN or an "
                              f"Inf (e.g. {bad[0]}); the previous checkpoints are kept")
@@ -138,16 +138,9 @@ def list_checkpoints(root: str) -> list[str]:
 
 
 def _write_state(root: str, paths: list[str]) -> None:
-    """Rewrites the `checkpoint` state file to list `paths` (the last is the latest)."""
-    if paths:
-        names = [os.path.basename(p) for p in paths]  # relative: the run directory can be moved
-        tf.compat.v1.train.update_checkpoint_state(root, names[-1], all_model_checkpoint_paths=names)
-    elif os.path.exists(os.path.join(root, "checkpoint")):
-        os.remove(os.path.join(root, "checkpoint"))
-
-
-def _numpy(variable):
-    return np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable)
+    """Rewrites the `checkpoint` state file to list `paths` (not empty; the last is the latest)."""
+    names = [os.path.basename(p) for p in paths]  # relative: the run directory can be moved
+    tf.compat.v1.train.update_checkpoint_state(root, names[-1], all_model_checkpoint_paths=names)
 
 
 def find_checkpoint(run_dir: str, prefer_best: bool = True) -> str | None:
@@ -187,5 +180,4 @@ def _restore(checkpoint, path: str) -> None:
         raise MoeTfError(f"{path} does not match the model built from the run's config (was it written by another "
                          f"version of moe-tf?): {str(e)[:300]}") from None
     except Exception as e:  # noqa: BLE001 - a truncated file raises anything from IndexError to DataLossError
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
-        raise UnreadableCheckpoint(path, f"{type(e).__name__}: {first}") from None
+        raise UnreadableCheckpoint(path, f"{type(e).__name__}: {error_line(e)[:200]}") from None

@@ -24,7 +24,7 @@ from moe_tf.errors import MoeTfError
 
 
 class NonfiniteError(MoeTfError):
-    """The run stopped on a non-finite step; `step` and `values` say where and what."""
+    """The run stopped on a non-finite step; `step` says where, the message what."""
 
     def __init__(self, message: str, step: int):
         super().__init__(message)
@@ -37,7 +37,7 @@ class NonfiniteGuard:
     Args:
         config: `training.nonfinite`.
         names: the task names, in the order of the step's loss vector (then one entry for the other losses).
-        lr_scale: the variable the learning rate is multiplied by (`reduce_lr`; see `scaled_learning_rate`).
+        lr_scale: the variable the learning rate is multiplied by (`reduce_lr`; see `ScaledLearningRate`).
     """
 
     def __init__(self, config, names, lr_scale=None):
@@ -115,6 +115,12 @@ class NonfiniteGuard:
         where = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
         return NonfiniteError(f"{why}; the update was not applied and {where}. Lower the learning rate, check the "
                               f"data of that task, or set training.nonfinite.action: skip", step)
+
+
+def nonfinite_variables(variables) -> list[str]:
+    """The paths of the floating-point variables holding a NaN or an Inf (what checkpoints and exports refuse)."""
+    return [v.path for v in variables
+            if np.issubdtype(np.asarray(v.numpy()).dtype, np.floating) and not np.all(np.isfinite(v.numpy()))]
 
 
 def _word(value) -> str:
