@@ -24,7 +24,8 @@ def cmd_train(args) -> int:
 
     config = _load(args)
     run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
-    train(config, run_dir, resume=args.resume, init_from=args.init_from, overwrite=args.overwrite)
+    train(config, run_dir, resume=args.resume, export=not args.no_export, init_from=args.init_from,
+          overwrite=args.overwrite)
     return 0
 
 
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="start from a trained run's variables, matched by name (shared parts and the tasks it had; "
                         "new tasks start fresh)")
+    p.add_argument("--no-export", action="store_true",
+                   help="skip the SavedModel at the end (export it later with `moe-tf export RUN_DIR`)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="check a config; print the resolved config")

@@ -31,7 +31,7 @@ class Components:
     model: object
     weighting: object
     optimizer: object | None
-    lr_scale: object | None = None  # the learning-rate factor of training.nonfinite.action: reduce_lr
+    lr_scale: object | None = None  # the learning-rate factor training.nonfinite.action: reduce_lr lowers
 
     def trainer(self, stop_request=None) -> Trainer:
         """Args: stop_request: a moe_tf.training.signals.StopRequest (graceful stop on SIGINT/SIGTERM)."""
@@ -72,9 +72,10 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
         weighting = build_weighting(cfg.weighting, data.tasks, model, config.experiment.seed,
                                     data.steps_per_epoch(cfg.batch_size))
         if training:
-            if cfg.nonfinite.action == "reduce_lr":
-                lr_scale = keras.Variable(1.0, dtype="float32", trainable=False, name="nonfinite_lr_scale",
-                                          aggregation="only_first_replica")
+            # The non-finite guard's learning-rate factor (lowered by `reduce_lr` only). It exists under every
+            # action, so a run resumed under another action restores the same checkpoint.
+            lr_scale = keras.Variable(1.0, dtype="float32", trainable=False, name="nonfinite_lr_scale",
+                                      aggregation="only_first_replica")
             optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision, lr_scale)
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
     data.attach_vectorizers({f: vs[0].ids for f, vs in model.text_vectorizers().items()})

@@ -21,12 +21,13 @@ from moe_tf.logging.progress import Progress, summary_table
 from moe_tf.logging.tensorboard import TensorBoardLogger, purge_after
 from moe_tf.models import count_params
 from moe_tf.run_dir import Replacement, atomic_write, read_run_config
+from moe_tf.training import determinism
 from moe_tf.training.checkpoints import Checkpointer, list_checkpoints
 from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.init_from import checkpoint_of, describe
 from moe_tf.training.init_from import init_from as initialise_from
 from moe_tf.training.signals import StopRequest
-from moe_tf.training.strategy import build_strategy, describe_determinism, is_chief
+from moe_tf.training.strategy import build_strategy, is_chief
 from moe_tf.training.trainer import Stopped, TrainerHooks
 
 # What a lost or stopped peer worker looks like to the survivors' collectives.
@@ -76,6 +77,9 @@ class RunHooks(TrainerHooks):
         lr = "" if report["lr_scale"] is None else f"; learning rate factor now {report['lr_scale']:.3g}"
         self.progress.print(f"warning: {report['count']} non-finite step(s) skipped by step {step} (first at step "
                             f"{report['step']}: {report['what']}); {report['total']} in this run{lr}")
+
+    def on_step_ops(self, op_types):
+        self.progress.print(determinism.describe(op_types, len(tf.config.list_logical_devices("GPU"))))
 
     def on_stop(self, step, reason):
         self.on_checkpoint(step)
@@ -199,8 +203,7 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     if replacement is not None:
         progress.print(replacement.describe())
     if config.training.deterministic:
-        tf.config.experimental.enable_op_determinism()
-        progress.print(describe_determinism())
+        determinism.enable()
     if init_from:
         checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
     # Resuming: the checkpoint sets the text vocabularies, so they are not rebuilt from (possibly changed) data.
@@ -229,7 +232,7 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     weighting_state = parts.weighting.state()
     checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
                                 early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals,
-                                nonfinite=trainer.guard.state(),
+                                nonfinite=trainer.guard.state(), step_stat_sums=trainer.sums,
                                 **({"weighting": weighting_state} if weighting_state else {}))
     restored = None
     if resume:

@@ -19,6 +19,14 @@ from tests.tabular import write_tabular_npz  # noqa: E402
 from tests.text_data import write_reviews_tsv  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The two tests that run training in several fresh processes (minutes each) start first: pytest-xdist hands tests
+# out in collection order, so collected last they would run alone at the end, one core idle. Each is the only test
+# of its module, so no module fixture is shared with the tests moved past it.
+START_FIRST = ("tests/training/test_multi_worker.py", "tests/training/test_signals.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in START_FIRST)  # stable: otherwise as collected
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 TINY = {

@@ -177,7 +177,8 @@ def _restore(checkpoint, path: str) -> None:
     try:
         checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:  # a missing variable, or one of another shape
-        raise MoeTfError(f"{path} does not match the model built from the run's config (was it written by another "
-                         f"version of moe-tf?): {str(e)[:300]}") from None
+        raise MoeTfError(f"{path} does not match the model and optimizer built from the config (were the model or "
+                         f"training.optimizer changed, or was it written by another version of moe-tf?): "
+                         f"{str(e)[:300]}") from None
     except Exception as e:  # noqa: BLE001 - a truncated file raises anything from IndexError to DataLossError
         raise UnreadableCheckpoint(path, f"{type(e).__name__}: {error_line(e)[:200]}") from None

@@ -37,7 +37,8 @@ class NonfiniteGuard:
     Args:
         config: `training.nonfinite`.
         names: the task names, in the order of the step's loss vector (then one entry for the other losses).
-        lr_scale: the variable the learning rate is multiplied by (`reduce_lr`; see `ScaledLearningRate`).
+        lr_scale: the variable the learning rate is multiplied by (`reduce_lr` lowers it; see
+            `ScaledLearningRate`), or None (no optimizer, e.g. evaluation).
     """
 
     def __init__(self, config, names, lr_scale=None):
@@ -52,6 +53,7 @@ class NonfiniteGuard:
                                         name="nonfinite_first_values")
         self.halt = tf.Variable(False, trainable=False, name="nonfinite_halt")
         self._reported = 0
+        self._reduces_lr = lr_scale is not None and config.action == "reduce_lr"
 
     def state(self) -> dict:
         """What checkpoints keep (exact resume): the counters and the learning-rate factor."""
@@ -70,7 +72,7 @@ class NonfiniteGuard:
         new = bad & (self.first_step < 0)
         self.first_step.assign(tf.where(new, tf.cast(step, tf.int64), self.first_step))
         self.first_values.assign(tf.where(new, values, self.first_values))
-        if self.lr_scale is not None:
+        if self.lr_scale is not None and cfg.action == "reduce_lr":
             self.lr_scale.assign(tf.where(bad, self.lr_scale * cfg.lr_factor, self.lr_scale))
         stop = cfg.action == "stop"
         self.halt.assign(self.halt | (bad & (tf.constant(stop) | (consecutive >= cfg.max_consecutive))))
@@ -84,7 +86,7 @@ class NonfiniteGuard:
             return None
         report = {"count": total - self._reported, "total": total, "step": first,
                   "what": self.describe(self.first_values.numpy()),
-                  "lr_scale": None if self.lr_scale is None else float(np.asarray(self.lr_scale.numpy()))}
+                  "lr_scale": float(np.asarray(self.lr_scale.numpy())) if self._reduces_lr else None}
         self._reported = total
         self.first_step.assign(-1)
         return report

@@ -87,16 +87,6 @@ def _tpu_strategy(tpu: str | None) -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
-def describe_determinism() -> str:
-    """What `training.deterministic` does on this machine's devices (printed when a run starts)."""
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        return (f"deterministic: TensorFlow op determinism on ({len(gpus)} GPU(s)); an op with no deterministic GPU "
-                "kernel stops the first step with its name, and scatter ops run on the CPU (slower)")
-    return ("deterministic: TensorFlow op determinism on (CPU only: every kernel used here is deterministic; "
-            "the input pipeline keeps its order)")
-
-
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True on the worker that writes logs, checkpoints and exports (always true outside multi-worker)."""
     resolver = getattr(strategy, "cluster_resolver", None)

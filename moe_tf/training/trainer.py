@@ -18,6 +18,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from moe_tf.training.determinism import graph_op_types
 from moe_tf.training.evaluator import Evaluator, run_replicas
 from moe_tf.training.nonfinite import NonfiniteGuard, apply_if
 from moe_tf.training.objectives import aux_total, batch_stats, summarize, task_presence
@@ -50,6 +51,9 @@ class TrainerHooks:
     def on_nonfinite(self, step: int, report: dict) -> None:
         """Non-finite steps were skipped since the last log (`NonfiniteGuard.report`)."""
 
+    def on_step_ops(self, op_types: set[str]) -> None:
+        """`training.deterministic`: the op types of the traced training step, before its first run."""
+
     def on_stop(self, step: int, reason: str) -> None:
         """Training stops early at `step` (a signal's name): a checkpoint is due before the run ends."""
 
@@ -80,7 +84,7 @@ class Trainer:
         config: the `training` config.
         gradient_stats_every: measure the tasks' gradient norms and cosines every this many steps (0: never;
             `logging.gradient_stats_every`).
-        lr_scale: the learning-rate factor variable of `training.nonfinite.action: reduce_lr` (else None).
+        lr_scale: the learning-rate factor variable `training.nonfinite.action: reduce_lr` lowers (or None).
         stop_request: polled between graph calls; its `reason` (e.g. "SIGTERM") ends `fit` after a checkpoint
             (moe_tf.training.signals.StopRequest). Outside multi-worker it also sets `stop_flag`, which ends a
             multi-step graph call after the current step.
@@ -247,10 +251,13 @@ class Trainer:
         return self._train_batch(batch), norms, cosine
 
     def _train_chunk(self, iterator, num_steps):
-        """`num_steps` (>= 2) steps in one graph call (`training.steps_per_execution`). Returns the task weights."""
-        weights = self._train_step(iterator)
-        for _ in tf.range(num_steps - 1):
-            if self.stop_flag or self.guard.halt:  # a stop request, or the guard's stop: end after this step
+        """`num_steps` steps in one graph call (`training.steps_per_execution`). Returns the last task weights.
+
+        The step is traced once, inside the loop (the model's forward and backward pass are the bulk of tracing).
+        """
+        weights = tf.zeros([len(self.tasks)])
+        for i in tf.range(num_steps):
+            if i > 0 and (self.stop_flag or self.guard.halt):  # a stop request, or the guard's stop: end after a step
                 break
             weights = self._train_step(iterator)
         return weights
@@ -282,6 +289,8 @@ class Trainer:
         step = int(self.optimizer.iterations.numpy())
         dataset = self.data.train_dataset(batch, start_step=step, total_steps=total)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        if cfg.deterministic:  # traced now rather than at the first call (the same trace serves every call)
+            hooks.on_step_ops(graph_op_types(self.train_chunk.get_concrete_function(iterator, tf.constant(1))))
         while step < total:
             epoch, offset = divmod(step, per_epoch)
             hooks.on_epoch_start(epoch, num_epochs, per_epoch, offset)
@@ -296,7 +305,7 @@ class Trainer:
                     weights, norms, cosine = self.train_step_with_gradient_stats(iterator)
                     hooks.on_task_gradients(step, self._gradient_summary(norms.numpy(), cosine.numpy()))
                 else:
-                    weights = self.train_step(iterator) if n == 1 else self.train_chunk(iterator, tf.constant(n))
+                    weights = self.train_chunk(iterator, tf.constant(n))
                 # The step counter: n steps, or fewer when a stop request or the guard ended the call early.
                 step = int(self.optimizer.iterations.numpy())
                 if bool(self.guard.halt.numpy()):

@@ -1,35 +1,32 @@
-"""`training.deterministic: true` turns on TensorFlow op determinism (said when the run starts): two runs in a fresh
-process (op determinism is process-wide) end with bit-identical weights."""
+"""`training.deterministic`: the op types of the traced step (loop bodies included) and what the run says of them on
+CPU and GPU machines. Bit-identical runs in fresh processes under op determinism: tests/training/test_signals.py."""
 
-import subprocess
-import sys
+import tensorflow as tf
 
-import pytest
-import yaml
-
-from tests.conftest import REPO, tiny_dict
-from tests.training.test_trainer import _weights
-
-SCRIPT = """
-import sys
-from moe_tf.config.loader import load_config
-from moe_tf.run import train
-config = load_config(sys.argv[1])
-for run_dir in sys.argv[2:]:
-    train(config, run_dir, export=False)
-"""
+from moe_tf.training.determinism import describe, graph_op_types
 
 
-@pytest.mark.slow
-def test_deterministic_runs_are_bit_identical(tmp_path):
-    config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(tiny_dict(training={"steps": 8, "deterministic": True, "log_every": 4},
-                                               logging={"progress": "lines"})))
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(config), str(tmp_path / "a"), str(tmp_path / "b")],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stderr.count("deterministic: TensorFlow op determinism on (CPU only") == 2
-    a, b = _weights(str(tmp_path / "a")), _weights(str(tmp_path / "b"))
-    assert a.keys() == b.keys() and len(a) > 10
-    for name in a:
-        assert (a[name] == b[name]).all(), name
+def test_op_types_include_the_functions_a_step_calls():
+    @tf.function
+    def chunk(x, n):
+        for _ in tf.range(n):
+            x = tf.sparse.sparse_dense_matmul(tf.sparse.eye(2), x)
+        return x
+
+    types = graph_op_types(chunk.get_concrete_function(tf.ones([2, 2]), tf.constant(2)))
+    assert types & {"While", "StatelessWhile"}
+    assert "SparseTensorDenseMatMul" in types  # only in the loop body's function
+
+
+def test_gpu_machines_hear_which_ops_will_stop_the_first_step():
+    text = describe({"MatMul", "SparseTensorDenseMatMul", "TensorScatterUpdate", "Relu"}, gpus=2)
+    assert "(2 GPU(s)); of the training step's 4 op types, these have no deterministic GPU kernel and will stop the " \
+           "first step: SparseTensorDenseMatMul (tf.sparse.sparse_dense_matmul)" in text
+    assert "TensorScatterUpdate run on the CPU (slower)" in text
+    assert "none is known" in describe({"MatMul", "Relu"}, gpus=1)
+
+
+def test_cpu_machines_hear_that_every_kernel_is_deterministic():
+    text = describe({"MatMul", "SparseTensorDenseMatMul"}, gpus=0)
+    assert text.startswith("deterministic: TensorFlow op determinism on; CPU only, where all 2 op types")
+    assert "stop" not in text

@@ -1,6 +1,7 @@
-"""Two real `multi_worker` processes on localhost match one worker with the same global batch; when one is killed
-the other fails within the collective timeout with a clear error, and both restarted with `--resume` end where an
-uninterrupted two-worker run ends."""
+"""Two real `multi_worker` processes on localhost match one worker with the same global batch, with the non-finite
+guard skipping the same steps; when one is killed the other fails within the collective timeout with a clear error;
+restarted with `--resume` under the guard's `stop`, both stop at the same step with a clear error; restarted again,
+they end where an uninterrupted two-worker run ends."""
 
 import json
 import os
@@ -9,9 +10,11 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 
+from moe_tf.data.base import split_arrays
 from tests.conftest import REPO, text_dict
 from tests.text_data import write_reviews_tsv
 from tests.training.test_nonfinite import write_outlier_npz
@@ -36,22 +39,25 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     its gradients once after it, and keeps state (the last weights, used by the eval loss): both reductions every
     weighting goes through. Each batch comes from one source, so each step skips two stems; the text stem's
     embedding gradient is sparse (it made the workers' collectives disagree until it was densified). Every worker
-    builds the vocabulary from the same split and vectorizes its shard in its input pipeline. The tabular file holds
-    one outlier target whose squared error overflows: the non-finite guard skips that step on both workers alike.
-    XLA's split step is checked across replicas by the mirrored test.
+    builds the vocabulary from the same split and vectorizes its shard in its input pipeline. Every 8th training target
+    of the tabular file is an outlier whose squared error overflows: its batches (steps 21, 23 and 24) are non-finite,
+    and the guard acts on both workers alike. XLA's split step is checked across replicas by the mirrored test.
 
-    1. Two workers end where one worker ends (same global batch).
+    1. Two workers end where one worker ends (same global batch), under `reduce_lr` (each skipped step halves the
+       learning rate of the steps after it).
     2. Worker 1 SIGKILLed between checkpoints: worker 0 fails within the collective timeout with a clear error.
-    3. Both restarted with --resume end with the uninterrupted two-worker run's metrics.
+    3. Both restarted with --resume under `stop`: both stop at the first non-finite step, naming it, the task and
+       the last good checkpoint; restarted again under `reduce_lr`, they end with the uninterrupted two-worker run's
+       metrics.
     """
     data = text_dict(write_reviews_tsv(tmp_path / "reviews.tsv"),
                      training={"steps": 24, "eval_every": 12, "batch_size": 32, "log_every": 3, "jit_compile": False,
-                               "checkpoint_every": 6, "collective_timeout": 30,
+                               "checkpoint_every": 6, "collective_timeout": 30, "nonfinite": {"action": "reduce_lr"},
                                "weighting": {"type": "mgda", "upper_bound": True}},
-                     logging={"progress": "lines"})
+                     logging={"progress": "lines", "gate_heatmap": False})
     data["data"]["sources"]["digits"] = {"type": "digits"}
-    data["data"]["sources"]["tab"] = {"type": "npz", "path": write_outlier_npz(tmp_path / "tab.npz"),
-                                      "features": ["x"], "labels": ["score"]}
+    tab = write_outlier_npz(tmp_path / "tab.npz", outliers=training_rows(256, data["experiment"]["seed"])[::8])
+    data["data"]["sources"]["tab"] = {"type": "npz", "path": tab, "features": ["x"], "labels": ["score"]}
     data["data"]["sampling"] = {"type": "uniform"}
     # `high` misses its label on digits 3, 4, 8 and 9 and `sentiment` every 5th label: a task's loss is a mean over
     # a varying number of labelled examples per global batch, which must come out the same on one worker and on two
@@ -67,7 +73,7 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
     single = subprocess.run([sys.executable, "-m", "moe_tf", "train", "--config", str(config), "--output-dir",
-                             str(tmp_path / "single"), "--set", "training.strategy=default"],
+                             str(tmp_path / "single"), "--set", "training.strategy=default", "--no-export"],
                             capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
     assert single.returncode == 0, single.stderr[-3000:]
 
@@ -79,12 +85,14 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     one = json.loads((tmp_path / "single" / "metrics.json").read_text())
     two = json.loads((reference / "metrics.json").read_text())
     assert_same_metrics(one, two, 1e-5)
-    assert two["nonfinite_steps"] == one["nonfinite_steps"] >= 1
+    assert two["nonfinite_steps"] == one["nonfinite_steps"] == 3
+    assert "first at step 21: the loss of task 'score' is +inf); 1 in this run; learning rate factor now 0.5" in \
+        errors[0]
     assert (reference / "export" / "saved_model.pb").exists()
 
     # 2. worker 1 killed after step 15 (checkpoints every 6)
     run_dir = tmp_path / "run"
-    procs = start_workers(config, run_dir)
+    procs = start_workers(config, run_dir, "--no-export")
     try:
         lines = read_until(procs[0], r"\bstep 15  loss")
         procs[1].kill()
@@ -103,10 +111,24 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     last = max(int(f.split("-")[1].split(".")[0]) for f in os.listdir(run_dir / "checkpoints") if f.endswith(".index"))
     assert max(printed_steps(lines)) > last  # killed between checkpoints
 
-    # 3. both restarted
-    errors = finish_all(start_workers(config, run_dir, "--resume"))
-    assert f"resumed from step {last}" in errors[0], errors[0][-3000:] + errors[1][-3000:]
+    # 3. both restarted under `stop`: they stop together at step 21, after the checkpoint of step 18
+    procs = start_workers(config, run_dir, "--resume", "--no-export", "--set", "training.nonfinite.action=stop")
+    errors = finish_all(procs)
+    assert [p.returncode for p in procs] == [1, 1], errors[0][-3000:] + errors[1][-3000:]
+    assert f"resumed from step {last}" in errors[0]
+    assert (f"moe-tf train: error: training.nonfinite.action is stop: at step 21 the loss of task 'score' is +inf; "
+            f"the update was not applied and the last good checkpoint is {run_dir}/checkpoints/ckpt-18") in errors[0]
+    assert "Traceback" not in errors[0] + errors[1]
+    # and again under `reduce_lr`, to the end
+    errors = finish_all(start_workers(config, run_dir, "--resume", "--no-export"))
+    assert "resumed from step 18" in errors[0], errors[0][-3000:] + errors[1][-3000:]
     assert_same_metrics(two, json.loads((run_dir / "metrics.json").read_text()), 1e-6)
+
+
+def training_rows(n, seed):
+    """The rows of an n-row npz source in its training split (eval and test stay finite, so metrics compare)."""
+    roles = split_arrays({"row": np.arange(n)}, {}, {"eval": 0.1, "test": 0.2, "train": 0.0}, seed)
+    return roles["train"][0]["row"]
 
 
 def assert_same_metrics(a, b, tolerance):

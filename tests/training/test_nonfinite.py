@@ -16,12 +16,13 @@ from tests.conftest import tiny_dict
 OUTLIER = 1e30  # finite, but its square (the loss) is +inf in float32
 
 
-def write_outlier_npz(path, n=256, seed=0):
+def write_outlier_npz(path, n=256, seed=0, outliers=(11,)):
+    """Features `x`, a binary `kind` and a regression `score` whose rows `outliers` hold OUTLIER."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0.0, 1.0, (n, 4)).astype(np.float32)
     kind = (x[:, 0] > 0).astype(np.int64)
     score = (x[:, 1] - 0.5 * x[:, 2]).astype(np.float32)
-    score[11] = OUTLIER
+    score[list(outliers)] = OUTLIER
     np.savez(path, x=x, kind=kind, score=score)
     return str(path)
 

@@ -205,9 +205,9 @@ def test_a_checkpoint_of_another_model_is_refused_not_half_restored(trained_run)
 
     run_dir, _ = trained_run  # an MMoE; rebuild it as CGC, whose variables the checkpoint does not have
     other = build_components(tiny_config(model={"architecture": "cgc"}), training=False).model
-    with pytest.raises(MoeTfError, match="does not match the model built from the run's config"):
+    with pytest.raises(MoeTfError, match="does not match the model and optimizer built from the config"):
         restore_for_inference(run_dir, other)
-    with pytest.raises(MoeTfError, match="does not match the model built from the run's config"):
+    with pytest.raises(MoeTfError, match="does not match the model and optimizer built from the config"):
         Checkpointer(run_dir, True, 3, model=other).restore_latest()
 
 
