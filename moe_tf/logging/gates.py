@@ -3,6 +3,7 @@ dead-expert monitor."""
 
 from __future__ import annotations
 
+import gc
 import io
 
 import numpy as np
@@ -15,10 +16,18 @@ def expert_load(gate: dict) -> list[float]:
 
 
 def heatmap_png(matrix, row_labels, col_labels, title: str, value_label: str) -> bytes:
-    """A PNG of `heatmap_figure`."""
+    """A PNG of `heatmap_figure`.
+
+    A matplotlib figure is a web of reference cycles holding its ~2 MiB Agg pixel buffer. In a training process,
+    where TensorFlow keeps ~400,000 long-lived objects, Python's full collections are rare, so each evaluation's
+    figure stayed in memory (the soak's RSS rose ~1.8 MiB per 1,000 steps). Collecting the young generations right
+    after the figure is dropped frees it (+4 KiB per figure instead of +355 KiB, 3 ms; see benchmarks/soak.py).
+    """
     fig = heatmap_figure(matrix, row_labels, col_labels, title, value_label)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
+    del fig
+    gc.collect(1)
     return buf.getvalue()
 
 
