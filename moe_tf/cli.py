@@ -1,4 +1,4 @@
-"""`moe-tf` command line: train, validate, evaluate, export, gates, predict.
+"""`moe-tf` command line: train, validate, evaluate, export, gates, compare, predict.
 
 Exit codes: 0 success, 1 a runtime or data error, 2 an invalid config or usage, 3 training stopped by SIGINT/SIGTERM
 after writing a checkpoint (resume it with the command printed). Errors are one message, no traceback.
@@ -42,6 +42,13 @@ def cmd_evaluate(args) -> int:
 
     metrics = evaluate(args.run_dir, args.split, args.checkpoint)
     print(json.dumps(metrics, indent=2) if args.json else summary_table(metrics, args.split))
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from moe_tf.compare import compare
+
+    print(compare(args.runs, args.metric, args.format), end="")
     return 0
 
 
@@ -132,6 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.add_argument("--top", type=int, default=3, help="experts listed per row in the terminal table")
     p.set_defaults(func=cmd_gates)
+
+    p = sub.add_parser("compare", help="one row per run: differing config keys, test metrics, steps, examples/s")
+    p.add_argument("runs", nargs="+", metavar="RUN_OR_GLOB",
+                   help="run directories, globs (quote them), or a directory of runs such as runs/")
+    p.add_argument("--metric", help="sort by this (best first): TASK/METRIC or loss (test split), or "
+                                    "eval/TASK/METRIC (the last evaluation); default: the first task's first metric")
+    p.add_argument("--format", choices=["table", "csv", "markdown"], default="table")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("predict", help="predict every task with an exported SavedModel")
     p.add_argument("export_dir", help="an export directory (or a run directory)")

@@ -260,6 +260,7 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
                                     config.logging.gate_heatmap, gate_report.columns)
     if restored is None:
         tensorboard.config(to_yaml(config))  # a resumed run's config text is already in its logs at step 0
+        tensorboard.hparams(config.model_dump(), os.path.basename(os.path.abspath(run_dir)))
     hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report, replacement)
     try:
         started = time.perf_counter()

@@ -147,6 +147,22 @@ def to_yaml(config) -> str:
     return yaml.safe_dump(config.model_dump(), sort_keys=False)
 
 
+def leaf_values(value, prefix: str = "") -> dict:
+    """The leaf keys of a config mapping, in `--set` syntax: {"model.experts.count": 4, "tasks[0].name": "digit",
+    ...}; a list of plain values (e.g. `units: [64, 32]`) is one leaf."""
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            out.update(leaf_values(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        out = {}
+        for i, item in enumerate(value):
+            out.update(leaf_values(item, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
 # ---- error formatting ----------------------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ the histogram `gates/<gate>/weights`, the image `gates/heatmap` (labelled gate Ã
 colour bar), the text `gates/table`, and `gates/dead_experts`. The test split is logged with the prefix `test`.
 Task conflict (every `logging.gradient_stats_every` steps): `grads/norm/<task>` (norm of the task loss's gradient on
 the shared variables) and `grads/cosine/<a>__<b>` (cosine similarity of two tasks' gradients; negative: conflict).
-The text `config` holds the resolved YAML. `train/nonfinite_steps` counts the steps the non-finite guard skipped.
+The text `config` holds the resolved YAML, and the HParams plugin every leaf key of it (`TensorBoardLogger.hparams`).
+`train/nonfinite_steps` counts the steps the non-finite guard skipped.
 
 After `--resume` from step s, `purge_after(log_dir, s)` first removes what the killed run logged past s, so every
 curve is continuous: no step twice, none missing.
@@ -19,6 +20,7 @@ curve is continuous: no step twice, none missing.
 from __future__ import annotations
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -26,6 +28,7 @@ import tensorflow as tf
 from tensorboard.compat.proto import event_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
 
+from moe_tf.config.loader import leaf_values
 from moe_tf.logging.gates import gates_png
 
 # Logged at step s after its checkpoint (the task gradients, measured before step s + 1; the test split, after
@@ -52,6 +55,20 @@ class TensorBoardLogger:
             with self.writer.as_default():
                 tf.summary.text("config", "```\n" + text + "\n```", step=0)
             self.writer.flush()
+
+    def hparams(self, config: dict, run_name: str) -> None:
+        """The run's hyper-parameters for TensorBoard's HParams dashboard: every leaf key of the resolved config
+        (`model.experts.count`, `tasks[0].weight`, ...; lists and nulls as JSON text). Its metrics are the scalars
+        the run logs (e.g. `test/<task>/<metric>` at the last step)."""
+        if not self.enabled:
+            return
+        from tensorboard.plugins.hparams import api as hp
+
+        values = {key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
+                  for key, value in leaf_values(config).items()}
+        with self.writer.as_default():
+            hp.hparams(values, trial_id=run_name)
+        self.writer.flush()
 
     def task_gradients(self, step: int, summary: dict) -> None:
         """`summary`: {"norm": {task: float}, "cosine": {"a__b": float}} (Trainer.fit)."""

@@ -2,11 +2,13 @@
 purge leaves each step once."""
 
 import glob
+import json
 import os
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.compat.proto import event_pb2
 
@@ -50,6 +52,24 @@ def test_scalar_tags(events):
                 "gates/digit/weights", "gates/dead_experts", "test/digit/accuracy", "config", "gates/table",
                 "gates/heatmap"}
     assert expected <= tags, expected - tags
+
+
+def test_hparams_hold_every_leaf_key_of_the_config(events, trained_run):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert start.group_name == "tiny"  # the run directory's name
+    config = yaml.safe_load(open(os.path.join(trained_run[0], "config.yaml")))
+    hparams = start.hparams
+    assert hparams["model.experts.count"].number_value == config["model"]["experts"]["count"]
+    assert hparams["tasks[0].name"].string_value == "digit"
+    assert hparams["training.optimizer.learning_rate"].number_value == pytest.approx(
+        config["training"]["optimizer"]["learning_rate"])
+    assert hparams["model.trunk.units"].string_value == json.dumps(config["model"]["trunk"]["units"])
+    assert len(hparams) > 80
+    # the dashboard's metrics: the test split's scalars, at the last step
+    assert "test/digit/accuracy" in events.Tags()["tensors"]
 
 
 def test_values_are_real(events):
