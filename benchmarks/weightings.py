@@ -57,7 +57,7 @@ def time_methods(args) -> None:
         iterator = iter(trainer.strategy.experimental_distribute_dataset(
             data.train_dataset(trainer.global_batch_size, 0, 10 ** 6)))
         for _ in range(3):  # trace and warm up
-            trainer.train_step(iterator)
+            trainer.train_chunk(iterator, tf.constant(1))
         trainers[method] = (trainer, iterator)
         print(f"built {method}", flush=True)
     seconds = {m: [] for m in METHODS}
@@ -65,7 +65,7 @@ def time_methods(args) -> None:
         for method, (trainer, iterator) in trainers.items():
             start = time.perf_counter()
             for _ in range(args.steps):
-                trainer.train_step(iterator)
+                trainer.train_chunk(iterator, tf.constant(1))
             trainer.read_and_reset_sums()  # waits for the steps to finish
             seconds[method].append((time.perf_counter() - start) / args.steps)
         print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)

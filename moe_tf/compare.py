@@ -12,7 +12,7 @@ import glob
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import yaml
 
@@ -32,8 +32,7 @@ class Run:
     path: str
     config: dict  # flat: "model.experts.count" -> 4
     metrics: dict | None  # metrics.json, or None while the run is unfinished
-    sort_value: float | None = None
-    extra: dict = field(default_factory=dict)  # an eval/... sort metric's value, shown as a column
+    sort_value: float | None = None  # the value of the metric the runs are sorted by
 
 
 def find_runs(patterns: list[str]) -> list[str]:
@@ -138,12 +137,9 @@ def compare(patterns: list[str], metric: str | None = None, fmt: str = "table") 
     runs.sort(key=lambda r: (r.sort_value is None, sign * r.sort_value if r.sort_value is not None else 0.0))
     keys = differing_keys(runs)
     header = ["run", *keys, *columns, "loss"]
-    if metric not in header and metric.removeprefix("test/") not in header:
-        header.append(metric)
-        for run in runs:
-            run.extra[metric] = run.sort_value
-    header += ["steps", "examples/s"]
-    rows = [_row(run, keys, columns, metric) for run in runs]
+    shown = metric in header or metric.removeprefix("test/") in header  # else (an eval/... metric) a column of its own
+    header += [*([] if shown else [metric]), "steps", "examples/s"]
+    rows = [_row(run, keys, columns, not shown) for run in runs]
     title = f"{len(runs)} run(s), sorted by {metric} ({'lower' if sign > 0 else 'higher'} is better)"
     return _render(header, rows, fmt, title)
 
@@ -154,16 +150,16 @@ def _unique_names(runs: list[Run]) -> None:
     if len(set(names)) < len(names):
         root = os.path.commonpath([os.path.abspath(r.path) for r in runs])
         for run in runs:
-            run.name = os.path.relpath(os.path.abspath(run.path), os.path.dirname(root) if len(runs) == 1 else root)
+            run.name = os.path.relpath(os.path.abspath(run.path), root)
 
 
-def _row(run: Run, keys: list[str], columns: list[str], metric: str) -> list:
+def _row(run: Run, keys: list[str], columns: list[str], with_sort_value: bool) -> list:
     tests = metrics_of(run)
     metrics = run.metrics or {}
     cells = [run.name if run.metrics else f"{run.name} (unfinished)"]
     cells += [run.config.get(k) for k in keys]
     cells += [tests.get(c) for c in [*columns, "loss"]]
-    cells += [run.extra[metric]] if metric in run.extra else []
+    cells += [run.sort_value] if with_sort_value else []
     cells += [metrics.get("step"), metrics.get("examples_per_sec")]
     return cells
 

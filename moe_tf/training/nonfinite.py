@@ -72,7 +72,7 @@ class NonfiniteGuard:
         new = bad & (self.first_step < 0)
         self.first_step.assign(tf.where(new, tf.cast(step, tf.int64), self.first_step))
         self.first_values.assign(tf.where(new, values, self.first_values))
-        if self.lr_scale is not None and cfg.action == "reduce_lr":
+        if self._reduces_lr:
             self.lr_scale.assign(tf.where(bad, self.lr_scale * cfg.lr_factor, self.lr_scale))
         stop = cfg.action == "stop"
         self.halt.assign(self.halt | (bad & (tf.constant(stop) | (consecutive >= cfg.max_consecutive))))
@@ -121,8 +121,12 @@ class NonfiniteGuard:
 
 def nonfinite_variables(variables) -> list[str]:
     """The paths of the floating-point variables holding a NaN or an Inf (what checkpoints and exports refuse)."""
-    return [v.path for v in variables
-            if np.issubdtype(np.asarray(v.numpy()).dtype, np.floating) and not np.all(np.isfinite(v.numpy()))]
+    bad = []
+    for variable in variables:
+        value = np.asarray(variable.numpy())  # one copy to the host per variable
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            bad.append(variable.path)
+    return bad
 
 
 def _word(value) -> str:

@@ -124,7 +124,6 @@ class Trainer:
         if stop_request is not None and not self.multi_worker:
             stop_request.on_request = lambda: self.stop_flag.assign(True)
         self._any_worker_stops = tf.function(self._reduce_stop_votes)
-        self.train_step = tf.function(self._train_step)
         self.train_chunk = tf.function(self._train_chunk)
         self.train_step_with_gradient_stats = tf.function(self._train_step_with_gradient_stats)
         # XLA: on one device the whole step compiles, optimizer update included; with several replicas the

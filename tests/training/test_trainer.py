@@ -27,8 +27,8 @@ def step_losses(trainer, data, steps):
     iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
     losses = []
     for i in range(steps):
-        if i % 2:  # exercise both the single-step and the multi-step (steps_per_execution) graph
-            trainer.train_step(iterator)
+        if i % 2:  # one-step and two-step calls of the multi-step (steps_per_execution) graph
+            trainer.train_chunk(iterator, tf.constant(1))
             losses.append(float(trainer.read_and_reset_sums()["loss"]))
         else:
             trainer.train_chunk(iterator, tf.constant(2))

@@ -82,7 +82,8 @@ def test_pcgrad_step_applies_the_projected_sum_of_task_gradients():
     expected = _numpy_pcgrad(flat, order)
     conflicts = flat[0] @ flat[1] < 0
     before = np.concatenate([v.numpy().ravel() for v in groups.shared])
-    trainer.train_step(iter(trainer.strategy.experimental_distribute_dataset(data.train_dataset(64, 0, 1))))
+    one_batch = iter(trainer.strategy.experimental_distribute_dataset(data.train_dataset(64, 0, 1)))
+    trainer.train_chunk(one_batch, tf.constant(1))
     after = np.concatenate([v.numpy().ravel() for v in groups.shared])
     np.testing.assert_allclose((before - after) / 0.1, expected, rtol=2e-3, atol=1e-6)
     if conflicts:  # then the update differs from the plain sum of the task gradients
@@ -98,7 +99,7 @@ def single_step_losses(trainer, data, steps):
     iterator = iter(trainer.strategy.experimental_distribute_dataset(dataset))
     out = []
     for _ in range(steps):
-        weights = trainer.train_step(iterator).numpy()
+        weights = trainer.train_chunk(iterator, tf.constant(1)).numpy()
         sums = trainer.read_and_reset_sums()
         task_loss = sum(float(s["loss_sum"]) / max(float(s["count"]), 1) for s in sums["stats"]["tasks"].values())
         out.append((float(sums["loss"]), task_loss, *weights))
@@ -155,7 +156,8 @@ def test_masked_losses_equal_a_hand_computation(tmp_path, mirrored):
         ce = np.log1p(np.exp(-logit)) + (1 - y) * logit  # sigmoid cross-entropy
         hand_kind = ce[labelled].mean()
         hand_score = np.mean((out["score"].numpy()[:, 0] - labels["score"].numpy()) ** 2)
-        trainer.train_step(iter(strategy.experimental_distribute_dataset(data.train_dataset(32, 0, 1))))
+        one_batch = iter(strategy.experimental_distribute_dataset(data.train_dataset(32, 0, 1)))
+        trainer.train_chunk(one_batch, tf.constant(1))
         sums = trainer.read_and_reset_sums()
         assert float(sums["loss"]) == pytest.approx(1.0 * hand_kind + 0.5 * hand_score, rel=1e-5)
         assert float(sums["stats"]["tasks"]["kind"]["count"]) == labelled.sum()
