@@ -1,4 +1,4 @@
-"""`moe-tf` command line: train, validate, evaluate, export, gates, compare, predict.
+"""`moe-tf` command line: train, validate, evaluate, export, gates, compare, search, predict.
 
 Exit codes: 0 success, 1 a runtime or data error, 2 an invalid config or usage, 3 training stopped by SIGINT/SIGTERM
 after writing a checkpoint (resume it with the command printed). Errors are one message, no traceback.
@@ -52,10 +52,30 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_export(args) -> int:
-    from moe_tf.run import export
+def cmd_search(args) -> int:
+    from moe_tf.search.study import search
 
-    print(f"exported SavedModel: {export(args.run_dir, args.output, args.checkpoint)}")
+    study_dir = args.output_dir or os.path.join("runs", "search-" + os.path.splitext(os.path.basename(args.space))[0])
+    search(args.config, args.space, args.trials, study_dir, args.set or [], storage=args.storage,
+           study_name=args.study_name, seed=args.seed, export=args.export, verbose=args.verbose,
+           echo=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from moe_tf.export.tflite import compression_table
+    from moe_tf.run import export, export_tflite
+
+    if args.format == "saved_model":
+        if args.quantize != "none":
+            from moe_tf.errors import ConfigError
+
+            raise ConfigError("--quantize applies to --format tflite; a SavedModel keeps the trained float weights")
+        print(f"exported SavedModel: {export(args.run_dir, args.output, args.checkpoint)}")
+        return 0
+    out_dir, entry = export_tflite(args.run_dir, args.output, args.checkpoint, args.quantize)
+    print(compression_table(entry, args.quantize))
+    print(f"wrote {os.path.join(out_dir, entry['file'])} and {os.path.join(out_dir, 'compression.json')}")
     return 0
 
 
@@ -127,9 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("export", help="export a trained run as a SavedModel")
+    p = sub.add_parser("export", help="export a trained run as a SavedModel, or as TFLite (quantised)")
     p.add_argument("run_dir")
-    p.add_argument("--output", help="export directory (default: <run_dir>/export)")
+    p.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
+    p.add_argument("--quantize", default="none", metavar="{none,dynamic,float16,int8}",
+                   help="tflite: none (float32), dynamic (int8 weights), float16 (float16 weights), int8 (weights "
+                        "and activations, calibrated on training examples)")
+    p.add_argument("--output", help="export directory (default: <run_dir>/export; tflite: <run_dir>/tflite)")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.set_defaults(func=cmd_export)
 
@@ -147,6 +171,23 @@ def build_parser() -> argparse.ArgumentParser:
                                     "eval/TASK/METRIC (the last evaluation); default: the first task's first metric")
     p.add_argument("--format", choices=["table", "csv", "markdown"], default="table")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("search", help="search config values with Optuna; each trial is a run directory")
+    with_config(p)
+    p.add_argument("--space", required=True, help="search space YAML: params (any config key), metric, pruner, ...")
+    p.add_argument("--trials", type=int, required=True,
+                   help="finished trials (complete or pruned) the study should hold; a resumed or shared study "
+                        "counts the ones it already has")
+    p.add_argument("--output-dir", "-o", help="study directory: trial-NNNN run directories, study.db, best.yaml "
+                                              "(default: runs/search-<space file name>)")
+    p.add_argument("--storage", help="an Optuna RDB URL shared by several machines (postgresql://..., mysql://...); "
+                                     "default: sqlite:///<study directory>/study.db")
+    p.add_argument("--study-name", help="the study's name in --storage (default: the study directory's name)")
+    p.add_argument("--seed", type=int, help="seed the sampler: the same command samples the same trials")
+    p.add_argument("--export", action="store_true", help="export each trial's SavedModel (default: checkpoints "
+                                                         "only; export the one you pick with moe-tf export)")
+    p.add_argument("--verbose", action="store_true", help="print each trial's training progress")
+    p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("predict", help="predict every task with an exported SavedModel")
     p.add_argument("export_dir", help="an export directory (or a run directory)")

@@ -106,9 +106,9 @@ def last_scalar(log_dir: str, tag: str) -> float | None:
 
 def metric_value(run: Run, metric: str) -> float | None:
     """`metric`: `TASK/METRIC` or `test/TASK/METRIC` (metrics.json), `loss`, or `eval/TASK/METRIC` / `eval/loss`
-    (the last evaluation logged to TensorBoard)."""
+    (the last evaluation logged to TensorBoard, tag `TASK/METRIC` of the sub-run `eval`)."""
     if metric.startswith("eval/"):
-        return last_scalar(os.path.join(run.path, "logs"), metric)
+        return last_scalar(os.path.join(run.path, "logs", "eval"), metric.removeprefix("eval/"))
     return metrics_of(run).get(metric.removeprefix("test/"))
 
 
@@ -168,7 +168,11 @@ def _cell(value, fmt: str) -> str:
     if value is None:
         return "" if fmt == "csv" else "-"
     if isinstance(value, float):
-        return repr(value) if fmt == "csv" else (f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}")
+        if fmt == "csv":
+            return repr(value)
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.4f}" if value == 0 or abs(value) >= 1e-3 else f"{value:.3g}"  # 1e-07, not 0.0000
     if isinstance(value, (list, dict)):
         return json.dumps(value)
     return str(value)

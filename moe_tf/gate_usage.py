@@ -30,7 +30,7 @@ def gate_usage(run_dir: str, split: str = "test", checkpoint: str = "best") -> d
         raise MoeTfError(f"{run_dir}: the {parts.config.model.architecture.type} architecture has no gates")
     experts = model.mixture.expert_names()[next(iter(task_gates.values()))]
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def weights_of(inputs):
         routes = model(inputs, training=False)["gates"]
         return {t: routes[g]["weights"] for t, g in task_gates.items()}

@@ -22,7 +22,7 @@ from moe_tf.logging.tensorboard import TensorBoardLogger, purge_after
 from moe_tf.models import count_params
 from moe_tf.run_dir import Replacement, atomic_write, read_run_config
 from moe_tf.training import determinism
-from moe_tf.training.checkpoints import Checkpointer, list_checkpoints
+from moe_tf.training.checkpoints import Checkpointer, checkpoint_step, list_checkpoints
 from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.init_from import checkpoint_of, describe
 from moe_tf.training.init_from import init_from as initialise_from
@@ -38,14 +38,17 @@ PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf
 class RunHooks(TrainerHooks):
     """Connects the loop to progress output, TensorBoard, gate telemetry, early stopping and checkpoints."""
 
-    def __init__(self, progress, tensorboard, early_stopping, checkpointer, gate_report, replacement=None):
+    def __init__(self, progress, tensorboard, early_stopping, checkpointer, gate_report, replacement=None,
+                 observer=None):
         self.progress = progress
         self.tensorboard = tensorboard
         self.early_stopping = early_stopping
         self.checkpointer = checkpointer
         self.gate_report = gate_report
         self.replacement = replacement
+        self.observer = observer
         self._improved = False
+        self.last_eval = self.best_eval = None  # (step, summary)
 
     def on_epoch_start(self, epoch, num_epochs, steps_per_epoch, offset):
         self.progress.epoch_start(epoch, num_epochs, steps_per_epoch, offset)
@@ -58,10 +61,15 @@ class RunHooks(TrainerHooks):
         self.progress.eval(step, summary)
         self.tensorboard.eval(step, summary, dead_experts=self.gate_report.update(step, summary))
         self._improved, stop = self.early_stopping.update(summary)
+        self.last_eval = (step, summary)
+        if self._improved:
+            self.best_eval = self.last_eval
         if stop:
             self.progress.print(f"early stopping at step {step}: {self.early_stopping.monitor} has not improved "
                                 f"for {self.early_stopping.config.patience} evaluations "
                                 f"(best {self.early_stopping.best_value:.4f})")
+        if self.observer is not None and self.observer(step, summary):
+            return True
         return stop
 
     def on_checkpoint(self, step):
@@ -157,13 +165,18 @@ def resume_command(run_dir: str) -> str:
 
 
 def train(config, run_dir: str, resume: bool = False, export: bool = True, init_from: str | None = None,
-          overwrite: bool = False) -> dict:
-    """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics.
+          overwrite: bool = False, observer=None) -> dict:
+    """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics:
+    the test split's, and under "eval" the evaluation of the final weights (the best one's, if early stopping
+    restored it).
 
     Args:
         init_from: a trained run directory whose variables (and text vocabularies) start this run, matched by name;
             ignored when resuming from a checkpoint of this run.
         overwrite: replace an existing run in `run_dir` (only once this run has written its first checkpoint).
+        observer: called as observer(step, eval_summary) after each evaluation; returning True stops training there
+            (as early stopping does: the test split is still evaluated and metrics.json written). Search uses it
+            to prune a trial.
 
     Raises:
         Interrupted: SIGINT/SIGTERM stopped training after a checkpoint (exit code 3; the message says how to resume).
@@ -177,7 +190,7 @@ def train(config, run_dir: str, resume: bool = False, export: bool = True, init_
     created = chief and not os.path.exists(run_dir)
     replacement = prepare_run_dir(config, run_dir, resume, overwrite) if chief else None
     try:
-        return _train(config, run_dir, strategy, chief, resume, export, init_from, replacement)
+        return _train(config, run_dir, strategy, chief, resume, export, init_from, replacement, observer)
     except BaseException as e:
         if replacement is not None and replacement.pending:
             note = replacement.roll_back()
@@ -194,7 +207,7 @@ def _holds_anything(run_dir: str) -> bool:
         os.path.exists(os.path.join(run_dir, "metrics.json"))
 
 
-def _train(config, run_dir, strategy, chief, resume, export, init_from, replacement) -> dict:
+def _train(config, run_dir, strategy, chief, resume, export, init_from, replacement, observer) -> dict:
     keras.utils.set_random_seed(config.experiment.seed)
     progress = Progress(config.logging.progress, enabled=chief)
     progress.print(f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
@@ -261,7 +274,7 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     if restored is None:
         tensorboard.config(to_yaml(config))  # a resumed run's config text is already in its logs at step 0
         tensorboard.hparams(config.model_dump(), os.path.basename(os.path.abspath(run_dir)))
-    hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report, replacement)
+    hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report, replacement, observer)
     try:
         started = time.perf_counter()
         start_step = int(optimizer.iterations.numpy())
@@ -274,12 +287,16 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
             raise Interrupted(f"{stopped.reason} at step {stopped.step}: checkpoint written ({where}). Resume"
                               f"{workers} with:\n  {resume_command(run_dir)}") from None
         seconds = time.perf_counter() - started
+        final_eval = hooks.last_eval
         if config.training.early_stopping.monitor and config.training.early_stopping.restore_best:
             if checkpointer.restore_best():
+                # the best evaluation was before a resume: evaluate the restored weights again
+                final_eval = hooks.best_eval or (checkpoint_step(checkpointer.best.latest_checkpoint), trainer.evaluate(
+                    data.eval_dataset("eval", batch)))
                 progress.print(f"restored the best checkpoint ({config.training.early_stopping.monitor} = "
                                f"{early.best_value:.4f})")
         test = trainer.evaluate(data.eval_dataset("test", batch))
-        tensorboard.eval(step, test, prefix="test")
+        tensorboard.eval(step, test, split="test")
         gate_report.write(test, f"mean gate weight per expert (test split, step {step})")
     except tf.errors.UnimplementedError as e:
         if not config.training.deterministic:
@@ -299,6 +316,8 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     metrics = {"tasks": test["tasks"], "split": "test", "step": step, "loss": test["loss"],
                "examples_per_sec": (step - start_step) * batch / max(seconds, 1e-9),
                "train_seconds": seconds, "nonfinite_steps": int(trainer.guard.total.numpy())}
+    if final_eval is not None:
+        metrics["eval"] = {"step": final_eval[0], "loss": final_eval[1]["loss"], "tasks": final_eval[1]["tasks"]}
     progress.print(summary_table(test, "test"))
     progress.print(f"{step - start_step} steps in {seconds:.1f} s ({metrics['examples_per_sec']:,.0f} examples/s)")
     if chief:
@@ -323,3 +342,17 @@ def export(run_dir: str, output: str | None = None, checkpoint: str = "best") ->
     """Rebuilds the model of a finished run, restores its weights and exports it (default: `<run_dir>/export`)."""
     parts, _ = restore_components(run_dir, checkpoint)
     return export_model(parts.model, parts.config, parts.data, output or os.path.join(run_dir, "export"))
+
+
+def export_tflite(run_dir: str, output: str | None = None, checkpoint: str = "best", quantize: str = "none",
+                  echo=print) -> tuple[str, dict]:
+    """A TFLite model of a finished run (default directory `<run_dir>/tflite`), compared with its SavedModel on the
+    test split (moe_tf.export.tflite). Returns (the directory, this mode's compression.json entry)."""
+    from moe_tf.export.tflite import QUANTIZE_MODES
+    from moe_tf.export.tflite import export_tflite as convert_run
+
+    if quantize not in QUANTIZE_MODES:  # before the run is rebuilt
+        raise ConfigError(f"--quantize {quantize}: expected one of {', '.join(QUANTIZE_MODES)}")
+    parts, _ = restore_components(run_dir, checkpoint)
+    out_dir = output or os.path.join(run_dir, "tflite")
+    return out_dir, convert_run(parts, out_dir, quantize, echo)

@@ -84,3 +84,11 @@ def test_bad_arguments_get_a_clear_error(runs, capsys, args, message):
     code, out, err = run_main(capsys, "compare", *[a.replace("RUNS", str(root)) for a in args])
     assert code == 2 and out == ""
     assert err.startswith(f"moe-tf compare: error: {message}"), err
+
+
+def test_small_values_keep_their_digits():
+    from moe_tf.compare import _cell
+
+    assert [_cell(v, "table") for v in (1e-7, 3e-4, 0.0, 0.5, 1234.5)] == ["1e-07", "0.0003", "0.0000", "0.5000",
+                                                                          "1,234"]
+    assert _cell(1e-7, "csv") == "1e-07"

@@ -38,3 +38,14 @@ def test_readme_starts_with_the_two_commands():
     lines = open(f"{REPO}/README.md").read().splitlines()[:6]
     assert any(line.startswith("make demo") for line in lines)
     assert any(line.startswith("make test") for line in lines)
+
+
+def test_readme_documents_every_search_space_key():
+    from moe_tf.search.space import PARAM_KINDS, PrunerSpec, SamplerSpec, SpaceSpec
+
+    readme = open(f"{REPO}/README.md").read()
+    section = readme[readme.index("## Search"):readme.index("## Distributed training")]
+    keys = {*SpaceSpec.model_fields, *SamplerSpec.model_fields, *PrunerSpec.model_fields, *PARAM_KINDS}
+    keys |= {f for kind in PARAM_KINDS.values() for f in kind.model_fields}
+    missing = sorted(k for k in keys if k not in section)
+    assert not missing, f"README's Search section lacks: {missing}"

@@ -61,9 +61,10 @@ def load_with_bases(path: str, _chain: tuple = ()) -> dict:
 _TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
 
 
-def _split_path(key: str) -> list[str]:
+def _split_path(key: str, origin: str = "--set") -> list[str]:
     if not re.fullmatch(r"[^.\[\]]+(\.[^.\[\]]+|\[[^\]]+\])*", key):
-        raise ConfigError(f"--set {key}: cannot parse the key (expected e.g. model.experts.count or tasks[0].weight)")
+        raise ConfigError(f"{origin} {key}: cannot parse the key (expected e.g. model.experts.count or "
+                          "tasks[0].weight)")
     return [m.group(1) if m.group(1) is not None else m.group(2) for m in _TOKEN.finditer(key)]
 
 
@@ -72,17 +73,22 @@ def apply_override(data: dict, assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment}: expected KEY=VALUE")
     key, raw = assignment.split("=", 1)
-    parts = _split_path(key.strip())
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {e}") from None
+    set_value(data, key.strip(), value)
+
+
+def set_value(data: dict, key: str, value, origin: str = "--set") -> None:
+    """Sets `key` (`--set` syntax) in a config mapping to `value`; errors start with `origin` and the key."""
+    parts = _split_path(key, origin)
     node = data
     for i, part in enumerate(parts):
         last = i == len(parts) - 1
         where = ".".join(parts[: i + 1])
         if isinstance(node, list):
-            index = _list_index(node, part, key)
+            index = _list_index(node, part, key, origin)
             if last:
                 node[index] = value
             else:
@@ -95,20 +101,20 @@ def apply_override(data: dict, assignment: str) -> None:
                     node[part] = {}
                 node = node[part]
         else:
-            raise ConfigError(f"--set {key}: {where} is not a mapping or a list")
+            raise ConfigError(f"{origin} {key}: {where} is not a mapping or a list")
 
 
-def _list_index(items: list, part: str, key: str) -> int:
+def _list_index(items: list, part: str, key: str, origin: str) -> int:
     if re.fullmatch(r"-?\d+", part):
         index = int(part)
         if not -len(items) <= index < len(items):
-            raise ConfigError(f"--set {key}: index {index} out of range (the list has {len(items)} entries)")
+            raise ConfigError(f"{origin} {key}: index {index} out of range (the list has {len(items)} entries)")
         return index
     for index, item in enumerate(items):
         if isinstance(item, dict) and item.get("name") == part:
             return index
     names = [item.get("name") for item in items if isinstance(item, dict)]
-    raise ConfigError(f"--set {key}: no entry named {part!r}; names: {names}")
+    raise ConfigError(f"{origin} {key}: no entry named {part!r}; names: {names}")
 
 
 def resolve_config_dict(path: str, overrides: typing.Sequence[str] = ()) -> dict:

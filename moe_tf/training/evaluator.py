@@ -31,9 +31,10 @@ class Evaluator:
         self.strategy = strategy
         self.tasks = tasks
         self.template = stats_template(model, tasks, features)
-        replica = tf.function(self._replica_stats, jit_compile=True) if jit_compile else self._replica_stats
+        replica = tf.function(self._replica_stats, jit_compile=True, autograph=False) if jit_compile else \
+            self._replica_stats
         self._replica = replica
-        self.step = tf.function(self._step, reduce_retracing=True)
+        self.step = tf.function(self._step, reduce_retracing=True, autograph=False)
 
     def _replica_stats(self, inputs, labels, loss_weights):
         stats, _ = batch_stats(self.tasks, self.model(inputs, training=False), labels)

@@ -123,15 +123,17 @@ class Trainer:
         self.stop_request = stop_request
         if stop_request is not None and not self.multi_worker:
             stop_request.on_request = lambda: self.stop_flag.assign(True)
-        self._any_worker_stops = tf.function(self._reduce_stop_votes)
-        self.train_chunk = tf.function(self._train_chunk)
-        self.train_step_with_gradient_stats = tf.function(self._train_step_with_gradient_stats)
+        # No AutoGraph: the loop is an explicit tf.while_loop and the step's code branches with tf.cond, so nothing
+        # needs converting; converting the whole step's call tree was half of its tracing time.
+        self._any_worker_stops = tf.function(self._reduce_stop_votes, autograph=False)
+        self.train_chunk = tf.function(self._train_chunk, autograph=False)
+        self.train_step_with_gradient_stats = tf.function(self._train_step_with_gradient_stats, autograph=False)
         # XLA: on one device the whole step compiles, optimizer update included; with several replicas the
         # gradient pieces are all-reduced between the two phases (a cross-replica call XLA cannot hold), so the
         # forward and backward pass compile.
         # A weighting that sums values across replicas inside phase 1 (FAMO, MGDA-UB) keeps phase 1 out of XLA then.
         whole_step = self.jit_compile and _single_device(strategy)
-        jit = lambda fn, on: tf.function(fn, jit_compile=True) if on else fn  # noqa: E731
+        jit = lambda fn, on: tf.function(fn, jit_compile=True, autograph=False) if on else fn  # noqa: E731
         phase_one = self.jit_compile and not whole_step and not weighting.reduces_in_backward
         self._loss_and_pieces = jit(self._replica_loss_and_pieces, phase_one)
         self._replica_step = jit(self._replica_train_step, whole_step)
@@ -254,11 +256,12 @@ class Trainer:
 
         The step is traced once, inside the loop (the model's forward and backward pass are the bulk of tracing).
         """
-        weights = tf.zeros([len(self.tasks)])
-        for i in tf.range(num_steps):
-            if i > 0 and (self.stop_flag or self.guard.halt):  # a stop request, or the guard's stop: end after a step
-                break
-            weights = self._train_step(iterator)
+        def more(i, _):  # after the first step, a stop request or the guard's stop ends the call
+            stop = tf.logical_or(self.stop_flag.read_value(), self.guard.halt.read_value())
+            return tf.logical_and(i < num_steps, tf.logical_or(tf.equal(i, 0), tf.logical_not(stop)))
+
+        _, weights = tf.while_loop(more, lambda i, _: (i + 1, self._train_step(iterator)),
+                                   (tf.constant(0, num_steps.dtype), tf.zeros([len(self.tasks)])))
         return weights
 
     def _reduce_stop_votes(self, vote):

@@ -1,5 +1,5 @@
-"""Event files of a trained run hold the documented tags (read back with TensorBoard's own reader); a resumed run's
-purge leaves each step once."""
+"""Event files of a trained run hold the documented tags in one sub-run per split, so train, eval and test curves
+overlay (read back with TensorBoard's own readers); a resumed run's purge leaves each step once."""
 
 import glob
 import json
@@ -13,29 +13,50 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.compat.proto import event_pb2
 
 from moe_tf.logging.gates import heatmap_figure
-from moe_tf.logging.tensorboard import TensorBoardLogger, gate_table, purge_after
+from moe_tf.logging.tensorboard import TensorBoardLogger, event_files, gate_table, purge_after
 
 
 def read_scalars(log_dir) -> dict:
-    """{tag: [(step, value), ...]} of every scalar in every event file under `log_dir`, in the order written, with
-    no de-duplication (TensorBoard's loaders would hide a repeated step)."""
+    """{"<sub-run>/<tag>": [(step, value), ...]} of every scalar in every event file under `log_dir` (e.g.
+    "eval/digit/accuracy"), in the order written, with no de-duplication (TensorBoard's loaders would hide a repeated
+    step)."""
     out = {}
-    files = sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*")), key=os.path.getmtime)
-    for path in files:
+    files = sorted(event_files(log_dir), key=lambda f: (f[0], os.path.getmtime(f[1])))
+    for sub, path in files:
         for record in tf.data.TFRecordDataset(path):
             event = event_pb2.Event.FromString(record.numpy())
             for v in event.summary.value:
                 if v.metadata.plugin_data.plugin_name == "scalars":
-                    out.setdefault(v.tag, []).append((event.step, float(tf.make_ndarray(v.tensor))))
+                    out.setdefault(f"{sub}/{v.tag}" if sub else v.tag, []).append(
+                        (event.step, float(tf.make_ndarray(v.tensor))))
     return out
+
+
+class Events:
+    """TensorBoard's reader on `<run>/logs` (the config and the HParams session) and on each split's sub-run;
+    a tag is "<split>/<tag>" (a tag of the run's own directory has no prefix)."""
+
+    def __init__(self, log_dir):
+        self.runs = {}
+        for sub in ("", "train", "eval", "test"):
+            acc = EventAccumulator(os.path.join(log_dir, sub), size_guidance={"tensors": 0, "images": 0})
+            self.runs[sub] = acc.Reload()
+
+    def _split(self, tag):
+        sub, _, rest = tag.partition("/")
+        return (sub, rest) if sub in self.runs and rest else ("", tag)
+
+    def tags(self, sub=""):
+        return set(self.runs[sub].Tags()["tensors"])
+
+    def Tensors(self, tag):
+        sub, rest = self._split(tag)
+        return self.runs[sub].Tensors(rest)
 
 
 @pytest.fixture(scope="module")
 def events(trained_run):
-    run_dir, _ = trained_run
-    acc = EventAccumulator(f"{run_dir}/logs", size_guidance={"tensors": 0, "images": 0})
-    acc.Reload()
-    return acc
+    return Events(f"{trained_run[0]}/logs")
 
 
 def values(events, tag):
@@ -43,21 +64,42 @@ def values(events, tag):
 
 
 def test_scalar_tags(events):
-    tags = set(events.Tags()["tensors"])
-    expected = {"train/loss", "train/learning_rate", "train/examples_per_sec", "train/weights/digit",
-                "train/nonfinite_steps", "train/digit/loss", "train/digit/accuracy", "train/digit/top5_accuracy",
-                "train/high/accuracy",
-                "eval/loss", "eval/digit/loss", "eval/digit/accuracy", "eval/high/accuracy",
-                "gates/digit/entropy", "gates/high/entropy", "gates/digit/expert_0", "gates/digit/expert_2",
-                "gates/digit/weights", "gates/dead_experts", "test/digit/accuracy", "config", "gates/table",
-                "gates/heatmap"}
-    assert expected <= tags, expected - tags
+    expected = {
+        "": {"config", "_hparams_/session_start_info"},
+        "train": {"loss", "learning_rate", "examples_per_sec", "weights/digit", "nonfinite_steps", "digit/loss",
+                  "digit/accuracy", "digit/top5_accuracy", "high/accuracy", "gates/digit/entropy",
+                  "gates/high/entropy", "gates/digit/expert_0", "gates/digit/expert_2", "grads/norm/digit"},
+        "eval": {"loss", "digit/loss", "digit/accuracy", "high/accuracy", "gates/digit/weights", "gates/dead_experts",
+                 "gates/table", "gates/heatmap"},
+        "test": {"loss", "digit/loss", "digit/accuracy", "high/accuracy"},
+    }
+    for sub, tags in expected.items():
+        assert tags <= events.tags(sub), (sub, tags - events.tags(sub))
+    assert not any(tag.startswith(("train/", "eval/", "test/")) for sub in expected for tag in events.tags(sub))
+
+
+def test_train_eval_and_test_curves_overlay(trained_run):
+    """TensorBoard (its own multiplexer, as `tensorboard --logdir runs` reads) sees one run per split of the run
+    directory, holding the same tags, so one chart per tag draws the split curves over each other."""
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    run_dir, _ = trained_run
+    multiplexer = EventMultiplexer(size_guidance={"tensors": 0})
+    multiplexer.AddRunsFromDirectory(os.path.dirname(run_dir))
+    multiplexer.Reload()
+    runs = {name: set(tags["tensors"]) for name, tags in multiplexer.Runs().items() if name.startswith("tiny/")}
+    assert {"tiny/logs", "tiny/logs/train", "tiny/logs/eval", "tiny/logs/test"} <= runs.keys(), runs.keys()
+    shared = runs["tiny/logs/train"] & runs["tiny/logs/eval"] & runs["tiny/logs/test"]
+    assert {"loss", "digit/loss", "digit/accuracy", "high/accuracy"} <= shared
+    train_loss = [e.step for e in multiplexer.Tensors("tiny/logs/train", "loss")]
+    eval_loss = [e.step for e in multiplexer.Tensors("tiny/logs/eval", "loss")]
+    assert eval_loss == [19, 38] and set(eval_loss) < set(train_loss) | {19, 38}
 
 
 def test_hparams_hold_every_leaf_key_of_the_config(events, trained_run):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    content = events.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    content = events.runs[""].PluginTagToContent("hparams")["_hparams_/session_start_info"]
     start = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert start.group_name == "tiny"  # the run directory's name
     config = yaml.safe_load(open(os.path.join(trained_run[0], "config.yaml")))
@@ -68,8 +110,8 @@ def test_hparams_hold_every_leaf_key_of_the_config(events, trained_run):
         config["training"]["optimizer"]["learning_rate"])
     assert hparams["model.trunk.units"].string_value == json.dumps(config["model"]["trunk"]["units"])
     assert len(hparams) > 80
-    # the dashboard's metrics: the test split's scalars, at the last step
-    assert "test/digit/accuracy" in events.Tags()["tensors"]
+    # the dashboard's metrics: the scalars of the session's sub-runs, e.g. the test split's, at the last step
+    assert "digit/accuracy" in events.tags("test")
 
 
 def test_values_are_real(events):
@@ -77,9 +119,9 @@ def test_values_are_real(events):
     assert steps == [19, 38]
     weights = values(events, "train/weights/high")
     assert weights and all(w == pytest.approx(0.5) for w in weights)
-    entropy = values(events, "gates/digit/entropy")
+    entropy = values(events, "train/gates/digit/entropy")
     assert all(0.0 <= h <= np.log(3) + 1e-6 for h in entropy)
-    mean_weights = [values(events, f"gates/digit/expert_{i}")[-1] for i in range(3)]
+    mean_weights = [values(events, f"train/gates/digit/expert_{i}")[-1] for i in range(3)]
     assert sum(mean_weights) == pytest.approx(1.0, abs=1e-4)
     config_text = events.Tensors("config")[0].tensor_proto.string_val[0].decode()
     assert "type: mmoe" in config_text
@@ -87,17 +129,17 @@ def test_values_are_real(events):
 
 def test_task_gradient_telemetry(events):
     # logging.gradient_stats_every: 10 over 38 steps: measured before steps 1, 11, 21 and 31
-    norms = values(events, "grads/norm/digit")
-    assert [e.step for e in events.Tensors("grads/norm/digit")] == [0, 10, 20, 30]
-    assert all(n > 0 for n in norms + values(events, "grads/norm/high"))
-    cosines = values(events, "grads/cosine/digit__high")
+    norms = values(events, "train/grads/norm/digit")
+    assert [e.step for e in events.Tensors("train/grads/norm/digit")] == [0, 10, 20, 30]
+    assert all(n > 0 for n in norms + values(events, "train/grads/norm/high"))
+    cosines = values(events, "train/grads/cosine/digit__high")
     assert len(cosines) == 4 and all(-1.0 - 1e-5 <= c <= 1.0 + 1e-5 for c in cosines)
     assert len(set(np.round(cosines, 6))) > 1  # measured each time, not a constant
 
 
 def test_gate_weight_histogram(events):
     """Bucket counts over [0, 1] sum to examples × experts of the eval split (180 digits in the tiny config)."""
-    buckets = tf.make_ndarray(events.Tensors("gates/digit/weights")[-1].tensor_proto)
+    buckets = tf.make_ndarray(events.Tensors("eval/gates/digit/weights")[-1].tensor_proto)
     assert buckets.shape == (10, 3)
     assert buckets[0, 0] == 0.0 and buckets[-1, 1] == 1.0
     assert buckets[:, 2].sum() == 180 * 3
@@ -105,7 +147,7 @@ def test_gate_weight_histogram(events):
 
 def test_gate_heatmap_image_and_file(events, trained_run):
     run_dir, _ = trained_run
-    proto = events.Tensors("gates/heatmap")[-1].tensor_proto
+    proto = events.Tensors("eval/gates/heatmap")[-1].tensor_proto
     width, height = int(proto.string_val[0]), int(proto.string_val[1])
     assert width >= 300 and height >= 200  # a rendered figure, not a block of 24-pixel cells
     png = tf.io.decode_png(open(os.path.join(run_dir, "gates.png"), "rb").read())
@@ -130,30 +172,35 @@ def test_gate_table_marks_routed_fraction():
 
 
 def test_purge_after_keeps_each_step_once(tmp_path):
-    """A run logged to step 30 and was killed after its checkpoint at 20; the resumed run logs 25 and 30 again."""
+    """A run logged to step 30 (and its test split at 20) and was killed after its checkpoint at 20; the resumed
+    run logs 25 and 30 again."""
     log_dir = str(tmp_path / "logs")
     first = TensorBoardLogger(log_dir)
     for step in (5, 10, 15, 20, 25, 30):
-        with first.writer.as_default(step=step):
-            tf.summary.scalar("train/loss", 1.0 / step)
+        with first.writer("train").as_default(step=step):
+            tf.summary.scalar("loss", 1.0 / step)
         first.task_gradients(step, {"norm": {"a": 1.0}, "cosine": {}})
+    with first.writer("test").as_default(step=20):
+        tf.summary.scalar("loss", 0.5)  # an earlier attempt's test split, logged again at the end
     first.close()
-    path = glob.glob(os.path.join(log_dir, "events.*"))[0]
+    path = glob.glob(os.path.join(log_dir, "train", "events.*"))[0]
     with open(path, "rb") as f:
         head = f.read(30)
     with open(path, "ab") as f:
         f.write(head)  # a record cut short by the kill: its header and part of its data
-    # 25 and 30 go; so does grads/ at 20 (measured before step 21, so logged again); the cut record goes too
-    assert purge_after(log_dir, 20) == 2 + 3 + 1
+    # 25 and 30 go; so does grads/ at 20 (measured before step 21, so logged again); the cut record and the test
+    # split at 20 go too
+    assert purge_after(log_dir, 20) == 2 + 3 + 1 + 1
     resumed = TensorBoardLogger(log_dir)
     for step in (20, 25, 30):
         if step > 20:
-            with resumed.writer.as_default(step=step):
-                tf.summary.scalar("train/loss", 2.0 / step)
+            with resumed.writer("train").as_default(step=step):
+                tf.summary.scalar("loss", 2.0 / step)
         resumed.task_gradients(step, {"norm": {"a": 2.0}, "cosine": {}})
     resumed.close()
     scalars = read_scalars(log_dir)
     assert [s for s, _ in scalars["train/loss"]] == [5, 10, 15, 20, 25, 30]
     assert scalars["train/loss"][-1][1] == pytest.approx(2.0 / 30)  # the resumed run's value
-    assert [s for s, _ in scalars["grads/norm/a"]] == [5, 10, 15, 20, 25, 30]
+    assert [s for s, _ in scalars["train/grads/norm/a"]] == [5, 10, 15, 20, 25, 30]
+    assert "test/loss" not in scalars
     assert purge_after(log_dir, 1000) == 0  # nothing past the end: files untouched

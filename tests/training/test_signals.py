@@ -19,6 +19,7 @@ import yaml
 
 from tests.conftest import REPO, tiny_dict
 from tests.logging.test_tensorboard import read_scalars
+from tests.processes import printed_steps, read_until
 from tests.tabular import write_tabular_npz
 from tests.training.test_trainer import _weights
 
@@ -54,23 +55,9 @@ def start(config, run_dir, *extra):
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
 
 
-def read_until(proc, pattern, timeout=240):
-    """Reads the process's stderr until a line matches `pattern`; returns every line read."""
-    lines = []
-    for line in proc.stderr:
-        lines.append(line)
-        if re.search(pattern, line):
-            return lines
-    raise AssertionError(f"{pattern!r} never appeared:\n{''.join(lines)[-3000:]}")
-
-
 def finish(proc, timeout=240):
     _, rest = proc.communicate(timeout=timeout)
     return rest
-
-
-def printed_steps(lines):
-    return [int(m.group(1)) for line in lines for m in [re.search(r"\bstep (\d+)  loss", line)] if m]
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +86,7 @@ def test_two_kills_and_a_sigterm_then_resume_match_an_uninterrupted_run(tmp_path
     for extra, trigger in (((), 25), (("--resume",), 45)):
         if extra:
             proc = start(config, run_dir, *extra)
-        lines = read_until(proc, rf"\bstep {trigger}  loss")
+        lines = read_until(proc.stderr, rf"\bstep {trigger}  loss")
         assert re.search(r"deterministic: TensorFlow op determinism on; CPU only, where all \d+ op types of the "
                          r"training step have deterministic kernels", "".join(lines))
         proc.kill()  # SIGKILL: no handler runs
@@ -115,7 +102,7 @@ def test_two_kills_and_a_sigterm_then_resume_match_an_uninterrupted_run(tmp_path
     # SIGTERM while the first graph call after the resume is traced: that call would run the 5 steps up to the next
     # log step in one go; the request ends it after its first step
     proc = start(config, run_dir, "--resume")
-    read_until(proc, r"^epoch 1/")
+    read_until(proc.stderr, r"^epoch 1/")
     proc.send_signal(signal.SIGTERM)
     rest = finish(proc)
     assert proc.returncode == 3, rest[-3000:]

@@ -1,0 +1,232 @@
+"""`moe-tf search`: an Optuna study over a base config and a search space; each trial is an ordinary run directory
+(`<study>/trial-0003`) trained in this process.
+
+The study lives in a database (default: SQLite in the study directory), so the same command resumes a killed search;
+any Optuna RDB URL (`--storage postgresql://...`) lets several machines run trials of one study at once. A trial
+whose process died is marked failed (at once if it ran on this machine, after the heartbeat's grace period if on
+another) and its parameters are enqueued to run again.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import socket
+import time
+import warnings
+
+import optuna
+import yaml
+
+from moe_tf.config.loader import resolve_config_dict, set_value, validate_config
+from moe_tf.errors import ConfigError, Interrupted, MoeTfError
+from moe_tf.run_dir import atomic_write
+from moe_tf.search.space import Space, parse_space
+from moe_tf.search.summary import summary_table, write_best
+from moe_tf.training.early_stopping import lookup_metric
+
+HEARTBEAT_SECONDS = 60  # another machine's trial is taken for dead after GRACE_SECONDS without a heartbeat
+GRACE_SECONDS = 180
+
+
+def search(config_path: str, space_path: str, trials: int, study_dir: str, overrides=(), storage: str | None = None,
+           study_name: str | None = None, seed: int | None = None, export: bool = False, verbose: bool = False,
+           echo=print) -> dict:
+    """Runs trials until the study holds `trials` finished ones (complete or pruned). Returns
+    {"study": optuna Study, "best": [trial numbers], "files": {...}}."""
+    if trials < 1:
+        raise ConfigError(f"--trials: expected a number >= 1, got {trials}")
+    base = resolve_config_dict(config_path, overrides)
+    try:
+        validate_config(copy.deepcopy(base))
+    except ConfigError as e:
+        raise ConfigError(f"{config_path}: {e}") from None
+    space = parse_space(space_path, base)
+    os.makedirs(study_dir, exist_ok=True)
+    _check_same_search(study_dir, base, space)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = storage or f"sqlite:///{os.path.abspath(os.path.join(study_dir, 'study.db'))}"
+    name = study_name or os.path.basename(os.path.abspath(study_dir))
+    try:
+        with warnings.catch_warnings():  # the heartbeat is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            db = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                                            heartbeat_stale_trial_callback=_retry)
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors for a bad URL or an unreachable server vary
+        raise MoeTfError(f"--storage {url}: cannot open the study database: {type(e).__name__}: {e}") from None
+    fresh = name not in optuna.study.get_all_study_names(db)
+    study = optuna.create_study(storage=db, study_name=name, load_if_exists=True,
+                                directions=[d for _, d in space.objectives],
+                                sampler=_sampler(space, seed), pruner=_pruner(space))
+    echo(f"study {name!r} in {url} ({'new' if fresh else f'{len(study.trials)} trial(s) so far'}); "
+         f"objective: {', '.join(f'{d} {m}' for m, d in space.objectives)}; sampler {space.sampler.type}, "
+         f"pruner {space.pruner.type}")
+    if fresh:
+        study.set_user_attr("metrics", [m for m, _ in space.objectives])
+        for params in space.enqueue:
+            study.enqueue_trial(params)
+    else:
+        if seed is not None:  # a resumed study samples on from a seed of its own, not the first trials' again
+            study.sampler = _sampler(space, seed + len(study.trials))
+        _fail_dead_local_trials(study, db, echo)
+    objective = Objective(base, space, study_dir, trials, export, verbose, echo)
+    if _counted(study) < trials:
+        # at most 3× the target in this process: a space whose combinations keep failing validation ends
+        study.optimize(objective, n_trials=3 * trials, catch=(ConfigError,), gc_after_trial=True,
+                       callbacks=[lambda study, _: _counted(study) >= trials and study.stop()])
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    table = summary_table(study, space)
+    echo(table)
+    files = write_best(study, space, study_dir, base, table)
+    for what, path in files.items():
+        echo(f"{what}: {path}")
+    echo(f"{len(finished)} finished trial(s); compare them: moe-tf compare {study_dir}; "
+         f"TensorBoard: tensorboard --logdir {study_dir}")
+    return {"study": study, "files": files}
+
+
+class Objective:
+    """One trial: the base config with the trial's parameters, trained into `<study>/trial-NNNN`; its value is the
+    objective metric of the final weights on the eval split. Each evaluation reports to the pruner."""
+
+    def __init__(self, base, space: Space, study_dir, trials, export, verbose, echo):
+        self.base, self.space, self.study_dir = base, space, study_dir
+        self.trials, self.export, self.verbose, self.echo = trials, export, verbose, echo
+
+    def __call__(self, trial):
+        import keras
+
+        from moe_tf.run import train
+
+        space = self.space
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        params = space.suggest(trial)
+        run_name = f"trial-{trial.number:04d}"
+        run_dir = os.path.join(self.study_dir, run_name)
+        data = copy.deepcopy(self.base)
+        for key, value in params.items():
+            set_value(data, key, value, origin=f"{space.path}: params.{key}:")
+        data.setdefault("experiment", {})["name"] = run_name
+        if not self.verbose:
+            data.setdefault("logging", {})["progress"] = "none"
+        retry = trial.user_attrs.get("retry_of")
+        again = f" (trial {retry} again)" if retry is not None else ""
+        self.echo(f"trial {trial.number}{again} started: " + ", ".join(f"{k}={_short(v)}" for k, v in params.items()))
+        started = time.perf_counter()
+        try:
+            config = validate_config(data)
+        except ConfigError as e:
+            trial.set_user_attr("error", str(e))
+            self.echo(f"trial {trial.number} failed: this combination is not a valid config: {e}")
+            raise
+        metric = space.objectives[0][0]
+        pruned = []
+
+        def observe(step, summary):
+            if space.multi_objective:
+                return False
+            trial.report(lookup_metric(summary, metric), step)
+            if trial.should_prune():
+                pruned.append(step)
+                return True
+            return False
+
+        keras.backend.clear_session()  # the last trial's graphs and layer names go
+        try:
+            metrics = train(config, run_dir, export=self.export, observer=observe)
+        except Interrupted as e:
+            trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+            reason = str(e).split(":", 1)[0]
+            raise Interrupted(f"{reason} in trial {trial.number}: the search stopped; run the same command again to "
+                              f"resume it (trial {trial.number}'s parameters run again)") from None
+        seconds = time.perf_counter() - started
+        values = [lookup_metric(metrics["eval"], m) for m, _ in space.objectives]
+        trial.set_user_attr("run_dir", os.path.abspath(run_dir))
+        trial.set_user_attr("seconds", seconds)
+        trial.set_user_attr("step", metrics["step"])
+        atomic_write(os.path.join(run_dir, "trial.json"), json.dumps(
+            {"number": trial.number, "params": params, "values": values, "step": metrics["step"],
+             "pruned_at": pruned[0] if pruned else None, "seconds": seconds}, indent=2))
+        scores = ", ".join(f"{m} {v:.4f}" for (m, _), v in zip(space.objectives, values))
+        if pruned:
+            self.echo(f"trial {trial.number} pruned at step {pruned[0]}: {scores} ({seconds:.1f} s)")
+            raise optuna.TrialPruned()
+        self.echo(f"trial {trial.number} finished: {scores} ({seconds:.1f} s)")
+        return values if space.multi_objective else values[0]
+
+
+def _counted(study) -> int:
+    """Trials finished or under way (on any machine): the search starts no trial past the target."""
+    return sum(t.state.name in ("COMPLETE", "PRUNED", "RUNNING") for t in study.trials)
+
+
+def _retry(study, trial) -> None:
+    """A trial whose process stopped sending heartbeats (failed by Optuna's stale-trial check): its parameters are
+    enqueued to run again."""
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+
+
+def _fail_dead_local_trials(study, db, echo) -> None:
+    """Marks failed the running trials of this machine whose process is gone (a killed search), and enqueues their
+    parameters again; trials of other machines are left to the heartbeat."""
+    host = socket.gethostname()
+    study_id = db.get_study_id_from_name(study.study_name)
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") != host or pid is None or _alive(pid):
+            continue
+        trial_id = db.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        db.set_trial_user_attr(trial_id, "error", f"its search process (pid {pid}) died")
+        db.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        _retry(study, t)
+        echo(f"trial {t.number} was left running by a search process that died (pid {pid}): marked failed; its "
+             "parameters run again")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid != os.getpid()
+
+
+def _sampler(space: Space, seed):
+    if space.sampler.type == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=space.sampler.startup_trials)
+
+
+def _pruner(space: Space):
+    p = space.pruner
+    if p.type == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_steps)
+    if p.type == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=p.min_resource, reduction_factor=p.reduction_factor)
+    return optuna.pruners.NopPruner()
+
+
+def _check_same_search(study_dir: str, base: dict, space: Space) -> None:
+    """The first run writes `search.yaml` (the resolved base config and the space); a later run of the same study
+    directory must search the same."""
+    path = os.path.join(study_dir, "search.yaml")
+    current = {"base": base, "space": space.as_dict()}
+    if not os.path.exists(path):
+        atomic_write(path, yaml.safe_dump(current, sort_keys=False))
+        return
+    with open(path) as f:
+        previous = yaml.safe_load(f)
+    for part in ("base", "space"):
+        if previous.get(part) != current[part]:
+            what = "base config (with --set)" if part == "base" else "search space"
+            raise ConfigError(f"{study_dir} holds a study with another {what} (see {path}); resume it with the "
+                              "same --config, --set and --space, or choose another --output-dir")
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
