@@ -23,6 +23,8 @@ def cmd_train(args) -> int:
     from moe_tf.run import train
 
     config = _load(args)
+    if args.distill_from:
+        config.training.distillation.teacher = os.path.abspath(args.distill_from)  # absolute: --resume finds it
     run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
     train(config, run_dir, resume=args.resume, export=not args.no_export, init_from=args.init_from,
           overwrite=args.overwrite)
@@ -131,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-from", metavar="RUN_DIR",
                    help="start from a trained run's variables, matched by name (shared parts and the tasks it had; "
                         "new tasks start fresh)")
+    p.add_argument("--distill-from", metavar="RUN_DIR",
+                   help="train on a trained run's soft targets as well as the labels (the tasks it shares with "
+                        "this config; training.distillation sets temperature and alpha)")
     p.add_argument("--no-export", action="store_true",
                    help="skip the SavedModel at the end (export it later with `moe-tf export RUN_DIR`)")
     p.set_defaults(func=cmd_train)

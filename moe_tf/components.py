@@ -15,6 +15,7 @@ import tensorflow as tf
 from moe_tf.data import TaskData, build_task_data
 from moe_tf.models import build_model
 from moe_tf.training.checkpoints import restore_for_inference
+from moe_tf.training.distillation import build_distillation
 from moe_tf.training.evaluator import Evaluator
 from moe_tf.training.optimizer import build_optimizer
 from moe_tf.training.trainer import Trainer, resolve_jit_compile, total_steps
@@ -32,13 +33,15 @@ class Components:
     weighting: object
     optimizer: object | None
     lr_scale: object | None = None  # the learning-rate factor training.nonfinite.action: reduce_lr lowers
+    distillation: object | None = None  # moe_tf.training.distillation.Distillation, with a teacher
 
     def trainer(self, stop_request=None) -> Trainer:
         """Args: stop_request: a moe_tf.training.signals.StopRequest (graceful stop on SIGINT/SIGTERM)."""
         if self.optimizer is None:
             raise ValueError("these components were built for inference (training=False)")
         return Trainer(self.model, self.weighting, self.optimizer, self.strategy, self.data, self.config.training,
-                       self.config.logging.gradient_stats_every, lr_scale=self.lr_scale, stop_request=stop_request)
+                       self.config.logging.gradient_stats_every, lr_scale=self.lr_scale, stop_request=stop_request,
+                       distillation=self.distillation)
 
     def evaluator(self) -> Evaluator:
         jit = resolve_jit_compile(self.config.training.jit_compile, self.strategy)
@@ -79,7 +82,8 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
             optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision, lr_scale)
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
     data.attach_vectorizers({f: vs[0].ids for f, vs in model.text_vectorizers().items()})
-    return Components(config, strategy, data, model, weighting, optimizer, lr_scale)
+    distillation = build_distillation(config, data, strategy) if training else None
+    return Components(config, strategy, data, model, weighting, optimizer, lr_scale, distillation)
 
 
 def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Components, str]:

@@ -23,6 +23,7 @@ from moe_tf.models import count_params
 from moe_tf.run_dir import Replacement, atomic_write, read_run_config
 from moe_tf.training import determinism
 from moe_tf.training.checkpoints import Checkpointer, checkpoint_step, list_checkpoints
+from moe_tf.training.distillation import distillation_report, report_lines
 from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.init_from import checkpoint_of, describe
 from moe_tf.training.init_from import init_from as initialise_from
@@ -237,6 +238,8 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     experts = " on the raw inputs" if gates and config.model.experts.input == "raw" else ""
     progress.print(f"model: {config.model.architecture.type}{gates}{experts}, {count_params(model):,} trainable "
                    f"parameters; weighting: {config.training.weighting.type}")
+    if parts.distillation is not None:
+        progress.print(parts.distillation.describe())
     batch = config.training.batch_size
     data.require_split("test")  # no test split fails now, not after training
     stop_request = StopRequest(progress.print)
@@ -325,6 +328,11 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
         if export:
             path = export_model(model, config, data, os.path.join(run_dir, "export"))
             progress.print(f"exported SavedModel: {path}")
+        if parts.distillation is not None:
+            report = distillation_report(parts.distillation, model, metrics, run_dir)
+            atomic_write(os.path.join(run_dir, "distillation.json"), json.dumps(report, indent=2))
+            for line in report_lines(report):
+                progress.print(line)
         progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
     return metrics
 

@@ -133,6 +133,16 @@ class EarlyStoppingConfig(StrictModel):
     restore_best: bool = True
 
 
+class DistillationConfig(StrictModel):
+    """Knowledge distillation from a trained run (`moe-tf train --distill-from RUN` sets `teacher`)."""
+
+    teacher: str | None = Field(None, description="a trained run directory; its model's predictions are the soft "
+                                                  "targets of the tasks it shares with this run")
+    temperature: float = Field(2.0, gt=0.0, description="softens both models' logits; the soft loss is scaled by "
+                                                         "temperature²")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the soft loss; 1 - alpha on the true labels")
+
+
 class NonfiniteConfig(StrictModel):
     """What a step does when a task's loss or the gradient is NaN/Inf (the update is never applied)."""
 
@@ -162,6 +172,7 @@ class TrainingConfig(StrictModel):
     jit_compile: Literal["auto"] | bool = "auto"
     log_every: int = Field(20, ge=1)
     nonfinite: NonfiniteConfig = Field(default_factory=NonfiniteConfig)
+    distillation: DistillationConfig = Field(default_factory=DistillationConfig)
     deterministic: bool = Field(False, description="TensorFlow op determinism (bit-exact reruns on GPU too)")
     collective_timeout: float = Field(600.0, gt=0.0, description="multi_worker: seconds a cross-worker operation "
                                                                  "may wait for a peer before the run fails")

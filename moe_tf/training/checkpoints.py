@@ -30,10 +30,22 @@ def model_variables(model) -> dict:
     Checkpoints hold this flat mapping rather than the layer graph: Keras 3 layers keep sub-layers in
     lists and dicts that TensorFlow's object-graph checkpointing does not follow.
     """
-    variables = {v.path: v for v in model.variables}
+    variables, seeds = {}, 0
+    for v in model.variables:
+        path = v.path
+        if SEED_STATE.fullmatch(path):
+            # Keras names a dropout's seed generator from a process-wide counter: a model built after others (a
+            # search's trials, a notebook) would save under other names than a fresh process rebuilds. Numbered in
+            # model order, as a fresh process numbers them.
+            path = f"seed_generator{f'_{seeds}' if seeds else ''}/seed_generator_state"
+            seeds += 1
+        variables[path] = v
     if len(variables) != len(model.variables):
         raise ValueError("model variable paths are not unique; give every layer a distinct name")
     return variables
+
+
+SEED_STATE = re.compile(r"seed_generator(_\d+)?/seed_generator_state")
 
 
 def model_state(model) -> dict:

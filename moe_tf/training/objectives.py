@@ -11,14 +11,14 @@ import tensorflow as tf
 EPS = 1e-9
 
 
-def _labelled(task, labels):
+def labelled(task, labels):
     """bool [batch]: whether each example has a label of `task` (class >= 0; regression: the target is not NaN)."""
     return tf.logical_not(tf.math.is_nan(labels)) if task.kind == "regression" else labels >= 0
 
 
 def _per_example_loss(task, logits, labels):
     """Returns (loss [batch], mask [batch] float32, logits [batch, …], labels)."""
-    mask = _labelled(task, labels)
+    mask = labelled(task, labels)
     if task.kind == "classification":
         safe = tf.where(mask, labels, tf.zeros_like(labels))
         loss = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
@@ -42,7 +42,7 @@ def task_presence(tasks, labels, loss_weights) -> dict:
     """{task: Σ loss_weights over the replica's labelled examples}: the pipeline's weights are 1 / (labelled
     examples of the task in the global batch), so across replicas this sums to 1 when the global batch has labels
     of the task and to 0 when it has none."""
-    return {t.name: tf.reduce_sum(tf.cast(_labelled(t, labels[t.name]), tf.float32) * loss_weights[t.name])
+    return {t.name: tf.reduce_sum(tf.cast(labelled(t, labels[t.name]), tf.float32) * loss_weights[t.name])
             for t in tasks}
 
 

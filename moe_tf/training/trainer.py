@@ -88,10 +88,12 @@ class Trainer:
         stop_request: polled between graph calls; its `reason` (e.g. "SIGTERM") ends `fit` after a checkpoint
             (moe_tf.training.signals.StopRequest). Outside multi-worker it also sets `stop_flag`, which ends a
             multi-step graph call after the current step.
+        distillation: a moe_tf.training.distillation.Distillation mixing a teacher's soft targets into the shared
+            tasks' losses (or None).
     """
 
     def __init__(self, model, weighting, optimizer, strategy, data, config, gradient_stats_every: int = 0,
-                 lr_scale=None, stop_request=None):
+                 lr_scale=None, stop_request=None, distillation=None):
         self.model = model
         self.weighting = weighting
         self.optimizer = optimizer
@@ -121,6 +123,7 @@ class Trainer:
         # read by the multi-step loop between steps.
         self.stop_flag = tf.Variable(False, trainable=False, name="stop_requested")
         self.stop_request = stop_request
+        self.distillation = distillation
         if stop_request is not None and not self.multi_worker:
             stop_request.on_request = lambda: self.stop_flag.assign(True)
         # No AutoGraph: the loop is an explicit tf.while_loop and the step's code branches with tf.cond, so nothing
@@ -165,6 +168,8 @@ class Trainer:
             outputs = self.model(inputs, training=True, representation=self.weighting.needs_representation)
             ctx.representation = outputs.get("representation")
             stats, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
+            if self.distillation is not None:  # the teacher's soft targets (the metrics stay on the true labels)
+                task_losses = self.distillation.mix(inputs, outputs, labels, loss_weights, task_losses)
             presence = task_presence(self.tasks, labels, loss_weights)
             # Regularisation and the gates' auxiliary losses, each replica's share of their mean over replicas.
             aux = aux_total(outputs)

@@ -1,7 +1,7 @@
-"""Two real `multi_worker` processes on localhost match one worker with the same global batch, with the non-finite
-guard skipping the same steps; when one is killed the other fails within the collective timeout with a clear error;
-restarted with `--resume` under the guard's `stop`, both stop at the same step with a clear error; restarted again,
-they end where an uninterrupted two-worker run ends."""
+"""Two real `multi_worker` processes on localhost: when one is killed the other fails within the collective timeout
+with a clear error; restarted with `--resume` under the guard's `stop`, both stop at the same step with a clear
+error; restarted again, they end where one uninterrupted worker with the same global batch ends, the non-finite
+guard having skipped the same steps."""
 
 import json
 import os
@@ -45,12 +45,14 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     of the tabular file is an outlier whose squared error overflows: its batches (steps 21, 23 and 24) are non-finite,
     and the guard acts on both workers alike. XLA's split step is checked across replicas by the mirrored test.
 
-    1. Two workers end where one worker ends (same global batch), under `reduce_lr` (each skipped step halves the
-       learning rate of the steps after it).
-    2. Worker 1 SIGKILLed between checkpoints: worker 0 fails within the collective timeout with a clear error.
-    3. Both restarted with --resume under `stop`: both stop at the first non-finite step, naming it, the task and
-       the last good checkpoint; restarted again under `reduce_lr`, they end with the uninterrupted two-worker run's
-       metrics.
+    1. Worker 1 SIGKILLed between checkpoints (under `reduce_lr`): worker 0 fails within the collective timeout with
+       a clear error.
+    2. Both restarted with --resume under `stop`: both stop at the first non-finite step, naming it, the task and
+       the last good checkpoint.
+    3. Restarted again under `reduce_lr` (each skipped step halves the learning rate of the steps after it), they
+       end where one worker ends, uninterrupted, with the same global batch: the resumes lost nothing and two
+       workers compute what one does. (One run of two workers, not three: the test's processes are most of CI's
+       time; an uninterrupted two-worker run equalled the one-worker run to 1e-5 in every CI run before.)
     """
     data = text_dict(write_reviews_tsv(tmp_path / "reviews.tsv"),
                      training={"steps": 24, "eval_every": 12, "batch_size": 32, "log_every": 3, "jit_compile": False,
@@ -75,24 +77,12 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     # one worker, in this process (it runs first in its test process: no earlier test's global state)
     train(load_config(str(config), ["training.strategy=default"]), str(tmp_path / "single"), export=False)
 
-    # 1. uninterrupted
-    reference = tmp_path / "reference"
-    errors = finish_all(start_workers(config, reference))
-    assert "strategy: multi_worker" in errors[0] and "with 2 replica(s)" in errors[0], errors[0][-3000:]
-    assert "Traceback" not in errors[0] + errors[1], errors[0][-3000:] + errors[1][-3000:]
-    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
-    two = json.loads((reference / "metrics.json").read_text())
-    assert_same_metrics(one, two, 1e-5)
-    assert two["nonfinite_steps"] == one["nonfinite_steps"] == 3
-    assert "first at step 21: the loss of task 'score' is +inf); 1 in this run; learning rate factor now 0.5" in \
-        errors[0]
-    assert (reference / "export" / "saved_model.pb").exists()
-
-    # 2. worker 1 killed after step 15 (checkpoints every 6)
+    # 1. worker 1 killed after step 15 (checkpoints every 6)
     run_dir = tmp_path / "run"
     procs = start_workers(config, run_dir, "--no-export")
     try:
         lines = read_until(procs[0].stderr, r"\bstep 15  loss")
+        assert "strategy: multi_worker" in "".join(lines) and "with 2 replica(s)" in "".join(lines)
         procs[1].kill()
         procs[1].wait(timeout=30)
         started = time.monotonic()
@@ -109,7 +99,7 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     last = max(int(f.split("-")[1].split(".")[0]) for f in os.listdir(run_dir / "checkpoints") if f.endswith(".index"))
     assert max(printed_steps(lines)) > last  # killed between checkpoints
 
-    # 3. both restarted under `stop`: they stop together at step 21, after the checkpoint of step 18
+    # 2. both restarted under `stop`: they stop together at step 21, after the checkpoint of step 18
     procs = start_workers(config, run_dir, "--resume", "--no-export", "--set", "training.nonfinite.action=stop")
     errors = finish_all(procs)
     assert [p.returncode for p in procs] == [1, 1], errors[0][-3000:] + errors[1][-3000:]
@@ -117,10 +107,17 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     assert (f"moe-tf train: error: training.nonfinite.action is stop: at step 21 the loss of task 'score' is +inf; "
             f"the update was not applied and the last good checkpoint is {run_dir}/checkpoints/ckpt-18") in errors[0]
     assert "Traceback" not in errors[0] + errors[1]
-    # and again under `reduce_lr`, to the end
-    errors = finish_all(start_workers(config, run_dir, "--resume", "--no-export"))
+    # 3. again under `reduce_lr`, to the end, with the export
+    errors = finish_all(start_workers(config, run_dir, "--resume"))
     assert "resumed from step 18" in errors[0], errors[0][-3000:] + errors[1][-3000:]
-    assert_same_metrics(two, json.loads((run_dir / "metrics.json").read_text()), 1e-6)
+    assert "Traceback" not in errors[0] + errors[1], errors[0][-3000:] + errors[1][-3000:]
+    assert "first at step 21: the loss of task 'score' is +inf); 1 in this run; learning rate factor now 0.5" in \
+        errors[0]
+    one = json.loads((tmp_path / "single" / "metrics.json").read_text())
+    two = json.loads((run_dir / "metrics.json").read_text())
+    assert_same_metrics(one, two, 1e-5)
+    assert two["nonfinite_steps"] == one["nonfinite_steps"] == 3
+    assert (run_dir / "export" / "saved_model.pb").exists()
 
 
 def training_rows(n, seed):
