@@ -51,6 +51,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/fashion_mnist.py --epochs 1 --set training.jit_compile=true --name fashion_mnist_1epoch_xla
 	$(BIN)/python benchmarks/robustness.py --configs 2000 --kill-trials 6
 	$(BIN)/python benchmarks/soak.py --steps 20000
+	$(BIN)/python benchmarks/compression.py --epochs 3
+	$(BIN)/python benchmarks/search.py --trials 30 --steps 400 --eval-every 200 --final-epochs 3
 
 clean:
 	rm -rf runs build *.egg-info

@@ -49,11 +49,11 @@ def main() -> None:
     teacher = train(load_config(CONFIG, quiet), teacher_dir)
     print(f"teacher trained in {time.perf_counter() - started:.0f} s: {teacher['tasks']}")
     lines = [f"Fashion-MNIST MMoE ({CONFIG.split('/')[-1]}, {args.epochs} epochs, seed 42), test split (10,000)",
-             f"{'mode':<9}{'KiB':>9}{'x float':>9}" + "".join(f"{t + ' SM':>12}{t + ' TFLite':>14}{'delta':>8}"
+             f"{'mode':<9}{'KiB':>9}{'x float':>9}" + "".join(f"{t + ' SM':>14}{t + ' TFLite':>17}{'delta':>8}"
                                                           for t in teacher["tasks"])]
     for mode in QUANTIZE_MODES:
         _, entry = export_tflite(teacher_dir, os.path.join(teacher_dir, "tflite"), quantize=mode)
-        cells = "".join(f"{m['saved_model']:>12.4f}{m['tflite']:>14.4f}{100 * m['delta']:>+7.2f}p"
+        cells = "".join(f"{m['saved_model']:>14.4f}{m['tflite']:>17.4f}{100 * m['delta']:>+7.2f}p"
                         for m in entry["tasks"].values())
         lines.append(f"{mode:<9}{entry['bytes'] / 1024:>9.1f}{entry['size_ratio_to_float']:>9.2f}{cells}")
     lines.append(f"SavedModel directory: {entry['saved_model_bytes'] / 1024:.1f} KiB; delta: TFLite - SavedModel "

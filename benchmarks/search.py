@@ -54,7 +54,9 @@ def main() -> None:
              open(os.path.join(study_dir, "summary.txt")).read().rstrip(),
              f"at the trial budget, eval item accuracy: shipped values (trial 0) {baseline.value:.4f}, "
              f"best (trial {best.number}) {best.value:.4f}"]
-    final = [f"training.epochs={args.final_epochs}", "logging.progress=none", "logging.tensorboard=false"]
+    # best.yaml keeps the search's --set overrides, the trial budget `training.steps` among them: lifted here
+    final = [f"training.epochs={args.final_epochs}", "training.steps=null", "training.eval_every=0",
+             "logging.progress=none", "logging.tensorboard=false"]
     shipped = train_in_scratch_dir(load_config(CONFIG, final))
     tuned = train_in_scratch_dir(load_config(os.path.join(study_dir, "best.yaml"), final))
     acc = lambda metrics, task: metrics["tasks"][task]["accuracy"]  # noqa: E731

@@ -107,3 +107,16 @@ def test_nonfinite_weights_are_never_written(tmp_path):
     with pytest.raises(MoeTfError, match=r"not writing the checkpoint of step 2: 1 variable\(s\) hold a NaN"):
         checkpointer.save(2)
     assert sorted(f for f in os.listdir(tmp_path / "checkpoints") if f.endswith(".index")) == ["ckpt-1.index"]
+
+
+def test_dropout_seed_generators_have_the_same_keys_in_every_build():
+    """Keras numbers seed generators process-wide; a search builds one model per trial in one process, and a trial's
+    checkpoint must restore into the model a fresh process builds (it did not: `seed_generator_6` vs `_4`)."""
+    from moe_tf.components import build_components
+    from moe_tf.training.checkpoints import model_variables
+
+    config = tiny_config(model={"dropout": 0.2})
+    first = model_variables(build_components(config, training=False).model)
+    second = model_variables(build_components(config, training=False).model)  # built after: other Keras numbers
+    assert [k for k in first if "seed_generator" in k]
+    assert list(first) == list(second)
