@@ -34,7 +34,7 @@ def search(config_path: str, space_path: str, trials: int, study_dir: str, overr
            study_name: str | None = None, seed: int | None = None, export: bool = False, verbose: bool = False,
            echo=print) -> dict:
     """Runs trials until the study holds `trials` finished ones (complete or pruned). Returns
-    {"study": optuna Study, "best": [trial numbers], "files": {...}}."""
+    {"study": the optuna Study, "files": {what: path} of the summary and the best config(s)}."""
     if trials < 1:
         raise ConfigError(f"--trials: expected a number >= 1, got {trials}")
     base = resolve_config_dict(config_path, overrides)
