@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Test processes (pytest-xdist): one per core, at most 4 (each holds a TensorFlow runtime). 2 cores: 524 s vs 838 s.
 TEST_WORKERS ?= $(shell python3 -c 'import os; print(min(4, os.cpu_count() or 1))')
 
-.PHONY: install demo test lint format tensorboard clean benchmarks
+.PHONY: install demo test lint format tensorboard clean benchmarks benchmarks-peer
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -53,6 +53,13 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/soak.py --steps 20000
 	$(BIN)/python benchmarks/compression.py --epochs 3
 	$(BIN)/python benchmarks/search.py --trials 30 --steps 400 --eval-every 200 --final-epochs 3
+	$(BIN)/python benchmarks/efficiency.py
+
+# moe-tf vs a hand-written PyTorch loop (needs the bench extra: CPU PyTorch; the tests never do)
+benchmarks-peer: $(STAMP)
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/peer_pytorch.py
+	TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/python benchmarks/peer_pytorch.py --name peer_pytorch_no_onednn
 
 clean:
 	rm -rf runs build *.egg-info

@@ -25,6 +25,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+import moe_tf  # noqa: E402,F401  (first: it sets TensorFlow's environment, as the CLI runs)
+
+# isort: split
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.report import write_results  # noqa: E402

@@ -25,10 +25,28 @@ def cmd_train(args) -> int:
     config = _load(args)
     if args.distill_from:
         config.training.distillation.teacher = os.path.abspath(args.distill_from)  # absolute: --resume finds it
+    if args.profile is not None:
+        config.training.profile = _profile_window(args.profile, config.training.profile)
     run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
     train(config, run_dir, resume=args.resume, export=not args.no_export, init_from=args.init_from,
           overwrite=args.overwrite)
     return 0
+
+
+def _profile_window(value: str, configured):
+    """`--profile [START[:STEPS]]` → a training.profile config (unset parts: the config's, else the defaults)."""
+    from moe_tf.config.schema import ProfileConfig
+    from moe_tf.errors import ConfigError
+
+    window = configured.model_dump() if configured is not None else {}
+    if value:
+        start, _, steps = value.partition(":")
+        if not start.isdigit() or not (steps.isdigit() or not steps) or (steps and int(steps) < 1):
+            raise ConfigError(f"--profile: expected START_STEP or START_STEP:NUM_STEPS (e.g. 20:5), got {value!r}")
+        window["start_step"] = int(start)
+        if steps:
+            window["num_steps"] = int(steps)
+    return ProfileConfig(**window)
 
 
 def cmd_validate(args) -> int:
@@ -138,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "this config; training.distillation sets temperature and alpha)")
     p.add_argument("--no-export", action="store_true",
                    help="skip the SavedModel at the end (export it later with `moe-tf export RUN_DIR`)")
+    p.add_argument("--profile", nargs="?", const="", metavar="START[:STEPS]",
+                   help="trace steps START … START+STEPS-1 with the TensorFlow profiler into the run's TensorBoard "
+                        "logs (default 10:5, or training.profile's); see them in TensorBoard's Profile tab")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="check a config; print the resolved config")

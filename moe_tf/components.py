@@ -35,13 +35,14 @@ class Components:
     lr_scale: object | None = None  # the learning-rate factor training.nonfinite.action: reduce_lr lowers
     distillation: object | None = None  # moe_tf.training.distillation.Distillation, with a teacher
 
-    def trainer(self, stop_request=None) -> Trainer:
-        """Args: stop_request: a moe_tf.training.signals.StopRequest (graceful stop on SIGINT/SIGTERM)."""
+    def trainer(self, stop_request=None, profile=None) -> Trainer:
+        """Args: stop_request: a moe_tf.training.signals.StopRequest (graceful stop on SIGINT/SIGTERM); profile: a
+        moe_tf.training.profiling.ProfileWindow (`training.profile`)."""
         if self.optimizer is None:
             raise ValueError("these components were built for inference (training=False)")
         return Trainer(self.model, self.weighting, self.optimizer, self.strategy, self.data, self.config.training,
                        self.config.logging.gradient_stats_every, lr_scale=self.lr_scale, stop_request=stop_request,
-                       distillation=self.distillation)
+                       distillation=self.distillation, profile=profile)
 
     def evaluator(self) -> Evaluator:
         jit = resolve_jit_compile(self.config.training.jit_compile, self.strategy)

@@ -27,9 +27,10 @@ from moe_tf.training.distillation import distillation_report, report_lines
 from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.init_from import checkpoint_of, describe
 from moe_tf.training.init_from import init_from as initialise_from
+from moe_tf.training.profiling import ProfileWindow
 from moe_tf.training.signals import StopRequest
 from moe_tf.training.strategy import build_strategy, is_chief
-from moe_tf.training.trainer import Stopped, TrainerHooks
+from moe_tf.training.trainer import Stopped, TrainerHooks, total_steps
 
 # What a lost or stopped peer worker looks like to the survivors' collectives.
 PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
@@ -243,7 +244,12 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     batch = config.training.batch_size
     data.require_split("test")  # no test split fails now, not after training
     stop_request = StopRequest(progress.print)
-    trainer = parts.trainer(stop_request)
+    profile = config.training.profile
+    if profile is not None and profile.start_step >= total_steps(config.training, data):
+        raise ConfigError(f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
+                          f"steps 0–{total_steps(config.training, data) - 1})")
+    trace_dir = os.path.join(run_dir, "logs", "train") if chief and config.logging.tensorboard else None
+    trainer = parts.trainer(stop_request, ProfileWindow(profile, trace_dir, progress.print))
     early = EarlyStopping(config.training.early_stopping)
     weighting_state = parts.weighting.state()
     checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,

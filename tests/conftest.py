@@ -8,6 +8,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import moe_tf  # noqa: E402,F401  (first: it sets TensorFlow's environment, as the CLI runs)
+
+# isort: split
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 

@@ -143,6 +143,14 @@ class DistillationConfig(StrictModel):
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the soft loss; 1 - alpha on the true labels")
 
 
+class ProfileConfig(StrictModel):
+    """A TensorFlow profiler trace of some training steps in the run's TensorBoard logs (`moe-tf train --profile`)."""
+
+    start_step: int = Field(10, ge=0, description="the first traced step (the first steps of a run also trace and "
+                                                  "compile the step function)")
+    num_steps: int = Field(5, ge=1, description="how many steps the trace holds")
+
+
 class NonfiniteConfig(StrictModel):
     """What a step does when a task's loss or the gradient is NaN/Inf (the update is never applied)."""
 
@@ -173,6 +181,8 @@ class TrainingConfig(StrictModel):
     log_every: int = Field(20, ge=1)
     nonfinite: NonfiniteConfig = Field(default_factory=NonfiniteConfig)
     distillation: DistillationConfig = Field(default_factory=DistillationConfig)
+    profile: ProfileConfig | None = Field(None, description="trace these steps with the TensorFlow profiler into "
+                                                            "logs/train/plugins/profile (TensorBoard's Profile tab)")
     deterministic: bool = Field(False, description="TensorFlow op determinism (bit-exact reruns on GPU too)")
     collective_timeout: float = Field(600.0, gt=0.0, description="multi_worker: seconds a cross-worker operation "
                                                                  "may wait for a peer before the run fails")

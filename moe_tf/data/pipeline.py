@@ -138,6 +138,24 @@ class TaskData:
         seed = self.seed + index * _SOURCE_SEED_STRIDE
         images = [f for f, spec in source.features.items() if spec.modality == "image"] if aug.enabled else []
 
+        if source.arrays and not images:
+            # In-memory arrays: shuffle the example indices and gather each batch in one op. tf.data's shuffle draws
+            # the same permutation whatever the elements are, so these are exactly the batches of shuffling the
+            # examples themselves (the path below), made ~3x faster (Multi-Fashion on two cores: 390k vs 135k
+            # examples/s; the CPU time it frees goes to the training step).
+            x, y = source.arrays["train"]
+            columns = tf.nest.map_structure(tf.constant, (x, y))
+            size = source.sizes["train"]
+
+            def one_epoch(e):
+                tf.compat.v1.set_random_seed(_GRAPH_SEED)  # as below
+                order = tf.data.Dataset.range(size).shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
+                batches = order.batch(global_batch_size, drop_remainder=True).map(
+                    lambda rows: tf.nest.map_structure(lambda c: tf.gather(c, rows), columns))
+                return self._complete(index, batches)
+
+            return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
+
         def one_epoch(e):  # e: an int64 scalar tensor (traced once for all epochs)
             # The shuffle's op seed is a tensor; fixing this function graph's own seed keeps tf.data from comparing
             # it with the global seed (which fails when that is 0) and makes epoch orders independent of it.

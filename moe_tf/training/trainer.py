@@ -22,6 +22,7 @@ from moe_tf.training.determinism import graph_op_types
 from moe_tf.training.evaluator import Evaluator, run_replicas
 from moe_tf.training.nonfinite import NonfiniteGuard, apply_if
 from moe_tf.training.objectives import aux_total, batch_stats, summarize, task_presence
+from moe_tf.training.profiling import ProfileWindow
 from moe_tf.training.statistics import pack, unpack
 from moe_tf.training.weightings.base import StepContext, VariableGroups, all_finite, flatten, gradient
 
@@ -90,10 +91,11 @@ class Trainer:
             multi-step graph call after the current step.
         distillation: a moe_tf.training.distillation.Distillation mixing a teacher's soft targets into the shared
             tasks' losses (or None).
+        profile: a moe_tf.training.profiling.ProfileWindow tracing `training.profile`'s steps (or None).
     """
 
     def __init__(self, model, weighting, optimizer, strategy, data, config, gradient_stats_every: int = 0,
-                 lr_scale=None, stop_request=None, distillation=None):
+                 lr_scale=None, stop_request=None, distillation=None, profile=None):
         self.model = model
         self.weighting = weighting
         self.optimizer = optimizer
@@ -124,6 +126,7 @@ class Trainer:
         self.stop_flag = tf.Variable(False, trainable=False, name="stop_requested")
         self.stop_request = stop_request
         self.distillation = distillation
+        self.profile = profile or ProfileWindow(None, None)
         if stop_request is not None and not self.multi_worker:
             stop_request.on_request = lambda: self.stop_flag.assign(True)
         # No AutoGraph: the loop is an explicit tf.while_loop and the step's code branches with tf.cond, so nothing
@@ -283,6 +286,12 @@ class Trainer:
             hooks: a TrainerHooks.
             eval_dataset: batched eval split (None: no evaluation).
         """
+        try:
+            return self._fit(hooks, eval_dataset)
+        finally:  # a trace cut short by the end of training, a stop or an error is still written
+            self.profile.stop(int(self.optimizer.iterations.numpy()))
+
+    def _fit(self, hooks, eval_dataset):
         cfg, batch = self.config, self.global_batch_size
         per_epoch = self.data.steps_per_epoch(batch)
         total = total_steps(cfg, self.data)
@@ -305,8 +314,9 @@ class Trainer:
             started = time.perf_counter()
             every = [cfg.log_every, eval_every, ckpt_every, *([stats_every] if stats_every else [])]
             while step < epoch_end:
-                boundary = min(_next_multiple(step, k) for k in every)
+                boundary = min([*(_next_multiple(step, k) for k in every), *self.profile.cuts(step)])
                 n = min(per_call, epoch_end - step, boundary - step)
+                self.profile.before(step)
                 if stats_every and step % stats_every == 0:
                     n = 1
                     weights, norms, cosine = self.train_step_with_gradient_stats(iterator)
@@ -315,6 +325,7 @@ class Trainer:
                     weights = self.train_chunk(iterator, tf.constant(n))
                 # The step counter: n steps, or fewer when a stop request or the guard ended the call early.
                 step = int(self.optimizer.iterations.numpy())
+                self.profile.after(step)
                 if bool(self.guard.halt.numpy()):
                     raise self.guard.stop_error(hooks.last_checkpoint())
                 if step % cfg.log_every == 0 or step == epoch_end:

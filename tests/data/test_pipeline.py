@@ -98,6 +98,21 @@ def test_multi_epoch_pipeline_equals_epochs_read_alone():
         np.testing.assert_array_equal(a, b)
 
 
+def test_gathered_batches_of_in_memory_arrays_equal_shuffled_examples():
+    # An in-memory source's batches are gathered by shuffled index; they must be exactly the batches of shuffling
+    # its examples (what a streamed source, e.g. TFDS, does), across epochs and from a resume point mid-epoch.
+    data = build_task_data(tiny_config(data={"shuffle_buffer": 500}))
+    source = next(iter(data.sources.values()))
+    assert source.arrays
+    gathered = list(data.train_dataset(64, 7, 45).as_numpy_iterator())
+    source.arrays = {}  # the per-example path
+    streamed = list(data.train_dataset(64, 7, 45).as_numpy_iterator())
+    assert len(gathered) == len(streamed) == 38
+    for a, b in zip(gathered, streamed):
+        tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+    assert not np.array_equal(gathered[0][0]["image"], gathered[19][0]["image"])
+
+
 def test_epoch_order_does_not_depend_on_the_global_seed():
     # The shuffle seed of each epoch is a tensor inside the lazily generated pipeline; a global seed of 0 once made
     # tf.data compare it as a Python bool.

@@ -117,8 +117,10 @@ def test_every_weighting_matches_under_mirrored(weighting, mirrored):
     replicated, _ = make_trainer(config, mirrored, initial)
     a, b = single_step_losses(default, data, 5), single_step_losses(replicated, data, 5)
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)  # losses and task weights, step by step
+    # 3e-5 after 5 steps at lr 0.02: oneDNN's kernels sum a 64-row batch and two 32-row halves in different orders
+    # (a real difference in what is summed moves the variables by ~lr = 2e-2).
     for wa, wb in zip(default.model.get_weights(), replicated.model.get_weights()):
-        np.testing.assert_allclose(wa, wb, atol=1e-5)
+        np.testing.assert_allclose(wa, wb, atol=3e-5)
     for name, var in default.weighting.state().items():
         np.testing.assert_allclose(var.numpy(), replicated.weighting.state()[name].numpy(), rtol=1e-4, atol=1e-6)
     moved = [np.abs(w0 - w1).max() for w0, w1 in zip(initial, default.model.get_weights())]
@@ -178,7 +180,11 @@ def test_mixed_float16_loss_scaling_under_mirrored_matches_default(weighting, mi
         replicated, _ = make_trainer(config, mirrored, default.model.get_weights())
         a, b = single_step_losses(default, data, 4), single_step_losses(replicated, data, 4)
         assert np.all(np.isfinite(a))
-        np.testing.assert_allclose(a, b, rtol=5e-3, atol=1e-4)
+        # MGDA-UB's weights are a ratio of float16 gradients' dot products, which amplifies the float16 rounding
+        # differences of one 64-row batch vs two 32-row halves (measured: 2.4 % after 3 steps with oneDNN's
+        # kernels); an unscaling or reduction mistake is off by the loss scale (2^15) or a factor of 2.
+        rtol = 5e-2 if weighting.get("upper_bound") else 5e-3
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=1e-4)
         assert float(default.optimizer.dynamic_scale.numpy()) == float(replicated.optimizer.dynamic_scale.numpy())
     finally:
         keras.mixed_precision.set_global_policy("float32")
