@@ -15,6 +15,7 @@ parameter, the input pipeline) counts against it. The variants and their referen
 medians. The last line is `ratio <dense efficiency>` (goal ≥ 0.5), the line before it the top-1 one.
 
     python benchmarks/efficiency.py [--experts 16] [--units 1024] [--width 1024] [--batch-size 1024] [--steps 5]
+        [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.report import write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
-from moe_tf.config.loader import validate_config  # noqa: E402
+from moe_tf.config.loader import apply_override, validate_config  # noqa: E402
 from moe_tf.training.trainer import TrainerHooks  # noqa: E402
 
 GATES = {"dense softmax": {"type": "softmax"},
@@ -45,7 +46,7 @@ GATES = {"dense softmax": {"type": "softmax"},
 
 
 def config(gate: dict, args):
-    return validate_config({
+    raw = {
         "experiment": {"name": "efficiency", "seed": 0},
         "data": {"sources": {"synthetic": {"type": "synthetic_mmoe", "dim": args.width,
                                            "size": args.batch_size * 8}}},
@@ -57,7 +58,10 @@ def config(gate: dict, args):
         "training": {"batch_size": args.batch_size, "steps": 10**6, "log_every": args.steps,
                      "optimizer": {"type": "adam", "learning_rate": 1e-4}},
         "logging": {"progress": "none", "tensorboard": False},
-    })
+    }
+    for assignment in getattr(args, "set", []):
+        apply_override(raw, assignment)
+    return validate_config(raw)
 
 
 def matmuls(model, batch: int, experts: int, capacity: int | None) -> list[tuple[int, int, int, int]]:
@@ -114,6 +118,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--steps", type=int, default=5, help="training steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--name", default="efficiency")
     args = parser.parse_args()
 
@@ -143,8 +148,8 @@ def main() -> None:
             times[name][1].append(reference())
     lines = [f"MMoE: {args.width} inputs → dense stem {args.units} → {args.experts} experts of {args.units}, two "
              f"tasks; batch {args.batch_size}, Adam; {args.steps} steps x {args.repeats} interleaved repeats, medians; "
-             f"TensorFlow {tf.__version__}, TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, "
-             f"{os.cpu_count()} CPUs",
+             f"{''.join('--set ' + a + '; ' for a in args.set)}TensorFlow {tf.__version__}, "
+             f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, {os.cpu_count()} CPUs",
              f"{'variant':<16} {'matmul GFLOP/step':>17} {'step ms':>8} {'step GFLOP/s':>12} {'bare ms':>8} "
              f"{'bare GFLOP/s':>12} {'efficiency':>10}"]
     efficiency = {}
