@@ -21,7 +21,6 @@ medians. The last line is `ratio <dense efficiency>` (goal ≥ 0.5), the line be
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import statistics
 import sys
@@ -36,10 +35,10 @@ import moe_tf  # noqa: E402,F401  (first: it sets TensorFlow's environment, as t
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.report import write_results  # noqa: E402
+from benchmarks.report import train_for, write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import apply_override, validate_config  # noqa: E402
-from moe_tf.training.trainer import TrainerHooks  # noqa: E402
+from moe_tf.models import routing  # noqa: E402
 
 GATES = {"dense softmax": {"type": "softmax"},
          "top-1 (switch)": {"type": "switch", "capacity_factor": 1.0, "balance_loss": 0.01}}
@@ -59,12 +58,12 @@ def config(gate: dict, args):
                      "optimizer": {"type": "adam", "learning_rate": 1e-4}},
         "logging": {"progress": "none", "tensorboard": False},
     }
-    for assignment in getattr(args, "set", []):
+    for assignment in args.set:
         apply_override(raw, assignment)
     return validate_config(raw)
 
 
-def matmuls(model, batch: int, experts: int, capacity: int | None) -> list[tuple[int, int, int, int]]:
+def matmuls(model, batch: int, capacity: int | None) -> list[tuple[int, int, int, int]]:
     """The step's matmuls as (batch count, M, K, N): the forward product of every kernel, its kernel gradient, and
     its input gradient unless it reads the input. Expert kernels [E, K, N] act on the batch (dense) or on E ×
     capacity slots (routed)."""
@@ -72,11 +71,10 @@ def matmuls(model, batch: int, experts: int, capacity: int | None) -> list[tuple
     for v in model.trainable_variables:
         if len(v.shape) == 3:  # an expert pool's stacked kernels
             e, k, n = v.shape
-            forward = [(1, batch, k, e * n)] if capacity is None else [(e, capacity, k, n)]
-            dense = capacity is None
-            grads = [(1, k, batch, e * n), (1, batch, e * n, k)] if dense else [(e, k, capacity, n),
-                                                                                (e, capacity, n, k)]
-            shapes += forward + grads
+            if capacity is None:  # forward, kernel gradient, input gradient
+                shapes += [(1, batch, k, e * n), (1, k, batch, e * n), (1, batch, e * n, k)]
+            else:
+                shapes += [(e, capacity, k, n), (e, k, capacity, n), (e, capacity, n, k)]
         elif len(v.shape) == 2:
             k, n = v.shape
             reads_input = "stem" in v.path
@@ -128,14 +126,11 @@ def main() -> None:
         parts = build_components(config(gate, args))
         trainer = parts.trainer()
         capacity = None if gate["type"] == "softmax" else \
-            math.ceil(gate["capacity_factor"] * args.batch_size / args.experts)
-        shapes = matmuls(parts.model, args.batch_size, args.experts, capacity)
+            int(routing.capacity(args.batch_size, 1, args.experts, gate["capacity_factor"]))  # as the gate sizes it
+        shapes = matmuls(parts.model, args.batch_size, capacity)
 
         def step_seconds(trainer=trainer):
-            trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + args.steps
-            start = time.perf_counter()
-            trainer.fit(TrainerHooks())
-            return (time.perf_counter() - start) / args.steps
+            return train_for(trainer, args.steps) / args.steps
 
         variants[name] = (flops(shapes), step_seconds, bare(shapes, args.steps))
     for _, step_seconds, reference in variants.values():  # warm-up: tracing, oneDNN primitive caches

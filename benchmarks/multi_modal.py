@@ -20,7 +20,6 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -30,10 +29,9 @@ import moe_tf  # noqa: E402,F401  (first: it sets TensorFlow's environment, as t
 # isort: split
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.report import write_results  # noqa: E402
+from benchmarks.report import train_for, write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import validate_config  # noqa: E402
-from moe_tf.training.trainer import TrainerHooks  # noqa: E402
 from tests.tabular import write_tabular_npz  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -87,10 +85,7 @@ def main() -> None:
     trainers = {name: build_components(cfg).trainer() for name, cfg in variants.items()}
 
     def timed(trainer):
-        trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + args.steps
-        start = time.perf_counter()
-        trainer.fit(TrainerHooks())
-        return (time.perf_counter() - start) / args.steps * 1000  # ms per step
+        return train_for(trainer, args.steps) / args.steps * 1000  # ms per step
 
     for trainer in trainers.values():
         timed(trainer)  # warm-up: tracing and pipeline start

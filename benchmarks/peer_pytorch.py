@@ -43,11 +43,10 @@ try:
 except ImportError:  # pragma: no cover
     sys.exit("benchmarks/peer_pytorch.py needs PyTorch: pip install -e '.[bench]'")
 
-from benchmarks.report import write_results  # noqa: E402
+from benchmarks.report import train_for, write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
 from moe_tf.training.profiling import top_ops, trace_files  # noqa: E402
-from moe_tf.training.trainer import TrainerHooks  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..")
@@ -119,16 +118,10 @@ def torch_trainer(config, images: np.ndarray, labels: dict[str, np.ndarray], cla
     return run
 
 
-def moe_tf_trainer(components, steps_per_call):
+def moe_tf_trainer(components):
+    """A closure training `steps` steps of moe-tf's loop per call → examples/s."""
     trainer = components.trainer()
-
-    def run(steps: int) -> float:
-        trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + steps
-        start = time.perf_counter()
-        trainer.fit(TrainerHooks())
-        return steps * trainer.global_batch_size / (time.perf_counter() - start)
-
-    return run
+    return lambda steps: steps * trainer.global_batch_size / train_for(trainer, steps)
 
 
 def epoch_arrays(data, batch_size: int, feature: str, tasks: list[str]):
@@ -162,7 +155,7 @@ def main() -> None:
     (feature,) = [name for name in data.features if not name.startswith("_")]
     images, labels = epoch_arrays(data, config.training.batch_size, feature, tasks)
 
-    sides = {"moe-tf": moe_tf_trainer(components, config.training.steps_per_execution),
+    sides = {"moe-tf": moe_tf_trainer(components),
              "PyTorch": torch_trainer(config, images, labels, classes, config.experiment.seed)}
     for run in sides.values():
         run(max(10, args.steps // 5))  # warm-up: tracing, pipeline start, allocator

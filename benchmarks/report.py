@@ -21,6 +21,19 @@ def train_in_scratch_dir(config) -> dict:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
+def train_for(trainer, steps: int) -> float:
+    """Trains `steps` more steps with `trainer.fit` (no logging or evaluation hooks), exactly as a run's loop does →
+    the seconds it took, input pipeline start included."""
+    import time
+
+    from moe_tf.training.trainer import TrainerHooks
+
+    trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + steps
+    start = time.perf_counter()
+    trainer.fit(TrainerHooks())
+    return time.perf_counter() - start
+
+
 def write_results(name: str, lines: list[str]) -> None:
     """Prints `lines` and writes them to results/<name>.txt."""
     os.makedirs(RESULTS, exist_ok=True)

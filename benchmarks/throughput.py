@@ -31,10 +31,11 @@ import moe_tf  # noqa: E402,F401  (first: it sets TensorFlow's environment, as t
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.report import train_for  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
 from moe_tf.training.optimizer import build_schedule  # noqa: E402
-from moe_tf.training.trainer import TrainerHooks, resolve_jit_compile  # noqa: E402
+from moe_tf.training.trainer import resolve_jit_compile  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -104,10 +105,7 @@ def main() -> None:
 
     def time_loop(trainer):
         def timed(repeat):
-            trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + args.steps
-            start = time.perf_counter()
-            trainer.fit(TrainerHooks())
-            return args.steps * args.batch_size / (time.perf_counter() - start)
+            return args.steps * args.batch_size / train_for(trainer, args.steps)
         return timed
 
     def time_fit(fit_model):

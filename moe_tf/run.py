@@ -244,10 +244,10 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     batch = config.training.batch_size
     data.require_split("test")  # no test split fails now, not after training
     stop_request = StopRequest(progress.print)
-    profile = config.training.profile
-    if profile is not None and profile.start_step >= total_steps(config.training, data):
+    profile, steps = config.training.profile, total_steps(config.training, data)
+    if profile is not None and profile.start_step >= steps:
         raise ConfigError(f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
-                          f"steps 0–{total_steps(config.training, data) - 1})")
+                          f"steps 0–{steps - 1})")
     trace_dir = os.path.join(run_dir, "logs", "train") if chief and config.logging.tensorboard else None
     trainer = parts.trainer(stop_request, ProfileWindow(profile, trace_dir, progress.print))
     early = EarlyStopping(config.training.early_stopping)
