@@ -48,9 +48,10 @@ class ProfileWindow:
             tf.profiler.experimental.start(self.log_dir)
             self.active_from = step
 
-    def after(self, step: int) -> None:
-        """Called after a graph call, with the step count reached."""
-        if self.active_from is not None and step >= self.end:
+    def after(self, step: int, last: int) -> None:
+        """Called after a graph call, with the step count reached and the run's step count: the trace ends with the
+        window or with the last step, before the final evaluation and checkpoint."""
+        if self.active_from is not None and step >= min(self.end, last):
             self.stop(step)
 
     def stop(self, step: int) -> None:

@@ -325,7 +325,7 @@ class Trainer:
                     weights = self.train_chunk(iterator, tf.constant(n))
                 # The step counter: n steps, or fewer when a stop request or the guard ended the call early.
                 step = int(self.optimizer.iterations.numpy())
-                self.profile.after(step)
+                self.profile.after(step, total)
                 if bool(self.guard.halt.numpy()):
                     raise self.guard.stop_error(hooks.last_checkpoint())
                 if step % cfg.log_every == 0 or step == epoch_end:

@@ -36,6 +36,7 @@ def test_profile_traces_exactly_the_configured_steps(tmp_path, capsys):
     # The one conv layer's filter gradient runs once per step (its input, the image, needs no gradient).
     filter_grads = [op for op in ops if "Conv2DBackpropFilter" in op["type"]]
     assert [op["occurrences"] for op in filter_grads] == [2], filter_grads
+    assert conv_forwards(ops) == 2
     # The window is part of the run's config, so a resumed run would trace the same steps.
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["training"]["profile"] == \
         {"start_step": 3, "num_steps": 2}
@@ -47,7 +48,15 @@ def test_a_window_cut_short_by_the_end_of_training_is_still_written(tmp_path, ca
     code, _, err = run_main(capsys, "train", "--config", config, "--output-dir", tmp_path / "run", "--no-export")
     assert code == 0, err
     assert "profile of steps 3–3 written to" in err
-    assert len(trace_files(str(tmp_path / "run" / "logs" / "train"))) == 1
+    traces = trace_files(str(tmp_path / "run" / "logs" / "train"))
+    assert len(traces) == 1
+    # The last step only: the final evaluation (three eval batches, each a forward convolution) is not traced.
+    assert conv_forwards(top_ops(traces[0], count=1000)) == 1
+
+
+def conv_forwards(ops) -> int:
+    """Forward convolutions in a trace's op table (oneDNN's or Eigen's fused kernel, or the plain op)."""
+    return sum(op["occurrences"] for op in ops if op["type"] in ("_MklNativeFusedConv2D", "_FusedConv2D", "Conv2D"))
 
 
 def test_every_worker_cuts_its_graph_calls_at_the_window_whether_it_traces_or_not():
