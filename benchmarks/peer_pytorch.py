@@ -64,7 +64,6 @@ class TorchMMoE(torch.nn.Module):
             c, side = f, side // 2
         self.stem = torch.nn.Sequential(*layers, torch.nn.Flatten())
         features = c * side * side
-        self.experts, self.units = experts, units
         self.expert_kernel = torch.nn.Parameter(torch.empty(experts, features, units))
         self.expert_bias = torch.nn.Parameter(torch.zeros(experts, units))
         self.gates = torch.nn.ModuleDict({t: torch.nn.Linear(features, experts) for t in tasks})
