@@ -174,6 +174,7 @@ class TrainingConfig(StrictModel):
     weighting: one_of(WEIGHTINGS) = Field(default_factory=lambda: WEIGHTINGS.get("fixed").Config())
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     eval_every: int = Field(0, ge=0)
+    evals_per_epoch: int = Field(1, ge=1, description="with eval_every 0: evaluate every ⌊steps per epoch / N⌋ steps")
     checkpoint_every: int = Field(0, ge=0)
     keep_checkpoints: int = Field(3, ge=1)
     steps_per_execution: Literal["auto"] | int = "auto"

@@ -47,6 +47,8 @@ class DelimitedConfig(StrictModel):
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     limit: int | None = Field(None, ge=1, description="read only the first N rows of each file (quick trials)")
+    token_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="training batches only: each token of this "
+                                 "source's texts is deleted with this chance (word dropout)")
 
     @field_validator("labels")
     @classmethod
@@ -62,6 +64,8 @@ class DelimitedConfig(StrictModel):
             raise ValueError("`eval` and `test` files go with `train`, not with `path`")
         if not self.text and not self.numeric:
             raise ValueError("name at least one `text` or `numeric` column")
+        if self.token_dropout and not self.text:
+            raise ValueError(f"token_dropout={self.token_dropout} needs a `text` column to drop words from")
         check_identifiers(list(self.text_columns()), "text input")
         check_label_keys(self.classes, self.labels, "classes")
         check_label_keys(self.weights, self.labels, "weights")

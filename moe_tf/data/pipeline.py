@@ -27,6 +27,7 @@ from moe_tf.errors import ConfigError, DataError
 
 _GRAPH_SEED = 87654321
 _SOURCE_SEED_STRIDE = 1_000_003  # shuffle seeds of source s: experiment.seed + s·stride + epoch
+_WORD_DROP_SALT = 7_919  # word-dropout seeds are folded with this (image augmentation uses the same base seed)
 
 
 @dataclass
@@ -152,7 +153,7 @@ class TaskData:
                 order = tf.data.Dataset.range(size).shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
                 batches = order.batch(global_batch_size, drop_remainder=True).map(
                     lambda rows: tf.nest.map_structure(lambda c: tf.gather(c, rows), columns))
-                return self._complete(index, batches)
+                return self._drop_words(index, self._complete(index, batches), e)
 
             return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
 
@@ -172,10 +173,36 @@ class TaskData:
                     return x, y
 
                 ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-            return self._complete(index, ds.batch(global_batch_size, drop_remainder=True))
+            return self._drop_words(index, self._complete(index, ds.batch(global_batch_size, drop_remainder=True)), e)
 
         # Epochs are generated lazily, so a pipeline of thousands of epochs costs no more to build than one.
         return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
+
+    def _drop_words(self, index: int, batches: tf.data.Dataset, epoch) -> tf.data.Dataset:
+        """Source `index`'s `token_dropout`: each token id of its text inputs is deleted with that chance (the kept
+        ones close up, in order; the row is padded at the end). Seeded by epoch and batch position, so a resumed
+        run deletes the same words."""
+        name = list(self.sources)[index]
+        rate = getattr(self.data_config.sources[name], "token_dropout", 0.0)
+        if not rate:
+            return batches
+        texts = [f for f in sorted(self.sources[name].features) if f in self.vectorizers]
+        if not texts:
+            raise DataError(f"data.sources.{name}.token_dropout={rate}: the source has no text input to drop words "
+                            "from")
+        base = self.seed * 100_003 + epoch
+
+        def drop(position, batch):
+            inputs, labels, weights = batch
+            inputs = dict(inputs)
+            for k, f in enumerate(texts):
+                ids = inputs[f]
+                seed = tf.random.experimental.stateless_fold_in(tf.stack([base, position]), _WORD_DROP_SALT + k)
+                keep = tf.logical_and(tf.random.stateless_uniform(tf.shape(ids), seed) >= rate, ids != 0)
+                inputs[f] = tf.ragged.boolean_mask(ids, keep).to_tensor(0, shape=tf.shape(ids))
+            return inputs, labels, weights
+
+        return batches.enumerate().map(drop, num_parallel_calls=tf.data.AUTOTUNE)
 
     # ---- pipelines -------------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 import tensorflow as tf
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel
 from moe_tf.data import DATASETS
@@ -37,6 +37,14 @@ class TfdsSource(DataSource):
         train_split: str = "train[:90%]"
         eval_split: str = "train[90%:]"
         test_split: str = "test"
+        token_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="with `text_key`, training batches only: "
+                                     "each token is deleted with this chance (word dropout)")
+
+        @model_validator(mode="after")
+        def _check(self):
+            if self.token_dropout and not self.text_key:
+                raise ValueError(f"token_dropout={self.token_dropout} needs `text_key` (a text data set)")
+            return self
 
     def load(self):
         import tensorflow_datasets as tfds

@@ -296,7 +296,7 @@ class Trainer:
         per_epoch = self.data.steps_per_epoch(batch)
         total = total_steps(cfg, self.data)
         num_epochs = -(-total // per_epoch)
-        eval_every = cfg.eval_every or per_epoch
+        eval_every = cfg.eval_every or max(per_epoch // cfg.evals_per_epoch, 1)
         ckpt_every = cfg.checkpoint_every or eval_every
         # `auto`: everything up to the next log/eval/checkpoint step runs as one graph call; the host has nothing
         # to do in between, since the step statistics accumulate in `self.sums`.

@@ -171,6 +171,8 @@ def test_unseen_class_in_a_test_file(tmp_path):
     ({"classes": {"nope": ["a"]}}, r"classes\.nope: not one of the labels"),
     ({"header": False}, None),
     ({"text": ["bad name"]}, "text input 'bad name' is not an identifier"),
+    ({"text": [], "numeric": ["x"], "token_dropout": 0.5}, r"token_dropout=0\.5 needs a `text` column"),
+    ({"token_dropout": 1.0}, r"data\.sources\.reviews\.token_dropout: expected number < 1\.0, got 1\.0"),
 ])
 def test_config_errors(reviews_tsv, bad, message):
     config = text_dict(reviews_tsv)
@@ -210,3 +212,28 @@ def test_text_pipeline_yields_token_ids(reviews_tsv):
     parts = build_components(validate_config(text_dict(reviews_tsv)), training=False)
     inputs, _, _ = next(iter(parts.data.eval_dataset("test", 8)))
     assert inputs["text"].dtype == tf.int32 and inputs["text"].shape == (8, 12)
+
+
+def test_token_dropout_deletes_words_of_training_batches_only(reviews_tsv):
+    """A source's `token_dropout`: in its training batches each token is deleted with that chance and the rest close
+    up in order; eval batches are untouched; a pipeline started at step k (a resume) deletes the same words."""
+    plain = build_components(validate_config(text_dict(reviews_tsv)), training=False).data
+    config = text_dict(reviews_tsv)
+    config["data"]["sources"]["reviews"]["token_dropout"] = 0.5
+    dropping = build_components(validate_config(config), training=False).data
+    # the same vocabulary: the vocabulary is built from the full training texts either way
+    full = [x["text"].numpy() for x, _, _ in plain.train_dataset(32, 0, 12)]
+    cut = [x["text"].numpy() for x, _, _ in dropping.train_dataset(32, 0, 12)]
+    kept = sum((c != 0).sum() for c in cut) / sum((f != 0).sum() for f in full)
+    assert 0.4 < kept < 0.6
+    for f, c in zip(full, cut):
+        for row_f, row_c in zip(f, c):
+            words = list(row_c[row_c != 0])
+            assert list(row_c[: len(words)]) == words  # closed up, padded at the end
+            it = iter(row_f[row_f != 0])
+            assert all(any(w == v for v in it) for w in words)  # a subsequence of the original, in order
+    resumed = [x["text"].numpy() for x, _, _ in dropping.train_dataset(32, 7, 12)]
+    for a, b in zip(cut[7:], resumed):
+        np.testing.assert_array_equal(a, b)
+    for (x, _, _), (y, _, _) in zip(plain.eval_dataset("eval", 32), dropping.eval_dataset("eval", 32)):
+        np.testing.assert_array_equal(x["text"].numpy(), y["text"].numpy())

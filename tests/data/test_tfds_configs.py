@@ -28,11 +28,12 @@ TEXT_OVERRIDES = ["training.steps=2", "training.batch_size=8", "logging.progress
                   "model.stems.text.embedding_dim=8", "model.stems.text.sequence_length=16"]
 
 
-@pytest.mark.parametrize("name", ["imdb_reviews_tfds", "ag_news_tfds", "glue_sst2_tfds"])
-def test_tfds_text_config_trains_on_mock_data(name, tmp_path):
+@pytest.mark.parametrize("name, extra", [("imdb_reviews_tfds", []), ("glue_sst2_tfds", []),
+                                         ("ag_news_tfds", ["data.sources.ag_news.token_dropout=0.5"])])
+def test_tfds_text_config_trains_on_mock_data(name, extra, tmp_path):
     import tensorflow_datasets as tfds
 
-    config = load_config(f"{REPO}/configs/{name}.yaml", TEXT_OVERRIDES)
+    config = load_config(f"{REPO}/configs/{name}.yaml", TEXT_OVERRIDES + extra)
     with tfds.testing.mock_data(num_examples=40):
         metrics = train(config, str(tmp_path / name))
     assert metrics["step"] == 2
@@ -51,3 +52,10 @@ def test_tfds_text_key_must_be_text():
         from moe_tf.data import build_task_data
 
         build_task_data(config)
+
+
+def test_token_dropout_needs_a_text_key():
+    from moe_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.sources\.mnist: token_dropout=0\.5 needs `text_key`"):
+        load_config(f"{REPO}/configs/mnist_mmoe.yaml", ["data.sources.mnist.token_dropout=0.5"])

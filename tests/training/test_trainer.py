@@ -163,18 +163,19 @@ def test_new_run_refuses_to_overwrite(trained_run):
 
 
 def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
-    # min_delta is larger than any change of the loss: the first evaluation (step 5) stays the best, and training
-    # stops after `patience` more evaluations, at step 15, with weights that have moved since step 5.
-    config = tiny_config(training={"epochs": 10, "eval_every": 5,
+    # min_delta is larger than any change of the loss: the first evaluation (step 4: 19 steps per epoch, 4
+    # evaluations per epoch) stays the best, and training stops after `patience` more evaluations, at step 12, with
+    # weights that have moved since step 4.
+    config = tiny_config(training={"epochs": 10, "evals_per_epoch": 4,
                                    "early_stopping": {"monitor": "eval/loss", "patience": 2, "min_delta": 100.0}})
     run_dir = str(tmp_path / "es")
     metrics = train(config, run_dir, export=False)
-    assert metrics["step"] == 15
+    assert metrics["step"] == 12
     best = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints", "best"))
-    assert best.endswith("ckpt-5")
-    # the test metrics were computed with the best weights (step 5), not the last ones (step 15)
+    assert best.endswith("ckpt-4")
+    # the test metrics were computed with the best weights (step 4), not the last ones (step 12)
     at_best, at_last = evaluate(run_dir, "test", "best"), evaluate(run_dir, "test", "latest")
-    assert at_best["step"] == 5 and at_last["step"] == 15
+    assert at_best["step"] == 4 and at_last["step"] == 12
     assert metrics["loss"] == pytest.approx(at_best["loss"], rel=1e-6)
     assert abs(metrics["loss"] - at_last["loss"]) > 1e-3
 

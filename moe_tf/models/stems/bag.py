@@ -24,7 +24,7 @@ class BagOfEmbeddings(TextStem):
         self.pooling = pooling
 
     def call(self, ids, training=None):
-        x, mask = self.tokens(ids, training), self.mask(ids)
+        x, mask = self.embed(ids), self.mask(ids)
         return masked_mean(x, mask) if self.pooling == "mean" else masked_max(x, mask)
 
     def get_config(self):

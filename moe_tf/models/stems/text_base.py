@@ -21,32 +21,21 @@ class TextStemConfig(StrictModel):
     ngrams: int = Field(1, ge=1, le=4, description="1: words; n: also every 2..n-gram, appended after the words")
     standardize: Literal["lower_and_strip_punctuation", "lower", "none"] = "lower_and_strip_punctuation"
     embedding_dim: int = Field(64, ge=1)
-    token_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="training only: the chance that a token's "
-                                 "embedding is zeroed (word dropout); the others are scaled by 1/(1-rate)")
 
 
 class TextStem(keras.layers.Layer):
-    """Base layer: `tokens(ids, training)` (ids → [batch, length, embedding_dim], with word dropout in training) and
-    `mask(ids)` ([batch, length], 1 where a token is)."""
+    """Base layer: `self.embed` (ids → [batch, length, embedding_dim]) and `mask(ids)` ([batch, length], 1 where a
+    token is)."""
 
     modalities = ("text",)
 
     def __init__(self, max_tokens=20000, sequence_length=64, ngrams=1, standardize="lower_and_strip_punctuation",
-                 embedding_dim=64, token_dropout=0.0, l2=0.0, **kwargs):
+                 embedding_dim=64, l2=0.0, **kwargs):
         super().__init__(**kwargs)
         self.max_tokens, self.sequence_length, self.ngrams = max_tokens, sequence_length, ngrams
         self.standardize, self.embedding_dim, self.l2 = standardize, embedding_dim, l2
         self.regularizer = keras.regularizers.L2(l2) if l2 else None
         self.embed = keras.layers.Embedding(max_tokens, embedding_dim, name="embedding")
-        self.token_dropout = float(token_dropout)
-        # one draw per token, shared by its embedding's features: a dropped word is gone, not a noisy one (made only
-        # when used: a Dropout layer brings a seed generator into the checkpoint)
-        self.drop_tokens = keras.layers.Dropout(self.token_dropout, noise_shape=(None, None, 1),
-                                                name="token_dropout") if self.token_dropout else None
-
-    def tokens(self, ids, training=None):
-        x = self.embed(ids)
-        return self.drop_tokens(x, training=training) if self.drop_tokens else x
 
     def mask(self, ids):
         return ops.cast(ops.not_equal(ids, 0), self.compute_dtype)
@@ -54,7 +43,7 @@ class TextStem(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "max_tokens": self.max_tokens, "sequence_length": self.sequence_length,
                 "ngrams": self.ngrams, "standardize": self.standardize, "embedding_dim": self.embedding_dim,
-                "token_dropout": self.token_dropout, "l2": self.l2}
+                "l2": self.l2}
 
 
 def masked_mean(x, mask):

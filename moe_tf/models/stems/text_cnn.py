@@ -31,7 +31,7 @@ class TextCNN(TextStem):
                       for k in self.kernel_sizes]
 
     def call(self, ids, training=None):
-        x, mask = self.tokens(ids, training), self.mask(ids)
+        x, mask = self.embed(ids), self.mask(ids)
         return ops.concatenate([masked_max(conv(x), mask) for conv in self.convs], axis=-1)
 
     def get_config(self):

@@ -46,7 +46,7 @@ class TransformerStem(TextStem):
 
     def call(self, ids, training=None):
         mask = self.mask(ids)  # [batch, length]
-        x = self.tokens(ids, training) + self.positions(ops.arange(ops.shape(ids)[1]))[None]
+        x = self.embed(ids) + self.positions(ops.arange(ops.shape(ids)[1]))[None]
         attend = ops.logical_and(mask[:, None, :] > 0, mask[:, :, None] > 0)  # [batch, query, key]
         for b in self.blocks:
             h = b["norm_1"](x)
