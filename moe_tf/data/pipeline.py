@@ -138,6 +138,10 @@ class TaskData:
         aug, buffer = cfg.augmentation, cfg.shuffle_buffer
         seed = self.seed + index * _SOURCE_SEED_STRIDE
         images = [f for f, spec in source.features.items() if spec.modality == "image"] if aug.enabled else []
+        drop_words = self._word_dropout(index)
+
+        def finish(batches, e):
+            return drop_words(self._complete(index, batches), e)
 
         if source.arrays and not images:
             # In-memory arrays: shuffle the example indices and gather each batch in one op. tf.data's shuffle draws
@@ -153,7 +157,7 @@ class TaskData:
                 order = tf.data.Dataset.range(size).shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
                 batches = order.batch(global_batch_size, drop_remainder=True).map(
                     lambda rows: tf.nest.map_structure(lambda c: tf.gather(c, rows), columns))
-                return self._drop_words(index, self._complete(index, batches), e)
+                return finish(batches, e)
 
             return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
 
@@ -165,7 +169,7 @@ class TaskData:
             if images:
                 def augment(position, element):
                     x, y = element
-                    example_seed = tf.stack([self.seed * 100_003 + e, position])
+                    example_seed = tf.stack([self._epoch_seed(e), position])
                     x = dict(x)
                     for k, f in enumerate(images):
                         s = example_seed if k == 0 else tf.random.experimental.stateless_fold_in(example_seed, k)
@@ -173,36 +177,43 @@ class TaskData:
                     return x, y
 
                 ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-            return self._drop_words(index, self._complete(index, ds.batch(global_batch_size, drop_remainder=True)), e)
+            return finish(ds.batch(global_batch_size, drop_remainder=True), e)
 
         # Epochs are generated lazily, so a pipeline of thousands of epochs costs no more to build than one.
         return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
 
-    def _drop_words(self, index: int, batches: tf.data.Dataset, epoch) -> tf.data.Dataset:
-        """Source `index`'s `token_dropout`: each token id of its text inputs is deleted with that chance (the kept
-        ones close up, in order; the row is padded at the end). Seeded by epoch and batch position, so a resumed
-        run deletes the same words."""
+    def _epoch_seed(self, epoch):
+        """The first half of the stateless seeds of epoch `epoch`'s augmentation and word dropout."""
+        return self.seed * 100_003 + epoch
+
+    def _word_dropout(self, index: int):
+        """Source `index`'s `token_dropout` as `(batches, epoch) → batches`: each token id of its text inputs is
+        deleted with that chance (the kept ones close up, in order; the row is padded at the end). Seeded by epoch and
+        batch position, so a resumed run deletes the same words. Batches pass unchanged at rate 0."""
         name = list(self.sources)[index]
         rate = getattr(self.data_config.sources[name], "token_dropout", 0.0)
         if not rate:
-            return batches
+            return lambda batches, epoch: batches
         texts = [f for f in sorted(self.sources[name].features) if f in self.vectorizers]
         if not texts:
             raise DataError(f"data.sources.{name}.token_dropout={rate}: the source has no text input to drop words "
                             "from")
-        base = self.seed * 100_003 + epoch
 
-        def drop(position, batch):
-            inputs, labels, weights = batch
-            inputs = dict(inputs)
-            for k, f in enumerate(texts):
-                ids = inputs[f]
-                seed = tf.random.experimental.stateless_fold_in(tf.stack([base, position]), _WORD_DROP_SALT + k)
-                keep = tf.logical_and(tf.random.stateless_uniform(tf.shape(ids), seed) >= rate, ids != 0)
-                inputs[f] = tf.ragged.boolean_mask(ids, keep).to_tensor(0, shape=tf.shape(ids))
-            return inputs, labels, weights
+        def apply(batches, epoch):
+            def drop(position, batch):
+                inputs, labels, weights = batch
+                inputs = dict(inputs)
+                for k, f in enumerate(texts):
+                    ids = inputs[f]
+                    seed = tf.random.experimental.stateless_fold_in(tf.stack([self._epoch_seed(epoch), position]),
+                                                                    _WORD_DROP_SALT + k)
+                    keep = tf.logical_and(tf.random.stateless_uniform(tf.shape(ids), seed) >= rate, ids != 0)
+                    inputs[f] = tf.ragged.boolean_mask(ids, keep).to_tensor(0, shape=tf.shape(ids))
+                return inputs, labels, weights
 
-        return batches.enumerate().map(drop, num_parallel_calls=tf.data.AUTOTUNE)
+            return batches.enumerate().map(drop, num_parallel_calls=tf.data.AUTOTUNE)
+
+        return apply
 
     # ---- pipelines -------------------------------------------------------------------------------------------
 
