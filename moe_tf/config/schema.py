@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel, one_of
 from moe_tf.data import DATASETS
@@ -187,13 +187,6 @@ class TrainingConfig(StrictModel):
     deterministic: bool = Field(False, description="TensorFlow op determinism (bit-exact reruns on GPU too)")
     collective_timeout: float = Field(600.0, gt=0.0, description="multi_worker: seconds a cross-worker operation "
                                                                  "may wait for a peer before the run fails")
-
-    @model_validator(mode="after")
-    def _one_evaluation_interval(self):
-        if self.eval_every and self.evals_per_epoch != 1:
-            raise ValueError(f"evals_per_epoch={self.evals_per_epoch} goes with eval_every 0, not with eval_every="
-                             f"{self.eval_every}: set one of them")
-        return self
 
     @field_validator("steps_per_execution", mode="before")
     @classmethod

@@ -76,9 +76,6 @@ def test_cross_field_checks():
     data = tiny_dict()
     data["tasks"][0]["dataset"] = "mnist"
     assert any(e.startswith("tasks[0].dataset: unknown dataset 'mnist'") for e in errors_of(data))
-    data = tiny_dict(training={"eval_every": 5, "evals_per_epoch": 4})
-    assert errors_of(data) == ["training: evals_per_epoch=4 goes with eval_every 0, not with eval_every=5: set one "
-                               "of them"]
 
 
 def test_base_inheritance_and_overrides(tmp_path):
