@@ -4,13 +4,14 @@ A larger MMoE (default: a 1,024-feature numeric input, a dense stem of 1,024 uni
 gate and a linear head for each of two regression tasks, batch 1,024, Adam) trains through the composition root and
 `Trainer.fit`, exactly as `moe-tf train` runs it. Its matmul FLOPs per step are counted from the model's kernels:
 forward, the kernels' gradients and the gradients of every layer's input but the first (what backpropagation
-computes), 2·M·K·N each. For the dense softmax gate every expert sees the whole batch; for top-1 routing (`switch`,
-capacity factor 1.0) each expert sees its capacity ceil(batch / experts) of slots.
+computes), 2·M·K·N each. For the dense softmax gate every expert sees the whole batch once (both task gates mix
+the same outputs); for top-1 routing (`switch`, capacity factor 1.0) each task gate routes every example, so each
+expert sees its capacity ceil(batch / experts) of slots once per task gate.
 
 The reference is a bare `tf.linalg.matmul` of exactly those shapes (the experts as one [batch, in] × [in,
-experts·units] product when dense, as one batched [experts, capacity, in] × [experts, in, units] product when
-routed), run in one tf.function in the same process. Efficiency = (the step's matmul FLOPs / its time) / (the bare
-matmuls' FLOPs / their time): everything else the step does (gates, routing, softmax, losses, Adam over every
+experts·units] product when dense, as one batched [experts, gates · capacity, in] × [experts, in, units] product
+when routed), run in one tf.function in the same process. Efficiency = (the step's matmul FLOPs / its time) / (the
+bare matmuls' FLOPs / their time): everything else the step does (gates, routing, softmax, losses, Adam over every
 parameter, the input pipeline) counts against it. The variants and their references alternate over the repeats;
 medians. The last line is `ratio <dense efficiency>` (goal ≥ 0.5), the line before it the top-1 one.
 
@@ -65,8 +66,10 @@ def config(gate: dict, args):
 
 def matmuls(model, batch: int, capacity: int | None) -> list[tuple[int, int, int, int]]:
     """The step's matmuls as (batch count, M, K, N): the forward product of every kernel, its kernel gradient, and
-    its input gradient unless it reads the input. Expert kernels [E, K, N] act on the batch (dense) or on E ×
-    capacity slots (routed)."""
+    its input gradient unless it reads the input. Expert kernels [E, K, N] act on the batch (dense: one pass for all
+    gates) or on E × (capacity · gates reading the pool) slots (routed: each task gate routes every example)."""
+    readers = {k.path: sum(group in view for view in level.views.values())
+               for level in model.mixture.levels for group, pool in level.pools.items() for k in pool.kernels}
     shapes = []
     for v in model.trainable_variables:
         if len(v.shape) == 3:  # an expert pool's stacked kernels
@@ -74,7 +77,8 @@ def matmuls(model, batch: int, capacity: int | None) -> list[tuple[int, int, int
             if capacity is None:  # forward, kernel gradient, input gradient
                 shapes += [(1, batch, k, e * n), (1, k, batch, e * n), (1, batch, e * n, k)]
             else:
-                shapes += [(e, capacity, k, n), (e, k, capacity, n), (e, capacity, n, k)]
+                slots = capacity * readers[v.path]
+                shapes += [(e, slots, k, n), (e, k, slots, n), (e, slots, n, k)]
         elif len(v.shape) == 2:
             k, n = v.shape
             reads_input = "stem" in v.path

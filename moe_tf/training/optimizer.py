@@ -8,6 +8,7 @@ Keras 3 would otherwise do inside `apply_gradients` under a tf.distribute strate
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
 
 def build_schedule(cfg, total_steps: int):
@@ -58,9 +59,43 @@ class PreReducedGradients:
         return list(grads_and_vars)
 
 
+class FusedAdamUpdate:
+    """Mixed into Keras' Adam and AdamW: each variable's update is TensorFlow's fused `ResourceApplyAdam` kernel
+    (moments and variable in one pass over memory) instead of Keras' eight element-wise ops and three assignments.
+
+    The formula is Keras' own, term for term: m += (g − m)(1 − β1); v += (g² − v)(1 − β2);
+    w −= m · lr·√(1 − β2^t)/(1 − β1^t) / (√v + ε), with t = iterations + 1; results agree to float32 rounding
+    (the kernel forms 1 − β in float32). Slots, their names and checkpoints are Keras' (`momentum`, `velocity`), weight
+    decay, loss scaling and clipping stay in Keras; `amsgrad` keeps Keras' update. Under a tf.distribute strategy
+    this runs inside Keras' per-replica `update` call, where a mirrored slot's `handle` is that replica's copy. A
+    sparse (IndexedSlices) gradient is densified, as Keras' update does. Measured: 3.3× faster on the 17.8 M
+    parameters of benchmarks/efficiency.py (benchmarks/RESULTS.md#efficiency).
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
+            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(tf.convert_to_tensor(gradient), dtype))
+
+
+def _handle(variable):
+    """The resource handle of a Keras or TensorFlow variable (a replica's own under a strategy's update)."""
+    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
+
+
 _OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
                "rmsprop": keras.optimizers.RMSprop}
-_PRE_REDUCED = {key: type(cls.__name__, (PreReducedGradients, cls), {}) for key, cls in _OPTIMIZERS.items()}
+_FUSED = {"adam", "adamw"}
+_PRE_REDUCED = {key: type(cls.__name__, (PreReducedGradients, *((FusedAdamUpdate,) if key in _FUSED else ()), cls), {})
+                for key, cls in _OPTIMIZERS.items()}
 
 
 def build_optimizer(cfg, total_steps: int, mixed_precision: str, lr_scale=None):

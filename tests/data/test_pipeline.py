@@ -33,6 +33,14 @@ def test_train_batches_are_full_and_seeded():
     assert data.steps_per_epoch(64) == 1258 // 64
 
 
+def test_pipelines_run_without_the_tf_data_autotuning_model():
+    """Autotuning made some iterators wait ~40 % of each step on input with the CPUs idle (benchmarks/RESULTS.md#speed);
+    every pipeline the trainer and evaluator read turns it off, and stays deterministic."""
+    data = build_task_data(tiny_config())
+    for ds in (data.train_dataset(64, 0, 3), data.eval_dataset("eval", 64)):
+        assert ds.options().autotune.enabled is False and ds.options().deterministic is True
+
+
 def _source(labels):
     x = np.zeros((len(labels), 2, 2, 1), np.uint8)
     return {"digits": from_arrays({"train": ({"image": x}, {"label": np.array(labels)})},

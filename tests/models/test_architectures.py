@@ -105,7 +105,7 @@ def test_cgc_task_experts_belong_to_their_task(data):
 def test_raw_input_experts_are_whole_networks_and_see_only_their_rows(data):
     """LibMTL-style MMoE: each expert has its own stem and trunk on the raw image; gates read the flat pixels."""
     config = config_for("mmoe", "noisy_top_k", "raw")
-    config.model.gate.k, config.model.gate.eval_capacity_factor = 1, 1.5
+    config.model.gate.k, config.model.gate.eval_capacity_factor = 1, 1.0
     model = build_components(config, data=data, training=False).model
     assert model.backbones == {} and len(model.all_backbones()) == 3
     assert model.gate_input.width == 64  # 8 × 8 × 1 pixels
@@ -120,7 +120,9 @@ def test_raw_input_experts_are_whole_networks_and_see_only_their_rows(data):
     out = model(x, training=False)
     for bb in pool.backbones:
         del bb.call
-    assert seen[:3] == [12, 12, 12]  # capacity ceil(1.5 · 24 · 1 / 3) rows per expert, not the 24 of the batch
+    # each of the two task gates fills ceil(1.0 · 24 · 1 / 3) = 8 slots per expert; an expert runs once on both
+    # gates' slots side by side: 16 rows, not the 24 of the batch (and not once per gate)
+    assert len(model.mixture.levels[0].gates) == 2 and seen == [16, 16, 16]
     w = out["gates"]["digit"]["weights"].numpy()
     assert ((w > 0).sum(axis=1) == 1).all()
     dense = np.einsum("be,beu->bu", w, pool(x).numpy())  # every expert on every example, mixed by the weights
