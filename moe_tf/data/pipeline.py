@@ -302,7 +302,7 @@ def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
     options.deterministic = True
     # tf.data's autotuning model off: with it, a pipeline now and then settled into a mode where the training step
     # waited ~40% of its time on input with both cores idle (a bimodal step time, 320 or 520 ms on the same dense
-    # MMoE, decided when the iterator starts and kept for its life; benchmarks/RESULTS.md#efficiency). AUTOTUNE
+    # MMoE, decided when the iterator starts and kept for its life; benchmarks/RESULTS.md#speed). AUTOTUNE
     # parallelism then means one call per core, and the prefetch buffer still grows on its own.
     options.autotune.enabled = False
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -146,7 +146,7 @@ class ExpertLevel(keras.layers.Layer):
 
         Each group's experts run once, on the slots of every gate that sees the group side by side ([n, ΣC,
         features]): with MMoE's task gates that is one batched matmul per layer instead of one per task (larger
-        products, half the ops; benchmarks/RESULTS.md#efficiency)."""
+        products, half the ops; benchmarks/RESULTS.md#speed)."""
         offsets = {}  # gate → {group: first expert of the group in the gate's view}
         for g, view in self.views.items():
             offsets[g], start = {}, 0

@@ -69,7 +69,7 @@ class FusedAdamUpdate:
     decay, loss scaling and clipping stay in Keras; `amsgrad` keeps Keras' update. Under a tf.distribute strategy
     this runs inside Keras' per-replica `update` call, where a mirrored slot's `handle` is that replica's copy. A
     sparse (IndexedSlices) gradient is densified, as Keras' update does. Measured: 3.3× faster on the 17.8 M
-    parameters of benchmarks/efficiency.py (benchmarks/RESULTS.md#efficiency).
+    parameters of benchmarks/efficiency.py (benchmarks/RESULTS.md#speed).
     """
 
     def update_step(self, gradient, variable, learning_rate):
