@@ -125,7 +125,7 @@ class ExpertLevel(keras.layers.Layer):
         for g, view in self.views.items():
             r = gated[g]
             if self.sparse:
-                mixed, routed = self._combine(view, expert_rows[g], r, gx_of(g))
+                mixed, routed = self._combine(expert_rows[g], r, gx_of(g))
                 r["routed"] = self._to_layout(view, routed[None])[0]
             else:
                 ys = ops.concatenate([dense_outputs[v] for v in view], axis=1) if len(view) > 1 else \
@@ -167,7 +167,7 @@ class ExpertLevel(keras.layers.Layer):
                 parts[g].append(part)
         return {g: ops.concatenate(ys, axis=0) if len(ys) > 1 else ys[0] for g, ys in parts.items()}
 
-    def _combine(self, view, y, r, x):
+    def _combine(self, y, r, x):
         """A sparse gate's mixture from its experts' outputs y [experts of the view, capacity, units] → (mixed
         [batch, units], routed counts [experts of the view])."""
         batch = ops.shape(x)[0]

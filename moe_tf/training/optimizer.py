@@ -91,11 +91,9 @@ def _handle(variable):
     return (variable.value if isinstance(variable, keras.Variable) else variable).handle
 
 
-_OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
-               "rmsprop": keras.optimizers.RMSprop}
-_FUSED = {"adam", "adamw"}
-_PRE_REDUCED = {key: type(cls.__name__, (PreReducedGradients, *((FusedAdamUpdate,) if key in _FUSED else ()), cls), {})
-                for key, cls in _OPTIMIZERS.items()}
+_OPTIMIZERS = {"adam": (FusedAdamUpdate, keras.optimizers.Adam), "adamw": (FusedAdamUpdate, keras.optimizers.AdamW),
+               "sgd": (keras.optimizers.SGD,), "rmsprop": (keras.optimizers.RMSprop,)}  # mixins, then the Keras class
+_PRE_REDUCED = {key: type(bases[-1].__name__, (PreReducedGradients, *bases), {}) for key, bases in _OPTIMIZERS.items()}
 
 
 def build_optimizer(cfg, total_steps: int, mixed_precision: str, lr_scale=None):
