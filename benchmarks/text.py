@@ -66,21 +66,29 @@ def main() -> None:
     def cell(values):
         if not values:
             return "-"
-        spread = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+        sd = statistics.stdev(values) if len(values) > 1 else None
+        spread = f" ± {sd:.4f} (s.e. {sd / len(values) ** 0.5:.4f})" if sd is not None else ""
         return f"{statistics.mean(values):.4f}{spread}"
 
     lines = [f"SST-2 (test: GLUE dev, 872) and AG News (test: 7,600; trained on its 10k file), configs/"
              f"sst2_agnews_mmoe.yaml{' with ' + ', '.join(args.set) if args.set else ''}, seeds {seeds}, "
-             f"{os.cpu_count()} CPUs; test accuracy",
-             f"{'run':<8} {'sentiment':>18} {'topic':>18} {'steps':>8}"]
+             f"{os.cpu_count()} CPUs; test accuracy, mean ± sample sd (standard error of the mean)",
+             f"{'run':<8} {'sentiment':>30} {'topic':>30} {'steps':>8}"]
     for name in names:
-        lines.append(f"{name:<8} {cell(results[name]['sentiment']):>18} {cell(results[name]['topic']):>18} "
+        lines.append(f"{name:<8} {cell(results[name]['sentiment']):>30} {cell(results[name]['topic']):>30} "
                      f"{statistics.mean(steps[name]):>8.0f}")
+    lines.append(f"per seed ({','.join(map(str, seeds))}):")
+    for name in names:
+        for task, values in results[name].items():
+            if values:
+                lines.append(f"{name} {task}: " + " ".join(f"{v:.4f}" for v in values))
     if "both" in results:
         for single, task in TASK_OF.items():
             if single in results and results[single][task]:
-                delta = statistics.mean(results["both"][task]) - statistics.mean(results[single][task])
-                lines.append(f"{task}: both - {single} alone = {delta * 100:+.2f} points")
+                diffs = [b - a for a, b in zip(results[single][task], results["both"][task])]  # paired by seed
+                paired = f" (paired by seed: standard error {statistics.stdev(diffs) / len(diffs) ** 0.5 * 100:.2f})" \
+                    if len(diffs) > 1 else ""
+                lines.append(f"{task}: both - {single} alone = {statistics.mean(diffs) * 100:+.2f} points{paired}")
     write_results(args.name, lines)
 
 

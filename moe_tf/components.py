@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from moe_tf.data import TaskData, build_task_data
 from moe_tf.models import build_model
+from moe_tf.training.averaging import WeightAverage
 from moe_tf.training.checkpoints import restore_for_inference
 from moe_tf.training.distillation import build_distillation
 from moe_tf.training.evaluator import Evaluator
@@ -34,6 +35,7 @@ class Components:
     optimizer: object | None
     lr_scale: object | None = None  # the learning-rate factor training.nonfinite.action: reduce_lr lowers
     distillation: object | None = None  # moe_tf.training.distillation.Distillation, with a teacher
+    average: object | None = None  # moe_tf.training.averaging.WeightAverage (training.ema_momentum), training only
 
     def trainer(self, stop_request=None, profile=None) -> Trainer:
         """Args: stop_request: a moe_tf.training.signals.StopRequest (graceful stop on SIGINT/SIGTERM); profile: a
@@ -42,7 +44,7 @@ class Components:
             raise ValueError("these components were built for inference (training=False)")
         return Trainer(self.model, self.weighting, self.optimizer, self.strategy, self.data, self.config.training,
                        self.config.logging.gradient_stats_every, lr_scale=self.lr_scale, stop_request=stop_request,
-                       distillation=self.distillation, profile=profile)
+                       distillation=self.distillation, profile=profile, average=self.average)
 
     def evaluator(self) -> Evaluator:
         jit = resolve_jit_compile(self.config.training.jit_compile, self.strategy)
@@ -68,7 +70,7 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
     keras.mixed_precision.set_global_policy(config.training.mixed_precision)
     data = data or build_task_data(config)
     cfg = config.training
-    optimizer = lr_scale = None
+    optimizer = lr_scale = average = None
     with strategy.scope():
         model = build_model(config.model, data, adapt_text=adapt_text)
         if initial_weights is not None:
@@ -82,9 +84,11 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
                                       aggregation="only_first_replica")
             optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision, lr_scale)
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
+    if training and cfg.ema_momentum is not None:
+        average = WeightAverage(model, strategy, cfg.ema_momentum)
     data.attach_vectorizers({f: vs[0].ids for f, vs in model.text_vectorizers().items()})
     distillation = build_distillation(config, data, strategy) if training else None
-    return Components(config, strategy, data, model, weighting, optimizer, lr_scale, distillation)
+    return Components(config, strategy, data, model, weighting, optimizer, lr_scale, distillation, average)
 
 
 def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Components, str]:

@@ -238,7 +238,9 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     gates = f" with {config.model.gate.type} gates" if model.task_gates() else ""
     experts = " on the raw inputs" if gates and config.model.experts.input == "raw" else ""
     progress.print(f"model: {config.model.architecture.type}{gates}{experts}, {count_params(model):,} trainable "
-                   f"parameters; weighting: {config.training.weighting.type}")
+                   f"parameters; weighting: {config.training.weighting.type}"
+                   + (f"; evaluated on a moving average of the weights (ema_momentum {config.training.ema_momentum})"
+                      if parts.average is not None else ""))
     if parts.distillation is not None:
         progress.print(parts.distillation.describe())
     batch = config.training.batch_size
@@ -255,7 +257,8 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
                                 early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals,
                                 nonfinite=trainer.guard.state(), step_stat_sums=trainer.sums,
-                                **({"weighting": weighting_state} if weighting_state else {}))
+                                **({"weighting": weighting_state} if weighting_state else {}),
+                                **(parts.average.state() if parts.average is not None else {}))
     restored = None
     if resume:
         restored = checkpointer.restore_latest(warn=progress.print)
@@ -297,13 +300,17 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
                               f"{workers} with:\n  {resume_command(run_dir)}") from None
         seconds = time.perf_counter() - started
         final_eval = hooks.last_eval
-        if config.training.early_stopping.monitor and config.training.early_stopping.restore_best:
-            if checkpointer.restore_best():
-                # the best evaluation was before a resume: evaluate the restored weights again
-                final_eval = hooks.best_eval or (checkpoint_step(checkpointer.best.latest_checkpoint), trainer.evaluate(
-                    data.eval_dataset("eval", batch)))
-                progress.print(f"restored the best checkpoint ({config.training.early_stopping.monitor} = "
-                               f"{early.best_value:.4f})")
+        best = config.training.early_stopping.monitor and config.training.early_stopping.restore_best and \
+            checkpointer.restore_best()
+        if best:
+            progress.print(f"restored the best checkpoint ({config.training.early_stopping.monitor} = "
+                           f"{early.best_value:.4f})")
+        if parts.average is not None:
+            parts.average.install()  # what training evaluated: the test split and the export use the averages
+            progress.print(f"weights: the moving average (training.ema_momentum {config.training.ema_momentum})")
+        if best:  # the best evaluation was before a resume: evaluate the restored weights again
+            final_eval = hooks.best_eval or (checkpoint_step(checkpointer.best.latest_checkpoint), trainer.evaluate(
+                data.eval_dataset("eval", batch)))
         test = trainer.evaluate(data.eval_dataset("test", batch))
         tensorboard.eval(step, test, split="test")
         gate_report.write(test, f"mean gate weight per expert (test split, step {step})")

@@ -171,6 +171,9 @@ class TrainingConfig(StrictModel):
     batch_size: int = Field(64, ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    ema_momentum: float | None = Field(None, gt=0.0, lt=1.0, description=(
+        "keep an exponential moving average of the weights with this momentum (0.99: about the last 100 steps); "
+        "evaluation, early stopping, test, export and predict use the average. null: off"))
     weighting: one_of(WEIGHTINGS) = Field(default_factory=lambda: WEIGHTINGS.get("fixed").Config())
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     eval_every: int = Field(0, ge=0)

@@ -164,15 +164,29 @@ def find_checkpoint(run_dir: str, prefer_best: bool = True) -> str | None:
 
 
 def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
-    """Loads trained weights into `model` (best checkpoint if present and preferred, else latest).
+    """Loads trained weights into `model` (best checkpoint if present and preferred, else latest): the moving
+    averages of the trainable weights where the run kept them (moe_tf.training.averaging).
 
     Returns the checkpoint path used.
     """
     path = find_checkpoint(run_dir, prefer_best)
     if path is None:
         raise MoeTfError(f"no checkpoint found in {os.path.join(run_dir, 'checkpoints')} (was the run trained?)")
-    _restore(tf.train.Checkpoint(**model_state(model)), path)
+    state = model_state(model)
+    if holds_averages(path):  # training.ema_momentum: the averages take the trainable variables' place
+        trainable = {id(v) for v in model.trainable_variables}
+        state["average"] = {p: v for p, v in state["model"].items() if id(v) in trainable}
+        state["model"] = {p: v for p, v in state["model"].items() if id(v) not in trainable}
+    _restore(tf.train.Checkpoint(**state), path)
     return path
+
+
+def holds_averages(path: str) -> bool:
+    """True when the checkpoint at `path` holds moving averages of the weights (`training.ema_momentum`)."""
+    try:
+        return any(name.startswith("average/") for name, _ in tf.train.list_variables(path))
+    except Exception:  # noqa: BLE001 - unreadable: `_restore` says why
+        return False
 
 
 class UnreadableCheckpoint(MoeTfError):
@@ -189,8 +203,9 @@ def _restore(checkpoint, path: str) -> None:
     try:
         checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:  # a missing variable, or one of another shape
-        raise MoeTfError(f"{path} does not match the model and optimizer built from the config (were the model or "
-                         f"training.optimizer changed, or was it written by another version of moe-tf?): "
+        raise MoeTfError(f"{path} does not match the model and optimizer built from the config (were the model, "
+                         f"training.optimizer or training.ema_momentum changed, or was it written by another version "
+                         f"of moe-tf?): "
                          f"{str(e)[:300]}") from None
     except Exception as e:  # noqa: BLE001 - a truncated file raises anything from IndexError to DataLossError
         raise UnreadableCheckpoint(path, f"{type(e).__name__}: {error_line(e)[:200]}") from None

@@ -41,22 +41,25 @@ def checkpoint_of(run_dir: str) -> str:
 
 
 def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
-    """({variable path: value}, {text feature: vocabulary}) of a moe-tf checkpoint."""
+    """({variable path: value}, {text feature: vocabulary}) of a moe-tf checkpoint; a trainable variable's value is
+    its moving average where the run kept one (`training.ema_momentum`), as the run evaluated and exported it."""
     try:
         reader = tf.train.load_checkpoint(path)
         keys = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
         raise MoeTfError(f"cannot read the checkpoint {path}: {str(e)[:300]}") from None
-    values, vocabularies = {}, {}
+    values, averages, vocabularies = {}, {}, {}
     for key in keys:
         if key.startswith("model/") and key.endswith(_VALUE):
             values[_unescape(key[len("model/"):-len(_VALUE)])] = reader.get_tensor(key)
+        elif key.startswith("average/") and key.endswith(_VALUE):
+            averages[_unescape(key[len("average/"):-len(_VALUE)])] = reader.get_tensor(key)
         elif key.startswith("vocabulary/") and key.endswith(_STATE):
             vocabularies[_unescape(key[len("vocabulary/"):-len(_STATE)])] = \
                 VocabularyState.decode(reader.get_tensor(key))
     if not values:
         raise MoeTfError(f"{path} holds no model variables; is it a moe-tf checkpoint?")
-    return values, vocabularies
+    return {**values, **averages}, vocabularies  # a run's moving averages stand for its trainable weights
 
 
 def init_from(run_dir: str, model) -> dict:

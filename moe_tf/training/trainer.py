@@ -92,10 +92,12 @@ class Trainer:
         distillation: a moe_tf.training.distillation.Distillation mixing a teacher's soft targets into the shared
             tasks' losses (or None).
         profile: a moe_tf.training.profiling.ProfileWindow tracing `training.profile`'s steps (or None).
+        average: a moe_tf.training.averaging.WeightAverage updated after every applied step; evaluations during
+            training use its averages (or None).
     """
 
     def __init__(self, model, weighting, optimizer, strategy, data, config, gradient_stats_every: int = 0,
-                 lr_scale=None, stop_request=None, distillation=None, profile=None):
+                 lr_scale=None, stop_request=None, distillation=None, profile=None, average=None):
         self.model = model
         self.weighting = weighting
         self.optimizer = optimizer
@@ -127,6 +129,7 @@ class Trainer:
         self.stop_request = stop_request
         self.distillation = distillation
         self.profile = profile or ProfileWindow(None, None)
+        self.average = average
         if stop_request is not None and not self.multi_worker:
             stop_request.on_request = lambda: self.stop_flag.assign(True)
         # No AutoGraph: the loop is an explicit tf.while_loop and the step's code branches with tf.cond, so nothing
@@ -242,6 +245,8 @@ class Trainer:
     def _train_batch(self, batch):
         packed, weights, bad, losses, applied = run_replicas(self.strategy, self._replica_step, batch)
         bad, losses, applied = self._first((bad, losses, applied))
+        if self.average is not None:
+            self.average.update(applied)
         summed = self.strategy.reduce(SUM, packed, axis=None)
         # A skipped step counts (the step counter and the input pipeline move on) but adds no statistics.
         self.sums.assign_add(tf.where(bad, self._skipped_step, summed + self._one_step))
@@ -343,7 +348,7 @@ class Trainer:
                     hooks.on_train_log(step, summary)
                     started = time.perf_counter()
                 if eval_dataset is not None and (step % eval_every == 0 or step == total):
-                    if hooks.on_eval(step, self.evaluate(eval_dataset)):
+                    if hooks.on_eval(step, self._evaluate_averaged(eval_dataset)):
                         hooks.on_checkpoint(step)
                         return step
                 if step % ckpt_every == 0 or step == total:
@@ -353,6 +358,14 @@ class Trainer:
                     hooks.on_stop(step, reason)
                     raise Stopped(step, reason)
         return step
+
+    def _evaluate_averaged(self, dataset) -> dict:
+        """`evaluate` on the weights the run will keep: the averages with `training.ema_momentum`, else the raw
+        weights."""
+        if self.average is None:
+            return self.evaluate(dataset)
+        with self.average.swapped():
+            return self.evaluate(dataset)
 
     def _stop_reason(self) -> str | None:
         """Why to stop now (e.g. "SIGTERM"), or None. Under multi-worker the workers vote, so all stop together."""

@@ -43,7 +43,9 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     embedding gradient is sparse (it made the workers' collectives disagree until it was densified). Every worker
     builds the vocabulary from the same split and vectorizes its shard in its input pipeline. Every 8th training target
     of the tabular file is an outlier whose squared error overflows: its batches (steps 21, 23 and 24) are non-finite,
-    and the guard acts on both workers alike. XLA's split step is checked across replicas by the mirrored test.
+    and the guard acts on both workers alike. The weights are averaged (`ema_momentum`): the averages skip those
+    steps too, are checkpointed and resumed, and are what the test metrics measure. XLA's split step is checked
+    across replicas by the mirrored test.
 
     1. Worker 1 SIGKILLed between checkpoints (under `reduce_lr`): worker 0 fails within the collective timeout with
        a clear error.
@@ -57,7 +59,7 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     data = text_dict(write_reviews_tsv(tmp_path / "reviews.tsv"),
                      training={"steps": 24, "eval_every": 12, "batch_size": 32, "log_every": 3, "jit_compile": False,
                                "checkpoint_every": 6, "collective_timeout": 30, "nonfinite": {"action": "reduce_lr"},
-                               "weighting": {"type": "mgda", "upper_bound": True}},
+                               "weighting": {"type": "mgda", "upper_bound": True}, "ema_momentum": 0.9},
                      logging={"progress": "lines", "gate_heatmap": False})
     data["data"]["sources"]["digits"] = {"type": "digits"}
     tab = write_outlier_npz(tmp_path / "tab.npz", outliers=training_rows(256, data["experiment"]["seed"])[::8])
