@@ -173,20 +173,32 @@ def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
     if path is None:
         raise MoeTfError(f"no checkpoint found in {os.path.join(run_dir, 'checkpoints')} (was the run trained?)")
     state = model_state(model)
-    if holds_averages(path):  # training.ema_momentum: the averages take the trainable variables' place
-        trainable = {id(v) for v in model.trainable_variables}
-        state["average"] = {p: v for p, v in state["model"].items() if id(v) in trainable}
-        state["model"] = {p: v for p, v in state["model"].items() if id(v) not in trainable}
+    averaged = averaged_paths(path)
+    if averaged:  # training.ema_momentum: the averages take the place of the variables they average
+        state["average"] = {p: v for p, v in state["model"].items() if p in averaged}
+        state["model"] = {p: v for p, v in state["model"].items() if p not in averaged}
     _restore(tf.train.Checkpoint(**state), path)
     return path
 
 
-def holds_averages(path: str) -> bool:
-    """True when the checkpoint at `path` holds moving averages of the weights (`training.ema_momentum`)."""
+VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def averaged_paths(path: str) -> set[str]:
+    """The variable paths whose moving averages (`training.ema_momentum`) the checkpoint at `path` holds (empty
+    when the run kept none, or when the checkpoint cannot be read: restoring it says why)."""
     try:
-        return any(name.startswith("average/") for name, _ in tf.train.list_variables(path))
-    except Exception:  # noqa: BLE001 - unreadable: `_restore` says why
-        return False
+        names = [name for name, _ in tf.train.list_variables(path)]
+    except Exception:  # noqa: BLE001 - a truncated file raises anything from IndexError to DataLossError
+        return set()
+    return {checkpoint_key(name[len("average/"):-len(VALUE_SUFFIX)]) for name in names
+            if name.startswith("average/") and name.endswith(VALUE_SUFFIX)}
+
+
+def checkpoint_key(name: str) -> str:
+    """A checkpoint key's local name → the dict key it was saved under (TensorFlow escapes "." as ".." and "/" as
+    ".S")."""
+    return re.sub(r"\.(.)", lambda m: "." if m.group(1) == "." else "/", name)
 
 
 class UnreadableCheckpoint(MoeTfError):

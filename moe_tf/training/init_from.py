@@ -10,23 +10,15 @@ embedding keeps meaning the same tokens.
 from __future__ import annotations
 
 import os
-import re
 
 import numpy as np
 import tensorflow as tf
 
 from moe_tf.errors import MoeTfError
 from moe_tf.models.text import VocabularyState
-from moe_tf.training.checkpoints import find_checkpoint, model_variables
+from moe_tf.training.checkpoints import VALUE_SUFFIX, checkpoint_key, find_checkpoint, model_variables
 
-_VALUE = "/.ATTRIBUTES/VARIABLE_VALUE"
 _STATE = "/.ATTRIBUTES/py_state"
-
-
-def _unescape(name: str) -> str:
-    """A checkpoint key's local name → the dict key it was saved under (TensorFlow escapes "." as ".." and "/" as
-    ".S")."""
-    return re.sub(r"\.(.)", lambda m: "." if m.group(1) == "." else "/", name)
 
 
 def checkpoint_of(run_dir: str) -> str:
@@ -50,12 +42,12 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, list[st
         raise MoeTfError(f"cannot read the checkpoint {path}: {str(e)[:300]}") from None
     values, averages, vocabularies = {}, {}, {}
     for key in keys:
-        if key.startswith("model/") and key.endswith(_VALUE):
-            values[_unescape(key[len("model/"):-len(_VALUE)])] = reader.get_tensor(key)
-        elif key.startswith("average/") and key.endswith(_VALUE):
-            averages[_unescape(key[len("average/"):-len(_VALUE)])] = reader.get_tensor(key)
+        if key.startswith("model/") and key.endswith(VALUE_SUFFIX):
+            values[checkpoint_key(key[len("model/"):-len(VALUE_SUFFIX)])] = reader.get_tensor(key)
+        elif key.startswith("average/") and key.endswith(VALUE_SUFFIX):
+            averages[checkpoint_key(key[len("average/"):-len(VALUE_SUFFIX)])] = reader.get_tensor(key)
         elif key.startswith("vocabulary/") and key.endswith(_STATE):
-            vocabularies[_unescape(key[len("vocabulary/"):-len(_STATE)])] = \
+            vocabularies[checkpoint_key(key[len("vocabulary/"):-len(_STATE)])] = \
                 VocabularyState.decode(reader.get_tensor(key))
     if not values:
         raise MoeTfError(f"{path} holds no model variables; is it a moe-tf checkpoint?")

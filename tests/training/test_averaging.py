@@ -10,7 +10,7 @@ import tensorflow as tf
 from moe_tf.components import build_components, restore_components
 from moe_tf.errors import ConfigError
 from moe_tf.run import evaluate, train
-from moe_tf.training.checkpoints import find_checkpoint, holds_averages, model_variables
+from moe_tf.training.checkpoints import averaged_paths, checkpoint_key, find_checkpoint, model_variables
 from moe_tf.training.init_from import read_checkpoint
 from moe_tf.training.trainer import TrainerHooks
 from tests.conftest import run_main, tiny_config
@@ -126,7 +126,7 @@ def test_init_from_starts_from_the_averages(ema_run):
     values, _ = read_checkpoint(path)
     reader = tf.train.load_checkpoint(path)
     key = next(k for k in reader.get_variable_to_shape_map() if k.startswith("average/") and "head_digit" in k)
-    name = key[len("average/"):-len("/.ATTRIBUTES/VARIABLE_VALUE")].replace(".S", "/")
+    name = checkpoint_key(key[len("average/"):-len("/.ATTRIBUTES/VARIABLE_VALUE")])
     np.testing.assert_array_equal(values[name], reader.get_tensor(key))
     assert not np.array_equal(values[name], reader.get_tensor(key.replace("average/", "model/", 1)))
 
@@ -169,5 +169,7 @@ def test_a_bad_momentum_names_the_key(value):
 def test_without_averages_nothing_is_averaged(trained_run, ema_run):
     parts = build_components(tiny_config())
     assert parts.average is None and parts.trainer().average is None
-    assert not holds_averages(find_checkpoint(trained_run[0]))
-    assert holds_averages(find_checkpoint(ema_run[0]))
+    assert averaged_paths(find_checkpoint(trained_run[0])) == set()
+    model = build_components(ema_config(), training=False).model
+    trainable = {p for p, v in model_variables(model).items() if v.trainable}
+    assert averaged_paths(find_checkpoint(ema_run[0])) == trainable  # every trainable variable, nothing else
