@@ -40,6 +40,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/multi_modal.py --other text
 	$(BIN)/python benchmarks/synthetic_mmoe.py --seeds 42,1,2
 	$(BIN)/python benchmarks/text.py --seeds 42,1
+	$(BIN)/python benchmarks/averaging.py
+	$(BIN)/python benchmarks/averaging.py --config configs/multi_fashion_mmoe.yaml --steps 60 --repeats 5 --name averaging_multi_fashion
 	$(BIN)/python benchmarks/sparse_scaling.py
 	$(BIN)/python benchmarks/sparse_scaling.py --batch-size 512 --name sparse_scaling_batch512
 	$(BIN)/python benchmarks/architectures.py --epochs 3 --seeds 42,1,2
