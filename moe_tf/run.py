@@ -22,6 +22,7 @@ from moe_tf.logging.tensorboard import TensorBoardLogger, purge_after
 from moe_tf.models import count_params
 from moe_tf.run_dir import Replacement, atomic_write, read_run_config
 from moe_tf.training import determinism
+from moe_tf.training.averaging import short_run_warning
 from moe_tf.training.checkpoints import Checkpointer, checkpoint_step, list_checkpoints
 from moe_tf.training.distillation import distillation_report, report_lines
 from moe_tf.training.early_stopping import EarlyStopping
@@ -250,6 +251,10 @@ def _train(config, run_dir, strategy, chief, resume, export, init_from, replacem
     if profile is not None and profile.start_step >= steps:
         raise ConfigError(f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
                           f"steps 0–{steps - 1})")
+    if parts.average is not None:
+        warning = short_run_warning(config.training.ema_momentum, steps)
+        if warning:
+            progress.print(warning)
     trace_dir = os.path.join(run_dir, "logs", "train") if chief and config.logging.tensorboard else None
     trainer = parts.trainer(stop_request, ProfileWindow(profile, trace_dir, progress.print))
     early = EarlyStopping(config.training.early_stopping)

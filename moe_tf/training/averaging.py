@@ -13,6 +13,7 @@ what it did to the text benchmarks (Polyak & Juditsky 1992; Izmailov et al. 2018
 from __future__ import annotations
 
 import contextlib
+import math
 
 import keras
 import tensorflow as tf
@@ -78,6 +79,18 @@ class WeightAverage:
             raw = tf.identity(_tf(variable))
             variable.assign(self.averages[path])
             self.averages[path].assign(raw)
+
+
+def short_run_warning(momentum: float, steps: int) -> str | None:
+    """A warning when a run of `steps` steps is too short for `momentum`: the first step copies the weights, so at
+    the end the average still holds momentum^steps of the barely trained ones (None when that is below 5%)."""
+    kept = momentum ** steps
+    if kept < 0.05:
+        return None
+    suggest = math.floor(0.01 ** (1.0 / steps) * 1000) / 1000  # keeps 1% or less of the first step's weights
+    return (f"warning: training.ema_momentum {momentum} averages over about {1 / (1 - momentum):.0f} steps, and "
+            f"this run trains {steps}: at its end the average (what evaluation, test and export use) still holds "
+            f"{kept:.0%} of the first step's weights. Lower it (e.g. to {suggest}) or train longer")
 
 
 def _tf(variable):

@@ -6,14 +6,16 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from moe_tf.components import build_components, restore_components
 from moe_tf.errors import ConfigError
 from moe_tf.run import evaluate, train
+from moe_tf.training.averaging import short_run_warning
 from moe_tf.training.checkpoints import averaged_paths, checkpoint_key, find_checkpoint, model_variables
 from moe_tf.training.init_from import read_checkpoint
 from moe_tf.training.trainer import TrainerHooks
-from tests.conftest import run_main, tiny_config
+from tests.conftest import run_main, tiny_config, tiny_dict
 from tests.training.test_nonfinite import outlier_config, outlier_npz  # noqa: F401 (a fixture)
 from tests.training.test_trainer import _weights
 
@@ -173,3 +175,18 @@ def test_without_averages_nothing_is_averaged(trained_run, ema_run):
     model = build_components(ema_config(), training=False).model
     trainable = {p for p, v in model_variables(model).items() if v.trainable}
     assert averaged_paths(find_checkpoint(ema_run[0])) == trainable  # every trainable variable, nothing else
+
+
+def test_a_run_too_short_for_its_momentum_is_warned(tmp_path, capsys):
+    """The first step copies the weights: 0.995 over 20 steps keeps 90% of them in the average."""
+    assert short_run_warning(0.995, 2000) is None  # 0.995^2000 < 0.01%
+    assert short_run_warning(0.9, 30) is None  # 4%
+    warning = short_run_warning(0.995, 120)
+    assert "averages over about 200 steps, and this run trains 120" in warning and "holds 55%" in warning
+    suggested = float(warning.split("e.g. to ")[1].split(")")[0])
+    assert 0.95 < suggested < 0.995 and suggested ** 120 <= 0.01
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_dict(training={"ema_momentum": 0.995, "steps": 20})))
+    code, _, err = run_main(capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "run",
+                            "--no-export", "--set", "logging.progress=lines")
+    assert code == 0, err
+    assert "warning: training.ema_momentum 0.995 averages over about 200 steps, and this run trains 20" in err
