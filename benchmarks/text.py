@@ -63,11 +63,13 @@ def main() -> None:
                                                        metrics["tasks"].items()) + f" ({metrics['step']} steps)",
                   flush=True)
 
+    def standard_error(values):
+        return statistics.stdev(values) / len(values) ** 0.5
+
     def cell(values):
         if not values:
             return "-"
-        sd = statistics.stdev(values) if len(values) > 1 else None
-        spread = f" ± {sd:.4f} (s.e. {sd / len(values) ** 0.5:.4f})" if sd is not None else ""
+        spread = f" ± {statistics.stdev(values):.4f} (s.e. {standard_error(values):.4f})" if len(values) > 1 else ""
         return f"{statistics.mean(values):.4f}{spread}"
 
     lines = [f"SST-2 (test: GLUE dev, 872) and AG News (test: 7,600; trained on its 10k file), configs/"
@@ -86,7 +88,7 @@ def main() -> None:
         for single, task in TASK_OF.items():
             if single in results and results[single][task]:
                 diffs = [b - a for a, b in zip(results[single][task], results["both"][task])]  # paired by seed
-                paired = f" (paired by seed: standard error {statistics.stdev(diffs) / len(diffs) ** 0.5 * 100:.2f})" \
+                paired = f" (paired by seed: standard error {standard_error(diffs) * 100:.2f})" \
                     if len(diffs) > 1 else ""
                 lines.append(f"{task}: both - {single} alone = {statistics.mean(diffs) * 100:+.2f} points{paired}")
     write_results(args.name, lines)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import math
 
-import keras
 import tensorflow as tf
 
 from moe_tf.training.checkpoints import model_variables
+from moe_tf.training.optimizer import tf_variable
 
 
 class WeightAverage:
@@ -53,7 +53,7 @@ class WeightAverage:
         def move():
             m = tf.where(self.updates > 0, self.momentum, 0.0)
             for path, variable in self.variables.items():
-                self.strategy.extended.update(self.averages[path], _toward, args=(_tf(variable), m))
+                self.strategy.extended.update(self.averages[path], _toward, args=(tf_variable(variable), m))
             self.updates.assign_add(1)
             return tf.constant(True)
 
@@ -76,7 +76,7 @@ class WeightAverage:
 
     def _swap_values(self):
         for path, variable in self.variables.items():
-            raw = tf.identity(_tf(variable))
+            raw = tf.identity(tf_variable(variable))
             variable.assign(self.averages[path])
             self.averages[path].assign(raw)
 
@@ -91,11 +91,6 @@ def short_run_warning(momentum: float, steps: int) -> str | None:
     return (f"warning: training.ema_momentum {momentum} averages over about {1 / (1 - momentum):.0f} steps, and "
             f"this run trains {steps}: at its end the average (what evaluation, test and export use) still holds "
             f"{kept:.0%} of the first step's weights. Lower it (e.g. to {suggest}) or train longer")
-
-
-def _tf(variable):
-    """The TensorFlow variable behind a Keras one (a distributed variable under a strategy)."""
-    return variable.value if isinstance(variable, keras.Variable) else variable
 
 
 def _toward(average, variable, momentum):

@@ -86,9 +86,15 @@ class FusedAdamUpdate:
             grad=tf.cast(tf.convert_to_tensor(gradient), dtype))
 
 
+def tf_variable(variable):
+    """The TensorFlow variable behind a Keras one (a distributed variable under a strategy); a TensorFlow variable
+    as it is."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
 def _handle(variable):
     """The resource handle of a Keras or TensorFlow variable (a replica's own under a strategy's update)."""
-    return (variable.value if isinstance(variable, keras.Variable) else variable).handle
+    return tf_variable(variable).handle
 
 
 _OPTIMIZERS = {"adam": (FusedAdamUpdate, keras.optimizers.Adam), "adamw": (FusedAdamUpdate, keras.optimizers.AdamW),

@@ -12,8 +12,9 @@ from moe_tf.components import build_components, restore_components
 from moe_tf.errors import ConfigError
 from moe_tf.run import evaluate, train
 from moe_tf.training.averaging import short_run_warning
-from moe_tf.training.checkpoints import averaged_paths, checkpoint_key, find_checkpoint, model_variables
+from moe_tf.training.checkpoints import VALUE_SUFFIX, averaged_paths, checkpoint_key, find_checkpoint, model_variables
 from moe_tf.training.init_from import read_checkpoint
+from moe_tf.training.optimizer import tf_variable
 from moe_tf.training.trainer import TrainerHooks
 from tests.conftest import run_main, tiny_config, tiny_dict
 from tests.training.test_nonfinite import outlier_config, outlier_npz  # noqa: F401 (a fixture)
@@ -28,8 +29,7 @@ def ema_config(**training):
 
 def local(variable, strategy):
     """Each replica's copy of a (Keras or TensorFlow) variable, as numpy arrays."""
-    variable = variable.value if isinstance(variable, keras.Variable) else variable
-    return [np.asarray(v.numpy(), np.float64) for v in strategy.experimental_local_results(variable)]
+    return [np.asarray(v.numpy(), np.float64) for v in strategy.experimental_local_results(tf_variable(variable))]
 
 
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
@@ -128,7 +128,7 @@ def test_init_from_starts_from_the_averages(ema_run):
     values, _ = read_checkpoint(path)
     reader = tf.train.load_checkpoint(path)
     key = next(k for k in reader.get_variable_to_shape_map() if k.startswith("average/") and "head_digit" in k)
-    name = checkpoint_key(key[len("average/"):-len("/.ATTRIBUTES/VARIABLE_VALUE")])
+    name = checkpoint_key(key[len("average/"):-len(VALUE_SUFFIX)])
     np.testing.assert_array_equal(values[name], reader.get_tensor(key))
     assert not np.array_equal(values[name], reader.get_tensor(key.replace("average/", "model/", 1)))
 
@@ -141,12 +141,12 @@ def test_a_resumed_run_continues_the_averages_exactly(tmp_path):
     train(config(20), str(tmp_path / "resumed"), export=False)
     train(config(30), str(tmp_path / "resumed"), resume=True, export=False)
     a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "resumed")
-    reader = tf.train.load_checkpoint(str(tmp_path / "resumed" / "checkpoints"))
-    averages = sorted(k for k in reader.get_variable_to_shape_map() if k.startswith("average"))
+    straight = tf.train.load_checkpoint(str(tmp_path / "straight" / "checkpoints"))
+    resumed = tf.train.load_checkpoint(str(tmp_path / "resumed" / "checkpoints"))
+    averages = sorted(k for k in resumed.get_variable_to_shape_map() if k.startswith("average"))
     assert len(averages) > 10
     for name in averages:
-        a[name] = tf.train.load_checkpoint(str(tmp_path / "straight" / "checkpoints")).get_tensor(name)
-        b[name] = reader.get_tensor(name)
+        a[name], b[name] = straight.get_tensor(name), resumed.get_tensor(name)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
