@@ -26,9 +26,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from benchmarks.report import write_results  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
-from moe_tf.export.tflite import QUANTIZE_MODES, directory_bytes  # noqa: E402
+from moe_tf.export.tflite import QUANTIZE_MODES  # noqa: E402
 from moe_tf.models import count_params  # noqa: E402
 from moe_tf.run import export_tflite, train  # noqa: E402
+from moe_tf.run_dir import directory_bytes  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "configs", "fashion_mnist_mmoe.yaml")

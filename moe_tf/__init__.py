@@ -1,6 +1,8 @@
 """moe-tf: multi-task mixture-of-experts training on TensorFlow 2 / Keras 3.
 
-Importing the package registers every component (data sources, stems, gates, architectures, weightings).
+Importing the package sets TensorFlow's environment (below) and nothing else: TensorFlow loads with the first module
+that needs it, so every `moe_tf.*` import puts these defaults in force before it does, and `moe_tf.config` loads
+without it. Components register on the first lookup in their registry (moe_tf.registry).
 """
 
 import os
@@ -13,6 +15,3 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
-
-from moe_tf import data, models  # noqa: E402,F401  (registers sources, stems, gates, architectures)
-from moe_tf.training import weightings  # noqa: E402,F401

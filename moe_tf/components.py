@@ -1,50 +1,65 @@
-"""The composition root: one place that turns a config into data, model, weighting and optimizer.
+"""The composition root: one place that turns a config into data, model, weighting and optimizer, and a training
+run's wiring around them.
 
 Training, evaluation, export, the tests and the benchmarks all build through `build_components` (or
 `restore_components` for a finished run), so there is one build sequence: strategy → data → model → weighting →
-optimizer → trainer or evaluator.
+optimizer → trainer or evaluator. `build_run` adds what a training run connects to the loop: the stop request, the
+profile window, early stopping, checkpoints, TensorBoard, the gate report and the hooks that call them
+(moe_tf.run reads as the phases of a run over it).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 
+from moe_tf.config.schema import ExperimentConfig
 from moe_tf.data import TaskData, build_task_data
+from moe_tf.errors import MoeTfError
+from moe_tf.logging.progress import Progress
+from moe_tf.logging.tensorboard import TensorBoardLogger
 from moe_tf.models import build_model
+from moe_tf.models.multitask import MultiTaskModel
+from moe_tf.run_dir import Replacement, read_run_config
+from moe_tf.run_hooks import GateReport, RunHooks
 from moe_tf.training.averaging import WeightAverage
-from moe_tf.training.checkpoints import restore_for_inference
-from moe_tf.training.distillation import build_distillation
+from moe_tf.training.checkpoints import Checkpointer, restore_for_inference
+from moe_tf.training.distillation import Distillation
+from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.evaluator import Evaluator
 from moe_tf.training.optimizer import build_optimizer
-from moe_tf.training.trainer import Trainer, resolve_jit_compile, total_steps
+from moe_tf.training.profiling import ProfileWindow
+from moe_tf.training.signals import StopRequest
+from moe_tf.training.trainer import Trainer, TrainerParts, resolve_jit_compile, total_steps
 from moe_tf.training.weightings import build_weighting
+from moe_tf.training.weightings.base import Weighting
 
 
 @dataclass
 class Components:
     """What a run is made of. `optimizer` is None when built for inference."""
 
-    config: object
+    config: ExperimentConfig
     strategy: tf.distribute.Strategy
     data: TaskData
-    model: object
-    weighting: object
-    optimizer: object | None
-    lr_scale: object | None = None  # the learning-rate factor training.nonfinite.action: reduce_lr lowers
-    distillation: object | None = None  # moe_tf.training.distillation.Distillation, with a teacher
-    average: object | None = None  # moe_tf.training.averaging.WeightAverage (training.ema_momentum), training only
+    model: MultiTaskModel
+    weighting: Weighting
+    optimizer: keras.optimizers.Optimizer | None
+    lr_scale: keras.Variable | None = None  # the learning-rate factor training.nonfinite.action: reduce_lr lowers
+    distillation: Distillation | None = None  # with a teacher (training.distillation.teacher)
+    average: WeightAverage | None = None  # training.ema_momentum, training only
 
-    def trainer(self, stop_request=None, profile=None) -> Trainer:
-        """Args: stop_request: a moe_tf.training.signals.StopRequest (graceful stop on SIGINT/SIGTERM); profile: a
-        moe_tf.training.profiling.ProfileWindow (`training.profile`)."""
+    def trainer(self, stop_request: StopRequest | None = None, profile: ProfileWindow | None = None) -> Trainer:
+        """Args: stop_request: graceful stop on SIGINT/SIGTERM; profile: the `training.profile` window."""
         if self.optimizer is None:
             raise ValueError("these components were built for inference (training=False)")
-        return Trainer(self.model, self.weighting, self.optimizer, self.strategy, self.data, self.config.training,
-                       self.config.logging.gradient_stats_every, lr_scale=self.lr_scale, stop_request=stop_request,
-                       distillation=self.distillation, profile=profile, average=self.average)
+        return Trainer(TrainerParts(self.model, self.weighting, self.optimizer, self.strategy, self.data,
+                                    lr_scale=self.lr_scale, distillation=self.distillation, average=self.average),
+                       self.config.training, self.config.logging.gradient_stats_every, stop_request=stop_request,
+                       profile=profile)
 
     def evaluator(self) -> Evaluator:
         jit = resolve_jit_compile(self.config.training.jit_compile, self.strategy)
@@ -56,8 +71,9 @@ class Components:
         return self.evaluator().evaluate(dataset, self.weighting.weights())
 
 
-def build_components(config, strategy=None, *, training: bool = True, data: TaskData | None = None,
-                     initial_weights=None, adapt_text: bool = True) -> Components:
+def build_components(config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None, *,
+                     training: bool = True, data: TaskData | None = None, initial_weights: list | None = None,
+                     adapt_text: bool = True) -> Components:
     """Builds every component of `config` under `strategy` (default: the current one).
 
     Args:
@@ -91,6 +107,23 @@ def build_components(config, strategy=None, *, training: bool = True, data: Task
     return Components(config, strategy, data, model, weighting, optimizer, lr_scale, distillation, average)
 
 
+def build_distillation(config: ExperimentConfig, data: TaskData, strategy) -> Distillation | None:
+    """The Distillation of `config.training.distillation` (None without a teacher): the teacher run rebuilt from
+    its config.yaml under `strategy`, its best weights restored."""
+    cfg = config.training.distillation
+    if not cfg.teacher:
+        return None
+    policy = keras.mixed_precision.global_policy()
+    try:
+        teacher = build_components(read_run_config(cfg.teacher), strategy, training=False, adapt_text=False)
+        restore_for_inference(cfg.teacher, teacher.model)
+    except MoeTfError as e:
+        raise MoeTfError(f"--distill-from {cfg.teacher}: {e}") from None
+    finally:
+        keras.mixed_precision.set_global_policy(policy)  # the teacher's build set its own
+    return Distillation(teacher.model, teacher.data, data.tasks, data.features, cfg)
+
+
 def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Components, str]:
     """Rebuilds a finished run from its config.yaml and loads its weights.
 
@@ -100,9 +133,63 @@ def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Componen
     Returns:
         (components built for inference, checkpoint path).
     """
-    from moe_tf.run_dir import read_run_config
-
     config = read_run_config(run_dir)
     components = build_components(config, training=False, adapt_text=False)
     path = restore_for_inference(run_dir, components.model, prefer_best=checkpoint == "best")
     return components, path
+
+
+@dataclass
+class Run:
+    """A training run: its components and what connects the loop to the run directory (built by `build_run`).
+    Closing it (the `with` block's end) closes the event files and the checkpoint writer."""
+
+    config: ExperimentConfig
+    run_dir: str
+    chief: bool
+    resuming: bool  # resumed from a checkpoint of its own (so --init-from does not apply)
+    parts: Components
+    progress: Progress
+    stop_request: StopRequest
+    trainer: Trainer
+    early_stopping: EarlyStopping
+    checkpointer: Checkpointer
+    gate_report: GateReport
+    tensorboard: TensorBoardLogger
+    hooks: RunHooks
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.tensorboard.close()
+        self.checkpointer.close()
+
+
+def build_run(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Strategy, progress: Progress, *,
+              chief: bool, resuming: bool, replacement: Replacement | None = None, observer=None) -> Run:
+    """Builds the components of a training run (text vocabularies from the data unless `resuming`, when the
+    checkpoint sets them) and wires the loop to progress output, TensorBoard, the gate report, early stopping and
+    checkpoints. Writes nothing yet.
+
+    Args:
+        observer: called as observer(step, eval_summary) after each evaluation; true stops training there.
+    """
+    parts = build_components(config, strategy, adapt_text=not resuming)
+    stop_request = StopRequest(progress.print)
+    trace_dir = os.path.join(run_dir, "logs", "train") if chief and config.logging.tensorboard else None
+    trainer = parts.trainer(stop_request, ProfileWindow(config.training.profile, trace_dir, progress.print))
+    early = EarlyStopping(config.training.early_stopping)
+    weighting_state = parts.weighting.state()
+    checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=parts.model,
+                                optimizer=parts.optimizer, early_stopping_best=early.best,
+                                early_stopping_bad_evals=early.bad_evals, nonfinite=trainer.guard.state(),
+                                step_stat_sums=trainer.sums,
+                                **({"weighting": weighting_state} if weighting_state else {}),
+                                **(parts.average.state() if parts.average is not None else {}))
+    gate_report = GateReport(run_dir, parts.model, config, progress, chief)
+    tensorboard = TensorBoardLogger(os.path.join(run_dir, "logs"), chief and config.logging.tensorboard,
+                                    config.logging.gate_heatmap, gate_report.columns)
+    hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report, replacement, observer)
+    return Run(config, run_dir, chief, resuming, parts, progress, stop_request, trainer, early, checkpointer,
+               gate_report, tensorboard, hooks)

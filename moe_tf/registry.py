@@ -1,18 +1,21 @@
-"""A tiny name → component registry, one per pluggable axis.
+"""One name → component registry per pluggable axis, and the five axes.
 
-Usage::
+A component registers itself into its axis's registry when its module is imported::
 
-    GATES = Registry("gate")
+    from moe_tf.registry import GATES
 
     @GATES.register("softmax")
     class SoftmaxGate(...): ...
 
-    GATES.get("softmax")
+Each registry names the package that fills it (one file per component, file name = key) and imports that package
+on its first lookup, so `GATES.get("softmax")` always finds every gate, while importing this module (as the config
+schema does) imports no component and no TensorFlow.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -22,11 +25,18 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Maps string keys to components of one kind (e.g. gates)."""
+    """Maps string keys to components of one kind (e.g. gates).
 
-    def __init__(self, kind: str):
+    Args:
+        kind: what a component is, for messages ("gate").
+        package: the package whose import registers every component (None: components register explicitly).
+    """
+
+    def __init__(self, kind: str, package: str | None = None):
         self.kind = kind
+        self.package = package
         self._items: dict[str, T] = {}
+        self._loaded = package is None
 
     def register(self, key: str) -> Callable[[T], T]:
         def decorator(component: T) -> T:
@@ -37,7 +47,17 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True  # before the import: the package's modules register while it runs
+            try:
+                importlib.import_module(self.package)
+            except BaseException:
+                self._loaded = False
+                raise
+
     def get(self, key: str, path: str | None = None) -> T:
+        self._load()
         if key not in self._items:
             known = ", ".join(sorted(self._items)) or "(none)"
             hint = difflib.get_close_matches(key, self._items, n=1)
@@ -47,7 +67,20 @@ class Registry(Generic[T]):
         return self._items[key]
 
     def keys(self) -> list[str]:
+        self._load()
         return sorted(self._items)
 
+    def items(self) -> list[tuple[str, T]]:
+        self._load()
+        return sorted(self._items.items())
+
     def __contains__(self, key: str) -> bool:
+        self._load()
         return key in self._items
+
+
+DATASETS: Registry = Registry("dataset", "moe_tf.data")
+STEMS: Registry = Registry("stem", "moe_tf.models.stems")
+GATES: Registry = Registry("gate", "moe_tf.models.gates")
+ARCHITECTURES: Registry = Registry("architecture", "moe_tf.models.architectures")
+WEIGHTINGS: Registry = Registry("weighting", "moe_tf.training.weightings")

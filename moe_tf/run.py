@@ -1,131 +1,274 @@
 """Whole runs, for the CLI, the notebooks and the tests: `train` (with logs, checkpoints, metrics.json and the
-export), `evaluate` and `export` of a finished run. Everything is built through moe_tf.components."""
+export), `evaluate` and `export` of a finished run.
+
+`train` reads as the phases of a run — prepare → restore or init → fit → finalize → write outputs — each a short
+function below it, over the `Run` that moe_tf.components builds (the one place where parts are wired).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
 import time
+from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 
-from moe_tf.components import build_components, restore_components
+from moe_tf.components import Components, Run, build_run, restore_components
 from moe_tf.config.loader import to_yaml
+from moe_tf.config.schema import ExperimentConfig
 from moe_tf.errors import ConfigError, Interrupted, MoeTfError, error_line
 from moe_tf.export.saved_model import export_model
-from moe_tf.logging.gates import DeadExperts, gates_png
 from moe_tf.logging.progress import Progress, summary_table
-from moe_tf.logging.tensorboard import TensorBoardLogger, purge_after
+from moe_tf.logging.tensorboard import purge_after
 from moe_tf.models import count_params
 from moe_tf.run_dir import Replacement, atomic_write, read_run_config
 from moe_tf.training import determinism
 from moe_tf.training.averaging import short_run_warning
-from moe_tf.training.checkpoints import Checkpointer, checkpoint_step, list_checkpoints
+from moe_tf.training.checkpoints import checkpoint_step, list_checkpoints
 from moe_tf.training.distillation import distillation_report, report_lines
-from moe_tf.training.early_stopping import EarlyStopping
-from moe_tf.training.init_from import checkpoint_of, describe
+from moe_tf.training.init_from import checkpoint_of
+from moe_tf.training.init_from import describe as init_lines
 from moe_tf.training.init_from import init_from as initialise_from
-from moe_tf.training.profiling import ProfileWindow
-from moe_tf.training.signals import StopRequest
 from moe_tf.training.strategy import build_strategy, is_chief
-from moe_tf.training.trainer import Stopped, TrainerHooks, total_steps
+from moe_tf.training.trainer import Stopped, total_steps
 
 # What a lost or stopped peer worker looks like to the survivors' collectives.
 PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
                  tf.errors.AbortedError)
 
 
-class RunHooks(TrainerHooks):
-    """Connects the loop to progress output, TensorBoard, gate telemetry, early stopping and checkpoints."""
+def train(config: ExperimentConfig, run_dir: str, resume: bool = False, export: bool = True,
+          init_from: str | None = None, overwrite: bool = False, observer=None) -> dict:
+    """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics:
+    the test split's, and under "eval" the evaluation of the final weights (the best one's, if early stopping
+    restored it).
 
-    def __init__(self, progress, tensorboard, early_stopping, checkpointer, gate_report, replacement=None,
-                 observer=None):
-        self.progress = progress
-        self.tensorboard = tensorboard
-        self.early_stopping = early_stopping
-        self.checkpointer = checkpointer
-        self.gate_report = gate_report
-        self.replacement = replacement
-        self.observer = observer
-        self._improved = False
-        self.last_eval = self.best_eval = None  # (step, summary)
+    Args:
+        init_from: a trained run directory whose variables (and text vocabularies) start this run, matched by name;
+            ignored when resuming from a checkpoint of this run.
+        overwrite: replace an existing run in `run_dir` (only once this run has written its first checkpoint).
+        observer: called as observer(step, eval_summary) after each evaluation; returning True stops training there
+            (as early stopping does: the test split is still evaluated and metrics.json written). Search uses it
+            to prune a trial.
 
-    def on_epoch_start(self, epoch, num_epochs, steps_per_epoch, offset):
-        self.progress.epoch_start(epoch, num_epochs, steps_per_epoch, offset)
-
-    def on_train_log(self, step, summary):
-        self.progress.train(step, summary)
-        self.tensorboard.train(step, summary)
-
-    def on_eval(self, step, summary) -> bool:
-        self.progress.eval(step, summary)
-        self.tensorboard.eval(step, summary, dead_experts=self.gate_report.update(step, summary))
-        self._improved, stop = self.early_stopping.update(summary)
-        self.last_eval = (step, summary)
-        if self._improved:
-            self.best_eval = self.last_eval
-        if stop:
-            self.progress.print(f"early stopping at step {step}: {self.early_stopping.monitor} has not improved "
-                                f"for {self.early_stopping.config.patience} evaluations "
-                                f"(best {self.early_stopping.best_value:.4f})")
-        if self.observer is not None and self.observer(step, summary):
-            return True
-        return stop
-
-    def on_checkpoint(self, step):
-        self.checkpointer.save(step, best=self._improved)
-        self._improved = False
-        if self.replacement is not None and self.replacement.pending:
-            self.progress.print(self.replacement.commit())  # the new run has started: the old one goes
-
-    def on_task_gradients(self, step, summary):
-        self.tensorboard.task_gradients(step, summary)
-
-    def on_nonfinite(self, step, report):
-        lr = "" if report["lr_scale"] is None else f"; learning rate factor now {report['lr_scale']:.3g}"
-        self.progress.print(f"warning: {report['count']} non-finite step(s) skipped by step {step} (first at step "
-                            f"{report['step']}: {report['what']}); {report['total']} in this run{lr}")
-
-    def on_step_ops(self, op_types):
-        self.progress.print(determinism.describe(op_types, len(tf.config.list_logical_devices("GPU"))))
-
-    def on_stop(self, step, reason):
-        self.on_checkpoint(step)
-
-    def last_checkpoint(self):
-        return self.checkpointer.latest.latest_checkpoint
+    Raises:
+        Interrupted: SIGINT/SIGTERM stopped training after a checkpoint (exit code 3; the message says how to resume).
+        MoeTfError: bad input, a non-finite stop, a lost multi-worker peer; nothing already written is damaged.
+    """
+    if overwrite and resume:
+        raise ConfigError("--overwrite and --resume exclude each other: --resume continues the run, --overwrite "
+                          "replaces it")
+    strategy = build_strategy(config.training)  # first: multi-worker must start before any other op
+    chief = is_chief(strategy)
+    created = chief and not os.path.exists(run_dir)
+    replacement = prepare_run_dir(config, run_dir, resume, overwrite) if chief else None
+    try:
+        run = prepare(config, run_dir, strategy, chief, resume, init_from, replacement, observer)
+        restore_or_init(run, resume, init_from)
+        with run, translated_errors(run):
+            fitted = fit(run)
+            test, final_eval = finalize(run, fitted)
+        metrics = run_metrics(run, fitted, test, final_eval)
+        write_outputs(run, fitted, metrics, export)
+        return metrics
+    except BaseException as e:
+        if replacement is not None and replacement.pending:
+            note = replacement.roll_back()
+            if isinstance(e, MoeTfError):
+                raise type(e)(f"{e}\n{note}") from None
+        elif created and not _holds_anything(run_dir):
+            shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves no directory behind
+        raise
 
 
-class GateReport:
-    """Each evaluation: `gates.png` in the run directory (chief only) and the dead-expert check, warned once per
-    expert. Does nothing for architectures without gates."""
+@dataclass
+class Fitted:
+    """What `fit` leaves: the last step, the step it started from, its seconds and the last evaluation
+    ((step, summary), or None)."""
 
-    def __init__(self, run_dir, model, config, progress, chief):
-        self.path = os.path.join(run_dir, "gates.png")
-        names = model.mixture.expert_names()
-        self.columns = next(iter(names.values()), [])
-        self.columns = [c.split("_", 1)[1] if c.startswith("level") else c for c in self.columns]
-        self.dead = DeadExperts(names, config.logging.dead_expert_threshold, config.logging.dead_expert_patience)
-        self.progress = progress
-        self.chief = chief
+    step: int
+    start_step: int
+    seconds: float
+    last_eval: tuple[int, dict] | None
 
-    def update(self, step, summary) -> int | None:
-        """Writes the figure and returns how many experts are dead (None without gates)."""
-        if not summary["gates"]:
-            return None
-        self.write(summary, f"mean gate weight per expert (eval, step {step})")
-        count, new = self.dead.update(summary["gates"])
-        for name in new:
-            self.progress.print(f"warning: expert {name} is dead: its load stayed below "
-                                f"{self.dead.threshold} under every gate for {self.dead.patience} evaluations")
-        return count
 
-    def write(self, summary, title) -> None:
-        if self.chief and summary["gates"]:
-            atomic_write(self.path, gates_png(summary["gates"], self.columns, title))
+def prepare(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Strategy, chief: bool, resume: bool,
+            init_from: str | None, replacement: Replacement | None, observer) -> Run:
+    """Seeds, builds the run and says what it is; a bad --init-from, a missing test split or a profile window
+    outside the run fail here, before training."""
+    keras.utils.set_random_seed(config.experiment.seed)
+    progress = Progress(config.logging.progress, enabled=chief)
+    progress.print(f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
+                   f"{strategy.num_replicas_in_sync} replica(s); global batch {config.training.batch_size}")
+    if replacement is not None:
+        progress.print(replacement.describe())
+    if config.training.deterministic:
+        determinism.enable()
+    if init_from:
+        checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
+    resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))
+    run = build_run(config, run_dir, strategy, progress, chief=chief, resuming=resuming, replacement=replacement,
+                    observer=observer)
+    for line in describe(run.parts):
+        progress.print(line)
+    run.parts.data.require_split("test")  # no test split fails now, not after training
+    profile, steps = config.training.profile, total_steps(config.training, run.parts.data)
+    if profile is not None and profile.start_step >= steps:
+        raise ConfigError(f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
+                          f"steps 0–{steps - 1})")
+    warning = run.parts.average is not None and short_run_warning(config.training.ema_momentum, steps)
+    if warning:
+        progress.print(warning)
+    return run
+
+
+def describe(parts: Components) -> list[str]:
+    """What the run reads and trains: each source's splits and inputs, the sampling, the tasks, the model."""
+    config, data = parts.config, parts.data
+    lines = []
+    for name, source in data.sources.items():
+        sizes = ", ".join(f"{k} {v}" for k, v in source.sizes.items())
+        inputs = ", ".join(f"{f} {s.modality} {s.dtype}{list(s.shape)}" for f, s in source.features.items())
+        lines.append(f"data {name!r}: {sizes} examples; inputs: {inputs}")
+    if data.multi_source:
+        lines.append(f"sampling ({config.data.sampling.type}): "
+                     + ", ".join(f"{name} {q:.3f}" for name, q in zip(data.sources, data.source_probabilities())))
+    lines.append("tasks: " + ", ".join(f"{t.name} ({t.kind} on {t.source}, {t.num_classes} classes)"
+                                       for t in data.tasks))
+    gates = f" with {config.model.gate.type} gates" if parts.model.task_gates() else ""
+    experts = " on the raw inputs" if gates and config.model.experts.input == "raw" else ""
+    average = (f"; evaluated on a moving average of the weights (ema_momentum {config.training.ema_momentum})"
+               if parts.average is not None else "")
+    lines.append(f"model: {config.model.architecture.type}{gates}{experts}, {count_params(parts.model):,} trainable "
+                 f"parameters; weighting: {config.training.weighting.type}{average}")
+    if parts.distillation is not None:
+        lines.append(parts.distillation.describe())
+    return lines
+
+
+def restore_or_init(run: Run, resume: bool, init_from: str | None) -> None:
+    """Resumes from the run's newest readable checkpoint (dropping the events logged after it), or starts from
+    --init-from's weights; writes config.yaml and, on a fresh start, the config and hparams to TensorBoard."""
+    config, progress = run.config, run.progress
+    restored = None
+    if resume:
+        restored = run.checkpointer.restore_latest(warn=progress.print)
+        run.trainer.guard.restored()
+        progress.print(f"resumed from step {restored}" if restored is not None else "no checkpoint: starting fresh")
+        log_dir = os.path.join(run.run_dir, "logs")
+        if run.chief and os.path.isdir(log_dir):
+            purged = purge_after(log_dir, -1 if restored is None else restored)
+            if purged:
+                progress.print(f"TensorBoard: removed {purged} event(s) logged after step {restored or 0} by the "
+                               "interrupted run (they are logged again)")
+    if init_from and not run.resuming:
+        report = initialise_from(init_from, run.parts.model)
+        for line in init_lines(report):
+            progress.print(line)
+        if run.chief:
+            atomic_write(os.path.join(run.run_dir, "init_from.json"), json.dumps(report, indent=2))
+    elif init_from:
+        progress.print(f"--init-from {init_from} ignored: resuming from this run's own checkpoint")
+    if run.chief:
+        atomic_write(os.path.join(run.run_dir, "config.yaml"), to_yaml(config))
+    if restored is None:
+        run.tensorboard.config(to_yaml(config))  # a resumed run's config text is already in its logs at step 0
+        run.tensorboard.hparams(config.model_dump(), os.path.basename(os.path.abspath(run.run_dir)))
+
+
+def fit(run: Run) -> Fitted:
+    """Trains to the end (or early stopping); a stop request ends it after a checkpoint with `Interrupted`."""
+    data, batch = run.parts.data, run.config.training.batch_size
+    started = time.perf_counter()
+    start_step = int(run.parts.optimizer.iterations.numpy())
+    try:
+        with run.stop_request:
+            step = run.trainer.fit(run.hooks, data.eval_dataset("eval", batch) if data.has_split("eval") else None)
+    except Stopped as stopped:
+        where = run.checkpointer.latest.latest_checkpoint if run.chief else "the chief's run directory"
+        workers = " on every worker (same TF_CONFIG)" if run.config.training.strategy == "multi_worker" else ""
+        raise Interrupted(f"{stopped.reason} at step {stopped.step}: checkpoint written ({where}). Resume"
+                          f"{workers} with:\n  {resume_command(run.run_dir)}") from None
+    return Fitted(step, start_step, time.perf_counter() - started, run.hooks.last_eval)
+
+
+def finalize(run: Run, fitted: Fitted) -> tuple[dict, tuple[int, dict] | None]:
+    """Installs the weights the run keeps (the best checkpoint's, then the moving average) and evaluates them on
+    the test split (logged, and the gate figure). Returns (test summary, the final weights' eval (step, summary))."""
+    config, progress, parts = run.config, run.progress, run.parts
+    stopping, batch = config.training.early_stopping, config.training.batch_size
+    final_eval = fitted.last_eval
+    best = stopping.monitor and stopping.restore_best and run.checkpointer.restore_best()
+    if best:
+        progress.print(f"restored the best checkpoint ({stopping.monitor} = {run.early_stopping.best_value:.4f})")
+    if parts.average is not None:
+        parts.average.install()  # what training evaluated: the test split and the export use the averages
+        progress.print(f"weights: the moving average (training.ema_momentum {config.training.ema_momentum})")
+    if best:  # the best evaluation was before a resume: evaluate the restored weights again
+        final_eval = run.hooks.best_eval or (checkpoint_step(run.checkpointer.best.latest_checkpoint),
+                                             run.trainer.evaluate(parts.data.eval_dataset("eval", batch)))
+    test = run.trainer.evaluate(parts.data.eval_dataset("test", batch))
+    run.tensorboard.eval(fitted.step, test, split="test")
+    run.gate_report.write(test, f"mean gate weight per expert (test split, step {fitted.step})")
+    return test, final_eval
+
+
+@contextlib.contextmanager
+def translated_errors(run: Run):
+    """A missing deterministic kernel or a lost multi-worker peer becomes a MoeTfError that says what to do."""
+    strategy = run.config.training.strategy
+    try:
+        yield
+    except tf.errors.UnimplementedError as e:
+        if not run.config.training.deterministic:
+            raise
+        raise MoeTfError(f"training.deterministic: an op has no deterministic implementation on this device: "
+                         f"{error_line(e)}; set training.deterministic: false, or move that op's model part to "
+                         "another device") from None
+    except PEER_FAILURES as e:
+        if strategy != "multi_worker":
+            raise
+        where = run.checkpointer.latest.latest_checkpoint if run.chief else "kept"
+        raise MoeTfError(f"multi_worker: lost contact with another worker ({type(e).__name__}: {error_line(e)}); "
+                         f"the last checkpoint is {where}. Restart every worker with:\n  "
+                         f"{resume_command(run.run_dir)}") from None
+
+
+def run_metrics(run: Run, fitted: Fitted, test: dict, final_eval: tuple[int, dict] | None) -> dict:
+    """metrics.json (README, "What a run writes")."""
+    seconds = fitted.seconds
+    metrics = {"tasks": test["tasks"], "split": "test", "step": fitted.step, "loss": test["loss"],
+               "examples_per_sec": (fitted.step - fitted.start_step) * run.config.training.batch_size
+               / max(seconds, 1e-9), "train_seconds": seconds,
+               "nonfinite_steps": int(run.trainer.guard.total.numpy())}
+    if final_eval is not None:
+        metrics["eval"] = {"step": final_eval[0], "loss": final_eval[1]["loss"], "tasks": final_eval[1]["tasks"]}
+    return metrics
+
+
+def write_outputs(run: Run, fitted: Fitted, metrics: dict, export: bool) -> None:
+    """Prints the test table; on the chief writes metrics.json, the export and the distillation report."""
+    progress, parts = run.progress, run.parts
+    progress.print(summary_table(metrics, "test"))
+    progress.print(f"{fitted.step - fitted.start_step} steps in {fitted.seconds:.1f} s "
+                   f"({metrics['examples_per_sec']:,.0f} examples/s)")
+    if not run.chief:
+        return
+    atomic_write(os.path.join(run.run_dir, "metrics.json"), json.dumps(metrics, indent=2))
+    if export:
+        path = export_model(parts.model, run.config, parts.data, os.path.join(run.run_dir, "export"))
+        progress.print(f"exported SavedModel: {path}")
+    if parts.distillation is not None:
+        report = distillation_report(parts.distillation, parts.model, metrics, run.run_dir)
+        atomic_write(os.path.join(run.run_dir, "distillation.json"), json.dumps(report, indent=2))
+        for line in report_lines(report):
+            progress.print(line)
+    progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run.run_dir))}")
 
 
 def prepare_run_dir(config, run_dir: str, resume: bool, overwrite: bool = False) -> Replacement | None:
@@ -167,192 +310,10 @@ def resume_command(run_dir: str) -> str:
             f"--output-dir {shlex.quote(run_dir)} --resume")
 
 
-def train(config, run_dir: str, resume: bool = False, export: bool = True, init_from: str | None = None,
-          overwrite: bool = False, observer=None) -> dict:
-    """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics:
-    the test split's, and under "eval" the evaluation of the final weights (the best one's, if early stopping
-    restored it).
-
-    Args:
-        init_from: a trained run directory whose variables (and text vocabularies) start this run, matched by name;
-            ignored when resuming from a checkpoint of this run.
-        overwrite: replace an existing run in `run_dir` (only once this run has written its first checkpoint).
-        observer: called as observer(step, eval_summary) after each evaluation; returning True stops training there
-            (as early stopping does: the test split is still evaluated and metrics.json written). Search uses it
-            to prune a trial.
-
-    Raises:
-        Interrupted: SIGINT/SIGTERM stopped training after a checkpoint (exit code 3; the message says how to resume).
-        MoeTfError: bad input, a non-finite stop, a lost multi-worker peer; nothing already written is damaged.
-    """
-    if overwrite and resume:
-        raise ConfigError("--overwrite and --resume exclude each other: --resume continues the run, --overwrite "
-                         "replaces it")
-    strategy = build_strategy(config.training)  # first: multi-worker must start before any other op
-    chief = is_chief(strategy)
-    created = chief and not os.path.exists(run_dir)
-    replacement = prepare_run_dir(config, run_dir, resume, overwrite) if chief else None
-    try:
-        return _train(config, run_dir, strategy, chief, resume, export, init_from, replacement, observer)
-    except BaseException as e:
-        if replacement is not None and replacement.pending:
-            note = replacement.roll_back()
-            if isinstance(e, MoeTfError):
-                raise type(e)(f"{e}\n{note}") from None
-        elif created and not _holds_anything(run_dir):
-            shutil.rmtree(run_dir, ignore_errors=True)  # a run that never started leaves no directory behind
-        raise
-
-
 def _holds_anything(run_dir: str) -> bool:
     """True once a run directory holds a checkpoint or metrics (what a failed start must not delete)."""
     return bool(list_checkpoints(os.path.join(run_dir, "checkpoints"))) or \
         os.path.exists(os.path.join(run_dir, "metrics.json"))
-
-
-def _train(config, run_dir, strategy, chief, resume, export, init_from, replacement, observer) -> dict:
-    keras.utils.set_random_seed(config.experiment.seed)
-    progress = Progress(config.logging.progress, enabled=chief)
-    progress.print(f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
-                   f"{strategy.num_replicas_in_sync} replica(s); "
-                   f"global batch {config.training.batch_size}")
-    if replacement is not None:
-        progress.print(replacement.describe())
-    if config.training.deterministic:
-        determinism.enable()
-    if init_from:
-        checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
-    # Resuming: the checkpoint sets the text vocabularies, so they are not rebuilt from (possibly changed) data.
-    resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))
-    parts = build_components(config, strategy, adapt_text=not resuming)
-    data, model, optimizer = parts.data, parts.model, parts.optimizer
-    for name, source in data.sources.items():
-        sizes = ", ".join(f"{k} {v}" for k, v in source.sizes.items())
-        inputs = ", ".join(f"{f} {s.modality} {s.dtype}{list(s.shape)}" for f, s in source.features.items())
-        progress.print(f"data {name!r}: {sizes} examples; inputs: {inputs}")
-    if data.multi_source:
-        p = data.source_probabilities()
-        progress.print(f"sampling ({config.data.sampling.type}): "
-                       + ", ".join(f"{name} {q:.3f}" for name, q in zip(data.sources, p)))
-    progress.print("tasks: " + ", ".join(f"{t.name} ({t.kind} on {t.source}, {t.num_classes} classes)"
-                                         for t in data.tasks))
-    gates = f" with {config.model.gate.type} gates" if model.task_gates() else ""
-    experts = " on the raw inputs" if gates and config.model.experts.input == "raw" else ""
-    progress.print(f"model: {config.model.architecture.type}{gates}{experts}, {count_params(model):,} trainable "
-                   f"parameters; weighting: {config.training.weighting.type}"
-                   + (f"; evaluated on a moving average of the weights (ema_momentum {config.training.ema_momentum})"
-                      if parts.average is not None else ""))
-    if parts.distillation is not None:
-        progress.print(parts.distillation.describe())
-    batch = config.training.batch_size
-    data.require_split("test")  # no test split fails now, not after training
-    stop_request = StopRequest(progress.print)
-    profile, steps = config.training.profile, total_steps(config.training, data)
-    if profile is not None and profile.start_step >= steps:
-        raise ConfigError(f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
-                          f"steps 0–{steps - 1})")
-    if parts.average is not None:
-        warning = short_run_warning(config.training.ema_momentum, steps)
-        if warning:
-            progress.print(warning)
-    trace_dir = os.path.join(run_dir, "logs", "train") if chief and config.logging.tensorboard else None
-    trainer = parts.trainer(stop_request, ProfileWindow(profile, trace_dir, progress.print))
-    early = EarlyStopping(config.training.early_stopping)
-    weighting_state = parts.weighting.state()
-    checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=model, optimizer=optimizer,
-                                early_stopping_best=early.best, early_stopping_bad_evals=early.bad_evals,
-                                nonfinite=trainer.guard.state(), step_stat_sums=trainer.sums,
-                                **({"weighting": weighting_state} if weighting_state else {}),
-                                **(parts.average.state() if parts.average is not None else {}))
-    restored = None
-    if resume:
-        restored = checkpointer.restore_latest(warn=progress.print)
-        trainer.guard.restored()
-        progress.print(f"resumed from step {restored}" if restored is not None else "no checkpoint: starting fresh")
-        log_dir = os.path.join(run_dir, "logs")
-        if chief and os.path.isdir(log_dir):
-            purged = purge_after(log_dir, -1 if restored is None else restored)
-            if purged:
-                progress.print(f"TensorBoard: removed {purged} event(s) logged after step {restored or 0} by the "
-                               "interrupted run (they are logged again)")
-    if init_from and not resuming:
-        report = initialise_from(init_from, model)
-        for line in describe(report):
-            progress.print(line)
-        if chief:
-            atomic_write(os.path.join(run_dir, "init_from.json"), json.dumps(report, indent=2))
-    elif init_from:
-        progress.print(f"--init-from {init_from} ignored: resuming from this run's own checkpoint")
-    if chief:
-        atomic_write(os.path.join(run_dir, "config.yaml"), to_yaml(config))
-    gate_report = GateReport(run_dir, model, config, progress, chief)
-    tensorboard = TensorBoardLogger(os.path.join(run_dir, "logs"), chief and config.logging.tensorboard,
-                                    config.logging.gate_heatmap, gate_report.columns)
-    if restored is None:
-        tensorboard.config(to_yaml(config))  # a resumed run's config text is already in its logs at step 0
-        tensorboard.hparams(config.model_dump(), os.path.basename(os.path.abspath(run_dir)))
-    hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report, replacement, observer)
-    try:
-        started = time.perf_counter()
-        start_step = int(optimizer.iterations.numpy())
-        try:
-            with stop_request:
-                step = trainer.fit(hooks, data.eval_dataset("eval", batch) if data.has_split("eval") else None)
-        except Stopped as stopped:
-            where = checkpointer.latest.latest_checkpoint if chief else "the chief's run directory"
-            workers = " on every worker (same TF_CONFIG)" if config.training.strategy == "multi_worker" else ""
-            raise Interrupted(f"{stopped.reason} at step {stopped.step}: checkpoint written ({where}). Resume"
-                              f"{workers} with:\n  {resume_command(run_dir)}") from None
-        seconds = time.perf_counter() - started
-        final_eval = hooks.last_eval
-        best = config.training.early_stopping.monitor and config.training.early_stopping.restore_best and \
-            checkpointer.restore_best()
-        if best:
-            progress.print(f"restored the best checkpoint ({config.training.early_stopping.monitor} = "
-                           f"{early.best_value:.4f})")
-        if parts.average is not None:
-            parts.average.install()  # what training evaluated: the test split and the export use the averages
-            progress.print(f"weights: the moving average (training.ema_momentum {config.training.ema_momentum})")
-        if best:  # the best evaluation was before a resume: evaluate the restored weights again
-            final_eval = hooks.best_eval or (checkpoint_step(checkpointer.best.latest_checkpoint), trainer.evaluate(
-                data.eval_dataset("eval", batch)))
-        test = trainer.evaluate(data.eval_dataset("test", batch))
-        tensorboard.eval(step, test, split="test")
-        gate_report.write(test, f"mean gate weight per expert (test split, step {step})")
-    except tf.errors.UnimplementedError as e:
-        if not config.training.deterministic:
-            raise
-        raise MoeTfError(f"training.deterministic: an op has no deterministic implementation on this device: "
-                         f"{error_line(e)}; set training.deterministic: false, or move that op's model part to "
-                         "another device") from None
-    except PEER_FAILURES as e:
-        if config.training.strategy != "multi_worker":
-            raise
-        raise MoeTfError(f"multi_worker: lost contact with another worker ({type(e).__name__}: {error_line(e)}); "
-                         f"the last checkpoint is {checkpointer.latest.latest_checkpoint if chief else 'kept'}. "
-                         f"Restart every worker with:\n  {resume_command(run_dir)}") from None
-    finally:
-        tensorboard.close()
-        checkpointer.close()
-    metrics = {"tasks": test["tasks"], "split": "test", "step": step, "loss": test["loss"],
-               "examples_per_sec": (step - start_step) * batch / max(seconds, 1e-9),
-               "train_seconds": seconds, "nonfinite_steps": int(trainer.guard.total.numpy())}
-    if final_eval is not None:
-        metrics["eval"] = {"step": final_eval[0], "loss": final_eval[1]["loss"], "tasks": final_eval[1]["tasks"]}
-    progress.print(summary_table(test, "test"))
-    progress.print(f"{step - start_step} steps in {seconds:.1f} s ({metrics['examples_per_sec']:,.0f} examples/s)")
-    if chief:
-        atomic_write(os.path.join(run_dir, "metrics.json"), json.dumps(metrics, indent=2))
-        if export:
-            path = export_model(model, config, data, os.path.join(run_dir, "export"))
-            progress.print(f"exported SavedModel: {path}")
-        if parts.distillation is not None:
-            report = distillation_report(parts.distillation, model, metrics, run_dir)
-            atomic_write(os.path.join(run_dir, "distillation.json"), json.dumps(report, indent=2))
-            for line in report_lines(report):
-                progress.print(line)
-        progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run_dir))}")
-    return metrics
 
 
 def evaluate(run_dir: str, split: str = "test", checkpoint: str = "best") -> dict:

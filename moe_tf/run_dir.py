@@ -70,3 +70,8 @@ class Replacement:
         os.replace(self.aside, self.run_dir)
         self.pending = False
         return f"--overwrite: this run failed before its first checkpoint; the previous run is back in {self.run_dir}"
+
+
+def directory_bytes(path: str) -> int:
+    """The size of every file below `path` (an export's size on disk)."""
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)

@@ -4,6 +4,7 @@ import typing
 
 from pydantic import BaseModel
 
+from moe_tf.config.base import Choice
 from moe_tf.config.schema import ExperimentConfig
 from tests.conftest import REPO
 
@@ -22,6 +23,8 @@ def field_paths(model, prefix=""):
 
 def _flatten(annotation):
     yield annotation
+    if isinstance(annotation, type) and issubclass(annotation, Choice):
+        yield from annotation.configs()
     for arg in typing.get_args(annotation):
         yield from _flatten(arg)
 

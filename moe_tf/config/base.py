@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import operator
-from typing import Annotated
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"  # task, feature and label names: identifiers (they become signature names)
 
@@ -51,16 +48,57 @@ def feature_name_field():
                  description="model input name; sources with the same feature name and shape share one stem")
 
 
-def one_of(registry):
-    """Returns a pydantic type accepting the `Config` of any component registered in `registry`.
+def one_of(registry) -> type:
+    """A pydantic type accepting the `Config` of any component registered in `registry`.
 
-    Each registered component class carries a `Config` (a StrictModel with a `type: Literal[key]` field);
-    the YAML's `type:` picks which one validates the rest of the block. A bare name is short for `{type: name}`
-    (`architecture: mmoe`).
+    Each registered component class carries a `Config` (a StrictModel with a `type: Literal[key]` field); the YAML's
+    `type:` picks which one validates the rest of the block. A bare name is short for `{type: name}`
+    (`architecture: mmoe`). The registry is consulted when a value is validated, not when the schema is defined, so
+    the schema imports no component (nor TensorFlow), and a component registered later (a plugin, a test) is a
+    valid choice at once.
     """
-    configs = [registry.get(key).Config for key in registry.keys()]
-    shorthand = BeforeValidator(lambda v: {"type": v} if isinstance(v, str) else v)
-    if len(configs) == 1:
-        return Annotated[configs[0], shorthand]
-    union = functools.reduce(operator.or_, configs)  # Config1 | Config2 | ...
-    return Annotated[Annotated[union, Field(discriminator="type")], shorthand]
+    if registry.kind not in _CHOICES:
+        _CHOICES[registry.kind] = type(f"{registry.kind.title()}Choice", (Choice,), {"registry": registry})
+    return _CHOICES[registry.kind]
+
+
+_CHOICES: dict[str, type] = {}
+
+
+class Choice:
+    """The pydantic type `one_of` makes: validates a `{type: key, ...}` mapping (or a bare key) with the `Config`
+    of the component registered under `key`; a wrong `type` fails as a discriminated union does."""
+
+    registry = None  # set on each subclass
+
+    @classmethod
+    def configs(cls) -> list[type[BaseModel]]:
+        """The registered components' Config classes, by key."""
+        return [component.Config for _, component in cls.registry.items()]
+
+    @classmethod
+    def validate(cls, value):
+        if isinstance(value, str):
+            value = {"type": value}
+        if isinstance(value, BaseModel):
+            registered = cls.registry.get(value.type).Config if getattr(value, "type", None) in cls.registry else None
+            if type(value) is registered:
+                return value
+            value = value.model_dump()
+        if not isinstance(value, dict):
+            raise PydanticCustomError("dict_type", "Input should be a valid dictionary")
+        if "type" not in value:
+            raise PydanticCustomError("union_tag_not_found", "Unable to extract tag using discriminator "
+                                      "{discriminator}", {"discriminator": "'type'"})
+        keys = cls.registry.keys()
+        if not isinstance(value["type"], str) or value["type"] not in keys:
+            raise PydanticCustomError("union_tag_invalid", "Input tag {tag} found using 'type' does not match any of "
+                                      "the expected tags: {expected_tags}",
+                                      {"tag": str(value["type"]), "expected_tags": ", ".join(map(repr, keys))})
+        return cls.registry.get(value["type"]).Config.model_validate(value)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            cls.validate, serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda value, info: value.model_dump(mode=info.mode, exclude_none=info.exclude_none), info_arg=True))

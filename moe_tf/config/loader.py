@@ -11,6 +11,7 @@ import typing
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from moe_tf.config.base import Choice
 from moe_tf.errors import ConfigError
 
 
@@ -188,9 +189,12 @@ def format_error(err: dict, raw, root_model) -> str:
             path.append(f"[{part}]")
         else:
             path.append(("." if path else "") + str(part))
+        child = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
         if i < len(loc) - 1 or err["type"] != "extra_forbidden":
             parent, model = model, _child_model(model, part, node)
-        node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+            if isinstance(model, list) and isinstance(child, dict) and isinstance(child.get("type"), str):
+                model = _union_member(model, child["type"]) or model  # a registry choice: the member its type names
+        node = child
         i += 1
     if err["type"] == "union_tag_invalid":
         path.append(".type")
@@ -205,9 +209,13 @@ def _has(node, part) -> bool:
 
 
 def _unwrap(annotation):
-    """Yields the BaseModel classes inside an annotation (through Optional, list, dict, Union, Annotated)."""
+    """Yields the BaseModel classes inside an annotation (through Optional, list, dict, Union, Annotated, and a
+    registry choice: every registered component's Config)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         yield annotation
+        return
+    if isinstance(annotation, type) and issubclass(annotation, Choice):
+        yield from annotation.configs()
         return
     for arg in typing.get_args(annotation):
         yield from _unwrap(arg)

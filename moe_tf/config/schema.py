@@ -12,13 +12,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel, one_of
-from moe_tf.data import DATASETS
 from moe_tf.errors import ConfigError
-from moe_tf.models.architectures import ARCHITECTURES
-from moe_tf.models.gates import GATES
-from moe_tf.models.stems import STEMS
-from moe_tf.training.weightings import WEIGHTINGS
-from moe_tf.training.weightings.base import TaskGradientWeighting
+from moe_tf.registry import ARCHITECTURES, DATASETS, GATES, STEMS, WEIGHTINGS
 
 LOSSES_BY_TYPE = {"classification": ["crossentropy"], "binary": ["crossentropy"], "regression": ["mse", "mae", "huber"]}
 METRICS_BY_TYPE = {"classification": ["accuracy", "top5_accuracy"], "binary": ["accuracy"],
@@ -253,12 +248,13 @@ class ExperimentConfig(StrictModel):
                 errors.append(f"{p}.label_map: a regression task reads its targets as they are; remove label_map")
         if all(t.weight == 0 for t in self.tasks):
             errors.append("tasks: at least one task needs weight > 0")
-        if issubclass(WEIGHTINGS.get(self.training.weighting.type), TaskGradientWeighting):
+        if WEIGHTINGS.get(self.training.weighting.type).task_gradients:
+            loss_weightings = [k for k, cls in WEIGHTINGS.items() if not cls.task_gradients]
             for i, t in enumerate(self.tasks):
                 if t.warmup_steps:
                     errors.append(f"tasks[{i}].warmup_steps: {self.training.weighting.type} combines the tasks' "
                                   "gradients by their directions, so a ramped loss does not ramp the task in; use a "
-                                  "loss weighting (fixed, uncertainty, dwa, rlw, famo, gradnorm) or no warm-up")
+                                  f"loss weighting ({', '.join(loss_weightings)}) or no warm-up")
         errors += self._gate_errors()
         monitor = self.training.early_stopping.monitor
         if monitor is not None and monitor not in self.monitor_names():
@@ -274,14 +270,17 @@ class ExperimentConfig(StrictModel):
         """A top-k gate must have at least k experts to choose among in every gate of the architecture."""
         k = getattr(self.model.gate, "k", None)
         arch = self.model.architecture
-        if self.model.experts.input == "raw" and arch.type in ("shared_bottom", "single_task"):
-            return [f"model.experts.input: 'raw' makes each expert a whole network on the raw inputs; the "
-                    f"{arch.type} architecture has no experts (use omoe, mmoe, cgc or ple, or input 'trunk')"]
-        if k is None or arch.type in ("shared_bottom", "single_task"):
+        if not ARCHITECTURES.get(arch.type).gated:
+            if self.model.experts.input == "raw":
+                gated = [key for key, cls in ARCHITECTURES.items() if cls.gated]
+                return [f"model.experts.input: 'raw' makes each expert a whole network on the raw inputs; the "
+                        f"{arch.type} architecture has no experts (use {', '.join(gated)}, or input 'trunk')"]
+            return []
+        if k is None:
             return []
         fewest = self.model.experts.count + getattr(arch, "task_experts", 0)
         if k > fewest:
-            where = "model.experts.count" + (" + model.architecture.task_experts" if arch.type in ("cgc", "ple")
+            where = "model.experts.count" + (" + model.architecture.task_experts" if hasattr(arch, "task_experts")
                                              else "")
             return [f"model.gate.k: {k} is more than the {fewest} experts a gate chooses among ({where})"]
         return []

@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import tensorflow as tf
 
-SPLIT_ROLES = ("train", "eval", "test")
-MODALITIES = ("image", "numeric", "text")
 SOURCE_KEY = "_source"  # the model input saying which source each example of a batch comes from (several sources)
 WEIGHT_SUFFIX = "__weight"  # a label's per-example sample weights travel as the label "<label>__weight"
 
@@ -48,10 +46,6 @@ class FeatureSpec:
 
     def to_dict(self) -> dict:
         return {"dtype": self.dtype, "shape": list(self.shape), "modality": self.modality}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FeatureSpec:
-        return cls(str(d["dtype"]), tuple(int(s) for s in d["shape"]), str(d["modality"]))
 
 
 @dataclass

@@ -24,9 +24,9 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel, check_identifiers, check_label_keys
-from moe_tf.data import DATASETS
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
 from moe_tf.errors import DataError
+from moe_tf.registry import DATASETS
 
 
 class DelimitedConfig(StrictModel):

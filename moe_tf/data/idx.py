@@ -11,9 +11,9 @@ import numpy as np
 from pydantic import Field
 
 from moe_tf.config.base import StrictModel, feature_name_field
-from moe_tf.data import DATASETS
 from moe_tf.data.base import DataSource, LabelInfo, from_arrays, image_spec, split_arrays
 from moe_tf.errors import DataError
+from moe_tf.registry import DATASETS
 
 FASHION_MNIST_CLASSES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

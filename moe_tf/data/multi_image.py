@@ -15,9 +15,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel
-from moe_tf.data import DATASETS
 from moe_tf.data.base import DataSource, LabelInfo, from_arrays, image_spec
 from moe_tf.errors import DataError
+from moe_tf.registry import DATASETS
 
 _ROLE_SEEDS = {"train": 0, "eval": 1, "test": 2}
 

@@ -24,6 +24,7 @@ from moe_tf.data.base import SOURCE_KEY, FeatureSpec, SourceData
 from moe_tf.data.sampling import source_probabilities, source_schedule
 from moe_tf.data.tasks import TaskInfo, check_labels, resolve_tasks
 from moe_tf.errors import ConfigError, DataError
+from moe_tf.registry import DATASETS
 
 _GRAPH_SEED = 87654321
 _SOURCE_SEED_STRIDE = 1_000_003  # shuffle seeds of source s: experiment.seed + s·stride + epoch
@@ -55,10 +56,6 @@ class TaskData:
     @property
     def multi_source(self) -> bool:
         return len(self.sources) > 1
-
-    def source_features(self) -> list[list[str]]:
-        """For each source (in order), the names of the model inputs it provides."""
-        return [sorted(s.features) for s in self.sources.values()]
 
     def size(self, role: str) -> int:
         return sum(s.sizes.get(role, 0) for s in self.sources.values())
@@ -333,8 +330,6 @@ def build_task_data(config) -> TaskData:
     Args:
         config: the whole ExperimentConfig.
     """
-    from moe_tf.data import DATASETS
-
     used = [name for name in config.data.sources if any(t.dataset == name for t in config.tasks)]
     sources = {}
     for name in used:

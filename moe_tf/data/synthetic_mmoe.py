@@ -18,8 +18,8 @@ import numpy as np
 from pydantic import Field
 
 from moe_tf.config.base import StrictModel
-from moe_tf.data import DATASETS
 from moe_tf.data.base import DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
+from moe_tf.registry import DATASETS
 
 
 def task_weights(dim: int, correlation: float, scale: float, rng) -> tuple[np.ndarray, np.ndarray]:

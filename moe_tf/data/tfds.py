@@ -13,9 +13,9 @@ import tensorflow as tf
 from pydantic import Field, model_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel
-from moe_tf.data import DATASETS
 from moe_tf.data.base import DataSource, FeatureSpec, LabelInfo, SourceData, image_spec
 from moe_tf.errors import DataError
+from moe_tf.registry import DATASETS
 
 
 @DATASETS.register("tfds")

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from moe_tf.errors import MoeTfError, error_line
 from moe_tf.export.saved_model import export_model
-from moe_tf.run_dir import atomic_write
+from moe_tf.run_dir import atomic_write, directory_bytes
 
 QUANTIZE_MODES = ("none", "dynamic", "float16", "int8")
 COMPRESSION_FILE = "compression.json"
@@ -154,7 +154,3 @@ def compression_table(entry: dict, quantize: str) -> str:
         lines.append(f"{task:<14}{m['metric']:<10}{m['saved_model']:>12.4f}{m['tflite']:>10.4f}{m['delta']:>+9.4f}"
                      f"{m['max_abs_diff']:>12.2e}")
     return "\n".join(lines)
-
-
-def directory_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)

@@ -35,7 +35,6 @@ from moe_tf.logging.gates import gates_png
 # Logged at step s after its checkpoint (the task gradients, measured before step s + 1; the test split, after
 # training): a run resumed from step s logs them at s again. Matched against `<sub-run>/<tag>`.
 RELOGGED_AT_RESUME_STEP = ("train/grads/", "test/")
-SPLITS = ("train", "eval", "test")
 
 
 class TensorBoardLogger:

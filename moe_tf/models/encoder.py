@@ -6,7 +6,7 @@ from __future__ import annotations
 import keras
 
 from moe_tf.models.preprocessing import build_preprocessing
-from moe_tf.models.stems import STEMS
+from moe_tf.registry import STEMS
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")

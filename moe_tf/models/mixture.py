@@ -18,9 +18,9 @@ import tensorflow as tf
 from keras import ops
 
 from moe_tf.models.encoder_experts import EncoderExperts
-from moe_tf.models.gates import GATES
 from moe_tf.models.layers import ExpertPool
 from moe_tf.models.routing import routed_counts
+from moe_tf.registry import GATES
 
 SHARED = "shared"
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import keras
 
-from moe_tf.models.architectures import ARCHITECTURES
 from moe_tf.models.backbone import Backbone
 from moe_tf.models.encoder_experts import RawGateInput
 from moe_tf.models.layers import DenseStack
-
-SHARED = "shared"
+from moe_tf.models.mixture import SHARED
+from moe_tf.registry import ARCHITECTURES
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")

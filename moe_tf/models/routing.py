@@ -13,8 +13,6 @@ import math
 
 import tensorflow as tf
 
-EPS = 1e-9
-
 
 def capacity(batch, assignments_per_example: float, num_experts: int, factor: float):
     """Slots per expert: ceil(factor · batch · assignments_per_example / experts), at least 1 and at most `batch`

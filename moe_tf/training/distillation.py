@@ -11,10 +11,14 @@ The teacher is frozen and is not part of this run's checkpoints: it is rebuilt f
 
 from __future__ import annotations
 
-import keras
+import json
+import os
+
 import tensorflow as tf
 
 from moe_tf.errors import MoeTfError
+from moe_tf.models import count_params
+from moe_tf.run_dir import directory_bytes
 from moe_tf.training.objectives import labelled
 
 
@@ -84,36 +88,9 @@ def soft_loss(kind: str, student, teacher, t: float):
     return tf.square(student[:, 0] - teacher[:, 0])
 
 
-def build_distillation(config, data, strategy):
-    """The Distillation of `config.training.distillation` (None without a teacher), built under `strategy`."""
-    from moe_tf.components import build_components
-    from moe_tf.run_dir import read_run_config
-    from moe_tf.training.checkpoints import restore_for_inference
-
-    cfg = config.training.distillation
-    if not cfg.teacher:
-        return None
-    policy = keras.mixed_precision.global_policy()
-    try:
-        teacher_config = read_run_config(cfg.teacher)
-        parts = build_components(teacher_config, strategy, training=False, adapt_text=False)
-        restore_for_inference(cfg.teacher, parts.model)
-    except MoeTfError as e:
-        raise MoeTfError(f"--distill-from {cfg.teacher}: {e}") from None
-    finally:
-        keras.mixed_precision.set_global_policy(policy)  # the teacher's build set its own
-    return Distillation(parts.model, parts.data, data.tasks, data.features, cfg)
-
-
 def distillation_report(distillation, student, metrics: dict, run_dir: str) -> dict:
     """Student against teacher: trainable parameters, export sizes (when both exist) and each shared task's test
     metrics (the teacher's from its metrics.json, i.e. on its own test split)."""
-    import json
-    import os
-
-    from moe_tf.export.tflite import directory_bytes
-    from moe_tf.models import count_params
-
     teacher_metrics = {}
     path = os.path.join(distillation.run_dir, "metrics.json")
     if os.path.exists(path):

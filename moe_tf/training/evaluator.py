@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.training.objectives import batch_stats, summarize
-from moe_tf.training.statistics import pack, stats_template, unpack
+from moe_tf.training.statistics import stats_template
+from moe_tf.training.vectors import flatten, unflatten
 
 SUM = tf.distribute.ReduceOp.SUM
 
@@ -38,7 +39,7 @@ class Evaluator:
 
     def _replica_stats(self, inputs, labels, loss_weights):
         stats, _ = batch_stats(self.tasks, self.model(inputs, training=False), labels)
-        return pack(stats)
+        return flatten(stats)
 
     def _step(self, batch):
         return self.strategy.reduce(SUM, run_replicas(self.strategy, self._replica, batch), axis=None)
@@ -56,6 +57,6 @@ class Evaluator:
             total = packed if total is None else total + packed
         if total is None:
             raise ValueError("evaluation dataset is empty")
-        summary = summarize(unpack(total, self.template))
+        summary = summarize(unflatten(total, self.template))
         summary["loss"] = sum(float(task_weights[n]) * m["loss"] for n, m in summary["tasks"].items())
         return summary

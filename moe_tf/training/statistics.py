@@ -1,12 +1,9 @@
-"""A step's statistics packed into one float32 vector: one cross-replica reduction and one running-sum variable.
-
-The template (zeros with the structure and shapes of one batch's sums) comes from running the model once on a batch
-of zeros shaped like its inputs.
-"""
+"""The template of a step's statistics: zeros with the structure and shapes of one batch's sums (what is flattened
+into one float32 vector, moe_tf.training.vectors), from running the model once on a batch of zeros shaped like its
+inputs."""
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from moe_tf.models import example_inputs
@@ -24,17 +21,3 @@ def stats_template(model, tasks, features) -> dict:
     labels = {t.name: tf.zeros((1,), tf.float32 if t.kind == "regression" else tf.int64) for t in tasks}
     stats, _ = batch_stats(tasks, model(example_inputs(features), training=False), labels)
     return tf.nest.map_structure(tf.zeros_like, stats)
-
-
-def pack(tree) -> tf.Tensor:
-    return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1]) for t in tf.nest.flatten(tree)], axis=0)
-
-
-def unpack(vector: np.ndarray, template):
-    """Inverse of `pack`: numpy arrays with `template`'s structure and shapes."""
-    parts, start = [], 0
-    for t in tf.nest.flatten(template):
-        size = int(np.prod(t.shape))
-        parts.append(vector[start:start + size].reshape(t.shape))
-        start += size
-    return tf.nest.pack_sequence_as(template, parts)

@@ -14,19 +14,27 @@ ends a multi-step graph call after the current step.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import NamedTuple
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from moe_tf.config.schema import TrainingConfig
+from moe_tf.data import TaskData
+from moe_tf.models.multitask import MultiTaskModel
+from moe_tf.training.averaging import WeightAverage
 from moe_tf.training.determinism import graph_op_types
-from moe_tf.training.evaluator import Evaluator, run_replicas
+from moe_tf.training.distillation import Distillation
+from moe_tf.training.evaluator import SUM, Evaluator, run_replicas
 from moe_tf.training.nonfinite import NonfiniteGuard, apply_if
 from moe_tf.training.objectives import aux_total, batch_stats, summarize, task_presence
 from moe_tf.training.profiling import ProfileWindow
-from moe_tf.training.statistics import pack, unpack
-from moe_tf.training.weightings.base import StepContext, VariableGroups, all_finite, flatten, gradient
-
-SUM = tf.distribute.ReduceOp.SUM
+from moe_tf.training.signals import StopRequest
+from moe_tf.training.vectors import flatten, unflatten
+from moe_tf.training.weightings.base import StepContext, VariableGroups, Weighting, all_finite, gradient
 
 
 class TrainerHooks:
@@ -72,84 +80,112 @@ class Stopped(Exception):
         self.reason = reason
 
 
+@dataclass
+class TrainerParts:
+    """What a Trainer trains (built by moe_tf.components under the strategy's scope).
+
+    model: a built MultiTaskModel. weighting: owns the backward pass (moe_tf.training.weightings). optimizer: a
+    Keras 3 optimizer from `build_optimizer` (LossScaleOptimizer under mixed_float16); it applies gradients already
+    summed across replicas. data: the TaskData (tasks, model inputs, pipelines). lr_scale: the learning-rate factor
+    `training.nonfinite.action: reduce_lr` lowers. distillation: mixes a teacher's soft targets into the shared
+    tasks' losses. average: the `training.ema_momentum` weight average, updated after every applied step;
+    evaluations during training use it.
+    """
+
+    model: MultiTaskModel
+    weighting: Weighting
+    optimizer: keras.optimizers.Optimizer
+    strategy: tf.distribute.Strategy
+    data: TaskData
+    lr_scale: keras.Variable | None = None
+    distillation: Distillation | None = None
+    average: WeightAverage | None = None
+
+
+class PhaseOne(NamedTuple):
+    """One replica's forward and backward pass: the weighting's gradient pieces, the step's statistics (packed),
+    the task weights [tasks] it reports, and the losses the guard checks ([tasks + 1]: each task's, then the rest)."""
+
+    pieces: object
+    stats: tf.Tensor
+    weights: tf.Tensor
+    losses: tf.Tensor
+
+
+class StepResult(NamedTuple):
+    """One replica's step: `stats` (packed), `weights` [tasks], `losses` (global, as PhaseOne's), `bad` (the guard
+    rejected the step: non-finite losses or gradients) and `applied` (the optimizer updated the variables; under
+    mixed_float16 a step can be neither bad nor applied, when the loss scale overflowed)."""
+
+    stats: tf.Tensor
+    weights: tf.Tensor
+    losses: tf.Tensor
+    bad: tf.Tensor
+    applied: tf.Tensor
+
+
 class Trainer:
-    """Trains `model` on the tasks with `weighting` and `optimizer` under `strategy`.
+    """Trains the parts' model on its tasks with its weighting and optimizer under its strategy.
 
     Args:
-        model: a built MultiTaskModel (variables created under `strategy.scope()`).
-        weighting: owns the backward pass (moe_tf.training.weightings).
-        optimizer: a Keras 3 optimizer from `build_optimizer`, built under the scope (LossScaleOptimizer under
-            mixed_float16); it applies gradients already summed across replicas.
-        strategy: the tf.distribute strategy.
-        data: the TaskData (tasks, model inputs, pipelines).
+        parts: what is trained (TrainerParts).
         config: the `training` config.
         gradient_stats_every: measure the tasks' gradient norms and cosines every this many steps (0: never;
             `logging.gradient_stats_every`).
-        lr_scale: the learning-rate factor variable `training.nonfinite.action: reduce_lr` lowers (or None).
         stop_request: polled between graph calls; its `reason` (e.g. "SIGTERM") ends `fit` after a checkpoint
             (moe_tf.training.signals.StopRequest). Outside multi-worker it also sets `stop_flag`, which ends a
             multi-step graph call after the current step.
-        distillation: a moe_tf.training.distillation.Distillation mixing a teacher's soft targets into the shared
-            tasks' losses (or None).
-        profile: a moe_tf.training.profiling.ProfileWindow tracing `training.profile`'s steps (or None).
-        average: a moe_tf.training.averaging.WeightAverage updated after every applied step; evaluations during
-            training use its averages (or None).
+        profile: a ProfileWindow tracing `training.profile`'s steps (or None).
     """
 
-    def __init__(self, model, weighting, optimizer, strategy, data, config, gradient_stats_every: int = 0,
-                 lr_scale=None, stop_request=None, distillation=None, profile=None, average=None):
-        self.model = model
-        self.weighting = weighting
-        self.optimizer = optimizer
-        self.strategy = strategy
-        self.data = data
-        self.tasks = data.tasks
+    def __init__(self, parts: TrainerParts, config: TrainingConfig, gradient_stats_every: int = 0,
+                 stop_request: StopRequest | None = None, profile: ProfileWindow | None = None):
+        self.model, self.weighting, self.optimizer = parts.model, parts.weighting, parts.optimizer
+        self.strategy, self.data, self.tasks = parts.strategy, parts.data, parts.data.tasks
+        self.distillation, self.average = parts.distillation, parts.average
         self.config = config
         self.global_batch_size = config.batch_size
-        shared, own = model.variable_groups()
-        self.groups = VariableGroups(shared, own, list(weighting.trainable_variables))
+        shared, own = self.model.variable_groups()
+        self.groups = VariableGroups(shared, own, list(self.weighting.trainable_variables))
         self.gradient_stats_every = gradient_stats_every if shared else 0
         self.variables = self.groups.all
-        self.jit_compile = resolve_jit_compile(config.jit_compile, strategy)
-        self.evaluator = Evaluator(model, strategy, data.tasks, data.features, self.jit_compile)
+        self.jit_compile = resolve_jit_compile(config.jit_compile, self.strategy)
+        self.evaluator = Evaluator(self.model, self.strategy, self.tasks, self.data.features, self.jit_compile)
         # A step's statistics are packed into one float32 vector: one cross-replica reduction per step and one
         # running-sum variable that steps add to without waiting on the host; it is read (and reset) only when a
         # log line is due.
         self._template = {"stats": self.evaluator.template, "loss": tf.zeros(()), "steps": tf.zeros(()),
                           "nonfinite": tf.zeros(())}
-        self.sums = tf.Variable(pack(self._template), trainable=False, name="step_stat_sums")
-        self._one_step = pack({**self._template, "steps": tf.ones(())})  # counts a step, added once
-        self._skipped_step = pack({**self._template, "steps": tf.ones(()), "nonfinite": tf.ones(())})
-        self.guard = NonfiniteGuard(config.nonfinite, weighting.names, lr_scale)
-        self.mixed_float16 = getattr(optimizer, "dynamic_scale", None) is not None
-        self.multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self.sums = tf.Variable(flatten(self._template), trainable=False, name="step_stat_sums")
+        self._one_step = flatten({**self._template, "steps": tf.ones(())})  # counts a step, added once
+        self._skipped_step = flatten({**self._template, "steps": tf.ones(()), "nonfinite": tf.ones(())})
+        self.guard = NonfiniteGuard(config.nonfinite, self.weighting.names, parts.lr_scale)
+        self.mixed_float16 = getattr(self.optimizer, "dynamic_scale", None) is not None
+        self.multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
         # Set from a signal-watching thread (never under multi-worker, where workers must agree on where to stop);
         # read by the multi-step loop between steps.
         self.stop_flag = tf.Variable(False, trainable=False, name="stop_requested")
         self.stop_request = stop_request
-        self.distillation = distillation
         self.profile = profile or ProfileWindow(None, None)
-        self.average = average
         if stop_request is not None and not self.multi_worker:
             stop_request.on_request = lambda: self.stop_flag.assign(True)
         # No AutoGraph: the loop is an explicit tf.while_loop and the step's code branches with tf.cond, so nothing
         # needs converting; converting the whole step's call tree was half of its tracing time.
         self._any_worker_stops = tf.function(self._reduce_stop_votes, autograph=False)
-        self.train_chunk = tf.function(self._train_chunk, autograph=False)
-        self.train_step_with_gradient_stats = tf.function(self._train_step_with_gradient_stats, autograph=False)
+        self.train_chunk = tf.function(self._steps, autograph=False)
+        self.train_step_with_gradient_stats = tf.function(self._step_with_gradient_stats, autograph=False)
         # XLA: on one device the whole step compiles, optimizer update included; with several replicas the
         # gradient pieces are all-reduced between the two phases (a cross-replica call XLA cannot hold), so the
         # forward and backward pass compile.
         # A weighting that sums values across replicas inside phase 1 (FAMO, MGDA-UB) keeps phase 1 out of XLA then.
-        whole_step = self.jit_compile and _single_device(strategy)
-        jit = lambda fn, on: tf.function(fn, jit_compile=True, autograph=False) if on else fn  # noqa: E731
-        phase_one = self.jit_compile and not whole_step and not weighting.reduces_in_backward
-        self._loss_and_pieces = jit(self._replica_loss_and_pieces, phase_one)
-        self._replica_step = jit(self._replica_train_step, whole_step)
+        whole_step = self.jit_compile and _single_device(self.strategy)
+        phase_one = self.jit_compile and not whole_step and not self.weighting.reduces_in_backward
+        self.compiled = SimpleNamespace(forward_backward=_xla(self.forward_backward, phase_one),
+                                        replica_step=_xla(self.replica_step, whole_step))
 
     def read_and_reset_sums(self) -> dict:
         """The statistics summed since the last call (numpy, structured like one step's), and zeroes the sums."""
-        values = unpack(self.sums.numpy(), self._template)
+        values = unflatten(self.sums.numpy(), self._template)
         self.sums.assign(tf.zeros_like(self.sums))
         return values
 
@@ -157,18 +193,31 @@ class Trainer:
         """Exact metrics over a whole dataset; the loss weighs tasks by the weighting's current weights."""
         return self.evaluator.evaluate(dataset, self.weighting.weights())
 
-    # ---- steps (graph) ----------------------------------------------------------------------------------------
+    # ---- the step (graph) -------------------------------------------------------------------------------------
 
-    def _context(self) -> StepContext:
-        replicas = self.strategy.num_replicas_in_sync
-        scale = getattr(self.optimizer, "dynamic_scale", None)
-        return StepContext(step=self.optimizer.iterations, loss_scale=1.0 if scale is None else scale,
-                           all_reduce=_all_reduce if replicas > 1 else (lambda x: x),
-                           mixed_float16=scale is not None)
+    def replica_step(self, inputs, labels, loss_weights) -> StepResult:
+        """One replica's step: phase 1 (forward and the weighting's backward pass), the step's one cross-replica
+        sum, phase 2 (the weighting combines the global pieces) and the guarded update."""
+        phase = self.compiled.forward_backward(inputs, labels, loss_weights)
+        ctx = self._context()
+        pieces, losses = ctx.all_reduce((phase.pieces, phase.losses))  # the one reduction of the step's gradients
+        losses_finite = tf.reduce_all(tf.math.is_finite(losses))
+        ctx.finite = losses_finite & all_finite(pieces)
+        grads = self.weighting.combine(pieces, self.groups, ctx)
+        if self.mixed_float16:
+            # The LossScaleOptimizer skips a step whose (scaled) gradients are not finite: an overflow halves its
+            # scale; non-finite losses are made to look the same, and the guard counts only them.
+            poison = tf.where(losses_finite, 1.0, float("nan"))
+            grads = [g * tf.cast(poison, g.dtype) for g in grads]
+            self.optimizer.apply_gradients(zip(grads, self.variables))
+            return StepResult(phase.stats, phase.weights, losses, ~losses_finite, all_finite(grads))
+        applied = ctx.finite & all_finite(grads)
+        apply_if(self.optimizer, applied, grads, self.variables)
+        return StepResult(phase.stats, phase.weights, losses, ~applied, applied)
 
-    def _replica_loss_and_pieces(self, inputs, labels, loss_weights):
-        """Forward, losses and the weighting's gradient pieces on one replica's batch (phase 1; XLA-compiled under
-        `training.jit_compile`)."""
+    def forward_backward(self, inputs, labels, loss_weights) -> PhaseOne:
+        """Phase 1 on one replica's batch: forward, losses, the weighting's objectives and gradient pieces
+        (XLA-compiled under `training.jit_compile`)."""
         ctx = self._context()
         with tf.GradientTape(persistent=self.weighting.persistent_tape) as tape:
             outputs = self.model(inputs, training=True, representation=self.weighting.needs_representation)
@@ -177,20 +226,49 @@ class Trainer:
             if self.distillation is not None:  # the teacher's soft targets (the metrics stay on the true labels)
                 task_losses = self.distillation.mix(inputs, outputs, labels, loss_weights, task_losses)
             presence = task_presence(self.tasks, labels, loss_weights)
-            # Regularisation and the gates' auxiliary losses, each replica's share of their mean over replicas.
-            aux = aux_total(outputs)
-            terms = [*self.model.losses, *([] if aux is None else [aux])]
-            extra = tf.nn.scale_regularization_loss(tf.add_n(terms)) if terms else None
+            extra = self._extra_loss(outputs)
             task_losses = self._warmed_up(task_losses, ctx.step)
             objectives = self.weighting.objectives(task_losses, presence, extra, self.optimizer.scale_loss, ctx)
         pieces = _dense(self.weighting.gradients(tape, objectives, self.groups, ctx))
         weights = objectives["weights"]
         total = self.weighting.weighted_sum(weights, task_losses) + (extra if extra is not None else 0.0)
-        # Checked by the guard once summed across replicas: each task's loss, then the other losses.
         losses = tf.stack([*(tf.cast(task_losses[n], tf.float32) for n in self.weighting.names),
                            tf.cast(extra, tf.float32) if extra is not None else tf.zeros(())])
-        return pieces, pack({"stats": stats, "loss": total, "steps": tf.zeros(()), "nonfinite": tf.zeros(())}), \
-            weights, losses
+        stats = flatten({"stats": stats, "loss": total, "steps": tf.zeros(()), "nonfinite": tf.zeros(())})
+        return PhaseOne(pieces, stats, weights, losses)
+
+    def train_batch(self, batch) -> tf.Tensor:
+        """One step on every replica; its statistics are added to `self.sums`. Returns the task weights [tasks]."""
+        result = run_replicas(self.strategy, self.compiled.replica_step, batch)
+        bad, losses, applied = self._first((result.bad, result.losses, result.applied))
+        if self.average is not None:
+            self.average.update(applied)
+        summed = self.strategy.reduce(SUM, result.stats, axis=None)
+        # A skipped step counts (the step counter and the input pipeline move on) but adds no statistics.
+        self.sums.assign_add(tf.where(bad, self._skipped_step, summed + self._one_step))
+        self.optimizer.iterations.assign_add(tf.cast(~applied, self.optimizer.iterations.dtype))
+        self.guard.record(bad, losses, self.optimizer.iterations)
+        return self._first(result.weights)
+
+    def _steps(self, iterator, num_steps):
+        """`num_steps` steps in one graph call (`training.steps_per_execution`). Returns the last task weights.
+
+        The step is traced once, inside the loop (the model's forward and backward pass are the bulk of tracing).
+        """
+        def more(i, _):  # after the first step, a stop request or the guard's stop ends the call
+            stop = tf.logical_or(self.stop_flag.read_value(), self.guard.halt.read_value())
+            return tf.logical_and(i < num_steps, tf.logical_or(tf.equal(i, 0), tf.logical_not(stop)))
+
+        _, weights = tf.while_loop(more, lambda i, _: (i + 1, self.train_batch(next(iterator))),
+                                   (tf.constant(0, num_steps.dtype), tf.zeros([len(self.tasks)])))
+        return weights
+
+    def _extra_loss(self, outputs):
+        """Regularisation and the gates' auxiliary losses: this replica's share of their mean over replicas (None
+        when there are none)."""
+        aux = aux_total(outputs)
+        terms = [*self.model.losses, *([] if aux is None else [aux])]
+        return tf.nn.scale_regularization_loss(tf.add_n(terms)) if terms else None
 
     def _warmed_up(self, task_losses: dict, step) -> dict:
         """Each task's loss times its warm-up ramp min(1, step / warmup_steps) (tasks without warm-up unchanged)."""
@@ -201,25 +279,16 @@ class Trainer:
         return {name: loss * tf.minimum(1.0, step / float(ramps[name])) if name in ramps else loss
                 for name, loss in task_losses.items()}
 
-    def _replica_train_step(self, inputs, labels, loss_weights):
-        """One replica's step → (statistics, weights, bad, losses, applied): `bad` when the guard rejects the
-        step (non-finite losses or gradients), `applied` when the optimizer updated the variables."""
-        pieces, packed, weights, losses = self._loss_and_pieces(inputs, labels, loss_weights)
-        ctx = self._context()
-        pieces, losses = ctx.all_reduce((pieces, losses))  # the one reduction of the step's gradients
-        losses_finite = tf.reduce_all(tf.math.is_finite(losses))
-        ctx.finite = losses_finite & all_finite(pieces)
-        grads = self.weighting.combine(pieces, self.groups, ctx)
-        if self.mixed_float16:
-            # The LossScaleOptimizer skips a step whose (scaled) gradients are not finite: an overflow halves its
-            # scale; non-finite losses are made to look the same, and the guard counts only them.
-            poison = tf.where(losses_finite, 1.0, float("nan"))
-            grads = [g * tf.cast(poison, g.dtype) for g in grads]
-            self.optimizer.apply_gradients(zip(grads, self.variables))
-            return packed, weights, ~losses_finite, losses, all_finite(grads)
-        applied = ctx.finite & all_finite(grads)
-        apply_if(self.optimizer, applied, grads, self.variables)
-        return packed, weights, ~applied, losses, applied
+    def _context(self) -> StepContext:
+        replicas = self.strategy.num_replicas_in_sync
+        scale = getattr(self.optimizer, "dynamic_scale", None)
+        return StepContext(step=self.optimizer.iterations, loss_scale=1.0 if scale is None else scale,
+                           all_reduce=_all_reduce if replicas > 1 else (lambda x: x),
+                           mixed_float16=scale is not None)
+
+    def _first(self, values):
+        """Values identical on every replica: the first replica's, without communication."""
+        return tf.nest.map_structure(lambda w: self.strategy.experimental_local_results(w)[0], values)
 
     def _replica_task_gradients(self, inputs, labels, loss_weights):
         """Each task's loss gradient on the shared variables, summed across replicas, in inference mode (no
@@ -238,44 +307,11 @@ class Trainer:
         cosine = tf.matmul(grads, grads, transpose_b=True) / (safe[:, None] * safe[None, :])
         return norms, cosine
 
-    def _train_step(self, iterator):
-        """One step; its statistics are added to `self.sums`. Returns the task weights [tasks]."""
-        return self._train_batch(next(iterator))
-
-    def _train_batch(self, batch):
-        packed, weights, bad, losses, applied = run_replicas(self.strategy, self._replica_step, batch)
-        bad, losses, applied = self._first((bad, losses, applied))
-        if self.average is not None:
-            self.average.update(applied)
-        summed = self.strategy.reduce(SUM, packed, axis=None)
-        # A skipped step counts (the step counter and the input pipeline move on) but adds no statistics.
-        self.sums.assign_add(tf.where(bad, self._skipped_step, summed + self._one_step))
-        self.optimizer.iterations.assign_add(tf.cast(~applied, self.optimizer.iterations.dtype))
-        self.guard.record(bad, losses, self.optimizer.iterations)
-        return self._first(weights)
-
-    def _first(self, values):
-        """Values identical on every replica: the first replica's, without communication."""
-        return tf.nest.map_structure(lambda w: self.strategy.experimental_local_results(w)[0], values)
-
-    def _train_step_with_gradient_stats(self, iterator):
+    def _step_with_gradient_stats(self, iterator):
         """One step, after measuring the task gradients on its batch. Returns (weights, norms, cosines)."""
         batch = next(iterator)
         norms, cosine = self._first(run_replicas(self.strategy, self._replica_task_gradients, batch))
-        return self._train_batch(batch), norms, cosine
-
-    def _train_chunk(self, iterator, num_steps):
-        """`num_steps` steps in one graph call (`training.steps_per_execution`). Returns the last task weights.
-
-        The step is traced once, inside the loop (the model's forward and backward pass are the bulk of tracing).
-        """
-        def more(i, _):  # after the first step, a stop request or the guard's stop ends the call
-            stop = tf.logical_or(self.stop_flag.read_value(), self.guard.halt.read_value())
-            return tf.logical_and(i < num_steps, tf.logical_or(tf.equal(i, 0), tf.logical_not(stop)))
-
-        _, weights = tf.while_loop(more, lambda i, _: (i + 1, self._train_step(iterator)),
-                                   (tf.constant(0, num_steps.dtype), tf.zeros([len(self.tasks)])))
-        return weights
+        return self.train_batch(batch), norms, cosine
 
     def _reduce_stop_votes(self, vote):
         """Multi-worker: true on every worker when any worker was asked to stop (one tiny all-reduce)."""
@@ -334,18 +370,10 @@ class Trainer:
                 if bool(self.guard.halt.numpy()):
                     raise self.guard.stop_error(hooks.last_checkpoint())
                 if step % cfg.log_every == 0 or step == epoch_end:
-                    seconds = time.perf_counter() - started
-                    sums = self.read_and_reset_sums()
-                    summary = summarize(sums["stats"])
-                    summary["loss"] = float(sums["loss"]) / max(sums["steps"] - sums["nonfinite"], 1)
-                    summary["nonfinite_steps"] = int(self.guard.total.numpy())
                     report = self.guard.report()
                     if report:
                         hooks.on_nonfinite(step, report)
-                    summary["weights"] = dict(zip(self.weighting.names, weights.numpy().tolist()))
-                    summary["examples_per_sec"] = sums["steps"] * batch / max(seconds, 1e-9)
-                    summary["learning_rate"] = float(np.asarray(self.optimizer.learning_rate))
-                    hooks.on_train_log(step, summary)
+                    hooks.on_train_log(step, self._train_summary(weights, time.perf_counter() - started))
                     started = time.perf_counter()
                 if eval_dataset is not None and (step % eval_every == 0 or step == total):
                     if hooks.on_eval(step, self._evaluate_averaged(eval_dataset)):
@@ -358,6 +386,18 @@ class Trainer:
                     hooks.on_stop(step, reason)
                     raise Stopped(step, reason)
         return step
+
+    def _train_summary(self, weights, seconds: float) -> dict:
+        """The statistics summed since the last log line (and reset): metrics, the mean loss of the applied steps,
+        the task weights, examples/s and the learning rate."""
+        sums = self.read_and_reset_sums()
+        summary = summarize(sums["stats"])
+        summary["loss"] = float(sums["loss"]) / max(sums["steps"] - sums["nonfinite"], 1)
+        summary["nonfinite_steps"] = int(self.guard.total.numpy())
+        summary["weights"] = dict(zip(self.weighting.names, weights.numpy().tolist()))
+        summary["examples_per_sec"] = sums["steps"] * self.global_batch_size / max(seconds, 1e-9)
+        summary["learning_rate"] = float(np.asarray(self.optimizer.learning_rate))
+        return summary
 
     def _evaluate_averaged(self, dataset) -> dict:
         """`evaluate` on the weights the run will keep: the averages with `training.ema_momentum`, else the raw
@@ -428,6 +468,11 @@ def resolve_jit_compile(setting: str | bool, strategy) -> bool:
     if setting == "auto":
         return bool(tf.config.list_logical_devices("GPU")) and not isinstance(strategy, tf.distribute.TPUStrategy)
     return bool(setting)
+
+
+def _xla(fn, compile: bool):
+    """`fn` as an XLA-compiled tf.function when `compile`, else `fn` itself."""
+    return tf.function(fn, jit_compile=True, autograph=False) if compile else fn
 
 
 def _single_device(strategy) -> bool:

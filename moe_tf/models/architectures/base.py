@@ -12,6 +12,7 @@ class UngatedArchitecture(keras.layers.Layer):
     """What architectures without gates share (shared_bottom, single_task): no routing to report."""
 
     independent = False
+    gated = False  # no experts and no gates: `model.gate` and `model.experts.count` do not apply
 
     def __init__(self, task_names, experts, gate=None, activation="relu", dropout=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -57,6 +58,7 @@ class ExpertArchitecture(keras.layers.Layer):
     """
 
     independent = False
+    gated = True
 
     def __init__(self, task_names, experts, gate, activation="relu", dropout=0.0, l2=0.0, levels=1,
                  task_experts=0, task_gates=True, raw_backbone=None, gate_width=None, **kwargs):

@@ -7,8 +7,8 @@ from typing import Literal
 import keras
 
 from moe_tf.config.base import StrictModel
-from moe_tf.models.architectures import ARCHITECTURES
 from moe_tf.models.architectures.base import ExpertArchitecture
+from moe_tf.registry import ARCHITECTURES
 
 
 @ARCHITECTURES.register("mmoe")

@@ -8,8 +8,8 @@ import keras
 from pydantic import Field
 
 from moe_tf.config.base import StrictModel
-from moe_tf.models.architectures import ARCHITECTURES
 from moe_tf.models.architectures.base import ExpertArchitecture
+from moe_tf.registry import ARCHITECTURES
 
 
 @ARCHITECTURES.register("ple")

@@ -7,9 +7,9 @@ from typing import Literal
 import keras
 
 from moe_tf.config.base import StrictModel
-from moe_tf.models.architectures import ARCHITECTURES
 from moe_tf.models.architectures.base import UngatedArchitecture
 from moe_tf.models.layers import DenseStack
+from moe_tf.registry import ARCHITECTURES
 
 
 @ARCHITECTURES.register("single_task")

@@ -1,8 +1,7 @@
 """Gates over a pool of experts: features → routing (weights, auxiliary losses and, for sparse gates, the dispatch
 of each expert's examples). One file per gate, registered in GATES; the shared base is in `base.py`."""
 
-from moe_tf.registry import Registry
+from moe_tf.models.gates import expert_choice, noisy_top_k, softmax, switch  # noqa: F401  (registers)
+from moe_tf.registry import GATES
 
-GATES = Registry("gate")
-
-from moe_tf.models.gates import expert_choice, noisy_top_k, softmax, switch  # noqa: E402,F401
+__all__ = ["GATES"]

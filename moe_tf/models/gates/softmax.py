@@ -8,8 +8,8 @@ import keras
 from keras import ops
 from pydantic import Field
 
-from moe_tf.models.gates import GATES
 from moe_tf.models.gates.base import Gate, GateConfig
+from moe_tf.registry import GATES
 
 
 @GATES.register("softmax")

@@ -9,8 +9,8 @@ import tensorflow as tf
 from pydantic import Field
 
 from moe_tf.models import routing
-from moe_tf.models.gates import GATES
 from moe_tf.models.gates.base import Gate, GateConfig
+from moe_tf.registry import GATES
 
 
 @GATES.register("switch")

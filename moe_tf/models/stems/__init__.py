@@ -4,10 +4,9 @@ Each stem class lists the `modalities` it takes; DEFAULT_STEMS names the stem a 
 names none.
 """
 
-from moe_tf.registry import Registry
+from moe_tf.models.stems import bag, conv, dense, text_cnn, transformer  # noqa: F401  (registers)
+from moe_tf.registry import STEMS
 
-STEMS = Registry("stem")
-
-from moe_tf.models.stems import bag, conv, dense, text_cnn, transformer  # noqa: E402,F401
+__all__ = ["STEMS"]
 
 DEFAULT_STEMS = {"image": "conv", "numeric": "dense", "text": "bag"}

@@ -6,8 +6,8 @@ from typing import Literal
 
 import keras
 
-from moe_tf.models.stems import STEMS
 from moe_tf.models.stems.text_base import TextStem, TextStemConfig, masked_max, masked_mean
+from moe_tf.registry import STEMS
 
 
 @STEMS.register("bag")

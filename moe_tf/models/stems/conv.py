@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from moe_tf.config.base import StrictModel
 from moe_tf.errors import ConfigError
-from moe_tf.models.stems import STEMS
+from moe_tf.registry import STEMS
 
 
 class ConvLayerConfig(StrictModel):

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from moe_tf.config.base import StrictModel
 from moe_tf.models.layers import DenseStack
-from moe_tf.models.stems import STEMS
+from moe_tf.registry import STEMS
 
 
 @STEMS.register("dense")

@@ -9,8 +9,8 @@ import keras
 from keras import ops
 from pydantic import Field
 
-from moe_tf.models.stems import STEMS
 from moe_tf.models.stems.text_base import TextStem, TextStemConfig, masked_mean
+from moe_tf.registry import STEMS
 
 
 @STEMS.register("transformer")

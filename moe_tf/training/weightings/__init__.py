@@ -1,16 +1,13 @@
 """Task weighting: how per-task losses become the gradient the optimizer applies. Registered in WEIGHTINGS.
 
-Each weighting owns the backward pass (see base.py). Loss-based methods (fixed, uncertainty, dwa, rlw, famo) weigh
-the task losses and differentiate their sum once; gradient-based ones (pcgrad, mgda, cagrad) differentiate each
-task's loss on the shared variables and combine the global per-task gradients; gradnorm does one full backward pass
-and measures each task's gradient on the last shared layer.
+Each weighting owns the backward pass (see base.py). A `LossWeighting` weighs the task losses and differentiates
+their sum once (GradNorm also measures each task's gradient on the last shared layer); a `TaskGradientWeighting`
+differentiates each task's loss on the shared variables and combines the global per-task gradients. Which method is
+which is read off the classes (`task_gradients`, `gradient_based`), never listed by hand.
 """
 
-from moe_tf.registry import Registry
-
-WEIGHTINGS = Registry("weighting")
-
-from moe_tf.training.weightings import (  # noqa: E402,F401
+from moe_tf.registry import WEIGHTINGS
+from moe_tf.training.weightings import (  # noqa: F401  (registers)
     cagrad,
     dwa,
     famo,

@@ -32,6 +32,8 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.errors import ConfigError
+from moe_tf.registry import WEIGHTINGS
+from moe_tf.training.vectors import flatten, unflatten
 
 EPS = 1e-12
 
@@ -117,6 +119,7 @@ class Weighting(abc.ABC):
     reduces_in_backward = False  # true when phase 1 calls `ctx.all_reduce`
     needs_representation = False  # true when the model must return its shared representation (MGDA-UB)
     gradient_based = False  # needs variables every task shares
+    task_gradients = False  # combines the tasks' separate gradients by their directions (TaskGradientWeighting)
 
     def __init__(self, task_weights: dict[str, float], config, seed: int = 0, tasks=(), steps_per_epoch: int = 1):
         self.task_weights = dict(task_weights)
@@ -131,9 +134,9 @@ class Weighting(abc.ABC):
         what it needs of it."""
         arch = model.model_config["architecture"]["type"]
         if self.gradient_based and not model.variable_groups()[0]:
+            usable = ", ".join(key for key, cls in WEIGHTINGS.items() if not cls.gradient_based)
             raise ConfigError(f"training.weighting.type: {self.config.type} combines the tasks' gradients on shared "
-                              f"variables, and the {arch} model shares none; use a loss-based weighting (fixed, "
-                              "uncertainty, dwa, rlw, famo)")
+                              f"variables, and the {arch} model shares none; use a loss-based weighting ({usable})")
         if self.needs_representation and not model.has_representation():
             raise ConfigError(f"training.weighting.upper_bound: the {arch} model with experts on the raw inputs has "
                               "no single shared representation; set upper_bound: false")
@@ -202,8 +205,8 @@ def stack_tasks(values: dict, names: list) -> tf.Tensor:
 
 
 class LossWeighting(Weighting):
-    """A method that weighs the task losses and differentiates their sum once (fixed, uncertainty, DWA, RLW,
-    FAMO). Subclasses give `weight_vector` and, for state, `observe`."""
+    """A method that weighs the task losses and differentiates their sum once (GradNorm among them, though it also
+    measures gradients). Subclasses give `weight_vector` and, for state, `observe`."""
 
     def extra_objective(self, presence, ctx):
         """A method's own term of the objective (this replica's share), e.g. the uncertainties' log σ; or None."""
@@ -237,7 +240,7 @@ class LossWeighting(Weighting):
 
 
 class TaskGradientWeighting(Weighting):
-    """A method that combines each task's gradient on the shared variables (PCGrad, MGDA, CAGrad, GradNorm).
+    """A method that combines each task's separate gradient on the shared variables (`task_gradients`).
 
     Phase 1 differentiates α_t L_t for every task on the shared variables and the task's own ones; phase 2 stacks
     the global per-task gradients [tasks, shared params], unscales them, and `surgery` turns them into one shared
@@ -246,6 +249,7 @@ class TaskGradientWeighting(Weighting):
 
     persistent_tape = True
     gradient_based = True
+    task_gradients = True
 
     def objectives(self, task_losses, presence, extra_loss, scale, ctx):
         return {"tasks": {n: scale(self.task_weights[n] * task_losses[n]) for n in self.names},
@@ -281,18 +285,3 @@ class TaskGradientWeighting(Weighting):
         if pieces["extra"] is not None:
             grads = [g + e for g, e in zip(grads, pieces["extra"])]
         return grads
-
-
-def flatten(tensors: list) -> tf.Tensor:
-    """A list of tensors → one float32 vector."""
-    return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1]) for t in tensors], 0)
-
-
-def unflatten(vector, variables: list) -> list:
-    """One vector → tensors shaped (and typed) like `variables`."""
-    out, start = [], 0
-    for v in variables:
-        size = int(np.prod(v.shape))
-        out.append(tf.cast(tf.reshape(vector[start:start + size], v.shape), v.dtype))
-        start += size
-    return out

@@ -11,7 +11,7 @@ import tensorflow as tf
 from pydantic import Field
 
 from moe_tf.config.base import StrictModel
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.registry import WEIGHTINGS
 from moe_tf.training.weightings.base import EPS, TaskGradientWeighting
 
 STEP, MOMENTUM = 5.0, 0.5  # the solver's gradient descent on the softmax logits

@@ -12,7 +12,7 @@ import tensorflow as tf
 from pydantic import Field, field_validator
 
 from moe_tf.config.base import StrictModel
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.registry import WEIGHTINGS
 from moe_tf.training.weightings.base import EPS, LossWeighting, assign_if, state_variable
 
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 from pydantic import Field
 
 from moe_tf.config.base import StrictModel
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.registry import WEIGHTINGS
 from moe_tf.training.weightings.adam import VectorAdam
 from moe_tf.training.weightings.base import LossWeighting, assign_if, stack_tasks, state_variable
 

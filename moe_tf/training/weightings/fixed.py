@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from moe_tf.config.base import StrictModel
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.registry import WEIGHTINGS
 from moe_tf.training.weightings.base import LossWeighting
 
 

@@ -15,9 +15,10 @@ from pydantic import Field
 
 from moe_tf.config.base import StrictModel
 from moe_tf.errors import ConfigError
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.registry import WEIGHTINGS
+from moe_tf.training.vectors import flatten
 from moe_tf.training.weightings.adam import VectorAdam
-from moe_tf.training.weightings.base import EPS, LossWeighting, all_finite, assign_if, flatten, gradient, state_variable
+from moe_tf.training.weightings.base import EPS, LossWeighting, all_finite, assign_if, gradient, state_variable
 
 MIN_WEIGHT = 1e-3
 

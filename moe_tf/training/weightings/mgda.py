@@ -13,13 +13,13 @@ import tensorflow as tf
 from pydantic import Field
 
 from moe_tf.config.base import StrictModel
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.registry import WEIGHTINGS
+from moe_tf.training.vectors import flatten
 from moe_tf.training.weightings.base import (
     EPS,
     TaskGradientWeighting,
     all_finite,
     assign_if,
-    flatten,
     gradient,
     state_variable,
 )

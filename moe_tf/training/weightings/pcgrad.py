@@ -10,10 +10,10 @@ from typing import Literal
 import tensorflow as tf
 
 from moe_tf.config.base import StrictModel
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.registry import WEIGHTINGS
 from moe_tf.training.weightings.base import TaskGradientWeighting
 
-EPS = 1e-20
+SQUARED_NORM_FLOOR = 1e-20
 
 
 def project_conflicts(grads, order):
@@ -38,7 +38,7 @@ def project_conflicts(grads, order):
             j = order[i, k]
             other = tf.gather(grads, j)  # [params]
             dot = tf.reduce_sum(g * other)
-            coef = tf.where((dot < 0) & (j != i), dot / (tf.gather(norms, j) + EPS), 0.0)
+            coef = tf.where((dot < 0) & (j != i), dot / (tf.gather(norms, j) + SQUARED_NORM_FLOOR), 0.0)
             g = g - coef * other
         out.append(g)
     return tf.stack(out)  # [tasks, params]

@@ -10,7 +10,7 @@ from typing import Literal
 import tensorflow as tf
 
 from moe_tf.config.base import StrictModel
-from moe_tf.training.weightings import WEIGHTINGS
+from moe_tf.registry import WEIGHTINGS
 from moe_tf.training.weightings.base import LossWeighting
 
 
