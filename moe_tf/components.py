@@ -11,6 +11,7 @@ profile window, early stopping, checkpoints, TensorBoard, the gate report and th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -36,6 +37,9 @@ from moe_tf.training.signals import StopRequest
 from moe_tf.training.trainer import Trainer, TrainerParts, resolve_jit_compile, total_steps
 from moe_tf.training.weightings import build_weighting
 from moe_tf.training.weightings.base import Weighting
+
+# Called after each evaluation as observer(step, eval summary); returning true stops training there.
+Observer = Callable[[int, dict], bool]
 
 
 @dataclass
@@ -107,7 +111,8 @@ def build_components(config: ExperimentConfig, strategy: tf.distribute.Strategy 
     return Components(config, strategy, data, model, weighting, optimizer, lr_scale, distillation, average)
 
 
-def build_distillation(config: ExperimentConfig, data: TaskData, strategy) -> Distillation | None:
+def build_distillation(config: ExperimentConfig, data: TaskData,
+                       strategy: tf.distribute.Strategy) -> Distillation | None:
     """The Distillation of `config.training.distillation` (None without a teacher): the teacher run rebuilt from
     its config.yaml under `strategy`, its best weights restored."""
     cfg = config.training.distillation
@@ -161,13 +166,14 @@ class Run:
     def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.tensorboard.close()
         self.checkpointer.close()
 
 
 def build_run(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Strategy, progress: Progress, *,
-              chief: bool, resuming: bool, replacement: Replacement | None = None, observer=None) -> Run:
+              chief: bool, resuming: bool, replacement: Replacement | None = None,
+              observer: Observer | None = None) -> Run:
     """Builds the components of a training run (text vocabularies from the data unless `resuming`, when the
     checkpoint sets them) and wires the loop to progress output, TensorBoard, the gate report, early stopping and
     checkpoints. Writes nothing yet.

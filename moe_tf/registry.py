@@ -7,15 +7,17 @@ A component registers itself into its axis's registry when its module is importe
     @GATES.register("softmax")
     class SoftmaxGate(...): ...
 
-Each registry names the package that fills it (one file per component, file name = key) and imports that package
-on its first lookup, so `GATES.get("softmax")` always finds every gate, while importing this module (as the config
-schema does) imports no component and no TensorFlow.
+Each registry names the package that fills it (one file per component, file name = key) and, on its first lookup,
+imports every module in that package's folder, so `GATES.get("softmax")` always finds every gate — adding one is a
+new file with its `@GATES.register` line, nothing else — while importing this module (as the config schema does)
+imports no component and no TensorFlow.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -29,7 +31,7 @@ class Registry(Generic[T]):
 
     Args:
         kind: what a component is, for messages ("gate").
-        package: the package whose import registers every component (None: components register explicitly).
+        package: the package whose modules register the components (None: components register explicitly).
     """
 
     def __init__(self, kind: str, package: str | None = None):
@@ -48,10 +50,12 @@ class Registry(Generic[T]):
         return decorator
 
     def _load(self) -> None:
-        if not self._loaded:
+        if not self._loaded and self.package is not None:
             self._loaded = True  # before the import: the package's modules register while it runs
             try:
-                importlib.import_module(self.package)
+                package = importlib.import_module(self.package)
+                for module in pkgutil.iter_modules(package.__path__):
+                    importlib.import_module(f"{self.package}.{module.name}")
             except BaseException:
                 self._loaded = False
                 raise

@@ -13,12 +13,13 @@ import os
 import shlex
 import shutil
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
 
-from moe_tf.components import Components, Run, build_run, restore_components
+from moe_tf.components import Components, Observer, Run, build_run, restore_components
 from moe_tf.config.loader import to_yaml
 from moe_tf.config.schema import ExperimentConfig
 from moe_tf.errors import ConfigError, Interrupted, MoeTfError, error_line
@@ -43,7 +44,7 @@ PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf
 
 
 def train(config: ExperimentConfig, run_dir: str, resume: bool = False, export: bool = True,
-          init_from: str | None = None, overwrite: bool = False, observer=None) -> dict:
+          init_from: str | None = None, overwrite: bool = False, observer: Observer | None = None) -> dict:
     """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics:
     the test split's, and under "eval" the evaluation of the final weights (the best one's, if early stopping
     restored it).
@@ -98,7 +99,7 @@ class Fitted:
 
 
 def prepare(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Strategy, chief: bool, resume: bool,
-            init_from: str | None, replacement: Replacement | None, observer) -> Run:
+            init_from: str | None, replacement: Replacement | None, observer: Observer | None) -> Run:
     """Seeds, builds the run and says what it is; a bad --init-from, a missing test split or a profile window
     outside the run fail here, before training."""
     keras.utils.set_random_seed(config.experiment.seed)
@@ -121,7 +122,8 @@ def prepare(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Stra
     if profile is not None and profile.start_step >= steps:
         raise ConfigError(f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
                           f"steps 0–{steps - 1})")
-    warning = run.parts.average is not None and short_run_warning(config.training.ema_momentum, steps)
+    momentum = config.training.ema_momentum
+    warning = short_run_warning(momentum, steps) if momentum is not None else None
     if warning:
         progress.print(warning)
     return run
@@ -185,7 +187,7 @@ def fit(run: Run) -> Fitted:
     """Trains to the end (or early stopping); a stop request ends it after a checkpoint with `Interrupted`."""
     data, batch = run.parts.data, run.config.training.batch_size
     started = time.perf_counter()
-    start_step = int(run.parts.optimizer.iterations.numpy())
+    start_step = int(run.trainer.optimizer.iterations.numpy())
     try:
         with run.stop_request:
             step = run.trainer.fit(run.hooks, data.eval_dataset("eval", batch) if data.has_split("eval") else None)
@@ -219,7 +221,7 @@ def finalize(run: Run, fitted: Fitted) -> tuple[dict, tuple[int, dict] | None]:
 
 
 @contextlib.contextmanager
-def translated_errors(run: Run):
+def translated_errors(run: Run) -> Iterator[None]:
     """A missing deterministic kernel or a lost multi-worker peer becomes a MoeTfError that says what to do."""
     strategy = run.config.training.strategy
     try:
@@ -271,7 +273,8 @@ def write_outputs(run: Run, fitted: Fitted, metrics: dict, export: bool) -> None
     progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run.run_dir))}")
 
 
-def prepare_run_dir(config, run_dir: str, resume: bool, overwrite: bool = False) -> Replacement | None:
+def prepare_run_dir(config: ExperimentConfig, run_dir: str, resume: bool,
+                    overwrite: bool = False) -> Replacement | None:
     """Creates the run directory; refuses to mix a new config into an existing run.
 
     With `overwrite`, an existing run is moved aside (not deleted): it is removed once the new run writes its first
@@ -332,7 +335,7 @@ def export(run_dir: str, output: str | None = None, checkpoint: str = "best") ->
 
 
 def export_tflite(run_dir: str, output: str | None = None, checkpoint: str = "best", quantize: str = "none",
-                  echo=print) -> tuple[str, dict]:
+                  echo: Callable[[str], None] = print) -> tuple[str, dict]:
     """A TFLite model of a finished run (default directory `<run_dir>/tflite`), compared with its SavedModel on the
     test split (moe_tf.export.tflite). Returns (the directory, this mode's compression.json entry)."""
     from moe_tf.export.tflite import QUANTIZE_MODES

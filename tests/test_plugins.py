@@ -75,7 +75,7 @@ class Bottom(UngatedArchitecture):
 
     def __init__(self, task_names, experts, **kwargs):
         super().__init__(task_names, experts, **kwargs)
-        self.shared = DenseStack(self.experts_config["units"], self.activation, self.dropout, self.l2, name="shared")
+        self.shared = DenseStack(self.experts_config.units, self.activation, self.dropout, self.l2, name="shared")
 
     def call(self, x, training=None, representation=False):
         h = self.shared(x, training=training)

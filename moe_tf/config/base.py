@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
+
+if TYPE_CHECKING:
+    from moe_tf.registry import Registry
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"  # task, feature and label names: identifiers (they become signature names)
 
@@ -18,7 +23,27 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True, frozen=False)
 
 
-def check_identifiers(names, what: str, hint: str = "") -> list[str]:
+def typed(kind: Any, value: object) -> Any:
+    """`value` as the config object `kind` describes: a StrictModel class or a registry choice (`one_of(...)`).
+    Layers call it on their config arguments, which are config objects when the model is built from a config and
+    plain mappings when Keras rebuilds a layer from `get_config()`."""
+    if isinstance(kind, type) and issubclass(kind, Choice):
+        return kind.validate(value)
+    return value if isinstance(value, kind) else kind.model_validate(value)
+
+
+def plain(value: object) -> object:
+    """Config objects (also inside dicts and lists) as plain data, for a layer's `get_config()`."""
+    if isinstance(value, BaseModel):
+        return value.model_dump()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
+def check_identifiers(names: list[str], what: str, hint: str = "") -> list[str]:
     """Raises ValueError unless every name is an identifier (NAME_PATTERN) and no name repeats; returns `names`.
 
     Args:
@@ -48,7 +73,7 @@ def feature_name_field():
                  description="model input name; sources with the same feature name and shape share one stem")
 
 
-def one_of(registry) -> type:
+def one_of(registry: Registry) -> type[Choice]:
     """A pydantic type accepting the `Config` of any component registered in `registry`.
 
     Each registered component class carries a `Config` (a StrictModel with a `type: Literal[key]` field); the YAML's
@@ -69,7 +94,7 @@ class Choice:
     """The pydantic type `one_of` makes: validates a `{type: key, ...}` mapping (or a bare key) with the `Config`
     of the component registered under `key`; a wrong `type` fails as a discriminated union does."""
 
-    registry = None  # set on each subclass
+    registry: Registry  # set on each subclass
 
     @classmethod
     def configs(cls) -> list[type[BaseModel]]:
@@ -77,11 +102,12 @@ class Choice:
         return [component.Config for _, component in cls.registry.items()]
 
     @classmethod
-    def validate(cls, value):
+    def validate(cls, value: object) -> BaseModel:
         if isinstance(value, str):
             value = {"type": value}
         if isinstance(value, BaseModel):
-            registered = cls.registry.get(value.type).Config if getattr(value, "type", None) in cls.registry else None
+            key = getattr(value, "type", None)
+            registered = cls.registry.get(key).Config if isinstance(key, str) and key in cls.registry else None
             if type(value) is registered:
                 return value
             value = value.model_dump()
@@ -98,7 +124,7 @@ class Choice:
         return cls.registry.get(value["type"]).Config.model_validate(value)
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    def __get_pydantic_core_schema__(cls, source: object, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             cls.validate, serialization=core_schema.plain_serializer_function_ser_schema(
                 lambda value, info: value.model_dump(mode=info.mode, exclude_none=info.exclude_none), info_arg=True))

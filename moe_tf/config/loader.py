@@ -7,11 +7,13 @@ import difflib
 import os
 import re
 import typing
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from moe_tf.config.base import Choice
+from moe_tf.config.schema import ExperimentConfig
 from moe_tf.errors import ConfigError
 
 
@@ -81,7 +83,7 @@ def apply_override(data: dict, assignment: str) -> None:
     set_value(data, key.strip(), value)
 
 
-def set_value(data: dict, key: str, value, origin: str = "--set") -> None:
+def set_value(data: dict, key: str, value: object, origin: str = "--set") -> None:
     """Sets `key` (`--set` syntax) in a config mapping to `value`; errors start with `origin` and the key."""
     parts = _split_path(key, origin)
     node = data
@@ -125,7 +127,7 @@ def resolve_config_dict(path: str, overrides: typing.Sequence[str] = ()) -> dict
     return data
 
 
-def load_config(path: str, overrides: typing.Sequence[str] = ()):
+def load_config(path: str, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
     """Loads, merges, overrides and validates a config file. Raises ConfigError naming the file and every bad
     field."""
     data = resolve_config_dict(path, overrides)
@@ -138,9 +140,7 @@ def load_config(path: str, overrides: typing.Sequence[str] = ()):
         raise ConfigError(f"{path}:\n" + "\n".join(f"  {line}" for line in lines)) from None
 
 
-def validate_config(data: dict):
-    from moe_tf.config.schema import ExperimentConfig
-
+def validate_config(data: dict) -> ExperimentConfig:
     try:
         config = ExperimentConfig.model_validate(data)
     except ValidationError as e:
@@ -148,13 +148,13 @@ def validate_config(data: dict):
     return config.validate_all()
 
 
-def to_yaml(config) -> str:
+def to_yaml(config: BaseModel) -> str:
     """The resolved config as YAML that loads back into an equal config (python-mode dump: a label_map's integer
     keys stay integers, which strict validation requires)."""
     return yaml.safe_dump(config.model_dump(), sort_keys=False)
 
 
-def leaf_values(value, prefix: str = "") -> dict:
+def leaf_values(value: object, prefix: str = "") -> dict:
     """The leaf keys of a config mapping, in `--set` syntax: {"model.experts.count": 4, "tasks[0].name": "digit",
     ...}; a list of plain values (e.g. `units: [64, 32]`) is one leaf."""
     if isinstance(value, dict):
@@ -173,9 +173,11 @@ def leaf_values(value, prefix: str = "") -> dict:
 # ---- error formatting ----------------------------------------------------------------------------
 
 
-def format_error(err: dict, raw, root_model) -> str:
+def format_error(err: typing.Mapping, raw: object, root_model: type[BaseModel]) -> str:
     """One pydantic error → `tasks[1].num_classes: expected int >= 2, got 0`."""
-    path, model, parent, node = [], root_model, None, raw
+    path: list[str] = []
+    model: Any = root_model
+    parent, node = None, raw
     loc = list(err["loc"])
     i = 0
     while i < len(loc):
@@ -202,7 +204,7 @@ def format_error(err: dict, raw, root_model) -> str:
     return f"{where}: {_describe(err, model, parent, loc)}"
 
 
-def _has(node, part) -> bool:
+def _has(node: dict | list, part: str | int) -> bool:
     if isinstance(node, dict):
         return part in node
     return isinstance(part, int) and 0 <= part < len(node)
@@ -256,7 +258,7 @@ _EXPECTED = {
 }
 
 
-def _constraint(parent, name) -> str:
+def _constraint(parent: object, name: str | int) -> str:
     """` >= 1` for a field declared with Field(ge=1), and so on."""
     if not (isinstance(parent, type) and issubclass(parent, BaseModel)) or name not in parent.model_fields:
         return ""
@@ -267,7 +269,7 @@ def _constraint(parent, name) -> str:
     return ""
 
 
-def _describe(err: dict, model, parent, loc) -> str:
+def _describe(err: typing.Mapping, model: object, parent: object, loc: list) -> str:
     kind, ctx = err["type"], err.get("ctx", {})
     got = f", got {err['input']!r}" if kind not in ("missing", "extra_forbidden") else ""
     if kind == "extra_forbidden":

@@ -7,13 +7,23 @@ Names of tasks, features and labels are identifiers (NAME_PATTERN): they become 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import Field, field_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel, one_of
 from moe_tf.errors import ConfigError
 from moe_tf.registry import ARCHITECTURES, DATASETS, GATES, STEMS, WEIGHTINGS
+
+if TYPE_CHECKING:  # the Config of whichever component `type:` names: resolved at validation, so Any to mypy
+    DatasetChoice: TypeAlias = Any
+    StemChoice: TypeAlias = Any
+    GateChoice: TypeAlias = Any
+    ArchitectureChoice: TypeAlias = Any
+    WeightingChoice: TypeAlias = Any
+else:
+    DatasetChoice, StemChoice, GateChoice, ArchitectureChoice, WeightingChoice = (
+        one_of(registry) for registry in (DATASETS, STEMS, GATES, ARCHITECTURES, WEIGHTINGS))
 
 LOSSES_BY_TYPE = {"classification": ["crossentropy"], "binary": ["crossentropy"], "regression": ["mse", "mae", "huber"]}
 METRICS_BY_TYPE = {"classification": ["accuracy", "top5_accuracy"], "binary": ["accuracy"],
@@ -42,7 +52,7 @@ class SamplingConfig(StrictModel):
 
 
 class DataConfig(StrictModel):
-    sources: dict[str, one_of(DATASETS)] = Field(..., min_length=1)
+    sources: dict[str, DatasetChoice] = Field(..., min_length=1)
     sampling: SamplingConfig = Field(default_factory=SamplingConfig)
     shuffle_buffer: int = Field(10_000, ge=1)
     cache: bool = True
@@ -88,14 +98,14 @@ class ExpertsConfig(StrictModel):
 
 
 class ModelConfig(StrictModel):
-    architecture: one_of(ARCHITECTURES) = Field(default_factory=lambda: ARCHITECTURES.get("mmoe").Config())
-    stem: one_of(STEMS) | None = None
-    stems: dict[str, one_of(STEMS)] = Field(default_factory=dict)
+    architecture: ArchitectureChoice = Field(default_factory=lambda: ARCHITECTURES.get("mmoe").Config())
+    stem: StemChoice | None = None
+    stems: dict[str, StemChoice] = Field(default_factory=dict)
     fusion_units: int = Field(128, ge=1)
     normalize_numeric: bool = True
     trunk: DenseStackConfig = Field(default_factory=DenseStackConfig)
     experts: ExpertsConfig = Field(default_factory=ExpertsConfig)
-    gate: one_of(GATES) = Field(default_factory=lambda: GATES.get("softmax").Config())
+    gate: GateChoice = Field(default_factory=lambda: GATES.get("softmax").Config())
     tower: DenseStackConfig = Field(default_factory=lambda: DenseStackConfig(units=[32]))
     activation: Literal["relu", "gelu", "silu", "tanh", "elu"] = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -169,7 +179,7 @@ class TrainingConfig(StrictModel):
     ema_momentum: float | None = Field(None, gt=0.0, lt=1.0, description=(
         "keep an exponential moving average of the weights with this momentum (0.99: about the last 100 steps); "
         "evaluation, early stopping, test, export and predict use the average. null: off"))
-    weighting: one_of(WEIGHTINGS) = Field(default_factory=lambda: WEIGHTINGS.get("fixed").Config())
+    weighting: WeightingChoice = Field(default_factory=lambda: WEIGHTINGS.get("fixed").Config())
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     eval_every: int = Field(0, ge=0)
     evals_per_epoch: int = Field(1, ge=1, description="with eval_every 0: evaluate every ⌊steps per epoch / N⌋ steps")

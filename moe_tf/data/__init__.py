@@ -1,6 +1,5 @@
 """Data sources (one file each, registered in DATASETS) and the tf.data pipeline that feeds the trainer."""
 
-from moe_tf.data import delimited, digits, idx, multi_image, npz, synthetic_mmoe, tfds  # noqa: F401  (registers)
 from moe_tf.data.pipeline import SOURCE_KEY, TaskData, build_task_data
 from moe_tf.registry import DATASETS
 

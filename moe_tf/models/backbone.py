@@ -6,16 +6,18 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from moe_tf.config.base import one_of, plain, typed
 from moe_tf.data.base import SOURCE_KEY
 from moe_tf.models.encoder import InputEncoder
 from moe_tf.models.layers import DenseStack
+from moe_tf.registry import STEMS
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")
 class Backbone(keras.layers.Layer):
     """Args:
         inputs: {feature: {"dtype", "shape", "modality"}}.
-        stems: {feature: stem config}.
+        stems: {feature: stem config} (config objects; mappings when Keras rebuilds the layer).
         sources: [[feature, ...]] per source (None with one source): which inputs each source provides.
         fusion_units, normalize_numeric, trunk_units, activation, dropout, l2: from the `model` config.
 
@@ -28,7 +30,7 @@ class Backbone(keras.layers.Layer):
                  activation="relu", dropout=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)
         self.inputs_spec = {k: dict(v) for k, v in sorted(inputs.items())}
-        self.stems = {k: dict(v) for k, v in stems.items()}
+        self.stems = {k: typed(one_of(STEMS), v) for k, v in stems.items()}
         self.sources = [list(s) for s in sources] if sources else None
         self.fusion_units = fusion_units
         self.normalize_numeric = normalize_numeric
@@ -74,7 +76,7 @@ class Backbone(keras.layers.Layer):
         return ops.cond(ops.any(present), run, skip)
 
     def get_config(self):
-        return {**super().get_config(), "inputs": self.inputs_spec, "stems": self.stems, "sources": self.sources,
+        return {**super().get_config(), "inputs": self.inputs_spec, "stems": plain(self.stems), "sources": self.sources,
                 "fusion_units": self.fusion_units, "normalize_numeric": self.normalize_numeric,
                 "trunk_units": self.trunk_units, "activation": self.activation, "dropout": self.dropout,
                 "l2": self.l2}

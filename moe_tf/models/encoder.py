@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 
+from moe_tf.config.base import one_of, plain, typed
 from moe_tf.models.preprocessing import build_preprocessing
 from moe_tf.registry import STEMS
 
@@ -13,7 +14,7 @@ from moe_tf.registry import STEMS
 class InputEncoder(keras.layers.Layer):
     """Args:
         spec: the feature spec {"dtype", "shape", "modality"}.
-        stem: the stem config {"type", ...}.
+        stem: the stem's config (its `Config` object; a mapping when Keras rebuilds the layer).
         project_units: width of the projection after the stem (None: no projection, one input only).
         normalize_numeric, l2: from the `model` config.
 
@@ -23,13 +24,13 @@ class InputEncoder(keras.layers.Layer):
     def __init__(self, spec, stem, project_units=None, normalize_numeric=True, l2=0.0, **kwargs):
         super().__init__(**kwargs)
         self.spec = dict(spec)
-        self.stem_config = dict(stem)
+        self.stem_config = typed(one_of(STEMS), stem)
         self.project_units = project_units
         self.normalize_numeric = normalize_numeric
         self.l2 = l2
         self.preprocess = build_preprocessing(self.spec, normalize_numeric, name="preprocess", stem=self.stem_config)
-        params = {k: v for k, v in self.stem_config.items() if k != "type"}
-        self.stem = STEMS.get(self.stem_config["type"])(l2=l2, name="stem", **params)
+        params = self.stem_config.model_dump(exclude={"type"})
+        self.stem = STEMS.get(self.stem_config.type)(l2=l2, name="stem", **params)
         reg = keras.regularizers.L2(l2) if l2 else None
         self.project = keras.layers.Dense(project_units, kernel_regularizer=reg, name="project") \
             if project_units else None
@@ -39,5 +40,5 @@ class InputEncoder(keras.layers.Layer):
         return self.project(x) if self.project is not None else x
 
     def get_config(self):
-        return {**super().get_config(), "spec": self.spec, "stem": self.stem_config,
+        return {**super().get_config(), "spec": self.spec, "stem": plain(self.stem_config),
                 "project_units": self.project_units, "normalize_numeric": self.normalize_numeric, "l2": self.l2}

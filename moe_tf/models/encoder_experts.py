@@ -6,6 +6,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from moe_tf.config.base import plain
 from moe_tf.models.backbone import Backbone
 from moe_tf.models.layers import DenseStack
 from moe_tf.models.preprocessing import build_preprocessing
@@ -55,7 +56,7 @@ class EncoderExperts(keras.layers.Layer):
         return ops.stack(outs, axis=0)
 
     def get_config(self):
-        return {**super().get_config(), "num_experts": self.num_experts, "backbone": self.backbone_config,
+        return {**super().get_config(), "num_experts": self.num_experts, "backbone": plain(self.backbone_config),
                 "units": self.units, "activation": self.activation, "dropout": self.dropout, "l2": self.l2}
 
 

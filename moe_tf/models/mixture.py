@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from moe_tf.config.base import one_of, plain, typed
 from moe_tf.models.encoder_experts import EncoderExperts
 from moe_tf.models.layers import ExpertPool
 from moe_tf.models.routing import routed_counts
@@ -34,7 +35,7 @@ class ExpertLevel(keras.layers.Layer):
         task_gates: one gate per task (false: one gate named "shared", read by every task, as in OMoE).
         shared_gate: also output a shared representation through a gate over every expert (PLE below the top).
         expert_units, activation, dropout, l2: each expert's MLP.
-        gate: the gate config (`type` plus its parameters).
+        gate: the gate's config (`model.gate`: its `Config` object; a mapping when Keras rebuilds the layer).
         raw_backbone: Backbone arguments when the experts read the raw inputs (`model.experts.input: raw`): each
             expert is then a whole network (EncoderExperts), `inputs` hold the raw features and gates read
             `gate_inputs` (of width `gate_width`).
@@ -48,6 +49,8 @@ class ExpertLevel(keras.layers.Layer):
     def __init__(self, task_names, shared_experts=4, task_experts=0, task_gates=True, shared_gate=False,
                  expert_units=(64,), activation="relu", dropout=0.0, l2=0.0, gate=None, raw_backbone=None,
                  gate_width=None, **kwargs):
+        if gate is None:
+            raise ValueError("ExpertLevel needs its gate's config (model.gate)")
         super().__init__(**kwargs)
         self.task_names = list(task_names)
         self.shared_experts = int(shared_experts)
@@ -56,7 +59,7 @@ class ExpertLevel(keras.layers.Layer):
         self.shared_gate = bool(shared_gate)
         self.expert_units = list(expert_units)
         self.activation, self.dropout, self.l2 = activation, dropout, l2
-        self.gate = dict(gate or {"type": "softmax"})
+        self.gate = typed(one_of(GATES), gate)
         self.raw_backbone = dict(raw_backbone) if raw_backbone else None
         self.gate_width = gate_width
         if self.raw_backbone:
@@ -80,8 +83,8 @@ class ExpertLevel(keras.layers.Layer):
             self.views[SHARED] = [SHARED]
         if self.shared_gate:
             self.views[SHARED] = list(self.pools)
-        gate_cls = GATES.get(self.gate["type"])
-        params = {k: v for k, v in self.gate.items() if k != "type"}
+        gate_cls = GATES.get(self.gate.type)
+        params = self.gate.model_dump(exclude={"type"})
         self.gates = {g: gate_cls(sum(self.pools[v].num_experts for v in view), name=f"gate_{g}", **params)
                       for g, view in self.views.items()}
         self.sparse = gate_cls.sparse
@@ -196,4 +199,5 @@ class ExpertLevel(keras.layers.Layer):
         return {**super().get_config(), "task_names": self.task_names, "shared_experts": self.shared_experts,
                 "task_experts": self.task_experts, "task_gates": self.task_gates, "shared_gate": self.shared_gate,
                 "expert_units": self.expert_units, "activation": self.activation, "dropout": self.dropout,
-                "l2": self.l2, "gate": self.gate, "raw_backbone": self.raw_backbone, "gate_width": self.gate_width}
+                "l2": self.l2, "gate": plain(self.gate), "raw_backbone": plain(self.raw_backbone),
+                "gate_width": self.gate_width}

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import keras
 
+from moe_tf.config.base import one_of, plain, typed
+from moe_tf.config.schema import ModelConfig
 from moe_tf.models.backbone import Backbone
 from moe_tf.models.encoder_experts import RawGateInput
 from moe_tf.models.layers import DenseStack
 from moe_tf.models.mixture import SHARED
-from moe_tf.registry import ARCHITECTURES
+from moe_tf.registry import ARCHITECTURES, STEMS
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")
@@ -17,7 +19,7 @@ class MultiTaskModel(keras.Model):
     """Raw named features in, one output per task out.
 
     Args:
-        model_config: `model` section of the config, as a dict (see README, "model").
+        model_config: the `model` config (a ModelConfig; its plain mapping when Keras rebuilds the model).
         tasks: [{"name": str, "units": int}]: `units` is the head width (classes, or 1 for binary/regression).
         inputs: {feature: {"dtype", "shape", "modality"}}: the model inputs.
         stems: {feature: stem config}: each input's resolved stem.
@@ -32,25 +34,24 @@ class MultiTaskModel(keras.Model):
 
     def __init__(self, model_config, tasks, inputs, stems, sources=None, **kwargs):
         super().__init__(**kwargs)
-        self.model_config = dict(model_config)
+        self.config = cfg = typed(ModelConfig, model_config)
         self.tasks = [dict(t) for t in tasks]
         self.inputs_spec = {k: dict(v) for k, v in sorted(inputs.items())}
-        self.stems = {k: dict(v) for k, v in stems.items()}
+        self.stems = {k: typed(one_of(STEMS), v) for k, v in stems.items()}
         self.sources = [list(s) for s in sources] if sources else None
-        cfg = self.model_config
-        l2, dropout, act = cfg["l2"], cfg["dropout"], cfg["activation"]
+        l2, dropout, act = cfg.l2, cfg.dropout, cfg.activation
         names = [t["name"] for t in self.tasks]
-        arch = dict(cfg["architecture"])
-        arch_cls = ARCHITECTURES.get(arch.pop("type"))
+        arch_cls = ARCHITECTURES.get(cfg.architecture.type)
+        arch = cfg.architecture.model_dump(exclude={"type"})  # the architecture's own parameters
         backbone_args = dict(inputs=self.inputs_spec, stems=self.stems, sources=self.sources,
-                             fusion_units=cfg["fusion_units"], normalize_numeric=cfg["normalize_numeric"],
-                             trunk_units=cfg["trunk"]["units"], activation=act, dropout=dropout, l2=l2)
-        self.raw_experts = cfg["experts"].get("input", "trunk") == "raw"
+                             fusion_units=cfg.fusion_units, normalize_numeric=cfg.normalize_numeric,
+                             trunk_units=cfg.trunk.units, activation=act, dropout=dropout, l2=l2)
+        self.raw_experts = cfg.experts.input == "raw"
         self.gate_input = None
         if self.raw_experts:  # every expert is a whole network on the raw inputs; gates read them flattened
-            self.gate_input = RawGateInput(self.inputs_spec, cfg["normalize_numeric"], name="gate_input")
+            self.gate_input = RawGateInput(self.inputs_spec, cfg.normalize_numeric, name="gate_input")
             arch.update(raw_backbone=backbone_args, gate_width=self.gate_input.width)
-        self.mixture = arch_cls(task_names=names, experts=cfg["experts"], gate=cfg["gate"], activation=act,
+        self.mixture = arch_cls(task_names=names, experts=cfg.experts, gate=cfg.gate, activation=act,
                                 dropout=dropout, l2=l2, name="mixture", **arch)
         if self.raw_experts:
             self.backbones = {}
@@ -58,7 +59,7 @@ class MultiTaskModel(keras.Model):
             self.backbones = {t: Backbone(**backbone_args, name=f"backbone_{t}") for t in names}
         else:
             self.backbones = {SHARED: Backbone(**backbone_args, name="backbone")}
-        self.towers = {t: DenseStack(cfg["tower"]["units"], act, dropout, l2, name=f"tower_{t}") for t in names}
+        self.towers = {t: DenseStack(cfg.tower.units, act, dropout, l2, name=f"tower_{t}") for t in names}
         # Heads compute in float32 under mixed precision.
         self.heads = {t["name"]: keras.layers.Dense(t["units"], dtype="float32", name=f"head_{t['name']}")
                       for t in self.tasks}
@@ -160,5 +161,5 @@ class MultiTaskModel(keras.Model):
         return None
 
     def get_config(self):
-        return {"model_config": self.model_config, "tasks": self.tasks, "inputs": self.inputs_spec,
-                "stems": self.stems, "sources": self.sources, "name": self.name}
+        return {"model_config": plain(self.config), "tasks": self.tasks, "inputs": self.inputs_spec,
+                "stems": plain(self.stems), "sources": self.sources, "name": self.name}

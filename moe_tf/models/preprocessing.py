@@ -62,13 +62,13 @@ class NumericNormalization(keras.layers.Layer):
         return {**super().get_config(), "shape": list(self.shape), "normalize": self.normalize}
 
 
-def build_preprocessing(spec: dict, normalize_numeric: bool, name: str, stem: dict | None = None):
+def build_preprocessing(spec: dict, normalize_numeric: bool, name: str, stem=None):
     """The preprocessing layer for a feature spec ({"dtype", "shape", "modality"}); a text feature's vectorizer
     takes its vocabulary settings from its `stem` config."""
     if spec["modality"] == "text":
         from moe_tf.models.text import VOCABULARY_KEYS, TextVectorizer
 
-        return TextVectorizer(**{k: v for k, v in (stem or {}).items() if k in VOCABULARY_KEYS}, name=name)
+        return TextVectorizer(**{k: getattr(stem, k) for k in VOCABULARY_KEYS if hasattr(stem, k)}, name=name)
     if spec["modality"] == "image":
         return ImageScaling(name=name)
     if spec["modality"] == "numeric":

@@ -14,6 +14,7 @@ ends a multi-step graph call after the current step.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -189,13 +190,13 @@ class Trainer:
         self.sums.assign(tf.zeros_like(self.sums))
         return values
 
-    def evaluate(self, dataset) -> dict:
+    def evaluate(self, dataset: tf.data.Dataset) -> dict:
         """Exact metrics over a whole dataset; the loss weighs tasks by the weighting's current weights."""
         return self.evaluator.evaluate(dataset, self.weighting.weights())
 
     # ---- the step (graph) -------------------------------------------------------------------------------------
 
-    def replica_step(self, inputs, labels, loss_weights) -> StepResult:
+    def replica_step(self, inputs: dict, labels: dict, loss_weights: dict) -> StepResult:
         """One replica's step: phase 1 (forward and the weighting's backward pass), the step's one cross-replica
         sum, phase 2 (the weighting combines the global pieces) and the guarded update."""
         phase = self.compiled.forward_backward(inputs, labels, loss_weights)
@@ -215,7 +216,7 @@ class Trainer:
         apply_if(self.optimizer, applied, grads, self.variables)
         return StepResult(phase.stats, phase.weights, losses, ~applied, applied)
 
-    def forward_backward(self, inputs, labels, loss_weights) -> PhaseOne:
+    def forward_backward(self, inputs: dict, labels: dict, loss_weights: dict) -> PhaseOne:
         """Phase 1 on one replica's batch: forward, losses, the weighting's objectives and gradient pieces
         (XLA-compiled under `training.jit_compile`)."""
         ctx = self._context()
@@ -237,7 +238,7 @@ class Trainer:
         stats = flatten({"stats": stats, "loss": total, "steps": tf.zeros(()), "nonfinite": tf.zeros(())})
         return PhaseOne(pieces, stats, weights, losses)
 
-    def train_batch(self, batch) -> tf.Tensor:
+    def train_batch(self, batch: tuple) -> tf.Tensor:
         """One step on every replica; its statistics are added to `self.sums`. Returns the task weights [tasks]."""
         result = run_replicas(self.strategy, self.compiled.replica_step, batch)
         bad, losses, applied = self._first((result.bad, result.losses, result.applied))
@@ -270,7 +271,7 @@ class Trainer:
         terms = [*self.model.losses, *([] if aux is None else [aux])]
         return tf.nn.scale_regularization_loss(tf.add_n(terms)) if terms else None
 
-    def _warmed_up(self, task_losses: dict, step) -> dict:
+    def _warmed_up(self, task_losses: dict, step: tf.Tensor) -> dict:
         """Each task's loss times its warm-up ramp min(1, step / warmup_steps) (tasks without warm-up unchanged)."""
         ramps = {t.name: t.warmup_steps for t in self.tasks if t.warmup_steps}
         if not ramps:
@@ -387,7 +388,7 @@ class Trainer:
                     raise Stopped(step, reason)
         return step
 
-    def _train_summary(self, weights, seconds: float) -> dict:
+    def _train_summary(self, weights: tf.Tensor, seconds: float) -> dict:
         """The statistics summed since the last log line (and reset): metrics, the mean loss of the applied steps,
         the task weights, examples/s and the learning rate."""
         sums = self.read_and_reset_sums()
@@ -399,7 +400,7 @@ class Trainer:
         summary["learning_rate"] = float(np.asarray(self.optimizer.learning_rate))
         return summary
 
-    def _evaluate_averaged(self, dataset) -> dict:
+    def _evaluate_averaged(self, dataset: tf.data.Dataset) -> dict:
         """`evaluate` on the weights the run will keep: the averages with `training.ema_momentum`, else the raw
         weights."""
         if self.average is None:
@@ -418,14 +419,14 @@ class Trainer:
             return local or "a stop request on another worker"
         return None
 
-    def _gradient_summary(self, norms, cosine) -> dict:
+    def _gradient_summary(self, norms: np.ndarray, cosine: np.ndarray) -> dict:
         """{"norm": {task: |g_t|}, "cosine": {"a__b": cos(g_a, g_b)}} from the measured arrays."""
         names = self.weighting.names
         return {"norm": {n: float(norms[i]) for i, n in enumerate(names)},
                 "cosine": {f"{a}__{b}": float(cosine[i, j]) for i, a in enumerate(names)
                            for j, b in enumerate(names) if i < j}}
 
-def total_steps(config, data) -> int:
+def total_steps(config: TrainingConfig, data: TaskData) -> int:
     """The run's optimizer steps: `training.steps`, else `epochs` × steps per epoch."""
     return config.steps or config.epochs * data.steps_per_epoch(config.batch_size)
 
@@ -458,7 +459,7 @@ def _next_multiple(step: int, k: int) -> int:
     return (step // k + 1) * k
 
 
-def resolve_jit_compile(setting: str | bool, strategy) -> bool:
+def resolve_jit_compile(setting: str | bool, strategy: tf.distribute.Strategy) -> bool:
     """`training.jit_compile`: `auto` compiles with XLA when GPUs are present and not on TPU (where the whole step
     is compiled anyway); `true`/`false` force it.
 
@@ -470,12 +471,12 @@ def resolve_jit_compile(setting: str | bool, strategy) -> bool:
     return bool(setting)
 
 
-def _xla(fn, compile: bool):
+def _xla(fn: Callable, compile: bool) -> Callable:
     """`fn` as an XLA-compiled tf.function when `compile`, else `fn` itself."""
     return tf.function(fn, jit_compile=True, autograph=False) if compile else fn
 
 
-def _single_device(strategy) -> bool:
+def _single_device(strategy: tf.distribute.Strategy) -> bool:
     """True for the default strategy and OneDeviceStrategy: no cross-replica communication in a step."""
     return isinstance(strategy, tf.distribute.OneDeviceStrategy) or type(strategy).__name__ == \
         "_DefaultDistributionStrategy"

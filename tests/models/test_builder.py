@@ -163,10 +163,10 @@ def test_string_features_get_a_string_signature_and_the_bag_stem_by_default():
     (spec,) = signature_specs({"review": text}, ["review"])[0].values()
     assert spec.dtype == tf.string and spec.shape.as_list() == [None] and spec.name == "review"
     assert text.zeros(2).numpy().tolist() == [b"", b""]
-    stems = resolve_stems(tiny_config().model.model_dump(), {"review": text}, {"reviews": ["review"]})
-    assert stems["review"]["type"] == "bag"  # model.stem (conv) does not take text: the modality's default does
+    stems = resolve_stems(tiny_config().model, {"review": text}, {"reviews": ["review"]})
+    assert stems["review"].type == "bag"  # model.stem (conv) does not take text: the modality's default does
     with pytest.raises(ConfigError, match=r"model\.stems\.text: stem 'conv' does not take text inputs"):
-        resolve_stems({**tiny_config().model.model_dump(), "stems": {"text": {"type": "conv"}}}, {"review": text},
+        resolve_stems(validate_config(tiny_dict(model={"stems": {"text": {"type": "conv"}}})).model, {"review": text},
                       {"reviews": ["review"]})
 
 
@@ -181,5 +181,26 @@ def test_a_config_that_names_no_stem_gets_each_modality_default(tabular_npz):
     model = build_model(config.model, build_task_data(config))
     assert isinstance(model.encoders["image"].stem, ConvStem) and model.encoders["image"].stem.filters == [32, 64]
     assert isinstance(model.encoders["x"].stem, DenseStem) and model.encoders["x"].stem.units == [128]
-    assert model.stems == {"image": {"type": "conv", "filters": None, "layers": None, "kernel_size": 3,
+    assert model.get_config()["stems"] == {"image": {"type": "conv", "filters": None, "layers": None, "kernel_size": 3,
                                      "batch_norm": False, "flatten": True}, "x": {"type": "dense", "units": [128]}}
+
+
+def test_the_model_rebuilds_from_its_keras_config_with_typed_configs_inside():
+    """Layers take config objects from the builder and plain mappings from Keras' `from_config`: both build the same
+    model (same variables; same outputs once the weights are copied)."""
+    from moe_tf.config.schema import ModelConfig
+    from moe_tf.models.builder import example_inputs
+    from moe_tf.models.multitask import MultiTaskModel
+
+    config = validate_config(tiny_dict(model={"gate": {"type": "noisy_top_k", "k": 2}}))
+    data = build_task_data(config)
+    model = build_model(config.model, data)
+    assert type(model.config) is ModelConfig and model.config.gate.k == 2
+    rebuilt = MultiTaskModel.from_config(model.get_config())
+    inputs = example_inputs(data.features, batch=3)
+    rebuilt(inputs, training=False)
+    assert rebuilt.config == model.config and type(rebuilt.mixture.gate_config) is type(model.mixture.gate_config)
+    assert [v.path for v in rebuilt.weights] == [v.path for v in model.weights]
+    rebuilt.set_weights(model.get_weights())
+    for task, logits in model(inputs, training=False)["outputs"].items():
+        np.testing.assert_allclose(rebuilt(inputs, training=False)["outputs"][task], logits, rtol=1e-6)

@@ -10,7 +10,6 @@ config), `activation`, `dropout`, `l2` and its own parameters. It maps the trunk
   expert_names(): {gate: labels of the experts in its routing weights}.
 """
 
-from moe_tf.models.architectures import cgc, mmoe, omoe, ple, shared_bottom, single_task  # noqa: F401  (registers)
 from moe_tf.registry import ARCHITECTURES
 
 __all__ = ["ARCHITECTURES"]

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import keras
 
+from moe_tf.config.base import one_of, plain, typed
+from moe_tf.config.schema import ExpertsConfig
 from moe_tf.models.mixture import SHARED, ExpertLevel
+from moe_tf.registry import GATES
 
 
 class UngatedArchitecture(keras.layers.Layer):
@@ -17,7 +20,7 @@ class UngatedArchitecture(keras.layers.Layer):
     def __init__(self, task_names, experts, gate=None, activation="relu", dropout=0.0, l2=0.0, **kwargs):
         super().__init__(**kwargs)
         self.task_names = list(task_names)
-        self.experts_config = dict(experts)
+        self.experts_config = typed(ExpertsConfig, experts)
         self.activation, self.dropout, self.l2 = activation, dropout, l2
 
     def task_gates(self) -> dict[str, str]:
@@ -41,7 +44,7 @@ class UngatedArchitecture(keras.layers.Layer):
         return []
 
     def get_config(self):
-        return {**super().get_config(), "task_names": self.task_names, "experts": self.experts_config,
+        return {**super().get_config(), "task_names": self.task_names, "experts": plain(self.experts_config),
                 "activation": self.activation, "dropout": self.dropout, "l2": self.l2}
 
 
@@ -49,7 +52,8 @@ class ExpertArchitecture(keras.layers.Layer):
     """A stack of ExpertLevels (one for OMoE, MMoE and CGC; several for PLE).
 
     Args:
-        task_names, experts ({"count", "units"}), gate, activation, dropout, l2: see the package docstring.
+        task_names, experts (`model.experts`), gate (`model.gate`), activation, dropout, l2: see the package
+            docstring.
         levels: how many levels; all but the top one also output a shared representation (PLE).
         task_experts: experts per task in each level (CGC/PLE).
         task_gates: a gate per task (false: one shared gate, OMoE).
@@ -64,12 +68,12 @@ class ExpertArchitecture(keras.layers.Layer):
                  task_experts=0, task_gates=True, raw_backbone=None, gate_width=None, **kwargs):
         super().__init__(**kwargs)
         self.task_names = list(task_names)
-        self.experts_config = dict(experts)
-        self.gate_config = dict(gate)
+        self.experts_config = typed(ExpertsConfig, experts)
+        self.gate_config = typed(one_of(GATES), gate)
         self.activation, self.dropout, self.l2 = activation, dropout, l2
         self.levels = [
-            ExpertLevel(self.task_names, self.experts_config["count"], task_experts, task_gates,
-                        shared_gate=i < levels - 1, expert_units=self.experts_config["units"], activation=activation,
+            ExpertLevel(self.task_names, self.experts_config.count, task_experts, task_gates,
+                        shared_gate=i < levels - 1, expert_units=self.experts_config.units, activation=activation,
                         dropout=dropout, l2=l2, gate=self.gate_config, name=f"level_{i}",
                         **({"raw_backbone": raw_backbone, "gate_width": gate_width} if i == 0 else {}))
             for i in range(levels)
@@ -134,5 +138,5 @@ class ExpertArchitecture(keras.layers.Layer):
         return out
 
     def get_config(self):
-        return {**super().get_config(), "task_names": self.task_names, "experts": self.experts_config,
-                "gate": self.gate_config, "activation": self.activation, "dropout": self.dropout, "l2": self.l2}
+        return {**super().get_config(), "task_names": self.task_names, "experts": plain(self.experts_config),
+                "gate": plain(self.gate_config), "activation": self.activation, "dropout": self.dropout, "l2": self.l2}

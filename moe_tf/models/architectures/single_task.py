@@ -27,7 +27,7 @@ class SingleTask(UngatedArchitecture):
 
     def __init__(self, task_names, experts, **kwargs):
         super().__init__(task_names, experts, **kwargs)
-        self.networks = {t: DenseStack(self.experts_config["units"], self.activation, self.dropout, self.l2,
+        self.networks = {t: DenseStack(self.experts_config.units, self.activation, self.dropout, self.l2,
                                        name=f"network_{t}") for t in self.task_names}
 
     def call(self, x, training=None):

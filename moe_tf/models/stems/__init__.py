@@ -4,7 +4,6 @@ Each stem class lists the `modalities` it takes; DEFAULT_STEMS names the stem a 
 names none.
 """
 
-from moe_tf.models.stems import bag, conv, dense, text_cnn, transformer  # noqa: F401  (registers)
 from moe_tf.registry import STEMS
 
 __all__ = ["STEMS"]

@@ -29,12 +29,12 @@ def block_configs(filters=None, layers=None) -> list[dict]:
     return [dict(c) for c in layers] if layers is not None else [{"filters": f} for f in (filters or [32, 64])]
 
 
-def check_fits(stem: dict, shape, where: str) -> None:
-    """Raises ConfigError when a `valid` convolution of the stem config `stem` no longer fits the feature map of an
-    input of per-example `shape` [H, W, C] (`where`: the config path, for the message)."""
+def check_fits(stem, shape, where: str) -> None:
+    """Raises ConfigError when a `valid` convolution of the conv stem's config `stem` no longer fits the feature
+    map of an input of per-example `shape` [H, W, C] (`where`: the config path, for the message)."""
     h, w = shape[0], shape[1]
-    for i, c in enumerate(ConvLayerConfig(**c) for c in block_configs(stem.get("filters"), stem.get("layers"))):
-        k, s = c.kernel_size or stem.get("kernel_size", 3), c.stride
+    for i, c in enumerate(ConvLayerConfig(**c) for c in block_configs(stem.filters, stem.layers)):
+        k, s = c.kernel_size or stem.kernel_size, c.stride
         if c.padding == "valid":
             h, w = (h - k) // s + 1, (w - k) // s + 1
         else:
@@ -43,8 +43,6 @@ def check_fits(stem: dict, shape, where: str) -> None:
             raise ConfigError(f"{where}.layers[{i}]: a {k}×{k} 'valid' convolution does not fit the "
                               f"{shape[0]}×{shape[1]} input after the layers before it; use padding 'same', a smaller "
                               f"kernel or fewer layers")
-        if c.pool > 1:
-            h, w = -(-h // c.pool), -(-w // c.pool)
 
 
 @STEMS.register("conv")
@@ -72,6 +70,11 @@ class ConvStem(keras.layers.Layer):
             if self.filters is not None and self.layers is not None:
                 raise ValueError("give either `filters` (the short form) or `layers`, not both")
             return self
+
+    @classmethod
+    def check_input(cls, config, shape, where: str) -> None:
+        """The config's blocks fit an input of per-example `shape` (see `check_fits`)."""
+        check_fits(config, shape, where)
 
     def __init__(self, filters=None, layers=None, kernel_size=3, batch_norm=False, flatten=True, l2=0.0, **kwargs):
         super().__init__(**kwargs)

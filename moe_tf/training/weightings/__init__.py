@@ -7,17 +7,6 @@ which is read off the classes (`task_gradients`, `gradient_based`), never listed
 """
 
 from moe_tf.registry import WEIGHTINGS
-from moe_tf.training.weightings import (  # noqa: F401  (registers)
-    cagrad,
-    dwa,
-    famo,
-    fixed,
-    gradnorm,
-    mgda,
-    pcgrad,
-    rlw,
-    uncertainty,
-)
 
 
 def build_weighting(config, tasks, model, seed: int = 0, steps_per_epoch: int = 1):

@@ -132,7 +132,7 @@ class Weighting(abc.ABC):
     def bind(self, model) -> None:
         """Checks that the method can train `model` (a ConfigError naming `training.weighting` otherwise) and keeps
         what it needs of it."""
-        arch = model.model_config["architecture"]["type"]
+        arch = model.config.architecture.type
         if self.gradient_based and not model.variable_groups()[0]:
             usable = ", ".join(key for key, cls in WEIGHTINGS.items() if not cls.gradient_based)
             raise ConfigError(f"training.weighting.type: {self.config.type} combines the tasks' gradients on shared "

@@ -62,7 +62,7 @@ class GradNorm(LossWeighting):
         self.last_layer = model.last_shared_variables()
         if not self.last_layer:
             raise ConfigError(f"training.weighting.type: gradnorm needs a last shared layer; the "
-                              f"{model.model_config['architecture']['type']} model has none")
+                              f"{model.config.architecture.type} model has none")
 
     def objectives(self, task_losses, presence, extra_loss, scale, ctx):
         out = super().objectives(task_losses, presence, extra_loss, scale, ctx)
