@@ -52,3 +52,15 @@ def test_readme_documents_every_search_space_key():
     keys |= {f for kind in PARAM_KINDS.values() for f in kind.model_fields}
     missing = sorted(k for k in keys if k not in section)
     assert not missing, f"README's Search section lacks: {missing}"
+
+
+def test_readme_opening_names_every_registered_architecture_gate_and_weighting():
+    """The opening paragraph's lists are checked against the registries, so a new component is named there."""
+    from moe_tf.registry import ARCHITECTURES, GATES, WEIGHTINGS
+
+    readme = open(f"{REPO}/README.md").read()
+    opening = readme[:readme.index("## ")].lower()
+    keys = [*ARCHITECTURES.keys(), *GATES.keys(), *WEIGHTINGS.keys()]
+    assert len(keys) >= 19
+    missing = [k for k in keys if k.replace("_", " ").replace("noisy top k", "noisy top-k") not in opening]
+    assert not missing, f"README's opening paragraph does not name: {missing}"
