@@ -35,7 +35,7 @@ from benchmarks.report import train_for  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
 from moe_tf.training.optimizer import build_schedule  # noqa: E402
-from moe_tf.training.trainer import resolve_jit_compile  # noqa: E402
+from moe_tf.training.replicas import resolve_jit_compile  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

@@ -33,8 +33,9 @@ from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.evaluator import Evaluator
 from moe_tf.training.optimizer import build_optimizer
 from moe_tf.training.profiling import ProfileWindow
+from moe_tf.training.replicas import resolve_jit_compile
 from moe_tf.training.signals import StopRequest
-from moe_tf.training.trainer import Trainer, TrainerParts, resolve_jit_compile, total_steps
+from moe_tf.training.trainer import Trainer, TrainerParts, total_steps
 from moe_tf.training.weightings import build_weighting
 from moe_tf.training.weightings.base import Weighting
 

@@ -32,11 +32,12 @@ from moe_tf.training import determinism
 from moe_tf.training.averaging import short_run_warning
 from moe_tf.training.checkpoints import checkpoint_step, list_checkpoints
 from moe_tf.training.distillation import distillation_report, report_lines
+from moe_tf.training.hooks import Stopped
 from moe_tf.training.init_from import checkpoint_of
 from moe_tf.training.init_from import describe as init_lines
 from moe_tf.training.init_from import init_from as initialise_from
 from moe_tf.training.strategy import build_strategy, is_chief
-from moe_tf.training.trainer import Stopped, total_steps
+from moe_tf.training.trainer import total_steps
 
 # What a lost or stopped peer worker looks like to the survivors' collectives.
 PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,

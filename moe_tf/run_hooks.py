@@ -10,7 +10,7 @@ import tensorflow as tf
 from moe_tf.logging.gates import DeadExperts, gates_png
 from moe_tf.run_dir import atomic_write
 from moe_tf.training import determinism
-from moe_tf.training.trainer import TrainerHooks
+from moe_tf.training.hooks import TrainerHooks
 
 
 class RunHooks(TrainerHooks):

@@ -6,16 +6,9 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.training.objectives import batch_stats, summarize
+from moe_tf.training.replicas import SUM, run_replicas
 from moe_tf.training.statistics import stats_template
 from moe_tf.training.vectors import flatten, unflatten
-
-SUM = tf.distribute.ReduceOp.SUM
-
-
-def run_replicas(strategy, replica_fn, batch):
-    """`strategy.run` on a batch (a tuple). The replica function is handed over as plain Python: given a
-    jit-compiled tf.function, MirroredStrategy would compile all replicas as one XLA cluster on the first device."""
-    return strategy.run(lambda *parts: replica_fn(*parts), args=tuple(batch))
 
 
 class Evaluator:

@@ -14,7 +14,6 @@ ends a multi-step graph call after the current step.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -29,56 +28,15 @@ from moe_tf.models.multitask import MultiTaskModel
 from moe_tf.training.averaging import WeightAverage
 from moe_tf.training.determinism import graph_op_types
 from moe_tf.training.distillation import Distillation
-from moe_tf.training.evaluator import SUM, Evaluator, run_replicas
+from moe_tf.training.evaluator import Evaluator
+from moe_tf.training.hooks import Stopped, TrainerHooks
 from moe_tf.training.nonfinite import NonfiniteGuard, apply_if
 from moe_tf.training.objectives import aux_total, batch_stats, summarize, task_presence
 from moe_tf.training.profiling import ProfileWindow
+from moe_tf.training.replicas import SUM, all_reduce, dense, resolve_jit_compile, run_replicas, single_device, xla
 from moe_tf.training.signals import StopRequest
 from moe_tf.training.vectors import flatten, unflatten
 from moe_tf.training.weightings.base import StepContext, VariableGroups, Weighting, all_finite, gradient
-
-
-class TrainerHooks:
-    """What `Trainer.fit` calls at log, eval and checkpoint steps; every method is a no-op here (a run's hooks
-    override them: progress output, TensorBoard, early stopping, checkpoints)."""
-
-    def on_epoch_start(self, epoch: int, num_epochs: int, steps_per_epoch: int, offset: int) -> None:
-        pass
-
-    def on_train_log(self, step: int, summary: dict) -> None:
-        pass
-
-    def on_eval(self, step: int, summary: dict) -> bool:
-        """Returns true to stop training."""
-        return False
-
-    def on_checkpoint(self, step: int) -> None:
-        pass
-
-    def on_task_gradients(self, step: int, summary: dict) -> None:
-        """The tasks' gradient norms and pairwise cosines on the shared variables, measured before `step + 1`."""
-
-    def on_nonfinite(self, step: int, report: dict) -> None:
-        """Non-finite steps were skipped since the last log (`NonfiniteGuard.report`)."""
-
-    def on_step_ops(self, op_types: set[str]) -> None:
-        """`training.deterministic`: the op types of the traced training step, before its first run."""
-
-    def on_stop(self, step: int, reason: str) -> None:
-        """Training stops early at `step` (a signal's name): a checkpoint is due before the run ends."""
-
-    def last_checkpoint(self) -> str | None:
-        """The newest checkpoint written (named when the non-finite guard stops the run)."""
-        return None
-
-
-class Stopped(Exception):
-    """`Trainer.fit` ended early on a stop request (SIGINT/SIGTERM) after writing a checkpoint."""
-
-    def __init__(self, step: int, reason: str):
-        super().__init__(reason)
-        self.step = step
-        self.reason = reason
 
 
 @dataclass
@@ -179,10 +137,10 @@ class Trainer:
         # gradient pieces are all-reduced between the two phases (a cross-replica call XLA cannot hold), so the
         # forward and backward pass compile.
         # A weighting that sums values across replicas inside phase 1 (FAMO, MGDA-UB) keeps phase 1 out of XLA then.
-        whole_step = self.jit_compile and _single_device(self.strategy)
+        whole_step = self.jit_compile and single_device(self.strategy)
         phase_one = self.jit_compile and not whole_step and not self.weighting.reduces_in_backward
-        self.compiled = SimpleNamespace(forward_backward=_xla(self.forward_backward, phase_one),
-                                        replica_step=_xla(self.replica_step, whole_step))
+        self.compiled = SimpleNamespace(forward_backward=xla(self.forward_backward, phase_one),
+                                        replica_step=xla(self.replica_step, whole_step))
 
     def read_and_reset_sums(self) -> dict:
         """The statistics summed since the last call (numpy, structured like one step's), and zeroes the sums."""
@@ -230,7 +188,7 @@ class Trainer:
             extra = self._extra_loss(outputs)
             task_losses = self._warmed_up(task_losses, ctx.step)
             objectives = self.weighting.objectives(task_losses, presence, extra, self.optimizer.scale_loss, ctx)
-        pieces = _dense(self.weighting.gradients(tape, objectives, self.groups, ctx))
+        pieces = dense(self.weighting.gradients(tape, objectives, self.groups, ctx))
         weights = objectives["weights"]
         total = self.weighting.weighted_sum(weights, task_losses) + (extra if extra is not None else 0.0)
         losses = tf.stack([*(tf.cast(task_losses[n], tf.float32) for n in self.weighting.names),
@@ -284,7 +242,7 @@ class Trainer:
         replicas = self.strategy.num_replicas_in_sync
         scale = getattr(self.optimizer, "dynamic_scale", None)
         return StepContext(step=self.optimizer.iterations, loss_scale=1.0 if scale is None else scale,
-                           all_reduce=_all_reduce if replicas > 1 else (lambda x: x),
+                           all_reduce=all_reduce if replicas > 1 else (lambda x: x),
                            mixed_float16=scale is not None)
 
     def _first(self, values):
@@ -321,7 +279,7 @@ class Trainer:
 
     # ---- loops (Python) ---------------------------------------------------------------------------------------
 
-    def fit(self, hooks, eval_dataset=None):
+    def fit(self, hooks: TrainerHooks, eval_dataset: tf.data.Dataset | None = None) -> int:
         """Trains until `training.steps` (or `epochs` × steps per epoch) or early stopping.
 
         Args:
@@ -333,7 +291,7 @@ class Trainer:
         finally:  # a trace cut short by the end of training, a stop or an error is still written
             self.profile.stop(int(self.optimizer.iterations.numpy()))
 
-    def _fit(self, hooks, eval_dataset):
+    def _fit(self, hooks: TrainerHooks, eval_dataset: tf.data.Dataset | None) -> int:
         cfg, batch = self.config, self.global_batch_size
         per_epoch = self.data.steps_per_epoch(batch)
         total = total_steps(cfg, self.data)
@@ -431,52 +389,5 @@ def total_steps(config: TrainingConfig, data: TaskData) -> int:
     return config.steps or config.epochs * data.steps_per_epoch(config.batch_size)
 
 
-def _dense(pieces):
-    """The nest with every sparse gradient (an embedding's IndexedSlices) made dense, under every strategy.
-
-    Two reasons. Keras' Adam squares an IndexedSlices gradient row by row before duplicate rows are summed, so a
-    token seen twice in a batch moved its second moment by Σ g² instead of (Σ g)²: a sparse update differs from the
-    dense one, and so did one replica from two. And the collective all-gather TensorFlow uses to sum sparse
-    gradients failed under `multi_worker` when the embedding sat in a branch only some steps take (a text stem
-    skipped on another source's batches). A dense gradient costs one [vocabulary, width] tensor per step."""
-    return tf.nest.map_structure(lambda t: tf.convert_to_tensor(t) if isinstance(t, tf.IndexedSlices) else t,
-                                 pieces, expand_composites=False)
-
-
-def _all_reduce(pieces):
-    """Sums a nest of per-replica tensors across replicas in one call (None leaves stay None).
-
-    The pieces are dense (see `_dense`)."""
-    flat = tf.nest.flatten(pieces)
-    present = [i for i, t in enumerate(flat) if t is not None]
-    reduced = tf.distribute.get_replica_context().all_reduce(SUM, [flat[i] for i in present])
-    for i, t in zip(present, reduced):
-        flat[i] = t
-    return tf.nest.pack_sequence_as(pieces, flat)
-
-
 def _next_multiple(step: int, k: int) -> int:
     return (step // k + 1) * k
-
-
-def resolve_jit_compile(setting: str | bool, strategy: tf.distribute.Strategy) -> bool:
-    """`training.jit_compile`: `auto` compiles with XLA when GPUs are present and not on TPU (where the whole step
-    is compiled anyway); `true`/`false` force it.
-
-    Not on CPU by default: XLA's CPU convolutions and matmuls are slower than TensorFlow's oneDNN kernels (measured:
-    33.2 vs 17.4 s per Fashion-MNIST epoch); it pays only for tiny, dispatch-bound models.
-    """
-    if setting == "auto":
-        return bool(tf.config.list_logical_devices("GPU")) and not isinstance(strategy, tf.distribute.TPUStrategy)
-    return bool(setting)
-
-
-def _xla(fn: Callable, compile: bool) -> Callable:
-    """`fn` as an XLA-compiled tf.function when `compile`, else `fn` itself."""
-    return tf.function(fn, jit_compile=True, autograph=False) if compile else fn
-
-
-def _single_device(strategy: tf.distribute.Strategy) -> bool:
-    """True for the default strategy and OneDeviceStrategy: no cross-replica communication in a step."""
-    return isinstance(strategy, tf.distribute.OneDeviceStrategy) or type(strategy).__name__ == \
-        "_DefaultDistributionStrategy"

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from moe_tf.components import build_components
 from moe_tf.run import evaluate, train
-from moe_tf.training.trainer import TrainerHooks, _single_device, resolve_jit_compile
+from moe_tf.training.replicas import resolve_jit_compile, single_device
+from moe_tf.training.trainer import TrainerHooks
 from tests.conftest import tiny_config
 
 
@@ -79,9 +80,9 @@ def test_xla_step_matches_the_graph_step_on_one_device_and_on_two(mirrored):
 def test_single_device_strategies_are_recognised(mirrored):
     # Whole-step XLA relies on this; it reads the default strategy's class name, so a TensorFlow upgrade that
     # renames it must fail here.
-    assert _single_device(tf.distribute.get_strategy())
-    assert _single_device(tf.distribute.OneDeviceStrategy("/cpu:0"))
-    assert not _single_device(mirrored)
+    assert single_device(tf.distribute.get_strategy())
+    assert single_device(tf.distribute.OneDeviceStrategy("/cpu:0"))
+    assert not single_device(mirrored)
 
 
 def test_jit_compile_auto_follows_the_gpus():
