@@ -130,23 +130,39 @@ def with_other_training_text(tsv):
 
 
 def test_evaluate_and_export_keep_the_trained_vocabulary(text_run, tmp_path):
+    """With the training file rewritten (a vocabulary rebuilt from it would differ), the restored model, `evaluate`
+    and an export made then all use the trained vocabulary: the same logits as the model restored before, the
+    evaluation the model restored before gives on the (rewritten) test split, and served probabilities equal to
+    that model's."""
+    from moe_tf.run import export
+
     run_dir, metrics, tsv = text_run
-    before = evaluate(run_dir, "test")
-    trained = restore_components(run_dir)[0].model.text_vectorizers()["text"][0].vocabulary()
+    assert evaluate(run_dir, "test")["tasks"] == metrics["tasks"]
+    trained_model = restore_components(run_dir)[0].model
+    trained = trained_model.text_vectorizers()["text"][0].vocabulary()
+    assert not any(t.startswith("zzz") for t in trained)
+    expected = trained_model({"text": tf.constant(TEXTS)}, training=False)["outputs"]
     restore = with_other_training_text(tsv)
     try:
         parts, _ = restore_components(run_dir)
         assert parts.model.text_vectorizers()["text"][0].vocabulary() == trained
-        assert not any(t.startswith("zzz") for t in trained)
-        from moe_tf.run import export
-
+        logits = parts.model({"text": tf.constant(TEXTS)}, training=False)["outputs"]
+        during = evaluate(run_dir, "test")
+        hits, count = 0, 0
+        for x, y, w in parts.data.eval_dataset("test", 64):
+            topic = trained_model(x, training=False)["outputs"]["topic"].numpy()
+            labelled = w["topic"].numpy() > 0
+            hits += int((np.argmax(topic, -1) == y["topic"].numpy())[labelled].sum())
+            count += int(labelled.sum())
         out = export(run_dir, str(tmp_path / "export"))
     finally:
         restore()
-    after = evaluate(run_dir, "test")
-    assert after["tasks"] == before["tasks"] and before["tasks"] == metrics["tasks"]
-    served = tf.saved_model.load(out).signatures["task_topic"](text=tf.constant(["the team was great"]))
-    assert served["probabilities"].shape == (1, 3)
+    for task in ("topic", "sentiment"):
+        np.testing.assert_allclose(logits[task].numpy(), expected[task].numpy(), rtol=1e-6, atol=1e-6)
+    assert count > 50 and during["tasks"]["topic"]["accuracy"] == pytest.approx(hits / count, abs=1e-6)
+    served = tf.saved_model.load(out).signatures["task_topic"](text=tf.constant(TEXTS))
+    np.testing.assert_allclose(served["probabilities"].numpy(), keras.ops.softmax(expected["topic"]).numpy(),
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_resume_restores_the_vocabulary_instead_of_rebuilding_it(text_run, tmp_path):
