@@ -158,6 +158,33 @@ def test_gathered_batches_of_in_memory_arrays_equal_shuffled_examples():
     assert not np.array_equal(gathered[0][0]["image"], gathered[19][0]["image"])
 
 
+@pytest.mark.parametrize("cache", [True, False])
+def test_data_cache_reads_a_streamed_source_once_and_changes_no_batch(cache):
+    """data.cache: two epochs of a streamed source read its examples once (cache) or twice (no cache); the batches
+    are the same either way."""
+    data = build_task_data(tiny_config(data={"cache": cache, "shuffle_buffer": 500}))
+    source = next(iter(data.sources.values()))
+    source.arrays = {}  # the streamed path (as TFDS): the only one that caches
+    reads = []
+
+    def note():
+        reads.append(1)
+        return np.uint8(0)
+
+    def counted(x, y):
+        zero = tf.py_function(note, [], tf.uint8)
+        zero.set_shape([])
+        return {**x, "image": x["image"] + zero}, y
+
+    size = source.sizes["train"]
+    plain = list(data.train_dataset(64, 0, 2 * (size // 64)).as_numpy_iterator())
+    source.splits["train"] = source.splits["train"].map(counted)
+    batches = list(data.train_dataset(64, 0, 2 * (size // 64)).as_numpy_iterator())  # two epochs
+    assert len(reads) == (size if cache else 2 * size)
+    for a, b in zip(plain, batches, strict=True):
+        tf.nest.map_structure(np.testing.assert_array_equal, a, b)
+
+
 def test_epoch_order_does_not_depend_on_the_global_seed():
     # The shuffle seed of each epoch is a tensor inside the lazily generated pipeline; a global seed of 0 once made
     # tf.data compare it as a Python bool.
