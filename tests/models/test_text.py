@@ -216,19 +216,33 @@ def test_export_serves_raw_strings_without_moe_tf(text_run, tmp_path):
     assert got["topic"]["class_id"][0] == 1  # "team" is a sports word: classes are food, sports, tech
 
 
-def test_predict_reads_txt_tsv_and_jsonl(text_run, tmp_path, capsys):
+def test_predict_reads_txt_tsv_csv_and_jsonl(text_run, tmp_path, capsys):
+    """The same texts as .txt, .tsv, .csv (a quoted cell holding a comma, an extra column) and .jsonl: the same
+    predictions, which are the in-process model's probabilities."""
+    import csv
+
     run_dir, _, _ = text_run
-    (tmp_path / "in.txt").write_text("\n".join(TEXTS[:2] + TEXTS[3:]) + "\n")
-    (tmp_path / "in.tsv").write_text("id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(TEXTS[:2] + TEXTS[3:])))
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:2] + TEXTS[3:]))
+    texts = TEXTS[:2] + TEXTS[3:] + ["great pasta, awful phone"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    (tmp_path / "in.tsv").write_text("id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(texts)))
+    with open(tmp_path / "in.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["id", "text"], *([i, t] for i, t in enumerate(texts))])
+    assert '"great pasta, awful phone"' in (tmp_path / "in.csv").read_text()
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     outputs = []
-    for name in ("in.txt", "in.tsv", "in.jsonl"):
+    for name in ("in.txt", "in.tsv", "in.csv", "in.jsonl"):
         code, out, err = run_main(capsys, "predict", f"{run_dir}/export", "--input", tmp_path / name)
         assert code == 0, err
         outputs.append([json.loads(line) for line in out.strip().splitlines()])
-    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) == 4
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3] and len(outputs[0]) == 5
     assert outputs[0][0]["topic"]["class"] == "sports" and set(outputs[0][0]) == {"sentiment", "topic"}
-    assert outputs[0][0]["sentiment"]["class"] in ("neg", "pos")
+    logits = restore_components(run_dir)[0].model({"text": tf.constant(texts)}, training=False)["outputs"]
+    topic = keras.ops.softmax(logits["topic"]).numpy()
+    np.testing.assert_allclose([r["topic"]["probabilities"] for r in outputs[2]], topic, atol=2e-6)
+    assert [r["topic"]["class"] for r in outputs[2]] == [["food", "sports", "tech"][k] for k in topic.argmax(-1)]
+    sentiment = tf.sigmoid(logits["sentiment"][:, 0]).numpy()
+    np.testing.assert_allclose([r["sentiment"]["probabilities"][1] for r in outputs[2]], sentiment, atol=2e-6)
+    assert [r["sentiment"]["class"] for r in outputs[2]] == ["pos" if p > 0.5 else "neg" for p in sentiment]
 
 
 @pytest.mark.parametrize("content, message", [
