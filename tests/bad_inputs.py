@@ -1,5 +1,5 @@
-"""Bad inputs a user can give the CLI, as tables shared by the tests (tests/data/test_bad_inputs.py,
-tests/test_cli_errors.py) and the robustness figures (benchmarks/robustness.py).
+"""Bad inputs a user can give the CLI, as tables shared by the test (tests/test_cli_errors.py) and the robustness
+figures (benchmarks/robustness.py).
 
 A case builds its files in a directory and returns the `moe-tf` arguments and the strings the one-line error must
 contain. Data cases cover every source type: a missing file, wrong shapes, an empty split, labels out of range, NaN

@@ -48,7 +48,8 @@ def test_missing_files_are_named(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_demo_config_end_to_end(tmp_path, capsys):
-    """`make demo`'s config through scripts/train.py (2 epochs), then evaluate and predict on the run."""
+    """`make demo`'s config through scripts/train.py (3 epochs), then evaluate the run; training into it again is
+    refused."""
     run_dir = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "scripts/train.py", "--config", "configs/digits_mmoe.yaml",
                            "--set", "training.epochs=3", "--output-dir", str(run_dir)],

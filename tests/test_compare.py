@@ -15,7 +15,8 @@ from tests.logging.test_tensorboard import read_scalars
 
 @pytest.fixture(scope="module")
 def runs(trained_run, tmp_path_factory):
-    """runs/tiny (the trained run), runs/wide (4 experts, digit accuracy 0.1 lower), runs/pending (unfinished)."""
+    """runs/tiny (the trained run), runs/wide (4 experts, digit accuracy 0.1 lower and digit loss 0.05 lower: best
+    by one, worst by the other), runs/pending (unfinished)."""
     root = tmp_path_factory.mktemp("compare") / "runs"
     tiny = root / "tiny"
     shutil.copytree(trained_run[0], tiny, ignore=shutil.ignore_patterns("export", "checkpoints"))
@@ -27,6 +28,7 @@ def runs(trained_run, tmp_path_factory):
     (wide / "config.yaml").write_text(yaml.safe_dump(config))
     metrics = json.loads((wide / "metrics.json").read_text())
     metrics["tasks"]["digit"]["accuracy"] -= 0.1
+    metrics["tasks"]["digit"]["loss"] -= 0.05
     (wide / "metrics.json").write_text(json.dumps(metrics))
     pending = root / "pending"
     pending.mkdir()
@@ -56,9 +58,10 @@ def test_csv_and_markdown_and_a_lower_is_better_metric(runs, capsys):
     code, out, _ = run_main(capsys, "compare", f"{root}/*", "--metric", "digit/loss", "--format", "csv")
     assert code == 0
     table = list(csv.DictReader(io.StringIO(out)))
-    assert [r["run"] for r in table][:2] in (["tiny", "wide"], ["wide", "tiny"])  # same digit/loss: a tie
-    assert float(table[0]["digit/accuracy"]) in {metrics["tasks"]["digit"]["accuracy"],
-                                                 metrics["tasks"]["digit"]["accuracy"] - 0.1}
+    assert [r["run"] for r in table] == ["wide", "tiny", "pending (unfinished)"]  # wide's digit/loss is lower
+    assert float(table[0]["digit/loss"]) == pytest.approx(metrics["tasks"]["digit"]["loss"] - 0.05, abs=1e-4)
+    assert float(table[1]["digit/loss"]) == pytest.approx(metrics["tasks"]["digit"]["loss"], abs=1e-4)
+    assert float(table[0]["digit/accuracy"]) == pytest.approx(metrics["tasks"]["digit"]["accuracy"] - 0.1, abs=1e-4)
     assert table[-1]["run"] == "pending (unfinished)" and table[-1]["loss"] == ""
     code, out, _ = run_main(capsys, "compare", str(root / "tiny"), str(root / "wide"), "--format", "markdown")
     assert out.splitlines()[0].startswith("| run | model.experts.count | ")

@@ -31,6 +31,7 @@ class Case:
     path: str  # the config file
     overrides: list = field(default_factory=list)  # --set KEY=VALUE
     expect: list = field(default_factory=list)  # each must appear in the error message
+    legal: bool = False  # the "wrong" value happens to be a legal one (see LEGAL_WRONG_TYPES): validates, exit 0
 
     def argv(self) -> list:
         return ["validate", self.path, *(a for o in self.overrides for a in ("--set", o))]
@@ -146,9 +147,21 @@ def _takes_structure(info) -> bool:
     return typing.get_origin(annotation) in (list, dict) or bool(_models(annotation))
 
 
+# The one "wrong type" that is legal, found by trying every mutation site of every base config: {"wrong": "type"}
+# for a field that also takes a {str: str} mapping (a delimited source's `text`: {input name: column} renames).
+LEGAL_WRONG_TYPES = ("a {str: str} mapping for a field typed ... | dict[str, str]",)
+
+
+def _takes_str_mapping(info) -> bool:
+    annotation = _strip(info.annotation)
+    return any(typing.get_origin(a) is dict and typing.get_args(a) == (str, str)
+               for a in (annotation, *typing.get_args(annotation)))
+
+
 def field_mutation(rng, data: dict):
     """Mutates `data` in place: draws a kind of breakage, then one of the schema sites where it applies (a field
-    need not be in the config to be set wrongly). Returns (kind, the path the error must name)."""
+    need not be in the config to be set wrongly). Returns (kind, the path the error must name, whether the value
+    set is legal after all: LEGAL_WRONG_TYPES)."""
     sites = list(walk(ExperimentConfig, data))
     mappings = [(s[1], s[2], s[3]) for s in sites if s[0] == "mapping"]
     fields = [s for s in sites if s[0] == "field"]
@@ -168,10 +181,11 @@ def field_mutation(rng, data: dict):
     if kind == "unknown key":
         key = rng.choice(["bogus", "colour", "Experts", "learning_rte", "x1"])
         mapping[key] = rng.choice([1, "a", None, [1], {"k": 2}])
-        return kind, _join(path, key)
+        return kind, _join(path, key), False
     here = _join(path, name)
     if kind == "wrong type":
         mapping[name] = 3.5 if _takes_structure(info) else rng.choice([{"wrong": "type"}, [[1], [2]]])
+        return kind, here, mapping[name] == {"wrong": "type"} and _takes_str_mapping(info)
     elif kind == "out of bounds":
         bounds = _bounds(info)
         integer = _strip(info.annotation) is int
@@ -184,10 +198,10 @@ def field_mutation(rng, data: dict):
     elif kind == "missing":
         del mapping[name]
         if name == "type":  # a union's tag: the error names the mapping that lacks it
-            return kind, path
+            return kind, path, False
     else:
         mapping[name] = rng.choice(["no_such_thing", "Mmoe", "softmax2", ""])
-    return kind, here
+    return kind, here, False
 
 
 def broken_case(rng, directory: str, bases=None) -> Case | None:
@@ -200,8 +214,8 @@ def broken_case(rng, directory: str, bases=None) -> Case | None:
         drawn = field_mutation(rng, data)
         if drawn is None:
             return None
-        what, path = drawn
-        return Case(what, _write(directory, "config.yaml", yaml.safe_dump(data)), expect=[path])
+        what, path, legal = drawn
+        return Case(what, _write(directory, "config.yaml", yaml.safe_dump(data)), expect=[path], legal=legal)
     if kind == "top_k":
         tiny = copy.deepcopy(TINY)
         count = tiny["model"]["experts"]["count"]

@@ -80,11 +80,21 @@ def test_float_labels_need_a_regression_task(tabular_npz):
 
 
 def test_sample_weights_from_a_key(tmp_path):
-    np.savez(tmp_path / "w.npz", x=np.zeros((20, 2)), y=np.arange(20) % 2, w=np.arange(20, dtype=float))
+    i = np.arange(20)
+    np.savez(tmp_path / "w.npz", x=np.stack([i, -i], 1).astype(float), y=(i * 7) % 3, w=1.5 * i)
     data = load(tmp_path / "w.npz", weights={"y": "w"}, eval_fraction=0.0, test_fraction=0.25)
     assert data.sample_weights == {"y": "y__weight"} and data.labels["y__weight"].kind == "weight"
     x, y = data.arrays["train"]
-    assert y["y__weight"].dtype == np.float32 and sorted(y["y__weight"].tolist()) != list(range(15))
+    assert y["y__weight"].dtype == np.float32 and sorted(y["y__weight"].tolist()) != [1.5 * k for k in range(15)]
+    # each example keeps its own label and weight: x holds the example's index
+    held = np.concatenate([data.arrays[role][0]["x"][:, 0] for role in ("train", "test")]).astype(int)
+    assert len(x["x"]) == 15 and sorted(held.tolist()) == list(range(20))
+    for role in ("train", "test"):
+        xs, ys = data.arrays[role]
+        index = xs["x"][:, 0].astype(int)
+        np.testing.assert_array_equal(xs["x"][:, 1], -index)
+        np.testing.assert_array_equal(ys["y"], (index * 7) % 3)
+        np.testing.assert_array_equal(ys["y__weight"], 1.5 * index)
     np.savez(tmp_path / "bad.npz", x=np.zeros((3, 2)), y=np.zeros(3, int), w=np.array([1.0, -1.0, 2.0]))
     with pytest.raises(DataError, match=r"bad\.npz: sample weights 'w' has -1\.0 at example 1; weights are finite "
                                         "and >= 0"):

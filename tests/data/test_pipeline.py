@@ -97,6 +97,43 @@ def test_augmentation_keeps_shape_and_is_seeded():
     assert any(not np.array_equal(a, o) for o in others)
 
 
+def numpy_shifts(image, pad):
+    """Every crop of `image` [H, W, C] zero-padded by `pad` on each side: {(dy, dx): [H, W, C]}."""
+    h, w, _ = image.shape
+    padded = np.pad(image, [(pad, pad), (pad, pad), (0, 0)])
+    return {(dy, dx): padded[dy:dy + h, dx:dx + w] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)}
+
+
+@pytest.mark.parametrize("flip, expected", [
+    ("vertical", ["same", "up_down"]), ("horizontal", ["same", "left_right"]),
+    ("both", ["same", "up_down", "left_right", "both"])])
+def test_flips_give_exactly_the_flipped_images(flip, expected):
+    """Over 64 seeds every output is one of the mode's flips (numpy), and each of them occurs."""
+    aug = tiny_config(data={"augmentation": {"flip": flip}}).data.augmentation
+    image = np.arange(8 * 8, dtype=np.uint8).reshape(8, 8, 1)
+    flips = {"same": image, "up_down": image[::-1], "left_right": image[:, ::-1], "both": image[::-1, ::-1]}
+    seen = set()
+    for i in range(64):
+        out = augment_image(tf.constant(image), aug, tf.constant([5, i], tf.int64)).numpy()
+        (name,) = [n for n, f in flips.items() if np.array_equal(out, f)]
+        seen.add(name)
+    assert seen == set(expected)
+
+
+def test_translate_shifts_by_up_to_its_fraction_of_the_image_with_zeros_coming_in():
+    """translate 0.2 of 8 pixels: shifts of up to round(1.6) = 2 pixels each way (numpy: every crop of the image
+    padded by 2); over 300 seeds all 25 shifts occur."""
+    aug = tiny_config(data={"augmentation": {"translate": 0.2}}).data.augmentation
+    image = np.arange(1, 8 * 8 + 1, dtype=np.uint8).reshape(8, 8, 1)
+    shifts = numpy_shifts(image, 2)
+    seen = set()
+    for i in range(300):
+        out = augment_image(tf.constant(image), aug, tf.constant([9, i], tf.int64)).numpy()
+        (shift,) = [k for k, v in shifts.items() if np.array_equal(out, v)]
+        seen.add(shift)
+    assert seen == set(shifts)
+
+
 def test_multi_epoch_pipeline_equals_epochs_read_alone():
     data = build_task_data(tiny_config(data={"augmentation": {"flip": "horizontal", "crop_padding": 1}}))
     together = [x["image"].numpy() for x, _, _ in data.train_dataset(64, 19, 57)]
@@ -119,6 +156,33 @@ def test_gathered_batches_of_in_memory_arrays_equal_shuffled_examples():
     for a, b in zip(gathered, streamed):
         tf.nest.map_structure(np.testing.assert_array_equal, a, b)
     assert not np.array_equal(gathered[0][0]["image"], gathered[19][0]["image"])
+
+
+@pytest.mark.parametrize("cache", [True, False])
+def test_data_cache_reads_a_streamed_source_once_and_changes_no_batch(cache):
+    """data.cache: two epochs of a streamed source read its examples once (cache) or twice (no cache); the batches
+    are the same either way."""
+    data = build_task_data(tiny_config(data={"cache": cache, "shuffle_buffer": 500}))
+    source = next(iter(data.sources.values()))
+    source.arrays = {}  # the streamed path (as TFDS): the only one that caches
+    reads = []
+
+    def note():
+        reads.append(1)
+        return np.uint8(0)
+
+    def counted(x, y):
+        zero = tf.py_function(note, [], tf.uint8)
+        zero.set_shape([])
+        return {**x, "image": x["image"] + zero}, y
+
+    size = source.sizes["train"]
+    plain = list(data.train_dataset(64, 0, 2 * (size // 64)).as_numpy_iterator())
+    source.splits["train"] = source.splits["train"].map(counted)
+    batches = list(data.train_dataset(64, 0, 2 * (size // 64)).as_numpy_iterator())  # two epochs
+    assert len(reads) == (size if cache else 2 * size)
+    for a, b in zip(plain, batches, strict=True):
+        tf.nest.map_structure(np.testing.assert_array_equal, a, b)
 
 
 def test_epoch_order_does_not_depend_on_the_global_seed():

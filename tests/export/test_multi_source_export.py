@@ -38,14 +38,23 @@ def test_the_run_learns_every_task(multi_run):
     assert metrics["tasks"]["digit"]["accuracy"] > 0.2
 
 
-def test_numeric_statistics_come_from_the_training_split_and_are_saved(multi_run):
+def test_numeric_statistics_come_from_the_training_split_and_are_saved(multi_run, tabular_npz):
+    """The saved normalisation is numpy's mean and (population) variance of the file's rows that are in neither the
+    eval nor the test split."""
     run_dir, _ = multi_run
     parts, _ = restore_components(run_dir)
+    held_out = set()
+    for split in ("eval", "test"):
+        for x, _, _ in parts.data.eval_dataset(split, 64):
+            if "x" in x and int(x["_source"][0]) == 1:  # the tabular source's batches
+                held_out |= {row.tobytes() for row in x["x"].numpy()}
+    rows = np.load(tabular_npz)["x"]
+    train_rows = np.array([r for r in rows if r.tobytes() not in held_out], np.float64)
+    assert len(held_out) == 180 and len(train_rows) == 420  # 600 rows: 10% eval, 20% test
     preprocess = parts.model.encoders["x"].preprocess
-    mean, var = parts.data.feature_statistics("x")
-    np.testing.assert_allclose(preprocess.mean.numpy(), mean, rtol=1e-5)
-    np.testing.assert_allclose(preprocess.variance.numpy(), var, rtol=1e-5)
-    assert 1.0 < mean.mean() < 3.0 and 5.0 < var.mean() < 13.0  # the data: mean 2, std 3
+    np.testing.assert_allclose(preprocess.mean.numpy(), train_rows.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(preprocess.variance.numpy(), train_rows.var(0), rtol=1e-5)
+    assert np.abs(train_rows.mean(0) - rows.mean(0)).max() > 1e-3  # all rows would give other statistics
 
 
 def test_fresh_process_serves_each_task_by_feature_name(multi_run, tmp_path):
@@ -79,12 +88,18 @@ def test_fresh_process_serves_each_task_by_feature_name(multi_run, tmp_path):
 def test_predict_takes_the_features_it_is_given(multi_run, tmp_path, capsys):
     run_dir, _ = multi_run
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "tab.npz", x=rng.normal(2.0, 3.0, (5, 6)))
+    x = rng.normal(2.0, 3.0, (5, 6)).astype(np.float32)
+    np.savez(tmp_path / "tab.npz", x=x)
     code, out, err = run_main(capsys, "predict", run_dir, "--input", tmp_path / "tab.npz")
     assert code == 0, err[-2000:]
     rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert len(rows) == 5 and all(set(r) == {"kind", "score"} for r in rows)  # no image given: no digit
-    assert all(isinstance(r["score"]["value"], float) and r["kind"]["class"] in ("0", "1") for r in rows)
+    parts, _ = restore_components(run_dir)
+    expected = {k: v.numpy().astype(np.float64) for k, v in parts.model({"x": x}, training=False)["outputs"].items()}
+    np.testing.assert_allclose([r["score"]["value"] for r in rows], expected["score"][:, 0], rtol=1e-4, atol=1e-5)
+    p_kind = 1 / (1 + np.exp(-expected["kind"][:, 0]))
+    np.testing.assert_allclose([r["kind"]["probabilities"][1] for r in rows], p_kind, atol=2e-6)
+    assert [r["kind"]["class"] for r in rows] == ["1" if p > 0.5 else "0" for p in p_kind]
     np.save(tmp_path / "x.npy", rng.normal(size=(5, 6)))
     code, _, err = run_main(capsys, "predict", run_dir, "--input", tmp_path / "x.npy")
     assert code == 1 and "the model has 2 inputs (image, x); give a .npz" in err

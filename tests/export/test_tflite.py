@@ -17,9 +17,9 @@ from moe_tf.run import export
 
 @pytest.fixture(scope="module")
 def tflite_dir(trained_run, tmp_path_factory):
-    """float32 and int8 exports of the session's tiny digits run, through the CLI."""
+    """float32, int8, dynamic-range and float16 exports of the session's tiny digits run, through the CLI."""
     out = str(tmp_path_factory.mktemp("tflite"))
-    for mode in ("none", "int8"):
+    for mode in ("none", "int8", "dynamic", "float16"):
         assert main(["export", trained_run[0], "--format", "tflite", "--quantize", mode, "--output", out]) == 0
     return out
 
@@ -59,7 +59,7 @@ def test_int8_is_smaller_and_close(tflite_dir, saved_model):
 
 def test_compression_json_reports_each_mode(tflite_dir, trained_run):
     report = json.load(open(os.path.join(tflite_dir, "compression.json")))
-    assert report.keys() == {"none", "int8"}
+    assert report.keys() == {"none", "int8", "dynamic", "float16"}
     none, int8 = report["none"], report["int8"]
     assert none["bytes"] == os.path.getsize(os.path.join(tflite_dir, "none.tflite")) == int8["float_tflite_bytes"]
     assert int8["size_ratio_to_float"] == pytest.approx(none["bytes"] / int8["bytes"])
@@ -71,6 +71,44 @@ def test_compression_json_reports_each_mode(tflite_dir, trained_run):
     # the SavedModel's accuracy is the run's own test accuracy (same checkpoint, same split)
     for task, metrics in trained_run[1]["tasks"].items():
         assert none["tasks"][task]["saved_model"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+
+
+@pytest.mark.parametrize("mode, weight_type", [("dynamic", np.int8), ("float16", np.float16)])
+def test_weight_only_modes_store_weights_in_their_type_and_keep_float_inputs(tflite_dir, saved_model, mode,
+                                                                           weight_type):
+    """dynamic: int8 weights; float16: float16 weights; both keep the model's inputs and float32 outputs and stay
+    within quantisation error of the SavedModel."""
+    interpreter = Interpreter(model_path=os.path.join(tflite_dir, f"{mode}.tflite"))
+    assert set(interpreter.get_signature_list()) == {"task_digit", "task_high"}
+    types = {d["dtype"] for d in interpreter.get_tensor_details()}
+    assert weight_type in types
+    assert (np.int8 in types) == (mode == "dynamic") and (np.float16 in types) == (mode == "float16")
+    runner = interpreter.get_signature_runner("task_digit")
+    assert runner.get_input_details()["image"]["dtype"] == np.uint8
+    assert runner.get_output_details()["probabilities"]["dtype"] == np.float32
+    x = digits(200)
+    lite = runner(image=x)["probabilities"]
+    ref = saved_model.signatures["task_digit"](image=tf.constant(x))["probabilities"].numpy()
+    assert np.abs(lite - ref).max() < (0.05 if mode == "dynamic" else 0.005)
+    assert np.mean(np.argmax(lite, -1) == np.argmax(ref, -1)) > 0.95
+    assert not np.array_equal(lite, ref)  # quantised weights: not the float model
+    # smaller than float32 (by less than the 4x or 2x of the weights alone: the graph and signatures are not)
+    assert os.path.getsize(os.path.join(tflite_dir, f"{mode}.tflite")) < 0.85 * os.path.getsize(
+        os.path.join(tflite_dir, "none.tflite"))
+
+
+def test_a_text_model_is_refused_before_anything_is_written(reviews_tsv, tmp_path):
+    from moe_tf.components import build_components
+    from moe_tf.config.loader import validate_config
+    from moe_tf.errors import MoeTfError
+    from moe_tf.export.tflite import export_tflite
+    from tests.conftest import text_dict
+
+    parts = build_components(validate_config(text_dict(reviews_tsv)), training=False)
+    with pytest.raises(MoeTfError, match=r"--format tflite: the text input\(s\) \['text'\] need TensorFlow's "
+                                         r"string ops.*serve this model from its SavedModel"):
+        export_tflite(parts, str(tmp_path / "out"), "none")
+    assert not os.path.exists(tmp_path / "out")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -127,6 +127,15 @@ def test_values_are_real(events):
     assert "type: mmoe" in config_text
 
 
+def test_the_logged_test_metrics_are_the_runs(events, trained_run):
+    """The test split's scalars are metrics.json's values (the test evaluation is logged once, at the last step)."""
+    metrics = json.load(open(os.path.join(trained_run[0], "metrics.json")))
+    assert [e.step for e in events.Tensors("test/loss")] == [metrics["step"]]
+    assert values(events, "test/loss") == [pytest.approx(metrics["loss"], rel=1e-6)]
+    for task, name in (("digit", "loss"), ("digit", "accuracy"), ("digit", "top5_accuracy"), ("high", "accuracy")):
+        assert values(events, f"test/{task}/{name}") == [pytest.approx(metrics["tasks"][task][name], rel=1e-6)]
+
+
 def test_task_gradient_telemetry(events):
     # logging.gradient_stats_every: 10 over 38 steps: measured before steps 1, 11, 21 and 31
     norms = values(events, "train/grads/norm/digit")

@@ -70,8 +70,11 @@ def test_trains_under_each_strategy(data, mirrored, architecture, gate, expert_i
             assert sum(g["expert_weights"]) == pytest.approx(1.0, abs=1e-5)
         if gate in SPARSE:
             assert 0.0 <= g["dropped"] <= 1.0 and len(g["routed"]) == len(g["expert_weights"])
-    if gate == "noisy_top_k":
-        assert {"importance", "load"} <= set(gates["digit"]["aux"]) and gates["digit"]["aux"]["importance"] >= 0
+    if gate == "noisy_top_k":  # w · CV² of per-expert sums: 0 when balanced, at most w · (E - 1) (its exact value:
+        # tests/models/test_routing.py)
+        assert {"importance", "load"} <= set(gates["digit"]["aux"])
+        assert 0.0 < gates["digit"]["aux"]["importance"] <= 0.01 * (3 - 1)
+        assert 0.0 < gates["digit"]["aux"]["load"] <= 0.01 * (3 - 1)
     if gate == "switch":
         assert 0.0 < gates["digit"]["aux"]["balance"] <= 0.01 * 3  # α · E · Σ f·P, and Σ f·P <= 1
 
@@ -228,6 +231,27 @@ def test_sparse_run_from_yaml_through_the_cli(tmp_path, capsys):
     for r in rows[1:]:
         weights = [float(w) for w in r[3:]]
         assert 0.0 <= sum(weights) <= 1.0 + 1e-6  # switch: the chosen expert's probability
+    # each row is the mean, over the eval examples of that true class, of the weights of the gate the task reads
+    from moe_tf.components import restore_components
+
+    parts, _ = restore_components(run_dir)
+    weights, labels = {"digit": [], "high": []}, {"digit": [], "high": []}
+    for x, y, _ in parts.data.eval_dataset("eval", 64):
+        gates = parts.model(x, training=False)["gates"]
+        for task in weights:
+            weights[task].append(gates[task]["weights"].numpy())
+            labels[task].append(y[task].numpy())
+    expected = {}
+    for task in weights:
+        w, y = np.concatenate(weights[task]), np.concatenate(labels[task])
+        for c in np.unique(y[y >= 0]):
+            expected[(task, str(c))] = (int((y == c).sum()), w[y == c].mean(0))
+    assert {(r[0], r[1]) for r in rows[1:]} == set(expected)
+    for r in rows[1:]:
+        n, mean = expected[(r[0], r[1])]
+        assert int(r[2]) == n
+        np.testing.assert_allclose([float(v) for v in r[3:]], mean, atol=2e-6, err_msg=str(r[:2]))
+    assert len({tuple(np.round(mean, 3)) for _, mean in expected.values()}) > 1  # classes are routed differently
 
 
 def csv_rows(path):
@@ -235,3 +259,70 @@ def csv_rows(path):
 
     with open(path) as f:
         yield from csv.reader(f)
+
+
+# ---- PLE's wiring between levels, by hand in numpy ----------------------------------------------------------------
+
+
+def np_activation(name, x):
+    if name == "relu":
+        return np.maximum(x, 0.0)
+    if name == "tanh":
+        return np.tanh(x)
+    if name == "gelu":  # exact: x Φ(x)
+        from math import erf
+
+        return x * 0.5 * (1.0 + np.vectorize(erf)(x / np.sqrt(2.0)))
+    if name == "silu":
+        return x / (1.0 + np.exp(-x))
+    if name == "elu":
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0.0)))
+    raise ValueError(name)
+
+
+def np_experts(pool, x, activation):
+    """Every expert of an ExpertPool on x [batch, d] → [batch, experts, units], layer by layer."""
+    h = np.repeat(x[:, None, :], pool.num_experts, axis=1)
+    for kernel, bias in zip(pool.kernels, pool.biases):
+        h = np_activation(activation, np.einsum("bei,eio->beo", h, kernel.numpy()) + bias.numpy()[None])
+    return h
+
+
+def np_softmax_gate(gate, x):
+    logits = x @ gate.logits.kernel.numpy() + gate.logits.bias.numpy()
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_ple_levels_are_wired_as_in_the_paper():
+    """A 2-level PLE (tasks a, b; 2 shared experts and 1 per task; tanh) against numpy: level 0's task experts and
+    gates read the input; its shared gate mixes every expert of the level into the next level's shared input; level
+    1's task experts and gate read their task's level-0 output, its shared experts the shared one; no shared gate
+    at the top (Tang et al., RecSys 2020, section 4.3)."""
+    from moe_tf.models.architectures.ple import PLE
+
+    ple = PLE(task_names=["a", "b"], experts={"count": 2, "units": [5, 4]}, gate={"type": "softmax"}, levels=2,
+              task_experts=1, activation="tanh")
+    x = np.random.default_rng(0).normal(size=(6, 7)).astype(np.float32)
+    features, routes = ple(x)
+    for variable in ple.trainable_variables:  # non-zero biases, so a bias wired to the wrong place shows
+        variable.assign(np.random.default_rng(len(variable.path)).normal(0, 0.5, variable.shape))
+    features, routes = ple(x)
+
+    inputs = {"shared": x.astype(np.float64), "a": x.astype(np.float64), "b": x.astype(np.float64)}
+    for i, level in enumerate(ple.levels):
+        ys = {g: np_experts(level.pools[g], inputs[g], "tanh") for g in ("shared", "a", "b")}
+        out = {}
+        for t in ("a", "b"):
+            w = np_softmax_gate(level.gates[t], inputs[t])  # over [shared_0, shared_1, t_0]
+            out[t] = np.einsum("be,beu->bu", w, np.concatenate([ys["shared"], ys[t]], axis=1))
+        if i == 0:
+            assert set(level.gates) == {"a", "b", "shared"}
+            w = np_softmax_gate(level.gates["shared"], inputs["shared"])  # over every expert of the level
+            out["shared"] = np.einsum("be,beu->bu", w, np.concatenate([ys["shared"], ys["a"], ys["b"]], axis=1))
+            np.testing.assert_allclose(routes["level0_shared"]["weights"].numpy(), w, rtol=1e-5, atol=1e-6)
+        else:
+            assert set(level.gates) == {"a", "b"}
+        inputs = out
+    for t in ("a", "b"):
+        np.testing.assert_allclose(features[t].numpy(), inputs[t], rtol=1e-5, atol=1e-6, err_msg=t)

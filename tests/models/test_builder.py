@@ -204,3 +204,51 @@ def test_the_model_rebuilds_from_its_keras_config_with_typed_configs_inside():
     rebuilt.set_weights(model.get_weights())
     for task, logits in model(inputs, training=False)["outputs"].items():
         np.testing.assert_allclose(rebuilt(inputs, training=False)["outputs"][task], logits, rtol=1e-6)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "silu", "tanh", "elu"])
+def test_model_activation_reaches_the_trunk_experts_and_towers(data, activation):
+    """`model.activation` is what the trunk, every expert and the towers apply: each against numpy's formula on
+    the layer's own weights."""
+    from tests.models.test_architectures import np_activation, np_experts
+
+    model = build_model(tiny_config(model={"activation": activation}).model, data)
+    rng = np.random.default_rng(1)
+
+    def np_stack(stack, h):
+        for layer in stack.dense_layers:
+            h = np_activation(activation, h @ layer.kernel.numpy() + layer.bias.numpy())
+        return h
+
+    pool = model.mixture.levels[0].pools["shared"]
+    for layer, reference, width in ((model.backbones["shared"].trunk, np_stack, None),
+                                    (pool, lambda p, h: np_experts(p, h, activation), pool.kernels[0].shape[1]),
+                                    (model.towers["digit"], np_stack, None)):
+        width = width or layer.dense_layers[0].kernel.shape[0]
+        x = rng.normal(0, 2, (5, width)).astype(np.float32)
+        np.testing.assert_allclose(layer(x).numpy(), reference(layer, x.astype(np.float64)), rtol=1e-4, atol=1e-5,
+                                   err_msg=layer.name)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_normalize_numeric_standardises_with_the_training_rows_or_passes_through(tabular_npz, normalize):
+    """normalize_numeric true: the model's first step on a numeric input is (x - mean) / sqrt(var + 1e-6) with
+    numpy's statistics of the training split; false: the raw values, and no statistics in the model."""
+    from tests.conftest import multi_dict
+
+    raw = multi_dict(tabular_npz, model={"normalize_numeric": normalize})
+    del raw["data"]["sources"]["digits"]
+    raw["tasks"] = raw["tasks"][1:]
+    config = validate_config(raw)
+    data = build_task_data(config)
+    model = build_model(config.model, data)
+    train_x = np.concatenate([x["x"] for x, _ in data.sources["tab"].splits["train"].batch(1000).as_numpy_iterator()])
+    assert train_x.shape == (420, 6)
+    x = np.random.default_rng(2).normal(2.0, 3.0, (4, 6)).astype(np.float32)
+    got = model.encoders["x"].preprocess(x).numpy()
+    if normalize:
+        mean, var = train_x.astype(np.float64).mean(0), train_x.astype(np.float64).var(0)
+        np.testing.assert_allclose(got, (x - mean) / np.sqrt(var + 1e-6), rtol=1e-5, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(got, x)
+        assert not model.encoders["x"].preprocess.weights

@@ -130,23 +130,39 @@ def with_other_training_text(tsv):
 
 
 def test_evaluate_and_export_keep_the_trained_vocabulary(text_run, tmp_path):
+    """With the training file rewritten (a vocabulary rebuilt from it would differ), the restored model, `evaluate`
+    and an export made then all use the trained vocabulary: the same logits as the model restored before, the
+    evaluation the model restored before gives on the (rewritten) test split, and served probabilities equal to
+    that model's."""
+    from moe_tf.run import export
+
     run_dir, metrics, tsv = text_run
-    before = evaluate(run_dir, "test")
-    trained = restore_components(run_dir)[0].model.text_vectorizers()["text"][0].vocabulary()
+    assert evaluate(run_dir, "test")["tasks"] == metrics["tasks"]
+    trained_model = restore_components(run_dir)[0].model
+    trained = trained_model.text_vectorizers()["text"][0].vocabulary()
+    assert not any(t.startswith("zzz") for t in trained)
+    expected = trained_model({"text": tf.constant(TEXTS)}, training=False)["outputs"]
     restore = with_other_training_text(tsv)
     try:
         parts, _ = restore_components(run_dir)
         assert parts.model.text_vectorizers()["text"][0].vocabulary() == trained
-        assert not any(t.startswith("zzz") for t in trained)
-        from moe_tf.run import export
-
+        logits = parts.model({"text": tf.constant(TEXTS)}, training=False)["outputs"]
+        during = evaluate(run_dir, "test")
+        hits, count = 0, 0
+        for x, y, w in parts.data.eval_dataset("test", 64):
+            topic = trained_model(x, training=False)["outputs"]["topic"].numpy()
+            labelled = w["topic"].numpy() > 0
+            hits += int((np.argmax(topic, -1) == y["topic"].numpy())[labelled].sum())
+            count += int(labelled.sum())
         out = export(run_dir, str(tmp_path / "export"))
     finally:
         restore()
-    after = evaluate(run_dir, "test")
-    assert after["tasks"] == before["tasks"] and before["tasks"] == metrics["tasks"]
-    served = tf.saved_model.load(out).signatures["task_topic"](text=tf.constant(["the team was great"]))
-    assert served["probabilities"].shape == (1, 3)
+    for task in ("topic", "sentiment"):
+        np.testing.assert_allclose(logits[task].numpy(), expected[task].numpy(), rtol=1e-6, atol=1e-6)
+    assert count > 50 and during["tasks"]["topic"]["accuracy"] == pytest.approx(hits / count, abs=1e-6)
+    served = tf.saved_model.load(out).signatures["task_topic"](text=tf.constant(TEXTS))
+    np.testing.assert_allclose(served["probabilities"].numpy(), keras.ops.softmax(expected["topic"]).numpy(),
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_resume_restores_the_vocabulary_instead_of_rebuilding_it(text_run, tmp_path):
@@ -200,19 +216,33 @@ def test_export_serves_raw_strings_without_moe_tf(text_run, tmp_path):
     assert got["topic"]["class_id"][0] == 1  # "team" is a sports word: classes are food, sports, tech
 
 
-def test_predict_reads_txt_tsv_and_jsonl(text_run, tmp_path, capsys):
+def test_predict_reads_txt_tsv_csv_and_jsonl(text_run, tmp_path, capsys):
+    """The same texts as .txt, .tsv, .csv (a quoted cell holding a comma, an extra column) and .jsonl: the same
+    predictions, which are the in-process model's probabilities."""
+    import csv
+
     run_dir, _, _ = text_run
-    (tmp_path / "in.txt").write_text("\n".join(TEXTS[:2] + TEXTS[3:]) + "\n")
-    (tmp_path / "in.tsv").write_text("id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(TEXTS[:2] + TEXTS[3:])))
-    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:2] + TEXTS[3:]))
+    texts = TEXTS[:2] + TEXTS[3:] + ["great pasta, awful phone"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    (tmp_path / "in.tsv").write_text("id\ttext\n" + "".join(f"{i}\t{t}\n" for i, t in enumerate(texts)))
+    with open(tmp_path / "in.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["id", "text"], *([i, t] for i, t in enumerate(texts))])
+    assert '"great pasta, awful phone"' in (tmp_path / "in.csv").read_text()
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     outputs = []
-    for name in ("in.txt", "in.tsv", "in.jsonl"):
+    for name in ("in.txt", "in.tsv", "in.csv", "in.jsonl"):
         code, out, err = run_main(capsys, "predict", f"{run_dir}/export", "--input", tmp_path / name)
         assert code == 0, err
         outputs.append([json.loads(line) for line in out.strip().splitlines()])
-    assert outputs[0] == outputs[1] == outputs[2] and len(outputs[0]) == 4
+    assert outputs[0] == outputs[1] == outputs[2] == outputs[3] and len(outputs[0]) == 5
     assert outputs[0][0]["topic"]["class"] == "sports" and set(outputs[0][0]) == {"sentiment", "topic"}
-    assert outputs[0][0]["sentiment"]["class"] in ("neg", "pos")
+    logits = restore_components(run_dir)[0].model({"text": tf.constant(texts)}, training=False)["outputs"]
+    topic = keras.ops.softmax(logits["topic"]).numpy()
+    np.testing.assert_allclose([r["topic"]["probabilities"] for r in outputs[2]], topic, atol=2e-6)
+    assert [r["topic"]["class"] for r in outputs[2]] == [["food", "sports", "tech"][k] for k in topic.argmax(-1)]
+    sentiment = tf.sigmoid(logits["sentiment"][:, 0]).numpy()
+    np.testing.assert_allclose([r["sentiment"]["probabilities"][1] for r in outputs[2]], sentiment, atol=2e-6)
+    assert [r["sentiment"]["class"] for r in outputs[2]] == ["pos" if p > 0.5 else "neg" for p in sentiment]
 
 
 @pytest.mark.parametrize("content, message", [

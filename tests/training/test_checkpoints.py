@@ -15,8 +15,9 @@ from tests.conftest import run_main, tiny_config
 from tests.training.test_trainer import _weights
 
 
-def config(steps):
-    return tiny_config(training={"steps": steps, "checkpoint_every": 10, "eval_every": 10, "keep_checkpoints": 3})
+def config(steps, **sections):
+    return tiny_config(training={"steps": steps, "checkpoint_every": 10, "eval_every": 10, "keep_checkpoints": 3},
+                       **sections)
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +62,18 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(stopped_at_30,
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-def test_a_garbled_state_file_does_not_hide_the_checkpoints(stopped_at_30, tmp_path):
+def test_a_garbled_state_file_does_not_hide_the_checkpoints(stopped_at_30, tmp_path, capsys):
+    """Resumed from step 30, not started afresh (which would also end at step 40): the log says so, and only the
+    evaluation at step 40 runs in this process (a fresh start would evaluate at 10, 20, 30 and 40)."""
     run_dir, root = stopped_at_30
     with open(os.path.join(root, "checkpoint"), "w") as f:
         f.write("model_checkpoint_path: {{{ garbage")
-    metrics = train(config(40), run_dir, resume=True, export=False)
+    evaluated = []
+    metrics = train(config(40, logging={"progress": "lines"}), run_dir, resume=True, export=False,
+                    observer=lambda step, summary: evaluated.append(step))
     assert metrics["step"] == 40
+    assert "resumed from step 30" in capsys.readouterr().err
+    assert evaluated == [40]
     assert not os.path.exists(os.path.join(root, "corrupt"))
 
 

@@ -163,22 +163,108 @@ def test_new_run_refuses_to_overwrite(trained_run):
         train(tiny_config(), run_dir)
 
 
-def test_early_stopping_stops_and_restores_the_best_weights(tmp_path):
-    # min_delta is larger than any change of the loss: the first evaluation (step 4: 19 steps per epoch, 4
-    # evaluations per epoch) stays the best, and training stops after `patience` more evaluations, at step 12, with
-    # weights that have moved since step 4.
-    config = tiny_config(training={"epochs": 10, "evals_per_epoch": 4,
-                                   "early_stopping": {"monitor": "eval/loss", "patience": 2, "min_delta": 100.0}})
-    run_dir = str(tmp_path / "es")
-    metrics = train(config, run_dir, export=False)
-    assert metrics["step"] == 12
+def reference_early_stop(evals, higher_is_better, patience, min_delta=0.0):
+    """Early stopping by hand on the logged [(step, value), ...]: (best step, step training stops at or None)."""
+    best_step, best, bad = None, None, 0
+    for step, value in evals:
+        better = best is None or (value > best + min_delta if higher_is_better else value < best - min_delta)
+        if better:
+            best_step, best, bad = step, value, 0
+        else:
+            bad += 1
+            if bad == patience:
+                return best_step, step
+    return best_step, None
+
+
+@pytest.mark.parametrize("monitor, mode, higher", [
+    ("eval/digit/accuracy", "max", True), ("eval/digit/accuracy", "auto", True), ("eval/digit/accuracy", "min", False),
+    ("eval/loss", "min", False), ("eval/loss", "auto", False), ("eval/loss", "max", True)])
+def test_early_stopping_by_hand(monitor, mode, higher):
+    """The rule against a hand-written sequence: improvement by more than min_delta in the monitor's direction
+    (auto: a loss is minimised, an accuracy maximised) resets the count; `patience` evaluations without one stop."""
+    from moe_tf.config.schema import EarlyStoppingConfig
+    from moe_tf.training.early_stopping import EarlyStopping
+
+    values = [0.50, 0.60, 0.55, 0.605, 0.45, 0.70, 0.68, 0.69, 0.30]
+    early = EarlyStopping(EarlyStoppingConfig(monitor=monitor, mode=mode, patience=2, min_delta=0.01))
+    got = []
+    for value in values:
+        summary = {"loss": value, "tasks": {"digit": {"accuracy": value}}}
+        got.append(early.update(summary))
+    if higher:  # 0.50 ↑, 0.60 ↑, 0.55, 0.605 (< 0.61: not by min_delta) → stop; then 0.45, 0.70 ↑, 0.68, 0.69 → stop
+        expected = [(True, False), (True, False), (False, False), (False, True), (False, True), (True, False),
+                    (False, False), (False, True), (False, True)]
+    else:  # 0.50 ↓, 0.60, 0.55 → stop, 0.605, 0.45 ↓, 0.70, 0.68 → stop, 0.69, 0.30 ↓
+        expected = [(True, False), (False, False), (False, True), (False, True), (True, False), (False, False),
+                    (False, True), (False, True), (True, False)]
+    assert got == expected
+    assert early.best_value == pytest.approx(0.70 if higher else 0.30)
+
+
+def early_stopping_config(monitor, mode="auto", restore_best=True, **training):
+    """Evaluations every 4 steps (19 per epoch, 4 evaluations per epoch) for at most 10 epochs, patience 2."""
+    return tiny_config(training={"epochs": 10, "evals_per_epoch": 4, **training,
+                                 "early_stopping": {"monitor": monitor, "mode": mode, "patience": 2,
+                                                    "restore_best": restore_best}})
+
+
+@pytest.fixture(scope="module")
+def stopped_on_accuracy(tmp_path_factory):
+    """A run early-stopped on eval/high/accuracy (mode auto: maximised): (run dir, metrics)."""
+    run_dir = str(tmp_path_factory.mktemp("runs") / "es")
+    return run_dir, train(early_stopping_config("eval/high/accuracy"), run_dir, export=False)
+
+
+def check_early_stop(run_dir, metrics, monitor, higher, restore_best):
+    """The step training stopped at and the best checkpoint's step are those early stopping by hand gives on the
+    evaluations the run logged; the test metrics are the best weights' (restore_best) or the last ones'. Returns
+    (best step, stop step)."""
+    from tests.logging.test_tensorboard import read_scalars
+
+    evals = read_scalars(os.path.join(run_dir, "logs"))[monitor]
+    best_step, stop_step = reference_early_stop(evals, higher, patience=2)
+    assert stop_step is not None and stop_step < 190, evals  # it did stop early
+    assert best_step < stop_step - 4, evals  # the best weights are not the last ones
+    assert metrics["step"] == stop_step and [s for s, _ in evals][-1] == stop_step
     best = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints", "best"))
-    assert best.endswith("ckpt-4")
-    # the test metrics were computed with the best weights (step 4), not the last ones (step 12)
+    assert best.endswith(f"ckpt-{best_step}")
     at_best, at_last = evaluate(run_dir, "test", "best"), evaluate(run_dir, "test", "latest")
-    assert at_best["step"] == 4 and at_last["step"] == 12
-    assert metrics["loss"] == pytest.approx(at_best["loss"], rel=1e-6)
-    assert abs(metrics["loss"] - at_last["loss"]) > 1e-3
+    assert at_best["step"] == best_step and at_last["step"] == stop_step
+    used, other = (at_best, at_last) if restore_best else (at_last, at_best)
+    assert metrics["loss"] == pytest.approx(used["loss"], rel=1e-6)
+    assert abs(metrics["loss"] - other["loss"]) > 1e-3
+    return best_step, stop_step
+
+
+def test_early_stopping_maximises_an_accuracy_and_restores_the_best_weights(stopped_on_accuracy):
+    check_early_stop(*stopped_on_accuracy, "eval/high/accuracy", higher=True, restore_best=True)
+
+
+def test_early_stopping_minimises_in_mode_min_and_can_keep_the_last_weights(tmp_path):
+    """mode min on a metric auto would maximise (top-5 accuracy drops early in this run); restore_best false."""
+    run_dir = str(tmp_path / "es")
+    metrics = train(early_stopping_config("eval/digit/top5_accuracy", mode="min", restore_best=False), run_dir,
+                    export=False)
+    check_early_stop(run_dir, metrics, "eval/digit/top5_accuracy", higher=False, restore_best=False)
+
+
+def test_early_stopping_continues_across_a_resume_in_the_middle_of_patience(stopped_on_accuracy, tmp_path):
+    """Stopped one evaluation after the best (one bad evaluation of patience 2 spent) and resumed: training stops at
+    the next evaluation, with the same best checkpoint and test metrics, as the run that was never interrupted (a
+    fresh count would stop an evaluation later; a fresh best would take the first evaluation after the resume)."""
+    from tests.logging.test_tensorboard import read_scalars
+
+    straight, metrics = stopped_on_accuracy
+    evals = read_scalars(os.path.join(straight, "logs"))["eval/high/accuracy"]
+    best_step, stop_step = reference_early_stop(evals, True, patience=2)
+    assert stop_step - best_step == 8  # two evaluations after the best: a resume between them is possible
+    resumed = str(tmp_path / "resumed")
+    train(early_stopping_config("eval/high/accuracy", steps=best_step + 4), resumed, export=False)
+    again = train(early_stopping_config("eval/high/accuracy"), resumed, resume=True, export=False)
+    assert again["step"] == stop_step
+    assert tf.train.latest_checkpoint(os.path.join(resumed, "checkpoints", "best")).endswith(f"ckpt-{best_step}")
+    assert again["loss"] == pytest.approx(metrics["loss"], rel=1e-6)
 
 
 def test_trained_run_writes_everything(trained_run):
