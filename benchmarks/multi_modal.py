@@ -32,7 +32,7 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.report import train_for, write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import validate_config  # noqa: E402
-from tests.tabular import write_tabular_npz  # noqa: E402
+from moe_tf.testing.files import write_tabular_npz  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FASHION = "/usr/share/datasets/fashion-mnist"

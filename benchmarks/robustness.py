@@ -1,7 +1,8 @@
 """Robustness figures: how many broken configs, bad data files and bad command lines get a clear error (exit code 1
 or 2, one message naming the field/file/value, no traceback), and how many SIGKILL-and-resume trials end with the
-metrics of an uninterrupted run. The cases are the tests' own (tests/config/broken_configs.py, tests/bad_inputs.py);
-here there are more of them (`--configs`) and every outcome is counted instead of failing at the first.
+metrics of an uninterrupted run. The cases are the tests' own (moe_tf/testing/broken_configs.py,
+moe_tf/testing/bad_inputs.py); here there are more of them (`--configs`) and every outcome is counted instead of
+failing at the first.
 
     python benchmarks/robustness.py [--configs 2000] [--kill-trials 6] [--name robustness]
 
@@ -24,7 +25,8 @@ import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)
 
 from benchmarks.report import write_results  # noqa: E402
 
@@ -48,9 +50,9 @@ def clear(code, err, expected, command) -> bool:
 
 
 def fuzz(n: int, seed: int) -> tuple[collections.Counter, collections.Counter, list]:
-    from tests.config.broken_configs import base_configs, broken_case
+    from moe_tf.testing.broken_configs import base_configs, broken_case
 
-    bases = base_configs()
+    bases = base_configs(os.path.join(ROOT, "configs"))
     tried, ok, failures = collections.Counter(), collections.Counter(), []
     rng = random.Random(seed)
     while sum(tried.values()) < n:
@@ -70,7 +72,7 @@ def fuzz(n: int, seed: int) -> tuple[collections.Counter, collections.Counter, l
 
 
 def table_cases(trained: str) -> tuple[int, int, list]:
-    from tests.bad_inputs import CLI_CASES, DATA_CASES, copy_run
+    from moe_tf.testing.bad_inputs import CLI_CASES, DATA_CASES, copy_run
 
     tried, ok, failures = 0, 0, []
     for name, make in sorted(DATA_CASES.items()):
@@ -100,7 +102,7 @@ def table_cases(trained: str) -> tuple[int, int, list]:
 def kill_trials(trials: int, seed: int) -> list[tuple[int, int, bool]]:
     """SIGKILL at a random logged step, resume, compare with an uninterrupted run: [(kill step, resumed from,
     identical)]."""
-    from tests.training.test_signals import STEPS, finish, read_until, start, write_config
+    from moe_tf.testing.processes import STEPS, finish, read_until, start, write_config
 
     rng = random.Random(seed)
     scratch = tempfile.mkdtemp(prefix="moe_tf_kill_")
@@ -146,7 +148,7 @@ def main() -> None:
 
     from moe_tf.config.loader import validate_config
     from moe_tf.run import train
-    from tests.conftest import tiny_dict
+    from moe_tf.testing.configs import tiny_dict
 
     scratch = tempfile.mkdtemp(prefix="moe_tf_robust_")
     try:

@@ -18,7 +18,8 @@ _cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 from moe_tf.config.loader import deep_merge, validate_config  # noqa: E402
-from tests.tabular import write_tabular_npz  # noqa: E402
+from moe_tf.testing.configs import TINY, tiny_dict  # noqa: E402,F401  (re-exported to the tests)
+from moe_tf.testing.files import write_tabular_npz  # noqa: E402
 from tests.text_data import write_reviews_tsv  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -32,19 +33,6 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in START_FIRST)  # stable: otherwise as collected
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
-TINY = {
-    "experiment": {"name": "tiny", "seed": 7},
-    "data": {"sources": {"digits": {"type": "digits"}}, "shuffle_buffer": 2000},
-    "tasks": [
-        {"name": "digit", "dataset": "digits", "metrics": ["accuracy", "top5_accuracy"]},
-        {"name": "high", "dataset": "digits", "type": "binary", "label_map": [0, 0, 0, 0, 0, 1, 1, 1, 1, 1],
-         "weight": 0.5},
-    ],
-    "model": {"architecture": "mmoe", "stem": {"type": "conv", "filters": [8]}, "trunk": {"units": [32]},
-              "experts": {"count": 3, "units": [16]}, "tower": {"units": [16]}},
-    "training": {"epochs": 2, "batch_size": 64, "log_every": 5, "optimizer": {"learning_rate": 0.01}},
-    "logging": {"progress": "none"},
-}
 
 
 def multi_dict(npz_path, **sections) -> dict:
@@ -79,11 +67,6 @@ def text_dict(tsv_path, **sections) -> dict:
         "logging": {"progress": "none"},
     }
     return deep_merge(base, sections)
-
-
-def tiny_dict(**sections) -> dict:
-    """The tiny digits config as a dict, with `sections` deep-merged over it."""
-    return deep_merge(TINY, sections)
 
 
 def tiny_config(**sections):

@@ -1,5 +1,5 @@
-"""Every bad input (tests/bad_inputs.py) through the real CLI: exit code 2 for a configuration error, 1 for any other,
-one line naming the file, the key or the value, no traceback, and nothing already written touched."""
+"""Every bad input (moe_tf/testing/bad_inputs.py) through the real CLI: exit code 2 for a configuration error, 1 for
+any other, one line naming the file, the key or the value, no traceback, and nothing already written touched."""
 
 import contextlib
 import io
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from moe_tf import cli
-from tests.bad_inputs import CLI_CASES, DATA_CASES, copy_run
+from moe_tf.testing.bad_inputs import CLI_CASES, DATA_CASES, copy_run
 from tests.test_run_dir import snapshot
 
 

@@ -1,4 +1,4 @@
-"""Property-based: every broken config (600 drawn from the real schema, tests/config/broken_configs.py) gives
+"""Property-based: every broken config (600 drawn from the real schema, moe_tf/testing/broken_configs.py) gives
 `moe-tf validate` exit code 2 and one readable message naming the field, the file or the --set key; never a
 traceback, never a config that silently validates. The one exception is a "wrong" value that is legal after all
 (broken_configs.LEGAL_WRONG_TYPES): such a case must validate, and is counted apart."""
@@ -6,6 +6,7 @@ traceback, never a config that silently validates. The one exception is a "wrong
 import contextlib
 import copy
 import io
+import os
 import tempfile
 
 import yaml
@@ -13,9 +14,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from moe_tf import cli
-from tests.config.broken_configs import Case, base_configs, broken_case
+from moe_tf.testing.broken_configs import Case, base_configs, broken_case
+from tests.conftest import REPO
 
-BASES = base_configs()
+BASES = base_configs(os.path.join(REPO, "configs"))
 
 
 def run_validate(case):

@@ -1,8 +1,6 @@
 """Every data source, with real local data where this machine has it and TFDS mocked (nothing downloads)."""
 
-import gzip
 import os
-import struct
 
 import numpy as np
 import pytest
@@ -12,6 +10,7 @@ from moe_tf.data.digits import DigitsSource
 from moe_tf.data.idx import IdxSource, read_idx
 from moe_tf.data.tfds import TfdsSource
 from moe_tf.errors import DataError
+from moe_tf.testing.files import write_idx
 from tests.conftest import FASHION_DIR
 
 
@@ -26,14 +25,6 @@ def test_digits_splits_are_disjoint_and_complete():
     assert data.labels["label"].num_classes == 10
     x, labels = next(iter(data.splits["train"]))
     assert x["image"].shape == (8, 8, 1) and int(labels["label"]) in range(10)
-
-
-def write_idx(path, array):
-    codes = {np.uint8: 0x08}
-    header = bytes([0, 0, codes[array.dtype.type], array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(header + array.tobytes())
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])

@@ -14,8 +14,8 @@ import yaml
 
 from moe_tf.cli import main
 from moe_tf.config.loader import load_config
+from moe_tf.testing.processes import read_until
 from tests.conftest import REPO, tiny_dict
-from tests.processes import read_until
 
 SPACE = {
     "metric": "eval/digit/accuracy",

@@ -10,9 +10,9 @@ import tensorflow as tf
 
 from moe_tf.errors import MoeTfError
 from moe_tf.run import train
+from moe_tf.testing.files import write_tabular_npz
 from moe_tf.training.distillation import soft_loss
 from tests.conftest import multi_dict, tiny_config
-from tests.tabular import write_tabular_npz
 
 
 def softmax(z):

@@ -10,55 +10,15 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import yaml
 
-from tests.conftest import REPO, tiny_dict
+from moe_tf.testing.processes import STEPS, finish, printed_steps, read_until, start, write_config
 from tests.logging.test_tensorboard import read_scalars
-from tests.processes import printed_steps, read_until
-from tests.tabular import write_tabular_npz
 from tests.training.test_trainer import _weights
 
 pytestmark = pytest.mark.slow
-
-STEPS = 60
-
-
-def write_config(tmp_path):
-    """Digits and a tabular file (two sources: the resumed run must redraw the same source schedule) under FAMO
-    (state across steps: its logits, the last losses, Adam's moments, all in checkpoints)."""
-    # batch 8: an epoch is 200 steps, so a multi-step graph call is long enough to be stopped inside
-    data = tiny_dict(training={"steps": STEPS, "batch_size": 8, "eval_every": 20, "log_every": 5,
-                               "checkpoint_every": 10, "weighting": {"type": "famo", "learning_rate": 0.1},
-                               "deterministic": True},
-                     logging={"progress": "lines", "gate_heatmap": False})
-    data["data"]["sources"]["tab"] = {"type": "npz", "path": write_tabular_npz(tmp_path / "tab.npz", n=200),
-                                      "features": ["x"], "labels": ["kind", "score"]}
-    data["tasks"] += [{"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
-                      {"name": "score", "dataset": "tab", "label": "score", "type": "regression"}]
-    data["model"]["stems"] = {"numeric": {"type": "dense", "units": [8]}}
-    data["model"]["fusion_units"] = 16
-    path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return str(path)
-
-
-def start(config, run_dir, *extra):
-    """A `moe-tf train` process (no export: not what these tests check, and 20 % of a process's time)."""
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-m", "moe_tf", "train", "--config", config, "--output-dir", run_dir,
-                             "--no-export", *extra],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=REPO, env=env)
-
-
-def finish(proc, timeout=240):
-    _, rest = proc.communicate(timeout=timeout)
-    return rest
-
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):

@@ -24,9 +24,9 @@ class UncertaintyWeighting(LossWeighting):
 
         Σ_t α_t (c_t · exp(−s_t) · L_t + s_t / 2)
 
-    with c_t = 1/2 for regression tasks (a Gaussian likelihood) and 1 for classification (a scaled softmax), so the
-    weight c_t·exp(−s_t) settles where it balances the task's loss: 1/L_t for regression and 1/(2 L_t) for
-    classification. The s_t/2 term counts only when the task has labels in the batch (missing labels). The
+    with c_t = 1/2 for regression tasks (a Gaussian likelihood) and 1 for classification (a scaled softmax). The
+    objective is least where c_t·exp(−s_t)·L_t = 1/2, so the weight c_t·exp(−s_t) settles at 1/(2 L_t) in both
+    forms (s_t itself at log L_t for regression, log 2 L_t for classification). The s_t/2 term counts only when the task has labels in the batch (missing labels). The
     logged weight of a task is α_t · c_t · exp(−s_t).
     """
 

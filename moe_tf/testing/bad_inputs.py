@@ -15,8 +15,8 @@ import shutil
 import numpy as np
 import yaml
 
-from tests.conftest import tiny_dict
-from tests.data.test_sources import write_idx
+from moe_tf.testing.configs import tiny_dict
+from moe_tf.testing.files import write_idx
 
 # ---- data ----------------------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from moe_tf.config.loader import resolve_config_dict
 from moe_tf.config.schema import ExperimentConfig
-from tests.conftest import REPO, TINY
+from moe_tf.testing.configs import TINY
 
 
 @dataclass
@@ -37,9 +37,10 @@ class Case:
         return ["validate", self.path, *(a for o in self.overrides for a in ("--set", o))]
 
 
-def base_configs() -> list[dict]:
-    """Every shipped config resolved (bases merged), and the tiny test config."""
-    found = [resolve_config_dict(p) for p in sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml")))]
+def base_configs(configs_dir: str = "configs") -> list[dict]:
+    """Every config in `configs_dir` resolved (bases merged; the repository's shipped configs, run from its root),
+    and the tiny test config."""
+    found = [resolve_config_dict(p) for p in sorted(glob.glob(os.path.join(configs_dir, "*.yaml")))]
     return [copy.deepcopy(TINY), *found]
 
 

@@ -1,0 +1,79 @@
+"""`moe-tf train` processes the tests and the robustness benchmark start (the kill-and-resume config, start, finish),
+and reading their output with a deadline."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import select
+import subprocess
+import sys
+import time
+
+import yaml
+
+from moe_tf.testing.configs import tiny_dict
+from moe_tf.testing.files import write_tabular_npz
+
+
+def read_until(stream, pattern, timeout=240):
+    """Reads a process's pipe (`proc.stderr`, unread so far) until a line matches `pattern`; returns everything read,
+    as lines. Fails when the process ends or `timeout` seconds pass first (a hung process fails the test)."""
+    fd, text, deadline = stream.fileno(), "", time.monotonic() + timeout
+    checked = 0  # complete lines already searched
+    while True:
+        lines = text.splitlines(keepends=True)
+        complete = lines if text.endswith("\n") else lines[:-1]
+        for line in complete[checked:]:
+            if re.search(pattern, line):
+                return lines
+        checked = len(complete)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise AssertionError(f"{pattern!r} did not appear within {timeout} s:\n{text[-3000:]}")
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            raise AssertionError(f"the process ended before {pattern!r} appeared:\n{text[-3000:]}")
+        text += chunk.decode(errors="replace")
+
+
+def printed_steps(lines):
+    """The steps of the progress lines (`step N  loss ...`) among `lines`."""
+    return [int(m.group(1)) for line in lines for m in [re.search(r"\bstep (\d+)  loss", line)] if m]
+
+
+STEPS = 60
+
+
+def write_config(tmp_path: pathlib.Path) -> str:
+    """Digits and a tabular file (two sources: the resumed run must redraw the same source schedule) under FAMO
+    (state across steps: its logits, the last losses, Adam's moments, all in checkpoints)."""
+    # batch 8: an epoch is 200 steps, so a multi-step graph call is long enough to be stopped inside
+    data = tiny_dict(training={"steps": STEPS, "batch_size": 8, "eval_every": 20, "log_every": 5,
+                               "checkpoint_every": 10, "weighting": {"type": "famo", "learning_rate": 0.1},
+                               "deterministic": True},
+                     logging={"progress": "lines", "gate_heatmap": False})
+    data["data"]["sources"]["tab"] = {"type": "npz", "path": write_tabular_npz(tmp_path / "tab.npz", n=200),
+                                      "features": ["x"], "labels": ["kind", "score"]}
+    data["tasks"] += [{"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
+                      {"name": "score", "dataset": "tab", "label": "score", "type": "regression"}]
+    data["model"]["stems"] = {"numeric": {"type": "dense", "units": [8]}}
+    data["model"]["fusion_units"] = 16
+    path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def start(config: str, run_dir: str, *extra: str) -> subprocess.Popen:
+    """A `moe-tf train` process (no export: not what these tests check, and 20 % of a process's time)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen([sys.executable, "-m", "moe_tf", "train", "--config", config, "--output-dir", run_dir,
+                             "--no-export", *extra],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
+    """Waits for `proc` to end; returns the rest of its stderr."""
+    _, rest = proc.communicate(timeout=timeout)
+    return rest
