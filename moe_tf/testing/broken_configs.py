@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import yaml
 from pydantic import BaseModel
 
+from moe_tf.config.base import Choice
 from moe_tf.config.loader import resolve_config_dict
 from moe_tf.config.schema import ExperimentConfig
 from moe_tf.testing.configs import TINY
@@ -64,6 +65,8 @@ def _strip(annotation):
 def _models(annotation) -> list:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
+    if isinstance(annotation, type) and issubclass(annotation, Choice):  # a registry choice: every component's Config
+        return annotation.configs()
     return [m for arg in typing.get_args(annotation) for m in _models(arg)]
 
 
@@ -115,8 +118,8 @@ def walk(model, data: dict, path: str = ""):
                 yield from walk(sub, value, here)
 
 
-def _bounds(info) -> dict:
-    out = {}
+def _bounds(info) -> dict[str, float]:
+    out: dict[str, float] = {}
     for meta in info.metadata:
         for attr in ("ge", "gt", "le", "lt"):
             if getattr(meta, attr, None) is not None:
@@ -155,8 +158,10 @@ LEGAL_WRONG_TYPES = ("a {str: str} mapping for a field typed ... | dict[str, str
 
 def _takes_str_mapping(info) -> bool:
     annotation = _strip(info.annotation)
-    return any(typing.get_origin(a) is dict and typing.get_args(a) == (str, str)
-               for a in (annotation, *typing.get_args(annotation)))
+    return any(
+        typing.get_origin(a) is dict and typing.get_args(a) == (str, str)
+        for a in (annotation, *typing.get_args(annotation))
+    )
 
 
 def field_mutation(rng, data: dict):
@@ -168,14 +173,28 @@ def field_mutation(rng, data: dict):
     fields = [s for s in sites if s[0] == "field"]
     candidates = {
         "unknown key": [(path, mapping, None, None) for path, mapping, _ in mappings],
-        "wrong type": [(path, mapping, name, info) for path, mapping, model in mappings
-                       for name, info in model.model_fields.items() if name != "type"],
-        "out of bounds": [(path, mapping, name, info) for path, mapping, model in mappings
-                          for name, info in model.model_fields.items() if _bounds(info) and _numeric(info)],
-        "missing": [(path.rsplit(".", 1)[0] if "." in path else "", parent, name, info)
-                    for _, path, parent, name, info in fields if info.is_required()],
-        "unknown name": [(path.rsplit(".", 1)[0] if "." in path else "", parent, name, info)
-                         for _, path, parent, name, info in fields if name == "type" or _is_choice(info)],
+        "wrong type": [
+            (path, mapping, name, info)
+            for path, mapping, model in mappings
+            for name, info in model.model_fields.items()
+            if name != "type"
+        ],
+        "out of bounds": [
+            (path, mapping, name, info)
+            for path, mapping, model in mappings
+            for name, info in model.model_fields.items()
+            if _bounds(info) and _numeric(info)
+        ],
+        "missing": [
+            (path.rsplit(".", 1)[0] if "." in path else "", parent, name, info)
+            for _, path, parent, name, info in fields
+            if info.is_required()
+        ],
+        "unknown name": [
+            (path.rsplit(".", 1)[0] if "." in path else "", parent, name, info)
+            for _, path, parent, name, info in fields
+            if name == "type" or _is_choice(info)
+        ],
     }
     kind = rng.choice(sorted(k for k, v in candidates.items() if v))
     path, mapping, name, info = rng.choice(candidates[kind])
@@ -191,10 +210,10 @@ def field_mutation(rng, data: dict):
         bounds = _bounds(info)
         integer = _strip(info.annotation) is int
         if "ge" in bounds or "gt" in bounds:
-            low = bounds.get("ge", bounds.get("gt"))
+            low = bounds["ge"] if "ge" in bounds else bounds["gt"]
             mapping[name] = low - (1 if integer else 0.5) if "ge" in bounds else low - rng.choice([0, 1])
         else:
-            high = bounds.get("le", bounds.get("lt"))
+            high = bounds["le"] if "le" in bounds else bounds["lt"]
             mapping[name] = high + (1 if integer else 0.5) if "le" in bounds else high + rng.choice([0, 1])
     elif kind == "missing":
         del mapping[name]
@@ -209,8 +228,9 @@ def broken_case(rng, directory: str, bases=None) -> Case | None:
     """One broken config (files written to `directory`), or None when the drawn mutation does not apply."""
     bases = bases or base_configs()
     data = copy.deepcopy(rng.choice(bases))
-    kind = rng.choices(["field", "top_k", "yaml", "python tag", "base cycle", "missing base", "set"],
-                       weights=[60, 4, 8, 5, 4, 4, 15])[0]
+    kind = rng.choices(
+        ["field", "top_k", "yaml", "python tag", "base cycle", "missing base", "set"], weights=[60, 4, 8, 5, 4, 4, 15]
+    )[0]
     if kind == "field":
         drawn = field_mutation(rng, data)
         if drawn is None:
@@ -225,13 +245,23 @@ def broken_case(rng, directory: str, bases=None) -> Case | None:
     if kind == "yaml":
         lines = yaml.safe_dump(data).splitlines()
         at = rng.randrange(len(lines) + 1)
-        lines.insert(at, rng.choice(["  - [unclosed", "key: {a: 1", "\tindented: with a tab", ": : :",
-                                     "experts: [1, 2", "'unterminated"]))
+        lines.insert(
+            at,
+            rng.choice(
+                ["  - [unclosed", "key: {a: 1", "\tindented: with a tab", ": : :", "experts: [1, 2", "'unterminated"]
+            ),
+        )
         path = _write(directory, "config.yaml", "\n".join(lines) + "\n")
         return Case(kind, path, expect=[path])
     if kind == "python tag":
-        tag = rng.choice(["!!python/object/apply:os.system ['true']", "!!python/name:os.system",
-                          "!!python/object:collections.OrderedDict {}", "!!binary aGVsbG8="])
+        tag = rng.choice(
+            [
+                "!!python/object/apply:os.system ['true']",
+                "!!python/name:os.system",
+                "!!python/object:collections.OrderedDict {}",
+                "!!binary aGVsbG8=",
+            ]
+        )
         lines = yaml.safe_dump(data).splitlines()
         lines.insert(rng.randrange(1, len(lines) + 1), f"injected: {tag}")
         path = _write(directory, "config.yaml", "\n".join(lines) + "\n")
@@ -246,15 +276,17 @@ def broken_case(rng, directory: str, bases=None) -> Case | None:
         path = _write(directory, "config.yaml", yaml.safe_dump({"base": missing, **data}))
         return Case(kind, path, expect=[os.path.basename(missing)])
     path = _write(directory, "config.yaml", yaml.safe_dump(data))
-    key, value, expect = rng.choice([
-        ("model.experts.colour", "3", "model.experts.colour"),
-        ("training.nonexistent.deeper", "1", "training.nonexistent"),
-        (f"tasks[{len(data['tasks']) + rng.randint(0, 5)}].weight", "2", "out of range"),
-        ("tasks[no_such_task].weight", "2", "no_such_task"),
-        ("model..experts", "1", "model..experts"),
-        ("training.batch_size", "[unclosed", "training.batch_size"),
-        ("training.batch_size", "-4", "training.batch_size"),
-        ("experiment.seed.inner", "1", "experiment.seed"),
-    ])
+    key, value, expect = rng.choice(
+        [
+            ("model.experts.colour", "3", "model.experts.colour"),
+            ("training.nonexistent.deeper", "1", "training.nonexistent"),
+            (f"tasks[{len(data['tasks']) + rng.randint(0, 5)}].weight", "2", "out of range"),
+            ("tasks[no_such_task].weight", "2", "no_such_task"),
+            ("model..experts", "1", "model..experts"),
+            ("training.batch_size", "[unclosed", "training.batch_size"),
+            ("training.batch_size", "-4", "training.batch_size"),
+            ("experiment.seed.inner", "1", "experiment.seed"),
+        ]
+    )
     assignment = f"{key}={value}" if rng.random() < 0.9 else key  # sometimes no "=" at all
     return Case("set", path, [assignment], [expect if "=" in assignment else "KEY=VALUE"])

@@ -26,14 +26,15 @@ class UncertaintyWeighting(LossWeighting):
 
     with c_t = 1/2 for regression tasks (a Gaussian likelihood) and 1 for classification (a scaled softmax). The
     objective is least where c_t·exp(−s_t)·L_t = 1/2, so the weight c_t·exp(−s_t) settles at 1/(2 L_t) in both
-    forms (s_t itself at log L_t for regression, log 2 L_t for classification). The s_t/2 term counts only when the task has labels in the batch (missing labels). The
-    logged weight of a task is α_t · c_t · exp(−s_t).
+    forms (s_t itself at log L_t for regression, log 2 L_t for classification). The s_t/2 term counts only when
+    the task has labels in the batch (missing labels). The logged weight of a task is α_t · c_t · exp(−s_t).
     """
 
     class Config(StrictModel):
         type: Literal["uncertainty"] = "uncertainty"
         form: Literal["auto", "regression", "classification"] = Field(
-            "auto", description="auto: regression form for regression tasks, classification form otherwise")
+            "auto", description="auto: regression form for regression tasks, classification form otherwise"
+        )
         init: float = Field(0.0, description="initial log-variance s_t")
 
     def __init__(self, task_weights, config, seed=0, tasks=(), steps_per_epoch=1):
@@ -45,8 +46,9 @@ class UncertaintyWeighting(LossWeighting):
             return 0.5 if regression else 1.0
 
         self.coefficients = tf.constant([coefficient(n) for n in self.names], tf.float32)
-        self.log_variance = keras.Variable(np.full(len(self.names), config.init, np.float32), trainable=True,
-                                           name="uncertainty_log_variance")
+        self.log_variance = keras.Variable(
+            np.full(len(self.names), config.init, np.float32), trainable=True, name="uncertainty_log_variance"
+        )
 
     @property
     def trainable_variables(self):
