@@ -47,14 +47,20 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = [n for n in VARIANTS if not args.only or n in args.only.split(",")]
-    lines = [f"Fashion-MNIST, {args.epochs} epochs, seeds {seeds}, {os.cpu_count()} CPUs; test accuracy mean ± std",
-             f"{'variant':<14} {'params':>9} {'item':>17} {'category':>17} {'s/epoch':>8}"]
+    lines = [
+        f"Fashion-MNIST, {args.epochs} epochs, seeds {seeds}, {os.cpu_count()} CPUs; test accuracy mean ± std",
+        f"{'variant':<14} {'params':>9} {'item':>17} {'category':>17} {'s/epoch':>8}",
+    ]
     print(lines[0], flush=True)
     for name in names:
         acc, seconds, params = {"item": [], "category": []}, [], 0
         for seed in seeds:
-            overrides = [f"training.epochs={args.epochs}", f"experiment.seed={seed}", "logging.progress=none",
-                         *VARIANTS[name]]
+            overrides = [
+                f"training.epochs={args.epochs}",
+                f"experiment.seed={seed}",
+                "logging.progress=none",
+                *VARIANTS[name],
+            ]
             config = load_config(CONFIG, overrides)
             params = count_params(build_components(config, training=False).model)
             metrics = train_in_scratch_dir(config)
@@ -63,10 +69,13 @@ def main() -> None:
             seconds.append(metrics["train_seconds"] / args.epochs)
             print(f"  {name} seed {seed}: " + ", ".join(f"{t} {v[-1]:.4f}" for t, v in acc.items()), flush=True)
         cell = lambda v: f"{statistics.mean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.4f}"  # noqa: E731
-        lines.append(f"{name:<14} {params:>9,} {cell(acc['item']):>17} {cell(acc['category']):>17} "
-                     f"{statistics.median(seconds):>8.1f}")
+        lines.append(
+            f"{name:<14} {params:>9,} {cell(acc['item']):>17} {cell(acc['category']):>17} "
+            f"{statistics.median(seconds):>8.1f}"
+        )
         print(lines[-1], flush=True)
     write_results("architectures", lines)
+
 
 if __name__ == "__main__":
     main()

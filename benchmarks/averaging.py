@@ -60,15 +60,20 @@ def main() -> None:
         order = list(trainers) if repeat % 2 == 0 else list(reversed(trainers))
         for name in order:
             seconds[name].append(train_for(trainers[name], args.steps) / args.steps)
-        print(f"repeat {repeat}: " + ", ".join(f"{n} {seconds[n][-1] * 1e3:.2f} ms/step" for n in trainers),
-              flush=True)
+        print(f"repeat {repeat}: " + ", ".join(f"{n} {seconds[n][-1] * 1e3:.2f} ms/step" for n in trainers), flush=True)
     median = {name: statistics.median(values) for name, values in seconds.items()}
-    lines = [f"training.ema_momentum step cost: {os.path.relpath(args.config, REPO)}"
-             f"{' with ' + ', '.join(args.set) if args.set else ''}, {params:,} trainable parameters averaged, "
-             f"{args.steps} steps × {args.repeats} interleaved repeats, {os.cpu_count()} CPUs; median ms/step",
-             *(f"{name:<9} {median[name] * 1e3:8.2f}  (repeats: "
-               + ", ".join(f"{s * 1e3:.2f}" for s in seconds[name]) + ")" for name in trainers),
-             f"ratio averaged/plain {median['averaged'] / median['plain']:.3f}"]
+    lines = [
+        f"training.ema_momentum step cost: {os.path.relpath(args.config, REPO)}"
+        f"{' with ' + ', '.join(args.set) if args.set else ''}, {params:,} trainable parameters averaged, "
+        f"{args.steps} steps × {args.repeats} interleaved repeats, {os.cpu_count()} CPUs; median ms/step",
+        *(
+            f"{name:<9} {median[name] * 1e3:8.2f}  (repeats: "
+            + ", ".join(f"{s * 1e3:.2f}" for s in seconds[name])
+            + ")"
+            for name in trainers
+        ),
+        f"ratio averaged/plain {median['averaged'] / median['plain']:.3f}",
+    ]
     write_results(args.name, lines)
 
 

@@ -33,8 +33,12 @@ from moe_tf.run_dir import directory_bytes  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIG = os.path.join(HERE, "..", "configs", "fashion_mnist_mmoe.yaml")
-STUDENT = ["model.architecture=shared_bottom", "model.stem.filters=[8,16]", "model.trunk.units=[32]",
-           "model.tower.units=[16]"]
+STUDENT = [
+    "model.architecture=shared_bottom",
+    "model.stem.filters=[8,16]",
+    "model.trunk.units=[32]",
+    "model.tower.units=[16]",
+]
 
 
 def main() -> None:
@@ -49,16 +53,21 @@ def main() -> None:
     started = time.perf_counter()
     teacher = train(load_config(CONFIG, quiet), teacher_dir)
     print(f"teacher trained in {time.perf_counter() - started:.0f} s: {teacher['tasks']}")
-    lines = [f"Fashion-MNIST MMoE ({CONFIG.split('/')[-1]}, {args.epochs} epochs, seed 42), test split (10,000)",
-             f"{'mode':<9}{'KiB':>9}{'x float':>9}" + "".join(f"{t + ' SM':>14}{t + ' TFLite':>17}{'delta':>8}"
-                                                          for t in teacher["tasks"])]
+    lines = [
+        f"Fashion-MNIST MMoE ({CONFIG.split('/')[-1]}, {args.epochs} epochs, seed 42), test split (10,000)",
+        f"{'mode':<9}{'KiB':>9}{'x float':>9}"
+        + "".join(f"{t + ' SM':>14}{t + ' TFLite':>17}{'delta':>8}" for t in teacher["tasks"]),
+    ]
     for mode in QUANTIZE_MODES:
         _, entry = export_tflite(teacher_dir, os.path.join(teacher_dir, "tflite"), quantize=mode)
-        cells = "".join(f"{m['saved_model']:>14.4f}{m['tflite']:>17.4f}{100 * m['delta']:>+7.2f}p"
-                        for m in entry["tasks"].values())
+        cells = "".join(
+            f"{m['saved_model']:>14.4f}{m['tflite']:>17.4f}{100 * m['delta']:>+7.2f}p" for m in entry["tasks"].values()
+        )
         lines.append(f"{mode:<9}{entry['bytes'] / 1024:>9.1f}{entry['size_ratio_to_float']:>9.2f}{cells}")
-    lines.append(f"SavedModel directory: {entry['saved_model_bytes'] / 1024:.1f} KiB; delta: TFLite - SavedModel "
-                 "accuracy in points; x float: size of the float32 TFLite file / this one")
+    lines.append(
+        f"SavedModel directory: {entry['saved_model_bytes'] / 1024:.1f} KiB; delta: TFLite - SavedModel "
+        "accuracy in points; x float: size of the float32 TFLite file / this one"
+    )
     write_results("compression", lines)
 
     runs = {"teacher": (teacher_dir, teacher)}
@@ -69,9 +78,11 @@ def main() -> None:
         run_dir = os.path.join(root, name.replace(" ", "_"))
         runs[name] = (run_dir, train(config, run_dir))
     d = load_config(CONFIG).training.distillation
-    lines = [f"Distillation on Fashion-MNIST ({args.epochs} epochs each, seed 42; temperature {d.temperature:g}, "
-             f"alpha {d.alpha:g}); student: {' '.join(STUDENT)}",
-             f"{'model':<19}{'params':>9}{'export KiB':>12}" + "".join(f"{t + ' acc':>14}" for t in teacher["tasks"])]
+    lines = [
+        f"Distillation on Fashion-MNIST ({args.epochs} epochs each, seed 42; temperature {d.temperature:g}, "
+        f"alpha {d.alpha:g}); student: {' '.join(STUDENT)}",
+        f"{'model':<19}{'params':>9}{'export KiB':>12}" + "".join(f"{t + ' acc':>14}" for t in teacher["tasks"]),
+    ]
     for name, (run_dir, metrics) in runs.items():
         params = _params(run_dir)
         size = directory_bytes(os.path.join(run_dir, "export")) / 1024

@@ -41,22 +41,34 @@ from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import apply_override, validate_config  # noqa: E402
 from moe_tf.models import routing  # noqa: E402
 
-GATES = {"dense softmax": {"type": "softmax"},
-         "top-1 (switch)": {"type": "switch", "capacity_factor": 1.0, "balance_loss": 0.01}}
+GATES = {
+    "dense softmax": {"type": "softmax"},
+    "top-1 (switch)": {"type": "switch", "capacity_factor": 1.0, "balance_loss": 0.01},
+}
 
 
 def config(gate: dict, args):
     raw = {
         "experiment": {"name": "efficiency", "seed": 0},
-        "data": {"sources": {"synthetic": {"type": "synthetic_mmoe", "dim": args.width,
-                                           "size": args.batch_size * 8}}},
-        "tasks": [{"name": "task1", "dataset": "synthetic", "label": "y1", "type": "regression"},
-                  {"name": "task2", "dataset": "synthetic", "label": "y2", "type": "regression"}],
-        "model": {"architecture": "mmoe", "stems": {"numeric": {"type": "dense", "units": [args.units]}},
-                  "experts": {"count": args.experts, "units": [args.units]}, "gate": gate, "tower": {"units": []},
-                  "normalize_numeric": False},
-        "training": {"batch_size": args.batch_size, "steps": 10**6, "log_every": args.steps,
-                     "optimizer": {"type": "adam", "learning_rate": 1e-4}},
+        "data": {"sources": {"synthetic": {"type": "synthetic_mmoe", "dim": args.width, "size": args.batch_size * 8}}},
+        "tasks": [
+            {"name": "task1", "dataset": "synthetic", "label": "y1", "type": "regression"},
+            {"name": "task2", "dataset": "synthetic", "label": "y2", "type": "regression"},
+        ],
+        "model": {
+            "architecture": "mmoe",
+            "stems": {"numeric": {"type": "dense", "units": [args.units]}},
+            "experts": {"count": args.experts, "units": [args.units]},
+            "gate": gate,
+            "tower": {"units": []},
+            "normalize_numeric": False,
+        },
+        "training": {
+            "batch_size": args.batch_size,
+            "steps": 10**6,
+            "log_every": args.steps,
+            "optimizer": {"type": "adam", "learning_rate": 1e-4},
+        },
         "logging": {"progress": "none", "tensorboard": False},
     }
     for assignment in args.set:
@@ -68,8 +80,12 @@ def matmuls(model, batch: int, capacity: int | None) -> list[tuple[int, int, int
     """The step's matmuls as (batch count, M, K, N): the forward product of every kernel, its kernel gradient, and
     its input gradient unless it reads the input. Expert kernels [E, K, N] act on the batch (dense: one pass for all
     gates) or on E × (capacity · gates reading the pool) slots (routed: each task gate routes every example)."""
-    readers = {k.path: sum(group in view for view in level.views.values())
-               for level in model.mixture.levels for group, pool in level.pools.items() for k in pool.kernels}
+    readers = {
+        k.path: sum(group in view for view in level.views.values())
+        for level in model.mixture.levels
+        for group, pool in level.pools.items()
+        for k in pool.kernels
+    }
     shapes = []
     for v in model.trainable_variables:
         if len(v.shape) == 3:  # an expert pool's stacked kernels
@@ -92,9 +108,13 @@ def flops(shapes) -> float:
 
 def bare(shapes, repeats_inside: int):
     """A tf.function running the matmuls `repeats_inside` times → seconds per pass."""
-    operands = [(tf.random.stateless_normal([b, m, k] if b > 1 else [m, k], seed=[i, 0]),
-                 tf.random.stateless_normal([b, k, n] if b > 1 else [k, n], seed=[i, 1]))
-                for i, (b, m, k, n) in enumerate(shapes)]
+    operands = [
+        (
+            tf.random.stateless_normal([b, m, k] if b > 1 else [m, k], seed=[i, 0]),
+            tf.random.stateless_normal([b, k, n] if b > 1 else [k, n], seed=[i, 1]),
+        )
+        for i, (b, m, k, n) in enumerate(shapes)
+    ]
 
     @tf.function
     def run():
@@ -129,8 +149,11 @@ def main() -> None:
         keras.utils.set_random_seed(0)
         parts = build_components(config(gate, args))
         trainer = parts.trainer()
-        capacity = None if gate["type"] == "softmax" else \
-            int(routing.capacity(args.batch_size, 1, args.experts, gate["capacity_factor"]))  # as the gate sizes it
+        capacity = (
+            None
+            if gate["type"] == "softmax"
+            else int(routing.capacity(args.batch_size, 1, args.experts, gate["capacity_factor"]))
+        )  # as the gate sizes it
         shapes = matmuls(parts.model, args.batch_size, capacity)
 
         def step_seconds(trainer=trainer):
@@ -145,18 +168,22 @@ def main() -> None:
         for name, (_, step_seconds, reference) in variants.items():
             times[name][0].append(step_seconds())
             times[name][1].append(reference())
-    lines = [f"MMoE: {args.width} inputs → dense stem {args.units} → {args.experts} experts of {args.units}, two "
-             f"tasks; batch {args.batch_size}, Adam; {args.steps} steps x {args.repeats} interleaved repeats, medians; "
-             f"{''.join('--set ' + a + '; ' for a in args.set)}TensorFlow {tf.__version__}, "
-             f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, {os.cpu_count()} CPUs",
-             f"{'variant':<16} {'matmul GFLOP/step':>17} {'step ms':>8} {'step GFLOP/s':>12} {'bare ms':>8} "
-             f"{'bare GFLOP/s':>12} {'efficiency':>10}"]
+    lines = [
+        f"MMoE: {args.width} inputs → dense stem {args.units} → {args.experts} experts of {args.units}, two "
+        f"tasks; batch {args.batch_size}, Adam; {args.steps} steps x {args.repeats} interleaved repeats, medians; "
+        f"{''.join('--set ' + a + '; ' for a in args.set)}TensorFlow {tf.__version__}, "
+        f"TF_ENABLE_ONEDNN_OPTS={os.environ.get('TF_ENABLE_ONEDNN_OPTS')}, {os.cpu_count()} CPUs",
+        f"{'variant':<16} {'matmul GFLOP/step':>17} {'step ms':>8} {'step GFLOP/s':>12} {'bare ms':>8} "
+        f"{'bare GFLOP/s':>12} {'efficiency':>10}",
+    ]
     efficiency = {}
     for name, (work, _, _) in variants.items():
         step, ref = statistics.median(times[name][0]), statistics.median(times[name][1])
         efficiency[name] = ref / step
-        lines.append(f"{name:<16} {work / 1e9:>17.1f} {step * 1e3:>8.1f} {work / step / 1e9:>12.1f} "
-                     f"{ref * 1e3:>8.1f} {work / ref / 1e9:>12.1f} {efficiency[name]:>10.3f}")
+        lines.append(
+            f"{name:<16} {work / 1e9:>17.1f} {step * 1e3:>8.1f} {work / step / 1e9:>12.1f} "
+            f"{ref * 1e3:>8.1f} {work / ref / 1e9:>12.1f} {efficiency[name]:>10.3f}"
+        )
     lines += [f"ratio top-1 {efficiency['top-1 (switch)']:.3f}", f"ratio {efficiency['dense softmax']:.3f}"]
     write_results(args.name, lines)
 

@@ -34,8 +34,10 @@ def main() -> None:
     parser.add_argument("--name", default="fashion_mnist", help="results/<name>.txt")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s] or [None]
-    lines = [f"config {os.path.relpath(args.config, os.getcwd())}, {args.epochs} epochs, {os.cpu_count()} CPUs"
-             + "".join(f", --set {kv}" for kv in args.set)]
+    lines = [
+        f"config {os.path.relpath(args.config, os.getcwd())}, {args.epochs} epochs, {os.cpu_count()} CPUs"
+        + "".join(f", --set {kv}" for kv in args.set)
+    ]
     accuracies = {}
     for seed in seeds:
         overrides = [f"training.epochs={args.epochs}", "logging.progress=lines", *args.set]
@@ -49,13 +51,17 @@ def main() -> None:
         for task, values in metrics["tasks"].items():
             lines.append(f"  test {task}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()))
             accuracies.setdefault(task, []).append(values["accuracy"])
-        lines.append(f"  train time {metrics['train_seconds']:.1f} s, "
-                     f"{metrics['train_seconds'] / args.epochs:.1f} s/epoch (including per-epoch evaluation), "
-                     f"{metrics['examples_per_sec']:,.0f} examples/s")
+        lines.append(
+            f"  train time {metrics['train_seconds']:.1f} s, "
+            f"{metrics['train_seconds'] / args.epochs:.1f} s/epoch (including per-epoch evaluation), "
+            f"{metrics['examples_per_sec']:,.0f} examples/s"
+        )
     if len(seeds) > 1:
         for task, values in accuracies.items():
-            lines.append(f"{task} test accuracy over {len(values)} seeds: min {min(values):.4f}, "
-                         f"mean {sum(values) / len(values):.4f}")
+            lines.append(
+                f"{task} test accuracy over {len(values)} seeds: min {min(values):.4f}, "
+                f"mean {sum(values) / len(values):.4f}"
+            )
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", f"{args.name}.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")

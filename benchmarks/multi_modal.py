@@ -40,18 +40,31 @@ SST2 = os.path.join(HERE, "..", "..", "shared", "data", "sst2")
 
 
 def config(sources, tasks, batch_size, steps):
-    return validate_config({
-        "experiment": {"name": "multi_modal", "seed": 0},
-        "data": {"sources": sources, "sampling": {"type": "uniform"}, "shuffle_buffer": 10_000},
-        "tasks": tasks,
-        "model": {"stems": {"image": {"type": "conv", "filters": [32, 64]},
-                            "numeric": {"type": "dense", "units": [64]},
-                            "text": {"type": "text_cnn", "max_tokens": 30000, "sequence_length": 64,
-                                     "embedding_dim": 64, "filters": 64}},
-                  "trunk": {"units": [128]}, "experts": {"count": 4, "units": [64]}, "tower": {"units": [32]}},
-        "training": {"steps": steps, "batch_size": batch_size, "log_every": 50},
-        "logging": {"progress": "none", "tensorboard": False},
-    })
+    return validate_config(
+        {
+            "experiment": {"name": "multi_modal", "seed": 0},
+            "data": {"sources": sources, "sampling": {"type": "uniform"}, "shuffle_buffer": 10_000},
+            "tasks": tasks,
+            "model": {
+                "stems": {
+                    "image": {"type": "conv", "filters": [32, 64]},
+                    "numeric": {"type": "dense", "units": [64]},
+                    "text": {
+                        "type": "text_cnn",
+                        "max_tokens": 30000,
+                        "sequence_length": 64,
+                        "embedding_dim": 64,
+                        "filters": 64,
+                    },
+                },
+                "trunk": {"units": [128]},
+                "experts": {"count": 4, "units": [64]},
+                "tower": {"units": [32]},
+            },
+            "training": {"steps": steps, "batch_size": batch_size, "log_every": 50},
+            "logging": {"progress": "none", "tensorboard": False},
+        }
+    )
 
 
 def main() -> None:
@@ -68,12 +81,21 @@ def main() -> None:
     if args.other == "numeric":
         npz = write_tabular_npz(os.path.join(tempfile.mkdtemp(), "tab.npz"), n=20_000)
         other = {"tab": {"type": "npz", "path": npz, "features": ["x"], "labels": ["kind", "score"]}}
-        other_tasks = [{"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
-                       {"name": "score", "dataset": "tab", "label": "score", "type": "regression"}]
+        other_tasks = [
+            {"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
+            {"name": "score", "dataset": "tab", "label": "score", "type": "regression"},
+        ]
         title = "Fashion-MNIST images + numeric npz"
     else:
-        other = {"sst2": {"type": "tsv", "train": f"{SST2}/train.tsv", "test": f"{SST2}/test.tsv",
-                          "text": {"text": "sentence"}, "labels": ["label"]}}
+        other = {
+            "sst2": {
+                "type": "tsv",
+                "train": f"{SST2}/train.tsv",
+                "test": f"{SST2}/test.tsv",
+                "text": {"text": "sentence"},
+                "labels": ["label"],
+            }
+        }
         other_tasks = [{"name": "sentiment", "dataset": "sst2", "label": "label", "type": "binary"}]
         title = "Fashion-MNIST images + SST-2 text (text CNN)"
     total = args.steps * (args.repeats + 1)
@@ -101,8 +123,10 @@ def main() -> None:
     lines = [
         f"{title}, batch {args.batch_size}, {args.steps} steps x {args.repeats} repeats, "
         f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs",
-        *(f"{name:<8} ms/step: " + ", ".join(f"{v:.2f}" for v in values) + f" (median {median[name]:.2f})"
-          for name, values in results.items()),
+        *(
+            f"{name:<8} ms/step: " + ", ".join(f"{v:.2f}" for v in values) + f" (median {median[name]:.2f})"
+            for name, values in results.items()
+        ),
         f"share of image batches in 'both': {p_images:.3f}",
         f"if every example paid for both stems: {median['images'] + t_other:.2f} ms/step",
         f"if each batch pays only for its source's stem: {expected:.2f} ms/step",
@@ -110,6 +134,7 @@ def main() -> None:
         f"ratio {median['both'] / expected:.3f}",
     ]
     write_results("multi_modal" if args.other == "numeric" else "multi_modal_text", lines)
+
 
 if __name__ == "__main__":
     main()

@@ -55,8 +55,9 @@ ROOT = os.path.join(HERE, "..")
 class TorchMMoE(torch.nn.Module):
     """The config's model, written as one would by hand in PyTorch (NCHW, experts as one batched matmul)."""
 
-    def __init__(self, channels: int, side: int, filters: list[int], kernel: int, experts: int, units: int,
-                 tasks: dict[str, int]):
+    def __init__(
+        self, channels: int, side: int, filters: list[int], kernel: int, experts: int, units: int, tasks: dict[str, int]
+    ):
         super().__init__()
         layers, c = [], channels
         for f in filters:
@@ -89,9 +90,15 @@ def torch_trainer(config, images: np.ndarray, labels: dict[str, np.ndarray], cla
     """A closure training `steps` steps of the PyTorch model per call → examples/s."""
     torch.manual_seed(seed)
     stem = config.model.stem
-    model = TorchMMoE(images.shape[-1], images.shape[1], [c.filters for c in stem.layers],
-                      stem.layers[0].kernel_size, config.model.experts.count, config.model.experts.units[-1],
-                      classes)
+    model = TorchMMoE(
+        images.shape[-1],
+        images.shape[1],
+        [c.filters for c in stem.layers],
+        stem.layers[0].kernel_size,
+        config.model.experts.count,
+        config.model.experts.units[-1],
+        classes,
+    )
     opt = config.training.optimizer
     optimizer = torch.optim.Adam(model.parameters(), lr=opt.learning_rate, eps=1e-7)
     x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
@@ -105,7 +112,7 @@ def torch_trainer(config, images: np.ndarray, labels: dict[str, np.ndarray], cla
         for _ in range(steps):
             if state["at"] + batch > n:
                 state["order"], state["at"] = torch.randperm(n), 0
-            idx = state["order"][state["at"]:state["at"] + batch]
+            idx = state["order"][state["at"] : state["at"] + batch]
             state["at"] += batch
             out = model(x[idx].float().div_(255.0))  # uint8 pixels → [0, 1], as moe-tf's model does
             loss = sum(loss_fn(out[t], y[t][idx]) for t in out)
@@ -141,8 +148,12 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="moe-tf config override")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds of pause before each timed run")
     parser.add_argument("--name", default="peer_pytorch", help="results/<name>.txt")
-    parser.add_argument("--profile-steps", type=int, default=20,
-                        help="after timing, trace this many moe-tf steps and list the top ops (0: no trace)")
+    parser.add_argument(
+        "--profile-steps",
+        type=int,
+        default=20,
+        help="after timing, trace this many moe-tf steps and list the top ops (0: no trace)",
+    )
     args = parser.parse_args()
 
     config = load_config(args.config, [f"training.steps={args.steps * (args.repeats + 2)}", *args.set])
@@ -154,8 +165,10 @@ def main() -> None:
     (feature,) = [name for name in data.features if not name.startswith("_")]
     images, labels = epoch_arrays(data, config.training.batch_size, feature, tasks)
 
-    sides = {"moe-tf": moe_tf_trainer(components),
-             "PyTorch": torch_trainer(config, images, labels, classes, config.experiment.seed)}
+    sides = {
+        "moe-tf": moe_tf_trainer(components),
+        "PyTorch": torch_trainer(config, images, labels, classes, config.experiment.seed),
+    }
     for run in sides.values():
         run(max(10, args.steps // 5))  # warm-up: tracing, pipeline start, allocator
     results = {name: [] for name in sides}
@@ -171,12 +184,16 @@ def main() -> None:
         f"{tf.__version__} (Keras {keras.__version__}, TF_ENABLE_ONEDNN_OPTS="
         f"{os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset')}), PyTorch "
         f"{torch.__version__} ({torch.get_num_threads()} threads), {os.cpu_count()} CPUs",
-        *(f"{name:<8} examples/s: " + ", ".join(f"{v:,.0f}" for v in values) + f" (median {median[name]:,.0f})"
-          for name, values in results.items()),
+        *(
+            f"{name:<8} examples/s: " + ", ".join(f"{v:,.0f}" for v in values) + f" (median {median[name]:,.0f})"
+            for name, values in results.items()
+        ),
     ]
     if args.profile_steps:
-        lines.append(f"moe-tf's top ops over {args.profile_steps} traced steps (share of op time): " + ", ".join(
-            f"{op['type']} {op['share']:.1%}" for op in profile_ops(sides["moe-tf"], args.profile_steps)))
+        lines.append(
+            f"moe-tf's top ops over {args.profile_steps} traced steps (share of op time): "
+            + ", ".join(f"{op['type']} {op['share']:.1%}" for op in profile_ops(sides["moe-tf"], args.profile_steps))
+        )
     write_results(args.name, [*lines, f"ratio {ratio:.3f}"])
 
 

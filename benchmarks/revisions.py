@@ -31,8 +31,19 @@ def examples_per_sec(tree: str, config: str, overrides: list, scratch: str) -> f
     """Trains `config` with the code in `tree`; the final "N steps in T s (X examples/s)" line's X."""
     run_dir = tempfile.mkdtemp(dir=scratch)
     shutil.rmtree(run_dir)
-    args = [sys.executable, "-m", "moe_tf", "train", "--config", config, "--output-dir", run_dir,
-            "--set", "logging.progress=lines", *(a for o in overrides for a in ("--set", o))]
+    args = [
+        sys.executable,
+        "-m",
+        "moe_tf",
+        "train",
+        "--config",
+        config,
+        "--output-dir",
+        run_dir,
+        "--set",
+        "logging.progress=lines",
+        *(a for o in overrides for a in ("--set", o)),
+    ]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": tree}
     proc = subprocess.run(args, capture_output=True, text=True, cwd=tree, env=env, timeout=1800)
     if proc.returncode != 0:
@@ -63,19 +74,23 @@ def main() -> None:
         for repeat in range(args.repeats):
             for name, tree in (("base", base), ("this tree", REPO)):
                 speeds[name].append(examples_per_sec(tree, os.path.join(tree, args.config), overrides, scratch))
-            print(f"  repeat {repeat + 1}: base {speeds['base'][-1]:,.0f}, this tree {speeds['this tree'][-1]:,.0f} "
-                  "examples/s", flush=True)
+            print(
+                f"  repeat {repeat + 1}: base {speeds['base'][-1]:,.0f}, this tree {speeds['this tree'][-1]:,.0f} "
+                "examples/s",
+                flush=True,
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
     base_median, ours = statistics.median(speeds["base"]), statistics.median(speeds["this tree"])
-    lines = [f"Training speed, {args.config} for {args.steps} steps ({', '.join(args.set) or 'as configured'}), "
-             f"{args.repeats} interleaved repeats in fresh processes, {os.cpu_count()} CPUs",
-             f"base {args.base}: median {base_median:,.0f} examples/s "
-             f"({', '.join(f'{v:,.0f}' for v in speeds['base'])})",
-             f"this tree ({head.strip()}+working tree): median {ours:,.0f} examples/s "
-             f"({', '.join(f'{v:,.0f}' for v in speeds['this tree'])})",
-             f"ratio this tree / base: {ours / base_median:.3f}"]
+    lines = [
+        f"Training speed, {args.config} for {args.steps} steps ({', '.join(args.set) or 'as configured'}), "
+        f"{args.repeats} interleaved repeats in fresh processes, {os.cpu_count()} CPUs",
+        f"base {args.base}: median {base_median:,.0f} examples/s ({', '.join(f'{v:,.0f}' for v in speeds['base'])})",
+        f"this tree ({head.strip()}+working tree): median {ours:,.0f} examples/s "
+        f"({', '.join(f'{v:,.0f}' for v in speeds['this tree'])})",
+        f"ratio this tree / base: {ours / base_median:.3f}",
+    ]
     write_results(args.name, lines)
 
 

@@ -45,8 +45,12 @@ def cli_run(args) -> tuple[int | str, str]:
 
 
 def clear(code, err, expected, command) -> bool:
-    return code in (1, 2) and err.startswith(f"moe-tf {command}: error: ") and "Traceback" not in err and \
-        all(text in err for text in expected)
+    return (
+        code in (1, 2)
+        and err.startswith(f"moe-tf {command}: error: ")
+        and "Traceback" not in err
+        and all(text in err for text in expected)
+    )
 
 
 def fuzz(n: int, seed: int) -> tuple[collections.Counter, collections.Counter, list]:
@@ -160,15 +164,17 @@ def main() -> None:
     print(f"  bad data and command lines: {cases_ok}/{cases} clear", flush=True)
     kills = kill_trials(args.kill_trials, args.seed)
 
-    lines = [f"Robustness (benchmarks/robustness.py, seed {args.seed})",
-             f"broken configs (moe-tf validate): {sum(ok.values())} of {sum(tried.values())} gave exit code 2 and a "
-             "message naming the field/file/--set key",
-             "  by kind: " + ", ".join(f"{k} {ok[k]}/{tried[k]}" for k in sorted(tried)),
-             f"bad data (every source type) and bad command lines (every command): {cases_ok} of {cases} gave a clear "
-             "one-line error",
-             f"SIGKILL at a random step, then --resume: {sum(s for *_, s in kills)} of {len(kills)} ended with metrics "
-             "identical to the uninterrupted run",
-             "  (kill after step, resumed from): " + ", ".join(f"({k}, {r})" for k, r, _ in kills)]
+    lines = [
+        f"Robustness (benchmarks/robustness.py, seed {args.seed})",
+        f"broken configs (moe-tf validate): {sum(ok.values())} of {sum(tried.values())} gave exit code 2 and a "
+        "message naming the field/file/--set key",
+        "  by kind: " + ", ".join(f"{k} {ok[k]}/{tried[k]}" for k in sorted(tried)),
+        f"bad data (every source type) and bad command lines (every command): {cases_ok} of {cases} gave a clear "
+        "one-line error",
+        f"SIGKILL at a random step, then --resume: {sum(s for *_, s in kills)} of {len(kills)} ended with metrics "
+        "identical to the uninterrupted run",
+        "  (kill after step, resumed from): " + ", ".join(f"({k}, {r})" for k, r, _ in kills),
+    ]
     for failure in fuzz_failures[:10] + case_failures[:10]:
         lines.append(f"  NOT CLEAR: {failure}")
     write_results(args.name, lines)

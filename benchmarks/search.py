@@ -48,21 +48,30 @@ def main() -> None:
     study = result["study"]
     states = [t.state.name for t in study.trials]
     best, baseline = study.best_trial, study.trials[0]
-    lines = [f"{args.trials} trials of {args.steps} steps (batch 64) on Fashion-MNIST, eval every {args.eval_every} "
-             f"steps, median pruner; TPE seed {args.seed}; wall time {search_seconds / 60:.1f} min "
-             f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed)",
-             open(os.path.join(study_dir, "summary.txt")).read().rstrip(),
-             f"at the trial budget, eval item accuracy: shipped values (trial 0) {baseline.value:.4f}, "
-             f"best (trial {best.number}) {best.value:.4f}"]
+    lines = [
+        f"{args.trials} trials of {args.steps} steps (batch 64) on Fashion-MNIST, eval every {args.eval_every} "
+        f"steps, median pruner; TPE seed {args.seed}; wall time {search_seconds / 60:.1f} min "
+        f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed)",
+        open(os.path.join(study_dir, "summary.txt")).read().rstrip(),
+        f"at the trial budget, eval item accuracy: shipped values (trial 0) {baseline.value:.4f}, "
+        f"best (trial {best.number}) {best.value:.4f}",
+    ]
     # best.yaml keeps the search's --set overrides, the trial budget `training.steps` among them: lifted here
-    final = [f"training.epochs={args.final_epochs}", "training.steps=null", "training.eval_every=0",
-             "logging.progress=none", "logging.tensorboard=false"]
+    final = [
+        f"training.epochs={args.final_epochs}",
+        "training.steps=null",
+        "training.eval_every=0",
+        "logging.progress=none",
+        "logging.tensorboard=false",
+    ]
     shipped = train_in_scratch_dir(load_config(CONFIG, final))
     tuned = train_in_scratch_dir(load_config(os.path.join(study_dir, "best.yaml"), final))
     acc = lambda metrics, task: metrics["tasks"][task]["accuracy"]  # noqa: E731
-    lines.append(f"{args.final_epochs} epochs each, test item accuracy: shipped {acc(shipped, 'item'):.4f}, best "
-                 f"config {acc(tuned, 'item'):.4f} (category: {acc(shipped, 'category'):.4f} vs "
-                 f"{acc(tuned, 'category'):.4f})")
+    lines.append(
+        f"{args.final_epochs} epochs each, test item accuracy: shipped {acc(shipped, 'item'):.4f}, best "
+        f"config {acc(tuned, 'item'):.4f} (category: {acc(shipped, 'category'):.4f} vs "
+        f"{acc(tuned, 'category'):.4f})"
+    )
     write_results("search", lines)
 
 

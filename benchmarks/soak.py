@@ -32,12 +32,25 @@ def config(steps: int) -> dict:
     return {
         "experiment": {"name": "soak", "seed": 1},
         "data": {"sources": {"digits": {"type": "digits"}}},
-        "tasks": [{"name": "digit", "dataset": "digits"},
-                  {"name": "high", "dataset": "digits", "type": "binary", "label_map": [0] * 5 + [1] * 5}],
-        "model": {"architecture": "mmoe", "stem": {"type": "conv", "filters": [8]}, "trunk": {"units": [32]},
-                  "experts": {"count": 3, "units": [16]}, "tower": {"units": [16]}},
-        "training": {"steps": steps, "batch_size": 64, "log_every": 100, "eval_every": 1000,
-                     "checkpoint_every": 500, "optimizer": {"learning_rate": 0.003}},
+        "tasks": [
+            {"name": "digit", "dataset": "digits"},
+            {"name": "high", "dataset": "digits", "type": "binary", "label_map": [0] * 5 + [1] * 5},
+        ],
+        "model": {
+            "architecture": "mmoe",
+            "stem": {"type": "conv", "filters": [8]},
+            "trunk": {"units": [32]},
+            "experts": {"count": 3, "units": [16]},
+            "tower": {"units": [16]},
+        },
+        "training": {
+            "steps": steps,
+            "batch_size": 64,
+            "log_every": 100,
+            "eval_every": 1000,
+            "checkpoint_every": 500,
+            "optimizer": {"learning_rate": 0.003},
+        },
         "logging": {"progress": "lines", "tensorboard": True, "gradient_stats_every": 1000},
     }
 
@@ -52,8 +65,14 @@ def run(config_path: str, run_dir: str, resume: bool, stop_at: int | None, sampl
     printed. Returns (samples, exit code)."""
     args = [sys.executable, "-m", "moe_tf", "train", "--config", config_path, "--output-dir", run_dir]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(args + (["--resume"] if resume else []), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            text=True, cwd=REPO, env=env)
+    proc = subprocess.Popen(
+        args + (["--resume"] if resume else []),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     samples = {}
     for line in proc.stderr:
         match = re.search(r"\bstep (\d+)  loss", line)
@@ -81,8 +100,11 @@ def main() -> None:
         every = set(range(1000, steps + 1, 1000))
         straight, code = run(path, os.path.join(scratch, "straight"), False, None, every)
         assert code == 0, f"the straight run failed ({code})"
-        print(f"  straight: RSS {straight[1000] / 1024:.1f} MiB at step 1000, {straight[steps] / 1024:.1f} MiB at "
-              f"step {steps}", flush=True)
+        print(
+            f"  straight: RSS {straight[1000] / 1024:.1f} MiB at step 1000, {straight[steps] / 1024:.1f} MiB at "
+            f"step {steps}",
+            flush=True,
+        )
         quarters = [steps // 4, steps // 2, 3 * steps // 4]
         resumed_dir = os.path.join(scratch, "resumed")
         segments = []
@@ -92,8 +114,15 @@ def main() -> None:
             samples, code = run(path, resumed_dir, i > 0, stop, sample)
             assert code == (3 if stop else 0), f"segment {i} exited {code}"
             segments.append(samples)
-            print(f"  segment {i + 1}: " + ", ".join(f"step {s} {v / 1024:.1f} MiB" for s, v in sorted(samples.items())
-                                                     if s in (start + 1000, stop or steps)), flush=True)
+            print(
+                f"  segment {i + 1}: "
+                + ", ".join(
+                    f"step {s} {v / 1024:.1f} MiB"
+                    for s, v in sorted(samples.items())
+                    if s in (start + 1000, stop or steps)
+                ),
+                flush=True,
+            )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -101,19 +130,23 @@ def main() -> None:
         return 100.0 * (b - a) / a
 
     first, last = segments[0][1000], segments[-1][steps]
-    lines = [f"Soak: a tiny digits MMoE for {steps:,} steps (batch 64) with progress lines, TensorBoard (train every "
-             f"100 steps, eval and gate figures every 1,000, task-gradient stats every 1,000) and a checkpoint every "
-             f"500 steps; RSS of the training process from /proc, {os.cpu_count()} CPUs",
-             f"{'run':<44} {'RSS @1,000':>12} {'RSS @' + format(steps, ','):>12} {'growth':>8}",
-             f"{'uninterrupted':<44} {straight[1000] / 1024:>9.1f} MiB {straight[steps] / 1024:>9.1f} MiB "
-             f"{growth(straight[1000], straight[steps]):>7.2f}%",
-             f"{'stopped (SIGTERM) and resumed 3 times':<44} {first / 1024:>9.1f} MiB {last / 1024:>9.1f} MiB "
-             f"{growth(first, last):>7.2f}%",
-             "RSS every 1,000 steps (MiB), uninterrupted: "
-             + " ".join(f"{straight[s] / 1024:.1f}" for s in sorted(straight)),
-             "each resumed segment, RSS 1,000 steps after its start → at its end (MiB): "
-             + "; ".join(f"{segments[i][min(segments[i])] / 1024:.1f} → {segments[i][max(segments[i])] / 1024:.1f}"
-                         for i in range(len(segments)))]
+    lines = [
+        f"Soak: a tiny digits MMoE for {steps:,} steps (batch 64) with progress lines, TensorBoard (train every "
+        f"100 steps, eval and gate figures every 1,000, task-gradient stats every 1,000) and a checkpoint every "
+        f"500 steps; RSS of the training process from /proc, {os.cpu_count()} CPUs",
+        f"{'run':<44} {'RSS @1,000':>12} {'RSS @' + format(steps, ','):>12} {'growth':>8}",
+        f"{'uninterrupted':<44} {straight[1000] / 1024:>9.1f} MiB {straight[steps] / 1024:>9.1f} MiB "
+        f"{growth(straight[1000], straight[steps]):>7.2f}%",
+        f"{'stopped (SIGTERM) and resumed 3 times':<44} {first / 1024:>9.1f} MiB {last / 1024:>9.1f} MiB "
+        f"{growth(first, last):>7.2f}%",
+        "RSS every 1,000 steps (MiB), uninterrupted: "
+        + " ".join(f"{straight[s] / 1024:.1f}" for s in sorted(straight)),
+        "each resumed segment, RSS 1,000 steps after its start → at its end (MiB): "
+        + "; ".join(
+            f"{segments[i][min(segments[i])] / 1024:.1f} → {segments[i][max(segments[i])] / 1024:.1f}"
+            for i in range(len(segments))
+        ),
+    ]
     write_results(args.name, lines)
 
 

@@ -87,15 +87,18 @@ def main() -> None:
             step(n).numpy()
             times[name].append((time.perf_counter() - started) / args.steps)
     dense = statistics.median(times["dense softmax"])
-    lines = [f"{args.experts} experts of {args.units} on width {args.width}, batch {args.batch_size}, two tasks "
-             f"(a gate each); {args.steps} steps × {args.repeats} repeats, medians",
-             f"{'variant':<14} {'ms/step':>9} {'examples/s':>11} {'vs dense':>9}"]
+    lines = [
+        f"{args.experts} experts of {args.units} on width {args.width}, batch {args.batch_size}, two tasks "
+        f"(a gate each); {args.steps} steps × {args.repeats} repeats, medians",
+        f"{'variant':<14} {'ms/step':>9} {'examples/s':>11} {'vs dense':>9}",
+    ]
     for name in variants:
         t = statistics.median(times[name])
         lines.append(f"{name:<14} {t * 1e3:>9.2f} {args.batch_size / t:>11,.0f} {t / dense:>9.3f}")
     lines.append(f"ratio top-2 {statistics.median(times['top-2']) / dense:.3f}")
     lines.append(f"ratio {statistics.median(times['top-1']) / dense:.3f}")
     write_results(args.name, lines)
+
 
 if __name__ == "__main__":
     main()

@@ -45,9 +45,11 @@ def main() -> None:
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     correlations = [float(c) for c in args.correlations.split(",")]
-    lines = [f"synthetic_mmoe (Ma et al. 2018), {args.epochs} epochs, seeds {seeds}, {os.cpu_count()} CPUs; test MSE "
-             "averaged over the two tasks, mean ± std over seeds (lower is better)",
-             f"{'correlation':>11} " + " ".join(f"{n:>22}" for n in VARIANTS)]
+    lines = [
+        f"synthetic_mmoe (Ma et al. 2018), {args.epochs} epochs, seeds {seeds}, {os.cpu_count()} CPUs; test MSE "
+        "averaged over the two tasks, mean ± std over seeds (lower is better)",
+        f"{'correlation':>11} " + " ".join(f"{n:>22}" for n in VARIANTS),
+    ]
     print(lines[0], flush=True)
     speed = {n: [] for n in VARIANTS}
     params = {}
@@ -57,10 +59,18 @@ def main() -> None:
         for name, overrides in VARIANTS.items():
             mse = []
             for seed in seeds:
-                config = load_config(CONFIG, [f"training.epochs={args.epochs}", f"experiment.seed={seed}",
-                                              f"data.sources.synthetic.correlation={p}", "logging.progress=none",
-                                              "logging.tensorboard=false", "training.eval_every=100000",
-                                              *overrides])
+                config = load_config(
+                    CONFIG,
+                    [
+                        f"training.epochs={args.epochs}",
+                        f"experiment.seed={seed}",
+                        f"data.sources.synthetic.correlation={p}",
+                        "logging.progress=none",
+                        "logging.tensorboard=false",
+                        "training.eval_every=100000",
+                        *overrides,
+                    ],
+                )
                 params[name] = count_params(build_components(config, training=False).model)
                 metrics = train_in_scratch_dir(config)
                 mse.append((metrics["tasks"]["task1"]["mse"] + metrics["tasks"]["task2"]["mse"]) / 2)
@@ -70,8 +80,10 @@ def main() -> None:
             row.append(f"{statistics.mean(mse):>13.4f} ± {statistics.stdev(mse) if len(mse) > 1 else 0:.4f}")
         lines.append(f"{p:>11} " + " ".join(f"{c:>22}" for c in row))
     lines.append("parameters: " + ", ".join(f"{n} {params[n]:,}" for n in VARIANTS))
-    lines.append("training examples/s (median over runs): " + ", ".join(
-        f"{n} {statistics.median(v):,.0f}" for n, v in speed.items()))
+    lines.append(
+        "training examples/s (median over runs): "
+        + ", ".join(f"{n} {statistics.median(v):,.0f}" for n, v in speed.items())
+    )
     low, high = min(correlations), max(correlations)
     gain = {p: table[(p, "shared_bottom")] / table[(p, "mmoe")] for p in (low, high)}
     lines.append(f"shared_bottom MSE / mmoe MSE: {gain[high]:.3f} at correlation {high}, {gain[low]:.3f} at {low}")

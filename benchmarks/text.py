@@ -30,8 +30,9 @@ def variant(name: str, seed: int, overrides=()):
     """The config of `name` (sst2, agnews or both) with `seed` and `--set` overrides."""
     import yaml
 
-    config = load_config(CONFIG, [f"experiment.seed={seed}", "logging.progress=none", "logging.tensorboard=false",
-                                  *overrides])
+    config = load_config(
+        CONFIG, [f"experiment.seed={seed}", "logging.progress=none", "logging.tensorboard=false", *overrides]
+    )
     if name == "both":
         return config
     raw = yaml.safe_load(to_yaml(config))
@@ -59,9 +60,12 @@ def main() -> None:
             for task, m in metrics["tasks"].items():
                 results[name][task].append(m["accuracy"])
             steps[name].append(metrics["step"])
-            print(f"  {name} seed {seed}: " + ", ".join(f"{t} {m['accuracy']:.4f}" for t, m in
-                                                       metrics["tasks"].items()) + f" ({metrics['step']} steps)",
-                  flush=True)
+            print(
+                f"  {name} seed {seed}: "
+                + ", ".join(f"{t} {m['accuracy']:.4f}" for t, m in metrics["tasks"].items())
+                + f" ({metrics['step']} steps)",
+                flush=True,
+            )
 
     def standard_error(values):
         return statistics.stdev(values) / len(values) ** 0.5
@@ -72,13 +76,17 @@ def main() -> None:
         spread = f" ± {statistics.stdev(values):.4f} (s.e. {standard_error(values):.4f})" if len(values) > 1 else ""
         return f"{statistics.mean(values):.4f}{spread}"
 
-    lines = [f"SST-2 (test: GLUE dev, 872) and AG News (test: 7,600; trained on its 10k file), configs/"
-             f"sst2_agnews_mmoe.yaml{' with ' + ', '.join(args.set) if args.set else ''}, seeds {seeds}, "
-             f"{os.cpu_count()} CPUs; test accuracy, mean ± sample sd (standard error of the mean)",
-             f"{'run':<8} {'sentiment':>30} {'topic':>30} {'steps':>8}"]
+    lines = [
+        f"SST-2 (test: GLUE dev, 872) and AG News (test: 7,600; trained on its 10k file), configs/"
+        f"sst2_agnews_mmoe.yaml{' with ' + ', '.join(args.set) if args.set else ''}, seeds {seeds}, "
+        f"{os.cpu_count()} CPUs; test accuracy, mean ± sample sd (standard error of the mean)",
+        f"{'run':<8} {'sentiment':>30} {'topic':>30} {'steps':>8}",
+    ]
     for name in names:
-        lines.append(f"{name:<8} {cell(results[name]['sentiment']):>30} {cell(results[name]['topic']):>30} "
-                     f"{statistics.mean(steps[name]):>8.0f}")
+        lines.append(
+            f"{name:<8} {cell(results[name]['sentiment']):>30} {cell(results[name]['topic']):>30} "
+            f"{statistics.mean(steps[name]):>8.0f}"
+        )
     lines.append(f"per seed ({','.join(map(str, seeds))}):")
     for name in names:
         for task, values in results[name].items():
@@ -88,8 +96,9 @@ def main() -> None:
         for single, task in TASK_OF.items():
             if single in results and results[single][task]:
                 diffs = [b - a for a, b in zip(results[single][task], results["both"][task])]  # paired by seed
-                paired = f" (paired by seed: standard error {standard_error(diffs) * 100:.2f})" \
-                    if len(diffs) > 1 else ""
+                paired = (
+                    f" (paired by seed: standard error {standard_error(diffs) * 100:.2f})" if len(diffs) > 1 else ""
+                )
                 lines.append(f"{task}: both - {single} alone = {statistics.mean(diffs) * 100:+.2f} points{paired}")
     write_results(args.name, lines)
 

@@ -63,8 +63,15 @@ def main() -> None:
     args = parser.parse_args()
 
     total = args.steps * (args.repeats + 1)
-    config = load_config(args.config, [f"training.batch_size={args.batch_size}", f"training.steps={total}",
-                                       f"training.jit_compile={args.jit_compile}", *args.set])
+    config = load_config(
+        args.config,
+        [
+            f"training.batch_size={args.batch_size}",
+            f"training.steps={total}",
+            f"training.jit_compile={args.jit_compile}",
+            *args.set,
+        ],
+    )
     jit = config.training.jit_compile
     chunk = config.training.log_every
     keras.utils.set_random_seed(0)
@@ -82,15 +89,22 @@ def main() -> None:
         """Keras fit on an identical copy of the model, same data, same losses and weights."""
         fit_inner = build_components(config, data=data, initial_weights=initial, training=False).model
         fit_model = FitModel(fit_inner)
-        losses = {t.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-                  if t.kind == "classification" else keras.losses.BinaryCrossentropy(from_logits=True)
-                  for t in tasks}
+        losses = {
+            t.name: keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            if t.kind == "classification"
+            else keras.losses.BinaryCrossentropy(from_logits=True)
+            for t in tasks
+        }
         # a plain Keras optimizer, which all-reduces inside apply_gradients as fit expects
         optimizer = keras.optimizers.Adam(build_schedule(config.training.optimizer, total))
-        fit_model.compile(optimizer=optimizer, loss=losses,
-                          loss_weights={t.name: t.weight for t in tasks},
-                          metrics={t.name: ["accuracy"] for t in tasks},
-                          steps_per_execution=steps_per_execution, jit_compile=jit)
+        fit_model.compile(
+            optimizer=optimizer,
+            loss=losses,
+            loss_weights={t.name: t.weight for t in tasks},
+            metrics={t.name: ["accuracy"] for t in tasks},
+            steps_per_execution=steps_per_execution,
+            jit_compile=jit,
+        )
         return fit_model
 
     binary = [t.name for t in tasks if t.kind == "binary"]
@@ -100,12 +114,14 @@ def main() -> None:
     def fit_data(epoch):
         def labels(inputs, y, _):
             return inputs, {k: (tf.cast(v, tf.float32)[:, None] if k in binary else v) for k, v in y.items()}
+
         start = max(epoch, 0) * per_epoch
         return data.train_dataset(args.batch_size, start).map(labels)
 
     def time_loop(trainer):
         def timed(repeat):
             return args.steps * args.batch_size / train_for(trainer, args.steps)
+
         return timed
 
     def time_fit(fit_model):
@@ -113,6 +129,7 @@ def main() -> None:
             start = time.perf_counter()  # both sides build their input pipeline inside the timed region
             fit_model.fit(fit_data(repeat), epochs=1, steps_per_epoch=args.steps, verbose=0)
             return args.steps * args.batch_size / (time.perf_counter() - start)
+
         return timed
 
     variants = {
@@ -134,8 +151,10 @@ def main() -> None:
         f"config {os.path.relpath(args.config, os.getcwd())}, batch {args.batch_size}, {args.steps} steps x "
         f"{args.repeats} repeats, jit_compile {args.jit_compile} ({resolved}), "
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs",
-        *(f"{name:<34} examples/s: " + ", ".join(f"{v:,.0f}" for v in values) + f" (median {median[name]:,.0f})"
-          for name, values in results.items()),
+        *(
+            f"{name:<34} examples/s: " + ", ".join(f"{v:,.0f}" for v in values) + f" (median {median[name]:,.0f})"
+            for name, values in results.items()
+        ),
         f"ratio loop/fit, one step per call on both sides {loop_one / fit:.3f}",
         f"ratio loop/fit, {chunk} steps per call on both sides {loop / fit_chunk:.3f}",
         f"ratio {loop / fit:.3f}",

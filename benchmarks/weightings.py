@@ -35,20 +35,36 @@ from moe_tf.config.loader import load_config  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 CONFIGS = {
     "fashion_mnist": ("fashion_mnist_mmoe.yaml", []),
-    "digits_parity": ("digits_mmoe.yaml", ["tasks[1].name=parity", "tasks[1].label_map=[0,1,0,1,0,1,0,1,0,1]",
-                                           "tasks[1].class_names=[even,odd]", "tasks[1].weight=1.0"]),
+    "digits_parity": (
+        "digits_mmoe.yaml",
+        [
+            "tasks[1].name=parity",
+            "tasks[1].label_map=[0,1,0,1,0,1,0,1,0,1]",
+            "tasks[1].class_names=[even,odd]",
+            "tasks[1].weight=1.0",
+        ],
+    ),
 }
 METHODS = {
-    "fixed": "fixed", "uncertainty": "uncertainty", "dwa": "dwa", "rlw": "rlw", "famo": "famo",
-    "gradnorm": "gradnorm", "pcgrad": "pcgrad", "mgda": "mgda", "mgda_ub": "{type: mgda, upper_bound: true}",
+    "fixed": "fixed",
+    "uncertainty": "uncertainty",
+    "dwa": "dwa",
+    "rlw": "rlw",
+    "famo": "famo",
+    "gradnorm": "gradnorm",
+    "pcgrad": "pcgrad",
+    "mgda": "mgda",
+    "mgda_ub": "{type: mgda, upper_bound: true}",
     "cagrad": "cagrad",
 }
 
 
 def config_for(name: str, method: str, extra=()):
     path, overrides = CONFIGS[name]
-    return load_config(os.path.join(HERE, "..", "configs", path),
-                       [*overrides, f"training.weighting={METHODS[method]}", "logging.progress=none", *extra])
+    return load_config(
+        os.path.join(HERE, "..", "configs", path),
+        [*overrides, f"training.weighting={METHODS[method]}", "logging.progress=none", *extra],
+    )
 
 
 def time_methods(args) -> None:
@@ -57,8 +73,9 @@ def time_methods(args) -> None:
         parts = build_components(config_for("fashion_mnist", method), data=data)
         data = parts.data
         trainer = parts.trainer()
-        iterator = iter(trainer.strategy.experimental_distribute_dataset(
-            data.train_dataset(trainer.global_batch_size, 0, 10 ** 6)))
+        iterator = iter(
+            trainer.strategy.experimental_distribute_dataset(data.train_dataset(trainer.global_batch_size, 0, 10**6))
+        )
         for _ in range(3):  # trace and warm up
             trainer.train_chunk(iterator, tf.constant(1))
         trainers[method] = (trainer, iterator)
@@ -73,13 +90,16 @@ def time_methods(args) -> None:
             seconds[method].append((time.perf_counter() - start) / args.steps)
         print(f"repeat {repeat + 1}/{args.repeats} done", flush=True)
     base = statistics.median(seconds["fixed"])
-    lines = [f"Fashion-MNIST MMoE (configs/fashion_mnist_mmoe.yaml, batch {trainers['fixed'][0].global_batch_size}),"
-             f" {os.cpu_count()} CPUs, {args.steps} steps × {args.repeats} interleaved repeats; median step time",
-             f"{'method':<12} {'ms/step':>8} {'× fixed':>8}   (each repeat, ms)"]
+    lines = [
+        f"Fashion-MNIST MMoE (configs/fashion_mnist_mmoe.yaml, batch {trainers['fixed'][0].global_batch_size}),"
+        f" {os.cpu_count()} CPUs, {args.steps} steps × {args.repeats} interleaved repeats; median step time",
+        f"{'method':<12} {'ms/step':>8} {'× fixed':>8}   (each repeat, ms)",
+    ]
     for method, values in seconds.items():
         med = statistics.median(values)
-        lines.append(f"{method:<12} {med * 1e3:>8.1f} {med / base:>8.2f}   "
-                     + ", ".join(f"{v * 1e3:.1f}" for v in values))
+        lines.append(
+            f"{method:<12} {med * 1e3:>8.1f} {med / base:>8.2f}   " + ", ".join(f"{v * 1e3:.1f}" for v in values)
+        )
     write_results("weightings_step_time", lines)
 
 
@@ -88,9 +108,11 @@ def accuracy(args) -> None:
     extra = [f"training.epochs={args.epochs}"] if args.epochs else []
     first = config_for(args.config, "fixed", extra)
     tasks = [t.name for t in first.tasks]
-    lines = [f"{args.config}: test accuracy mean ± std over seeds {seeds}, {first.training.epochs} epochs, "
-             f"{os.cpu_count()} CPUs",
-             f"{'method':<12} " + " ".join(f"{t:>17}" for t in tasks) + f" {'s/run':>7}"]
+    lines = [
+        f"{args.config}: test accuracy mean ± std over seeds {seeds}, {first.training.epochs} epochs, "
+        f"{os.cpu_count()} CPUs",
+        f"{'method':<12} " + " ".join(f"{t:>17}" for t in tasks) + f" {'s/run':>7}",
+    ]
     print(lines[0], flush=True)
     for method in [m for m in METHODS if not args.only or m in args.only.split(",")]:
         acc, seconds = {t: [] for t in tasks}, []
@@ -101,8 +123,9 @@ def accuracy(args) -> None:
                 acc[t].append(metrics["tasks"][t]["accuracy"])
             seconds.append(metrics["train_seconds"])
         cell = lambda v: f"{statistics.mean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.4f}"  # noqa: E731
-        lines.append(f"{method:<12} " + " ".join(f"{cell(acc[t]):>17}" for t in tasks)
-                     + f" {statistics.median(seconds):>7.1f}")
+        lines.append(
+            f"{method:<12} " + " ".join(f"{cell(acc[t]):>17}" for t in tasks) + f" {statistics.median(seconds):>7.1f}"
+        )
         print(lines[-1], flush=True)
     write_results(f"weightings_{args.config}", lines)
 

@@ -28,8 +28,14 @@ def cmd_train(args) -> int:
     if args.profile is not None:
         config.training.profile = _profile_window(args.profile, config.training.profile)
     run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
-    train(config, run_dir, resume=args.resume, export=not args.no_export, init_from=args.init_from,
-          overwrite=args.overwrite)
+    train(
+        config,
+        run_dir,
+        resume=args.resume,
+        export=not args.no_export,
+        init_from=args.init_from,
+        overwrite=args.overwrite,
+    )
     return 0
 
 
@@ -76,9 +82,19 @@ def cmd_search(args) -> int:
     from moe_tf.search.study import search
 
     study_dir = args.output_dir or os.path.join("runs", "search-" + os.path.splitext(os.path.basename(args.space))[0])
-    search(args.config, args.space, args.trials, study_dir, args.set or [], storage=args.storage,
-           study_name=args.study_name, seed=args.seed, export=args.export, verbose=args.verbose,
-           echo=lambda line: print(line, flush=True))
+    search(
+        args.config,
+        args.space,
+        args.trials,
+        study_dir,
+        args.set or [],
+        storage=args.storage,
+        study_name=args.study_name,
+        seed=args.seed,
+        export=args.export,
+        verbose=args.verbose,
+        echo=lambda line: print(line, flush=True),
+    )
     return 0
 
 
@@ -138,27 +154,48 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("config", help="experiment YAML")
         else:
             p.add_argument("--config", "-c", required=True, help="experiment YAML")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set training.epochs=5 (repeatable)")
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a config value, e.g. --set training.epochs=5 (repeatable)",
+        )
 
     p = sub.add_parser("train", help="train a config into a run directory")
     with_config(p)
     p.add_argument("--output-dir", "-o", help="run directory (default: experiment.output_dir/experiment.name)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing run in --output-dir; the old one is deleted only once the new run has "
-                        "written its first checkpoint")
-    p.add_argument("--init-from", metavar="RUN_DIR",
-                   help="start from a trained run's variables, matched by name (shared parts and the tasks it had; "
-                        "new tasks start fresh)")
-    p.add_argument("--distill-from", metavar="RUN_DIR",
-                   help="train on a trained run's soft targets as well as the labels (the tasks it shares with "
-                        "this config; training.distillation sets temperature and alpha)")
-    p.add_argument("--no-export", action="store_true",
-                   help="skip the SavedModel at the end (export it later with `moe-tf export RUN_DIR`)")
-    p.add_argument("--profile", nargs="?", const="", metavar="START[:STEPS]",
-                   help="trace steps START … START+STEPS-1 with the TensorFlow profiler into the run's TensorBoard "
-                        "logs (default 10:5, or training.profile's); see them in TensorBoard's Profile tab")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing run in --output-dir; the old one is deleted only once the new run has "
+        "written its first checkpoint",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="RUN_DIR",
+        help="start from a trained run's variables, matched by name (shared parts and the tasks it had; "
+        "new tasks start fresh)",
+    )
+    p.add_argument(
+        "--distill-from",
+        metavar="RUN_DIR",
+        help="train on a trained run's soft targets as well as the labels (the tasks it shares with "
+        "this config; training.distillation sets temperature and alpha)",
+    )
+    p.add_argument(
+        "--no-export",
+        action="store_true",
+        help="skip the SavedModel at the end (export it later with `moe-tf export RUN_DIR`)",
+    )
+    p.add_argument(
+        "--profile",
+        nargs="?",
+        const="",
+        metavar="START[:STEPS]",
+        help="trace steps START … START+STEPS-1 with the TensorFlow profiler into the run's TensorBoard "
+        "logs (default 10:5, or training.profile's); see them in TensorBoard's Profile tab",
+    )
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="check a config; print the resolved config")
@@ -168,17 +205,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="evaluate a trained run on a split")
     p.add_argument("run_dir")
     p.add_argument("--split", choices=["eval", "test"], default="test")
-    p.add_argument("--checkpoint", choices=["best", "latest"], default="best",
-                   help="best (if early stopping kept one) or latest")
+    p.add_argument(
+        "--checkpoint", choices=["best", "latest"], default="best", help="best (if early stopping kept one) or latest"
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("export", help="export a trained run as a SavedModel, or as TFLite (quantised)")
     p.add_argument("run_dir")
     p.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
-    p.add_argument("--quantize", default="none", metavar="{none,dynamic,float16,int8}",
-                   help="tflite: none (float32), dynamic (int8 weights), float16 (float16 weights), int8 (weights "
-                        "and activations, calibrated on training examples)")
+    p.add_argument(
+        "--quantize",
+        default="none",
+        metavar="{none,dynamic,float16,int8}",
+        help="tflite: none (float32), dynamic (int8 weights), float16 (float16 weights), int8 (weights "
+        "and activations, calibrated on training examples)",
+    )
     p.add_argument("--output", help="export directory (default: <run_dir>/export; tflite: <run_dir>/tflite)")
     p.add_argument("--checkpoint", choices=["best", "latest"], default="best")
     p.set_defaults(func=cmd_export)
@@ -191,36 +233,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gates)
 
     p = sub.add_parser("compare", help="one row per run: differing config keys, test metrics, steps, examples/s")
-    p.add_argument("runs", nargs="+", metavar="RUN_OR_GLOB",
-                   help="run directories, globs (quote them), or a directory of runs such as runs/")
-    p.add_argument("--metric", help="sort by this (best first): TASK/METRIC or loss (test split), or "
-                                    "eval/TASK/METRIC (the last evaluation); default: the first task's first metric")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        metavar="RUN_OR_GLOB",
+        help="run directories, globs (quote them), or a directory of runs such as runs/",
+    )
+    p.add_argument(
+        "--metric",
+        help="sort by this (best first): TASK/METRIC or loss (test split), or "
+        "eval/TASK/METRIC (the last evaluation); default: the first task's first metric",
+    )
     p.add_argument("--format", choices=["table", "csv", "markdown"], default="table")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("search", help="search config values with Optuna; each trial is a run directory")
     with_config(p)
     p.add_argument("--space", required=True, help="search space YAML: params (any config key), metric, pruner, ...")
-    p.add_argument("--trials", type=int, required=True,
-                   help="finished trials (complete or pruned) the study should hold; a resumed or shared study "
-                        "counts the ones it already has")
-    p.add_argument("--output-dir", "-o", help="study directory: trial-NNNN run directories, study.db, best.yaml "
-                                              "(default: runs/search-<space file name>)")
-    p.add_argument("--storage", help="an Optuna RDB URL shared by several machines (postgresql://..., mysql://...); "
-                                     "default: sqlite:///<study directory>/study.db")
+    p.add_argument(
+        "--trials",
+        type=int,
+        required=True,
+        help="finished trials (complete or pruned) the study should hold; a resumed or shared study "
+        "counts the ones it already has",
+    )
+    p.add_argument(
+        "--output-dir",
+        "-o",
+        help="study directory: trial-NNNN run directories, study.db, best.yaml "
+        "(default: runs/search-<space file name>)",
+    )
+    p.add_argument(
+        "--storage",
+        help="an Optuna RDB URL shared by several machines (postgresql://..., mysql://...); "
+        "default: sqlite:///<study directory>/study.db",
+    )
     p.add_argument("--study-name", help="the study's name in --storage (default: the study directory's name)")
     p.add_argument("--seed", type=int, help="seed the sampler: the same command samples the same trials")
-    p.add_argument("--export", action="store_true", help="export each trial's SavedModel (default: checkpoints "
-                                                         "only; export the one you pick with moe-tf export)")
+    p.add_argument(
+        "--export",
+        action="store_true",
+        help="export each trial's SavedModel (default: checkpoints only; export the one you pick with moe-tf export)",
+    )
     p.add_argument("--verbose", action="store_true", help="print each trial's training progress")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("predict", help="predict every task with an exported SavedModel")
     p.add_argument("export_dir", help="an export directory (or a run directory)")
-    p.add_argument("--input", "-i", required=True,
-                   help=".npz with one array per input name, .npy for a one-input model (e.g. uint8 images "
-                        "[N, H, W(, C)]), .txt with one text per line, .tsv/.csv with a header naming inputs, or "
-                        ".jsonl with one {input: value} object per line")
+    p.add_argument(
+        "--input",
+        "-i",
+        required=True,
+        help=".npz with one array per input name, .npy for a one-input model (e.g. uint8 images "
+        "[N, H, W(, C)]), .txt with one text per line, .tsv/.csv with a header naming inputs, or "
+        ".jsonl with one {input: value} object per line",
+    )
     p.add_argument("--output", help="write JSON lines here instead of stdout")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=cmd_predict)

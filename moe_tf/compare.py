@@ -45,11 +45,15 @@ def find_runs(patterns: list[str]) -> list[str]:
             if os.path.isfile(os.path.join(path, "config.yaml")):
                 runs.append(path)
             elif os.path.isdir(path):
-                runs += sorted(os.path.join(path, d) for d in os.listdir(path)
-                               if os.path.isfile(os.path.join(path, d, "config.yaml")))
+                runs += sorted(
+                    os.path.join(path, d)
+                    for d in os.listdir(path)
+                    if os.path.isfile(os.path.join(path, d, "config.yaml"))
+                )
         if not runs:
-            raise ConfigError(f"compare: {pattern} matches no run directory (a directory holding config.yaml, or a "
-                              "directory of them)")
+            raise ConfigError(
+                f"compare: {pattern} matches no run directory (a directory holding config.yaml, or a directory of them)"
+            )
         found += [os.path.normpath(r) for r in runs if os.path.normpath(r) not in found]
     return found
 
@@ -58,8 +62,12 @@ def differing_keys(runs: list[Run]) -> list[str]:
     """Config keys whose value is not the same in every run (absent counts as a value), in first-seen order."""
     keys = list(dict.fromkeys(k for r in runs for k in r.config))
     missing = object()
-    return [k for k in keys if k not in IGNORED_KEYS
-            and len({json.dumps(r.config.get(k, missing), sort_keys=True, default=str) for r in runs}) > 1]
+    return [
+        k
+        for k in keys
+        if k not in IGNORED_KEYS
+        and len({json.dumps(r.config.get(k, missing), sort_keys=True, default=str) for r in runs}) > 1
+    ]
 
 
 def read_run(path: str) -> Run:
@@ -75,16 +83,20 @@ def read_run(path: str) -> Run:
                 metrics = json.load(f)
         except (OSError, ValueError) as e:
             raise MoeTfError(f"compare: {path}/metrics.json cannot be read: {e}") from None
-    return Run(os.path.basename(os.path.abspath(path)), path, leaf_values(config if isinstance(config, dict) else {}),
-               metrics)
+    return Run(
+        os.path.basename(os.path.abspath(path)), path, leaf_values(config if isinstance(config, dict) else {}), metrics
+    )
 
 
 def metrics_of(run: Run) -> dict:
     """{"digit/accuracy": 0.97, ..., "loss": 0.21} from metrics.json (test split)."""
     if not run.metrics:
         return {}
-    out = {f"{task}/{name}": value for task, values in run.metrics.get("tasks", {}).items()
-           for name, value in values.items()}
+    out = {
+        f"{task}/{name}": value
+        for task, values in run.metrics.get("tasks", {}).items()
+        for name, value in values.items()
+    }
     out["loss"] = run.metrics.get("loss")
     return out
 
@@ -187,11 +199,12 @@ def _render(header: list[str], rows: list[list], fmt: str, title: str) -> str:
         writer.writerows(cells)
         return buf.getvalue()
     if fmt == "markdown":
+
         def line(values):
             return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
         return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in cells)]) + "\n"
     widths = [max(len(str(c)) for c in column) for column in zip(header, *cells)]
-    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths)),
-             "  ".join("-" * w for w in widths)]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(header, widths)), "  ".join("-" * w for w in widths)]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells]
     return "\n".join(lines) + "\n"

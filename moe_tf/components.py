@@ -61,10 +61,22 @@ class Components:
         """Args: stop_request: graceful stop on SIGINT/SIGTERM; profile: the `training.profile` window."""
         if self.optimizer is None:
             raise ValueError("these components were built for inference (training=False)")
-        return Trainer(TrainerParts(self.model, self.weighting, self.optimizer, self.strategy, self.data,
-                                    lr_scale=self.lr_scale, distillation=self.distillation, average=self.average),
-                       self.config.training, self.config.logging.gradient_stats_every, stop_request=stop_request,
-                       profile=profile)
+        return Trainer(
+            TrainerParts(
+                self.model,
+                self.weighting,
+                self.optimizer,
+                self.strategy,
+                self.data,
+                lr_scale=self.lr_scale,
+                distillation=self.distillation,
+                average=self.average,
+            ),
+            self.config.training,
+            self.config.logging.gradient_stats_every,
+            stop_request=stop_request,
+            profile=profile,
+        )
 
     def evaluator(self) -> Evaluator:
         jit = resolve_jit_compile(self.config.training.jit_compile, self.strategy)
@@ -76,9 +88,15 @@ class Components:
         return self.evaluator().evaluate(dataset, self.weighting.weights())
 
 
-def build_components(config: ExperimentConfig, strategy: tf.distribute.Strategy | None = None, *,
-                     training: bool = True, data: TaskData | None = None, initial_weights: list | None = None,
-                     adapt_text: bool = True) -> Components:
+def build_components(
+    config: ExperimentConfig,
+    strategy: tf.distribute.Strategy | None = None,
+    *,
+    training: bool = True,
+    data: TaskData | None = None,
+    initial_weights: list | None = None,
+    adapt_text: bool = True,
+) -> Components:
     """Builds every component of `config` under `strategy` (default: the current one).
 
     Args:
@@ -96,13 +114,15 @@ def build_components(config: ExperimentConfig, strategy: tf.distribute.Strategy 
         model = build_model(config.model, data, adapt_text=adapt_text)
         if initial_weights is not None:
             model.set_weights(initial_weights)
-        weighting = build_weighting(cfg.weighting, data.tasks, model, config.experiment.seed,
-                                    data.steps_per_epoch(cfg.batch_size))
+        weighting = build_weighting(
+            cfg.weighting, data.tasks, model, config.experiment.seed, data.steps_per_epoch(cfg.batch_size)
+        )
         if training:
             # The non-finite guard's learning-rate factor (lowered by `reduce_lr` only). It exists under every
             # action, so a run resumed under another action restores the same checkpoint.
-            lr_scale = keras.Variable(1.0, dtype="float32", trainable=False, name="nonfinite_lr_scale",
-                                      aggregation="only_first_replica")
+            lr_scale = keras.Variable(
+                1.0, dtype="float32", trainable=False, name="nonfinite_lr_scale", aggregation="only_first_replica"
+            )
             optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision, lr_scale)
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
     if training and cfg.ema_momentum is not None:
@@ -112,8 +132,9 @@ def build_components(config: ExperimentConfig, strategy: tf.distribute.Strategy 
     return Components(config, strategy, data, model, weighting, optimizer, lr_scale, distillation, average)
 
 
-def build_distillation(config: ExperimentConfig, data: TaskData,
-                       strategy: tf.distribute.Strategy) -> Distillation | None:
+def build_distillation(
+    config: ExperimentConfig, data: TaskData, strategy: tf.distribute.Strategy
+) -> Distillation | None:
     """The Distillation of `config.training.distillation` (None without a teacher): the teacher run rebuilt from
     its config.yaml under `strategy`, its best weights restored."""
     cfg = config.training.distillation
@@ -172,9 +193,17 @@ class Run:
         self.checkpointer.close()
 
 
-def build_run(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Strategy, progress: Progress, *,
-              chief: bool, resuming: bool, replacement: Replacement | None = None,
-              observer: Observer | None = None) -> Run:
+def build_run(
+    config: ExperimentConfig,
+    run_dir: str,
+    strategy: tf.distribute.Strategy,
+    progress: Progress,
+    *,
+    chief: bool,
+    resuming: bool,
+    replacement: Replacement | None = None,
+    observer: Observer | None = None,
+) -> Run:
     """Builds the components of a training run (text vocabularies from the data unless `resuming`, when the
     checkpoint sets them) and wires the loop to progress output, TensorBoard, the gate report, early stopping and
     checkpoints. Writes nothing yet.
@@ -188,15 +217,39 @@ def build_run(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.St
     trainer = parts.trainer(stop_request, ProfileWindow(config.training.profile, trace_dir, progress.print))
     early = EarlyStopping(config.training.early_stopping)
     weighting_state = parts.weighting.state()
-    checkpointer = Checkpointer(run_dir, chief, config.training.keep_checkpoints, model=parts.model,
-                                optimizer=parts.optimizer, early_stopping_best=early.best,
-                                early_stopping_bad_evals=early.bad_evals, nonfinite=trainer.guard.state(),
-                                step_stat_sums=trainer.sums,
-                                **({"weighting": weighting_state} if weighting_state else {}),
-                                **(parts.average.state() if parts.average is not None else {}))
+    checkpointer = Checkpointer(
+        run_dir,
+        chief,
+        config.training.keep_checkpoints,
+        model=parts.model,
+        optimizer=parts.optimizer,
+        early_stopping_best=early.best,
+        early_stopping_bad_evals=early.bad_evals,
+        nonfinite=trainer.guard.state(),
+        step_stat_sums=trainer.sums,
+        **({"weighting": weighting_state} if weighting_state else {}),
+        **(parts.average.state() if parts.average is not None else {}),
+    )
     gate_report = GateReport(run_dir, parts.model, config, progress, chief)
-    tensorboard = TensorBoardLogger(os.path.join(run_dir, "logs"), chief and config.logging.tensorboard,
-                                    config.logging.gate_heatmap, gate_report.columns)
+    tensorboard = TensorBoardLogger(
+        os.path.join(run_dir, "logs"),
+        chief and config.logging.tensorboard,
+        config.logging.gate_heatmap,
+        gate_report.columns,
+    )
     hooks = RunHooks(progress, tensorboard, early, checkpointer, gate_report, replacement, observer)
-    return Run(config, run_dir, chief, resuming, parts, progress, stop_request, trainer, early, checkpointer,
-               gate_report, tensorboard, hooks)
+    return Run(
+        config,
+        run_dir,
+        chief,
+        resuming,
+        parts,
+        progress,
+        stop_request,
+        trainer,
+        early,
+        checkpointer,
+        gate_report,
+        tensorboard,
+        hooks,
+    )

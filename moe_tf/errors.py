@@ -31,6 +31,9 @@ def error_line(error) -> str:
     """The informative line of an exception's message (a TensorFlow error's first line is often just "Graph
     execution error:"), for one-line error messages."""
     lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines() if line.strip()]
-    telling = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "File ",
-                                                               "[[", "Additional GRPC"))]
+    telling = [
+        line
+        for line in lines
+        if not line.startswith(("Graph execution error", "Detected at node", "File ", "[[", "Additional GRPC"))
+    ]
     return (telling or lines or [type(error).__name__])[0][:300]

@@ -52,8 +52,14 @@ def gate_usage(run_dir: str, split: str = "test", checkpoint: str = "best") -> d
         names = ["all"] if t.kind == "regression" else t.class_names
         for c, name in enumerate(names):
             if counts[t.name][c]:
-                rows.append({"task": t.name, "class": name, "n": int(counts[t.name][c]),
-                             "weights": (sums[t.name][c] / counts[t.name][c]).tolist()})
+                rows.append(
+                    {
+                        "task": t.name,
+                        "class": name,
+                        "n": int(counts[t.name][c]),
+                        "weights": (sums[t.name][c] / counts[t.name][c]).tolist(),
+                    }
+                )
     csv_path = os.path.join(run_dir, f"gates_{split}.csv")
     png_path = os.path.join(run_dir, f"gates_{split}.png")
     buf = io.StringIO()
@@ -62,10 +68,16 @@ def gate_usage(run_dir: str, split: str = "test", checkpoint: str = "best") -> d
     for r in rows:
         writer.writerow([r["task"], r["class"], r["n"], *(f"{w:.6f}" for w in r["weights"])])
     atomic_write(csv_path, buf.getvalue())
-    atomic_write(png_path, heatmap_png(np.array([r["weights"] for r in rows]),
-                                       [f"{r['task']}: {r['class']}" for r in rows], experts,
-                                       f"mean gate weight per task and true class ({split} split)",
-                                       "mean gate weight"))
+    atomic_write(
+        png_path,
+        heatmap_png(
+            np.array([r["weights"] for r in rows]),
+            [f"{r['task']}: {r['class']}" for r in rows],
+            experts,
+            f"mean gate weight per task and true class ({split} split)",
+            "mean gate weight",
+        ),
+    )
     return {"experts": experts, "rows": rows, "csv": csv_path, "png": png_path}
 
 

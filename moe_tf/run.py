@@ -40,12 +40,23 @@ from moe_tf.training.strategy import build_strategy, is_chief
 from moe_tf.training.trainer import total_steps
 
 # What a lost or stopped peer worker looks like to the survivors' collectives.
-PEER_FAILURES = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-                 tf.errors.AbortedError)
+PEER_FAILURES = (
+    tf.errors.UnavailableError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.CancelledError,
+    tf.errors.AbortedError,
+)
 
 
-def train(config: ExperimentConfig, run_dir: str, resume: bool = False, export: bool = True,
-          init_from: str | None = None, overwrite: bool = False, observer: Observer | None = None) -> dict:
+def train(
+    config: ExperimentConfig,
+    run_dir: str,
+    resume: bool = False,
+    export: bool = True,
+    init_from: str | None = None,
+    overwrite: bool = False,
+    observer: Observer | None = None,
+) -> dict:
     """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics:
     the test split's, and under "eval" the evaluation of the final weights (the best one's, if early stopping
     restored it).
@@ -63,8 +74,9 @@ def train(config: ExperimentConfig, run_dir: str, resume: bool = False, export: 
         MoeTfError: bad input, a non-finite stop, a lost multi-worker peer; nothing already written is damaged.
     """
     if overwrite and resume:
-        raise ConfigError("--overwrite and --resume exclude each other: --resume continues the run, --overwrite "
-                          "replaces it")
+        raise ConfigError(
+            "--overwrite and --resume exclude each other: --resume continues the run, --overwrite replaces it"
+        )
     strategy = build_strategy(config.training)  # first: multi-worker must start before any other op
     chief = is_chief(strategy)
     created = chief and not os.path.exists(run_dir)
@@ -99,14 +111,24 @@ class Fitted:
     last_eval: tuple[int, dict] | None
 
 
-def prepare(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Strategy, chief: bool, resume: bool,
-            init_from: str | None, replacement: Replacement | None, observer: Observer | None) -> Run:
+def prepare(
+    config: ExperimentConfig,
+    run_dir: str,
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+    resume: bool,
+    init_from: str | None,
+    replacement: Replacement | None,
+    observer: Observer | None,
+) -> Run:
     """Seeds, builds the run and says what it is; a bad --init-from, a missing test split or a profile window
     outside the run fail here, before training."""
     keras.utils.set_random_seed(config.experiment.seed)
     progress = Progress(config.logging.progress, enabled=chief)
-    progress.print(f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
-                   f"{strategy.num_replicas_in_sync} replica(s); global batch {config.training.batch_size}")
+    progress.print(
+        f"strategy: {config.training.strategy} ({type(strategy).__name__.lstrip('_')}) with "
+        f"{strategy.num_replicas_in_sync} replica(s); global batch {config.training.batch_size}"
+    )
     if replacement is not None:
         progress.print(replacement.describe())
     if config.training.deterministic:
@@ -114,15 +136,18 @@ def prepare(config: ExperimentConfig, run_dir: str, strategy: tf.distribute.Stra
     if init_from:
         checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
     resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))
-    run = build_run(config, run_dir, strategy, progress, chief=chief, resuming=resuming, replacement=replacement,
-                    observer=observer)
+    run = build_run(
+        config, run_dir, strategy, progress, chief=chief, resuming=resuming, replacement=replacement, observer=observer
+    )
     for line in describe(run.parts):
         progress.print(line)
     run.parts.data.require_split("test")  # no test split fails now, not after training
     profile, steps = config.training.profile, total_steps(config.training, run.parts.data)
     if profile is not None and profile.start_step >= steps:
-        raise ConfigError(f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
-                          f"steps 0–{steps - 1})")
+        raise ConfigError(
+            f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
+            f"steps 0–{steps - 1})"
+        )
     momentum = config.training.ema_momentum
     warning = short_run_warning(momentum, steps) if momentum is not None else None
     if warning:
@@ -139,16 +164,24 @@ def describe(parts: Components) -> list[str]:
         inputs = ", ".join(f"{f} {s.modality} {s.dtype}{list(s.shape)}" for f, s in source.features.items())
         lines.append(f"data {name!r}: {sizes} examples; inputs: {inputs}")
     if data.multi_source:
-        lines.append(f"sampling ({config.data.sampling.type}): "
-                     + ", ".join(f"{name} {q:.3f}" for name, q in zip(data.sources, data.source_probabilities())))
-    lines.append("tasks: " + ", ".join(f"{t.name} ({t.kind} on {t.source}, {t.num_classes} classes)"
-                                       for t in data.tasks))
+        lines.append(
+            f"sampling ({config.data.sampling.type}): "
+            + ", ".join(f"{name} {q:.3f}" for name, q in zip(data.sources, data.source_probabilities()))
+        )
+    lines.append(
+        "tasks: " + ", ".join(f"{t.name} ({t.kind} on {t.source}, {t.num_classes} classes)" for t in data.tasks)
+    )
     gates = f" with {config.model.gate.type} gates" if parts.model.task_gates() else ""
     experts = " on the raw inputs" if gates and config.model.experts.input == "raw" else ""
-    average = (f"; evaluated on a moving average of the weights (ema_momentum {config.training.ema_momentum})"
-               if parts.average is not None else "")
-    lines.append(f"model: {config.model.architecture.type}{gates}{experts}, {count_params(parts.model):,} trainable "
-                 f"parameters; weighting: {config.training.weighting.type}{average}")
+    average = (
+        f"; evaluated on a moving average of the weights (ema_momentum {config.training.ema_momentum})"
+        if parts.average is not None
+        else ""
+    )
+    lines.append(
+        f"model: {config.model.architecture.type}{gates}{experts}, {count_params(parts.model):,} trainable "
+        f"parameters; weighting: {config.training.weighting.type}{average}"
+    )
     if parts.distillation is not None:
         lines.append(parts.distillation.describe())
     return lines
@@ -167,8 +200,10 @@ def restore_or_init(run: Run, resume: bool, init_from: str | None) -> None:
         if run.chief and os.path.isdir(log_dir):
             purged = purge_after(log_dir, -1 if restored is None else restored)
             if purged:
-                progress.print(f"TensorBoard: removed {purged} event(s) logged after step {restored or 0} by the "
-                               "interrupted run (they are logged again)")
+                progress.print(
+                    f"TensorBoard: removed {purged} event(s) logged after step {restored or 0} by the "
+                    "interrupted run (they are logged again)"
+                )
     if init_from and not run.resuming:
         report = initialise_from(init_from, run.parts.model)
         for line in init_lines(report):
@@ -195,8 +230,10 @@ def fit(run: Run) -> Fitted:
     except Stopped as stopped:
         where = run.checkpointer.latest.latest_checkpoint if run.chief else "the chief's run directory"
         workers = " on every worker (same TF_CONFIG)" if run.config.training.strategy == "multi_worker" else ""
-        raise Interrupted(f"{stopped.reason} at step {stopped.step}: checkpoint written ({where}). Resume"
-                          f"{workers} with:\n  {resume_command(run.run_dir)}") from None
+        raise Interrupted(
+            f"{stopped.reason} at step {stopped.step}: checkpoint written ({where}). Resume"
+            f"{workers} with:\n  {resume_command(run.run_dir)}"
+        ) from None
     return Fitted(step, start_step, time.perf_counter() - started, run.hooks.last_eval)
 
 
@@ -213,8 +250,10 @@ def finalize(run: Run, fitted: Fitted) -> tuple[dict, tuple[int, dict] | None]:
         parts.average.install()  # what training evaluated: the test split and the export use the averages
         progress.print(f"weights: the moving average (training.ema_momentum {config.training.ema_momentum})")
     if best:  # the best evaluation was before a resume: evaluate the restored weights again
-        final_eval = run.hooks.best_eval or (checkpoint_step(run.checkpointer.best.latest_checkpoint),
-                                             run.trainer.evaluate(parts.data.eval_dataset("eval", batch)))
+        final_eval = run.hooks.best_eval or (
+            checkpoint_step(run.checkpointer.best.latest_checkpoint),
+            run.trainer.evaluate(parts.data.eval_dataset("eval", batch)),
+        )
     test = run.trainer.evaluate(parts.data.eval_dataset("test", batch))
     run.tensorboard.eval(fitted.step, test, split="test")
     run.gate_report.write(test, f"mean gate weight per expert (test split, step {fitted.step})")
@@ -230,25 +269,34 @@ def translated_errors(run: Run) -> Iterator[None]:
     except tf.errors.UnimplementedError as e:
         if not run.config.training.deterministic:
             raise
-        raise MoeTfError(f"training.deterministic: an op has no deterministic implementation on this device: "
-                         f"{error_line(e)}; set training.deterministic: false, or move that op's model part to "
-                         "another device") from None
+        raise MoeTfError(
+            f"training.deterministic: an op has no deterministic implementation on this device: "
+            f"{error_line(e)}; set training.deterministic: false, or move that op's model part to "
+            "another device"
+        ) from None
     except PEER_FAILURES as e:
         if strategy != "multi_worker":
             raise
         where = run.checkpointer.latest.latest_checkpoint if run.chief else "kept"
-        raise MoeTfError(f"multi_worker: lost contact with another worker ({type(e).__name__}: {error_line(e)}); "
-                         f"the last checkpoint is {where}. Restart every worker with:\n  "
-                         f"{resume_command(run.run_dir)}") from None
+        raise MoeTfError(
+            f"multi_worker: lost contact with another worker ({type(e).__name__}: {error_line(e)}); "
+            f"the last checkpoint is {where}. Restart every worker with:\n  "
+            f"{resume_command(run.run_dir)}"
+        ) from None
 
 
 def run_metrics(run: Run, fitted: Fitted, test: dict, final_eval: tuple[int, dict] | None) -> dict:
     """metrics.json (README, "What a run writes")."""
     seconds = fitted.seconds
-    metrics = {"tasks": test["tasks"], "split": "test", "step": fitted.step, "loss": test["loss"],
-               "examples_per_sec": (fitted.step - fitted.start_step) * run.config.training.batch_size
-               / max(seconds, 1e-9), "train_seconds": seconds,
-               "nonfinite_steps": int(run.trainer.guard.total.numpy())}
+    metrics = {
+        "tasks": test["tasks"],
+        "split": "test",
+        "step": fitted.step,
+        "loss": test["loss"],
+        "examples_per_sec": (fitted.step - fitted.start_step) * run.config.training.batch_size / max(seconds, 1e-9),
+        "train_seconds": seconds,
+        "nonfinite_steps": int(run.trainer.guard.total.numpy()),
+    }
     if final_eval is not None:
         metrics["eval"] = {"step": final_eval[0], "loss": final_eval[1]["loss"], "tasks": final_eval[1]["tasks"]}
     return metrics
@@ -258,8 +306,10 @@ def write_outputs(run: Run, fitted: Fitted, metrics: dict, export: bool) -> None
     """Prints the test table; on the chief writes metrics.json, the export and the distillation report."""
     progress, parts = run.progress, run.parts
     progress.print(summary_table(metrics, "test"))
-    progress.print(f"{fitted.step - fitted.start_step} steps in {fitted.seconds:.1f} s "
-                   f"({metrics['examples_per_sec']:,.0f} examples/s)")
+    progress.print(
+        f"{fitted.step - fitted.start_step} steps in {fitted.seconds:.1f} s "
+        f"({metrics['examples_per_sec']:,.0f} examples/s)"
+    )
     if not run.chief:
         return
     atomic_write(os.path.join(run.run_dir, "metrics.json"), json.dumps(metrics, indent=2))
@@ -274,8 +324,9 @@ def write_outputs(run: Run, fitted: Fitted, metrics: dict, export: bool) -> None
     progress.print(f"TensorBoard: tensorboard --logdir {os.path.dirname(os.path.abspath(run.run_dir))}")
 
 
-def prepare_run_dir(config: ExperimentConfig, run_dir: str, resume: bool,
-                    overwrite: bool = False) -> Replacement | None:
+def prepare_run_dir(
+    config: ExperimentConfig, run_dir: str, resume: bool, overwrite: bool = False
+) -> Replacement | None:
     """Creates the run directory; refuses to mix a new config into an existing run.
 
     With `overwrite`, an existing run is moved aside (not deleted): it is removed once the new run writes its first
@@ -289,8 +340,10 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: str, resume: bool,
         if overwrite:
             replacement = Replacement(run_dir)
         elif not resume:
-            raise MoeTfError(f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to replace "
-                             "it, or choose another --output-dir")
+            raise MoeTfError(
+                f"{run_dir} already holds a run; pass --resume to continue it, --overwrite to replace "
+                "it, or choose another --output-dir"
+            )
         else:
             previous = read_run_config(run_dir)
             if previous.model != config.model or [t.name for t in previous.tasks] != [t.name for t in config.tasks]:
@@ -310,14 +363,17 @@ def prepare_run_dir(config: ExperimentConfig, run_dir: str, resume: bool,
 
 def resume_command(run_dir: str) -> str:
     """The exact command that continues the run in `run_dir` (its config.yaml is the resolved config)."""
-    return (f"moe-tf train --config {shlex.quote(os.path.join(run_dir, 'config.yaml'))} "
-            f"--output-dir {shlex.quote(run_dir)} --resume")
+    return (
+        f"moe-tf train --config {shlex.quote(os.path.join(run_dir, 'config.yaml'))} "
+        f"--output-dir {shlex.quote(run_dir)} --resume"
+    )
 
 
 def _holds_anything(run_dir: str) -> bool:
     """True once a run directory holds a checkpoint or metrics (what a failed start must not delete)."""
-    return bool(list_checkpoints(os.path.join(run_dir, "checkpoints"))) or \
-        os.path.exists(os.path.join(run_dir, "metrics.json"))
+    return bool(list_checkpoints(os.path.join(run_dir, "checkpoints"))) or os.path.exists(
+        os.path.join(run_dir, "metrics.json")
+    )
 
 
 def evaluate(run_dir: str, split: str = "test", checkpoint: str = "best") -> dict:
@@ -325,8 +381,14 @@ def evaluate(run_dir: str, split: str = "test", checkpoint: str = "best") -> dic
     parts, path = restore_components(run_dir, checkpoint)
     summary = parts.evaluate(split)
     step = int(path.rsplit("-", 1)[-1])
-    return {"tasks": summary["tasks"], "split": split, "step": step, "loss": summary["loss"], "checkpoint": path,
-            "gates": summary["gates"]}
+    return {
+        "tasks": summary["tasks"],
+        "split": split,
+        "step": step,
+        "loss": summary["loss"],
+        "checkpoint": path,
+        "gates": summary["gates"],
+    }
 
 
 def export(run_dir: str, output: str | None = None, checkpoint: str = "best") -> str:
@@ -335,8 +397,13 @@ def export(run_dir: str, output: str | None = None, checkpoint: str = "best") ->
     return export_model(parts.model, parts.config, parts.data, output or os.path.join(run_dir, "export"))
 
 
-def export_tflite(run_dir: str, output: str | None = None, checkpoint: str = "best", quantize: str = "none",
-                  echo: Callable[[str], None] = print) -> tuple[str, dict]:
+def export_tflite(
+    run_dir: str,
+    output: str | None = None,
+    checkpoint: str = "best",
+    quantize: str = "none",
+    echo: Callable[[str], None] = print,
+) -> tuple[str, dict]:
     """A TFLite model of a finished run (default directory `<run_dir>/tflite`), compared with its SavedModel on the
     test split (moe_tf.export.tflite). Returns (the directory, this mode's compression.json entry)."""
     from moe_tf.export.tflite import QUANTIZE_MODES

@@ -51,8 +51,10 @@ class Replacement:
         self.pending = True
 
     def describe(self) -> str:
-        return (f"--overwrite: the previous run is kept at {self.aside} until this run writes its first "
-                "checkpoint (moved back if this run fails before)")
+        return (
+            f"--overwrite: the previous run is kept at {self.aside} until this run writes its first "
+            "checkpoint (moved back if this run fails before)"
+        )
 
     def commit(self) -> str:
         """Deletes the previous run (renamed first, so a kill mid-delete leaves a directory named as such)."""

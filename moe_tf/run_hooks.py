@@ -16,8 +16,9 @@ from moe_tf.training.hooks import TrainerHooks
 class RunHooks(TrainerHooks):
     """Connects the loop to progress output, TensorBoard, gate telemetry, early stopping and checkpoints."""
 
-    def __init__(self, progress, tensorboard, early_stopping, checkpointer, gate_report, replacement=None,
-                 observer=None):
+    def __init__(
+        self, progress, tensorboard, early_stopping, checkpointer, gate_report, replacement=None, observer=None
+    ):
         self.progress = progress
         self.tensorboard = tensorboard
         self.early_stopping = early_stopping
@@ -43,9 +44,11 @@ class RunHooks(TrainerHooks):
         if self._improved:
             self.best_eval = self.last_eval
         if stop:
-            self.progress.print(f"early stopping at step {step}: {self.early_stopping.monitor} has not improved "
-                                f"for {self.early_stopping.config.patience} evaluations "
-                                f"(best {self.early_stopping.best_value:.4f})")
+            self.progress.print(
+                f"early stopping at step {step}: {self.early_stopping.monitor} has not improved "
+                f"for {self.early_stopping.config.patience} evaluations "
+                f"(best {self.early_stopping.best_value:.4f})"
+            )
         if self.observer is not None and self.observer(step, summary):
             return True
         return stop
@@ -61,8 +64,10 @@ class RunHooks(TrainerHooks):
 
     def on_nonfinite(self, step, report):
         lr = "" if report["lr_scale"] is None else f"; learning rate factor now {report['lr_scale']:.3g}"
-        self.progress.print(f"warning: {report['count']} non-finite step(s) skipped by step {step} (first at step "
-                            f"{report['step']}: {report['what']}); {report['total']} in this run{lr}")
+        self.progress.print(
+            f"warning: {report['count']} non-finite step(s) skipped by step {step} (first at step "
+            f"{report['step']}: {report['what']}); {report['total']} in this run{lr}"
+        )
 
     def on_step_ops(self, op_types):
         self.progress.print(determinism.describe(op_types, len(tf.config.list_logical_devices("GPU"))))
@@ -94,8 +99,10 @@ class GateReport:
         self.write(summary, f"mean gate weight per expert (eval, step {step})")
         count, new = self.dead.update(summary["gates"])
         for name in new:
-            self.progress.print(f"warning: expert {name} is dead: its load stayed below "
-                                f"{self.dead.threshold} under every gate for {self.dead.patience} evaluations")
+            self.progress.print(
+                f"warning: expert {name} is dead: its load stayed below "
+                f"{self.dead.threshold} under every gate for {self.dead.patience} evaluations"
+            )
         return count
 
     def write(self, summary, title) -> None:

@@ -31,21 +31,34 @@ START_FIRST = ("tests/training/test_multi_worker.py", "tests/training/test_signa
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in START_FIRST)  # stable: otherwise as collected
-FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
 def multi_dict(npz_path, **sections) -> dict:
     """Two sources of two modalities: digits images (task `digit`) and the tabular npz (tasks `kind`, `score`)."""
     base = tiny_dict(
-        data={"sources": {"digits": {"type": "digits"},
-                          "tab": {"type": "npz", "path": str(npz_path), "features": ["x"],
-                                  "labels": ["kind", "score"]}}},
-        model={"stems": {"numeric": {"type": "dense", "units": [16]}}, "fusion_units": 16})
-    base["tasks"] = [{"name": "digit", "dataset": "digits"},
-                     {"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
-                     {"name": "score", "dataset": "tab", "label": "score", "type": "regression", "weight": 0.5,
-                      "metrics": ["mae", "mse"]}]
+        data={
+            "sources": {
+                "digits": {"type": "digits"},
+                "tab": {"type": "npz", "path": str(npz_path), "features": ["x"], "labels": ["kind", "score"]},
+            }
+        },
+        model={"stems": {"numeric": {"type": "dense", "units": [16]}}, "fusion_units": 16},
+    )
+    base["tasks"] = [
+        {"name": "digit", "dataset": "digits"},
+        {"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
+        {
+            "name": "score",
+            "dataset": "tab",
+            "label": "score",
+            "type": "regression",
+            "weight": 0.5,
+            "metrics": ["mae", "mse"],
+        },
+    ]
     return deep_merge(base, sections)
 
 
@@ -54,15 +67,24 @@ def text_dict(tsv_path, **sections) -> dict:
     `topic` (3 classes)."""
     base = {
         "experiment": {"name": "text", "seed": 3},
-        "data": {"sources": {"reviews": {"type": "tsv", "path": str(tsv_path), "text": ["text"],
-                                         "labels": ["sentiment", "topic"]}},
-                 "shuffle_buffer": 1000},
-        "tasks": [{"name": "sentiment", "dataset": "reviews", "label": "sentiment", "type": "binary"},
-                  {"name": "topic", "dataset": "reviews", "label": "topic"}],
-        "model": {"architecture": "mmoe",
-                  "stems": {"text": {"type": "bag", "max_tokens": 100, "sequence_length": 12, "ngrams": 2,
-                                     "embedding_dim": 16}},
-                  "experts": {"count": 2, "units": [16]}, "tower": {"units": [8]}},
+        "data": {
+            "sources": {
+                "reviews": {"type": "tsv", "path": str(tsv_path), "text": ["text"], "labels": ["sentiment", "topic"]}
+            },
+            "shuffle_buffer": 1000,
+        },
+        "tasks": [
+            {"name": "sentiment", "dataset": "reviews", "label": "sentiment", "type": "binary"},
+            {"name": "topic", "dataset": "reviews", "label": "topic"},
+        ],
+        "model": {
+            "architecture": "mmoe",
+            "stems": {
+                "text": {"type": "bag", "max_tokens": 100, "sequence_length": 12, "ngrams": 2, "embedding_dim": 16}
+            },
+            "experts": {"count": 2, "units": [16]},
+            "tower": {"units": [8]},
+        },
         "training": {"epochs": 4, "batch_size": 32, "log_every": 5, "optimizer": {"learning_rate": 0.02}},
         "logging": {"progress": "none"},
     }
@@ -79,8 +101,10 @@ def trained_run(tmp_path_factory):
     from moe_tf.run import train
 
     run_dir = str(tmp_path_factory.mktemp("runs") / "tiny")
-    config = tiny_config(training={"early_stopping": {"monitor": "eval/digit/accuracy", "patience": 3}},
-                         logging={"gradient_stats_every": 10})
+    config = tiny_config(
+        training={"early_stopping": {"monitor": "eval/digit/accuracy", "patience": 3}},
+        logging={"gradient_stats_every": 10},
+    )
     metrics = train(config, run_dir)
     return run_dir, metrics
 
@@ -136,6 +160,6 @@ def run_main(capsys, *args):
 def run_cli(*args, env=None, timeout=300, cwd=REPO):
     """Runs `python -m moe_tf ARGS` in a fresh process; returns the CompletedProcess."""
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "moe_tf", *args], capture_output=True, text=True,
-                          timeout=timeout, env=full_env, cwd=cwd)
-
+    return subprocess.run(
+        [sys.executable, "-m", "moe_tf", *args], capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd
+    )

@@ -78,10 +78,13 @@ def test_an_eval_metric_is_the_last_evaluation_logged(runs, capsys):
     assert row[header.index("eval/digit/accuracy")] == f"{last:.4f}"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["/nonexistent/runs"], "compare: /nonexistent/runs matches no run directory"),
-    (["RUNS/tiny", "--metric", "digit/f1"], "compare: no run has the metric 'digit/f1'; known: digit/loss, "),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["/nonexistent/runs"], "compare: /nonexistent/runs matches no run directory"),
+        (["RUNS/tiny", "--metric", "digit/f1"], "compare: no run has the metric 'digit/f1'; known: digit/loss, "),
+    ],
+)
 def test_bad_arguments_get_a_clear_error(runs, capsys, args, message):
     root, _, _ = runs
     code, out, err = run_main(capsys, "compare", *[a.replace("RUNS", str(root)) for a in args])
@@ -92,6 +95,11 @@ def test_bad_arguments_get_a_clear_error(runs, capsys, args, message):
 def test_small_values_keep_their_digits():
     from moe_tf.compare import _cell
 
-    assert [_cell(v, "table") for v in (1e-7, 3e-4, 0.0, 0.5, 1234.5)] == ["1e-07", "0.0003", "0.0000", "0.5000",
-                                                                          "1,234"]
+    assert [_cell(v, "table") for v in (1e-7, 3e-4, 0.0, 0.5, 1234.5)] == [
+        "1e-07",
+        "0.0003",
+        "0.0000",
+        "0.5000",
+        "1,234",
+    ]
     assert _cell(1e-7, "csv") == "1e-07"

@@ -47,7 +47,7 @@ def test_readme_documents_every_search_space_key():
     from moe_tf.search.space import PARAM_KINDS, PrunerSpec, SamplerSpec, SpaceSpec
 
     readme = open(f"{REPO}/README.md").read()
-    section = readme[readme.index("## Search"):readme.index("## Distributed training")]
+    section = readme[readme.index("## Search") : readme.index("## Distributed training")]
     keys = {*SpaceSpec.model_fields, *SamplerSpec.model_fields, *PrunerSpec.model_fields, *PARAM_KINDS}
     keys |= {f for kind in PARAM_KINDS.values() for f in kind.model_fields}
     missing = sorted(k for k in keys if k not in section)
@@ -59,7 +59,7 @@ def test_readme_opening_names_every_registered_architecture_gate_and_weighting()
     from moe_tf.registry import ARCHITECTURES, GATES, WEIGHTINGS
 
     readme = open(f"{REPO}/README.md").read()
-    opening = readme[:readme.index("## ")].lower()
+    opening = readme[: readme.index("## ")].lower()
     keys = [*ARCHITECTURES.keys(), *GATES.keys(), *WEIGHTINGS.keys()]
     assert len(keys) >= 19
     missing = [k for k in keys if k.replace("_", " ").replace("noisy top k", "noisy top-k") not in opening]

@@ -19,8 +19,12 @@ def _module_name(path: str) -> str:
 def import_graph() -> dict[str, set[str]]:
     """{module: the moe_tf modules it imports}, counting every import statement (function-local ones too: a cycle
     broken by deferring an import is still a cycle)."""
-    paths = {_module_name(os.path.join(d, f)): os.path.join(d, f)
-             for d, _, files in os.walk(PACKAGE) for f in files if f.endswith(".py")}
+    paths = {
+        _module_name(os.path.join(d, f)): os.path.join(d, f)
+        for d, _, files in os.walk(PACKAGE)
+        for f in files
+        if f.endswith(".py")
+    }
     graph = {}
     for name, path in paths.items():
         package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
@@ -31,7 +35,7 @@ def import_graph() -> dict[str, set[str]]:
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
                 if node.level:
-                    parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                    parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(parts + ([base] if base else []))
                 targets.update(f"{base}.{a.name}" if f"{base}.{a.name}" in paths else base for a in node.names)
         graph[name] = {t for t in targets if t in paths and t != name}
@@ -89,20 +93,24 @@ def _fresh(code: str) -> str:
 
 
 def test_config_and_help_load_without_tensorflow():
-    code = ("import sys, contextlib, io\n"
-            "import moe_tf.config.loader, moe_tf.config.schema, moe_tf.registry\n"
-            "from moe_tf import cli\n"
-            "with contextlib.redirect_stdout(io.StringIO()):\n"
-            "    try: cli.main(['--help'])\n"
-            "    except SystemExit: pass\n"
-            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    code = (
+        "import sys, contextlib, io\n"
+        "import moe_tf.config.loader, moe_tf.config.schema, moe_tf.registry\n"
+        "from moe_tf import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: cli.main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
     assert _fresh(code) == "[]"
 
 
 def test_tensorflow_loaded_through_moe_tf_gets_the_onednn_default():
-    code = ("import os, sys\n"
-            "from moe_tf.training import trainer\n"
-            "print('tensorflow' in sys.modules, os.environ.get('TF_ENABLE_ONEDNN_OPTS'))")
+    code = (
+        "import os, sys\n"
+        "from moe_tf.training import trainer\n"
+        "print('tensorflow' in sys.modules, os.environ.get('TF_ENABLE_ONEDNN_OPTS'))"
+    )
     assert _fresh(code) == "True 1"
 
 
@@ -112,19 +120,30 @@ def _registered_in_source(folder: str, registry: str) -> set[str]:
     for name in os.listdir(folder):
         if name.endswith(".py"):
             for node in ast.walk(ast.parse(open(os.path.join(folder, name)).read())):
-                if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
-                        node.func.attr == "register" and getattr(node.func.value, "id", None) == registry:
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "register"
+                    and getattr(node.func.value, "id", None) == registry
+                ):
                     keys.add(node.args[0].value)
     return keys
 
 
 def test_each_registry_finds_every_component_on_its_first_lookup():
-    folders = {"DATASETS": "data", "STEMS": "models/stems", "GATES": "models/gates",
-               "ARCHITECTURES": "models/architectures", "WEIGHTINGS": "training/weightings"}
+    folders = {
+        "DATASETS": "data",
+        "STEMS": "models/stems",
+        "GATES": "models/gates",
+        "ARCHITECTURES": "models/architectures",
+        "WEIGHTINGS": "training/weightings",
+    }
     # A fresh process whose first moe_tf import is the registries themselves, and whose first use of each is keys().
-    printed = _fresh("from moe_tf import registry\n"
-                     f"for name in {list(folders)}:\n"
-                     "    print(name, ','.join(getattr(registry, name).keys()))").splitlines()
+    printed = _fresh(
+        "from moe_tf import registry\n"
+        f"for name in {list(folders)}:\n"
+        "    print(name, ','.join(getattr(registry, name).keys()))"
+    ).splitlines()
     found = dict(line.split(" ") for line in printed)
     for registry, folder in folders.items():
         expected = _registered_in_source(os.path.join(PACKAGE, folder), registry)

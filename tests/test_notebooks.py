@@ -23,8 +23,9 @@ def execute(name, env, monkeypatch):
     for key, value in {**env, "TF_CPP_MIN_LOG_LEVEL": "2"}.items():
         monkeypatch.setenv(key, value)
     nb = nbformat.read(os.path.join(REPO, "notebooks", name), as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": os.path.join(REPO, "notebooks")}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": os.path.join(REPO, "notebooks")}}
+    ).execute()
     return "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
 
 
@@ -38,8 +39,11 @@ def test_compare_notebook_executes(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_search_and_compress_notebook_executes(tmp_path, monkeypatch):
-    outputs = execute("search_and_compress.ipynb", {"SEARCH_TRIALS": "2", "SEARCH_STEPS": "20",
-                                                    "SEARCH_ROOT": str(tmp_path / "runs")}, monkeypatch)
+    outputs = execute(
+        "search_and_compress.ipynb",
+        {"SEARCH_TRIALS": "2", "SEARCH_STEPS": "20", "SEARCH_ROOT": str(tmp_path / "runs")},
+        monkeypatch,
+    )
     assert "TFLite (int8)" in outputs and "float32 TFLite" in outputs
     assert (tmp_path / "runs" / "student" / "distillation.json").exists()
     assert (tmp_path / "runs" / "study" / "best.yaml").exists()

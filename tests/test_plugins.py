@@ -99,8 +99,13 @@ class Scaled(LossWeighting):
         return self.alpha * self.config.factor
 
 
-PLUGINS = [(DATASETS, "test_blobs", Blobs), (STEMS, "test_affine", Affine), (GATES, "test_uniform", Uniform),
-           (ARCHITECTURES, "test_bottom", Bottom), (WEIGHTINGS, "test_scaled", Scaled)]
+PLUGINS = [
+    (DATASETS, "test_blobs", Blobs),
+    (STEMS, "test_affine", Affine),
+    (GATES, "test_uniform", Uniform),
+    (ARCHITECTURES, "test_bottom", Bottom),
+    (WEIGHTINGS, "test_scaled", Scaled),
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,16 +118,23 @@ def registered():
 
 
 def plugin_config(architecture: dict) -> dict:
-    return {"experiment": {"name": "plugins", "seed": 3},
-            "data": {"sources": {"blobs": {"type": "test_blobs", "size": 300}}},
-            "tasks": [{"name": "side", "dataset": "blobs", "label": "side"},
-                      {"name": "sign", "dataset": "blobs", "label": "sign", "weight": 0.5}],
-            "model": {"architecture": architecture, "stems": {"numeric": {"type": "test_affine", "width": 6}},
-                      "experts": {"count": 3, "units": [8]}, "gate": {"type": "test_uniform"},
-                      "tower": {"units": [4]}},
-            "training": {"steps": 6, "batch_size": 32, "log_every": 3, "weighting": {"type": "test_scaled",
-                                                                                     "factor": 3.0}},
-            "logging": {"progress": "none", "tensorboard": False}}
+    return {
+        "experiment": {"name": "plugins", "seed": 3},
+        "data": {"sources": {"blobs": {"type": "test_blobs", "size": 300}}},
+        "tasks": [
+            {"name": "side", "dataset": "blobs", "label": "side"},
+            {"name": "sign", "dataset": "blobs", "label": "sign", "weight": 0.5},
+        ],
+        "model": {
+            "architecture": architecture,
+            "stems": {"numeric": {"type": "test_affine", "width": 6}},
+            "experts": {"count": 3, "units": [8]},
+            "gate": {"type": "test_uniform"},
+            "tower": {"units": [4]},
+        },
+        "training": {"steps": 6, "batch_size": 32, "log_every": 3, "weighting": {"type": "test_scaled", "factor": 3.0}},
+        "logging": {"progress": "none", "tensorboard": False},
+    }
 
 
 def test_unknown_plugin_parameters_fail_with_their_path():

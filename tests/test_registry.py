@@ -17,6 +17,7 @@ def test_unknown_key_lists_known_and_suggests():
     reg.register("noisy_top_k")(float)
     with pytest.raises(ConfigError) as e:
         reg.get("softmx", "model.gate.type")
-    assert str(e.value) == ("model.gate.type: unknown gate 'softmx' (did you mean 'softmax'?); "
-                            "known: noisy_top_k, softmax")
+    assert str(e.value) == (
+        "model.gate.type: unknown gate 'softmx' (did you mean 'softmax'?); known: noisy_top_k, softmax"
+    )
     assert reg.get("softmax") is int

@@ -48,10 +48,13 @@ def test_a_failed_overwrite_puts_the_old_run_back_untouched(trained_run, tmp_pat
     run_dir = copy_run(trained_run, tmp_path)
     before = snapshot(run_dir)
     data = tiny_dict()
-    data["data"]["sources"]["digits"] = {"type": "npz", "path": str(tmp_path / "missing.npz"), "features": ["x"],
-                                         "labels": ["y"]}
-    code, _, err = run_main(capsys, "train", "--config", write(tmp_path, data), "--output-dir", run_dir,
-                            "--overwrite")
+    data["data"]["sources"]["digits"] = {
+        "type": "npz",
+        "path": str(tmp_path / "missing.npz"),
+        "features": ["x"],
+        "labels": ["y"],
+    }
+    code, _, err = run_main(capsys, "train", "--config", write(tmp_path, data), "--output-dir", run_dir, "--overwrite")
     assert code == 1 and "Traceback" not in err
     assert "missing.npz" in err and f"the previous run is back in {run_dir}" in err
     assert snapshot(run_dir) == before
@@ -61,7 +64,8 @@ def test_a_failed_overwrite_puts_the_old_run_back_untouched(trained_run, tmp_pat
 def test_overwrite_and_resume_exclude_each_other(trained_run, tmp_path, capsys):
     run_dir = copy_run(trained_run, tmp_path)
     before = snapshot(run_dir)
-    code, _, err = run_main(capsys, "train", "--config", write(tmp_path, tiny_dict()), "--output-dir", run_dir,
-                            "--overwrite", "--resume")
+    code, _, err = run_main(
+        capsys, "train", "--config", write(tmp_path, tiny_dict()), "--output-dir", run_dir, "--overwrite", "--resume"
+    )
     assert code == 2 and "--overwrite and --resume exclude each other" in err
     assert snapshot(run_dir) == before

@@ -11,8 +11,14 @@ from tests.conftest import FASHION_DIR, REPO
 
 @pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist")
 def test_digits_and_fashion_in_one_model(tmp_path):
-    overrides = ["training.steps=6", "training.eval_every=6", "training.log_every=3", "data.sources.fashion.limit=640",
-                 "logging.progress=none", "data.shuffle_buffer=700"]
+    overrides = [
+        "training.steps=6",
+        "training.eval_every=6",
+        "training.log_every=3",
+        "data.sources.fashion.limit=640",
+        "logging.progress=none",
+        "data.shuffle_buffer=700",
+    ]
     config = load_config(f"{REPO}/configs/digits_fashion_mmoe.yaml", overrides)
     metrics = train(config, str(tmp_path / "run"))
     assert metrics["step"] == 6 and set(metrics["tasks"]) == {"digit", "item", "footwear"}
@@ -21,14 +27,26 @@ def test_digits_and_fashion_in_one_model(tmp_path):
 
 
 SHARED_DATA = os.path.join(REPO, "..", "shared", "data")
-QUICK = ["training.steps=4", "training.eval_every=4", "training.log_every=2", "training.batch_size=32",
-         "logging.progress=none", "data.shuffle_buffer=500"]
+QUICK = [
+    "training.steps=4",
+    "training.eval_every=4",
+    "training.log_every=2",
+    "training.batch_size=32",
+    "logging.progress=none",
+    "data.shuffle_buffer=500",
+]
 SHIPPED = {
     "sst2_text_cnn": ["data.sources.sst2.limit=300", "model.stems.text.max_tokens=500"],
-    "sst2_agnews_mmoe": ["data.sources.sst2.limit=300", "data.sources.agnews.limit=300",
-                         "model.stems.text.max_tokens=500"],
-    "fashion_sst2_mmoe": ["data.sources.sst2.limit=300", "data.sources.fashion.limit=300",
-                          "model.stems.text.max_tokens=500"],
+    "sst2_agnews_mmoe": [
+        "data.sources.sst2.limit=300",
+        "data.sources.agnews.limit=300",
+        "model.stems.text.max_tokens=500",
+    ],
+    "fashion_sst2_mmoe": [
+        "data.sources.sst2.limit=300",
+        "data.sources.fashion.limit=300",
+        "model.stems.text.max_tokens=500",
+    ],
     "synthetic_mmoe": ["data.sources.synthetic.size=400"],
     "multi_fashion_mmoe": ["data.sources.multi.source.limit=300"],
 }
@@ -50,8 +68,11 @@ def needs(name) -> list:
     if any(p.startswith(FASHION_DIR) for p in paths):
         marks.append(pytest.mark.skipif(not os.path.isdir(FASHION_DIR), reason="apt-get install dataset-fashion-mnist"))
     if any("shared/data/" in p for p in paths):
-        marks.append(pytest.mark.skipif(not os.path.isdir(SHARED_DATA),
-                                        reason="../shared/data (SST-2, AG News) is not beside the repository"))
+        marks.append(
+            pytest.mark.skipif(
+                not os.path.isdir(SHARED_DATA), reason="../shared/data (SST-2, AG News) is not beside the repository"
+            )
+        )
     return marks
 
 

@@ -9,8 +9,11 @@ import numpy as np
 
 POSITIVE = ["good", "great", "superb", "lovely", "fine"]
 NEGATIVE = ["bad", "awful", "poor", "dull", "weak"]
-TOPICS = {"sports": ["match", "goal", "team", "coach"], "food": ["pasta", "soup", "bread", "cheese"],
-          "tech": ["laptop", "phone", "chip", "screen"]}
+TOPICS = {
+    "sports": ["match", "goal", "team", "coach"],
+    "food": ["pasta", "soup", "bread", "cheese"],
+    "tech": ["laptop", "phone", "chip", "screen"],
+}
 FILLER = ["the", "a", "was", "really", "it", "this", "and", "very", "quite", "so"]
 
 

@@ -69,8 +69,11 @@ def check_label_keys(mapping: dict, labels: list[str], field: str) -> None:
 
 def feature_name_field():
     """The `feature:` key of a single-image source: the name of the model input its images feed."""
-    return Field("image", pattern=NAME_PATTERN,
-                 description="model input name; sources with the same feature name and shape share one stem")
+    return Field(
+        "image",
+        pattern=NAME_PATTERN,
+        description="model input name; sources with the same feature name and shape share one stem",
+    )
 
 
 def one_of(registry: Registry) -> type[Choice]:
@@ -114,17 +117,25 @@ class Choice:
         if not isinstance(value, dict):
             raise PydanticCustomError("dict_type", "Input should be a valid dictionary")
         if "type" not in value:
-            raise PydanticCustomError("union_tag_not_found", "Unable to extract tag using discriminator "
-                                      "{discriminator}", {"discriminator": "'type'"})
+            raise PydanticCustomError(
+                "union_tag_not_found",
+                "Unable to extract tag using discriminator {discriminator}",
+                {"discriminator": "'type'"},
+            )
         keys = cls.registry.keys()
         if not isinstance(value["type"], str) or value["type"] not in keys:
-            raise PydanticCustomError("union_tag_invalid", "Input tag {tag} found using 'type' does not match any of "
-                                      "the expected tags: {expected_tags}",
-                                      {"tag": str(value["type"]), "expected_tags": ", ".join(map(repr, keys))})
+            raise PydanticCustomError(
+                "union_tag_invalid",
+                "Input tag {tag} found using 'type' does not match any of the expected tags: {expected_tags}",
+                {"tag": str(value["type"]), "expected_tags": ", ".join(map(repr, keys))},
+            )
         return cls.registry.get(value["type"]).Config.model_validate(value)
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: object, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
-            cls.validate, serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda value, info: value.model_dump(mode=info.mode, exclude_none=info.exclude_none), info_arg=True))
+            cls.validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                lambda value, info: value.model_dump(mode=info.mode, exclude_none=info.exclude_none), info_arg=True
+            ),
+        )

@@ -66,8 +66,9 @@ _TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
 
 def _split_path(key: str, origin: str = "--set") -> list[str]:
     if not re.fullmatch(r"[^.\[\]]+(\.[^.\[\]]+|\[[^\]]+\])*", key):
-        raise ConfigError(f"{origin} {key}: cannot parse the key (expected e.g. model.experts.count or "
-                          "tasks[0].weight)")
+        raise ConfigError(
+            f"{origin} {key}: cannot parse the key (expected e.g. model.experts.count or tasks[0].weight)"
+        )
     return [m.group(1) if m.group(1) is not None else m.group(2) for m in _TOKEN.finditer(key)]
 
 
@@ -250,11 +251,19 @@ def _union_member(model, tag):
 
 
 _EXPECTED = {
-    "int_parsing": "expected int", "int_type": "expected int", "int_from_float": "expected int",
-    "float_parsing": "expected number", "float_type": "expected number",
-    "bool_parsing": "expected true or false", "bool_type": "expected true or false",
-    "string_type": "expected a string", "list_type": "expected a list", "dict_type": "expected a mapping",
-    "model_type": "expected a mapping", "model_attributes_type": "expected a mapping", "missing": "required",
+    "int_parsing": "expected int",
+    "int_type": "expected int",
+    "int_from_float": "expected int",
+    "float_parsing": "expected number",
+    "float_type": "expected number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "list_type": "expected a list",
+    "dict_type": "expected a mapping",
+    "model_type": "expected a mapping",
+    "model_attributes_type": "expected a mapping",
+    "missing": "required",
 }
 
 

@@ -23,11 +23,15 @@ if TYPE_CHECKING:  # the Config of whichever component `type:` names: resolved a
     WeightingChoice: TypeAlias = Any
 else:
     DatasetChoice, StemChoice, GateChoice, ArchitectureChoice, WeightingChoice = (
-        one_of(registry) for registry in (DATASETS, STEMS, GATES, ARCHITECTURES, WEIGHTINGS))
+        one_of(registry) for registry in (DATASETS, STEMS, GATES, ARCHITECTURES, WEIGHTINGS)
+    )
 
 LOSSES_BY_TYPE = {"classification": ["crossentropy"], "binary": ["crossentropy"], "regression": ["mse", "mae", "huber"]}
-METRICS_BY_TYPE = {"classification": ["accuracy", "top5_accuracy"], "binary": ["accuracy"],
-                   "regression": ["mae", "mse"]}
+METRICS_BY_TYPE = {
+    "classification": ["accuracy", "top5_accuracy"],
+    "binary": ["accuracy"],
+    "regression": ["mae", "mse"],
+}
 
 
 class ExperimentSection(StrictModel):
@@ -70,8 +74,9 @@ class TaskConfig(StrictModel):
     loss: str | None = None
     weight: float = Field(1.0, ge=0.0)
     metrics: list[str] | None = None
-    warmup_steps: int = Field(0, ge=0, description="ramp the task's loss from 0 to full over this many steps "
-                                                   "(a task added with --init-from)")
+    warmup_steps: int = Field(
+        0, ge=0, description="ramp the task's loss from 0 to full over this many steps (a task added with --init-from)"
+    )
 
     def resolved_loss(self) -> str:
         return self.loss or LOSSES_BY_TYPE[self.type][0]
@@ -111,7 +116,8 @@ class ModelConfig(StrictModel):
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     l2: float = Field(0.0, ge=0.0)
     freeze: list[Literal["stems", "trunk", "experts", "gates"]] = Field(
-        default_factory=list, description="parts whose variables are not trained (e.g. after --init-from)")
+        default_factory=list, description="parts whose variables are not trained (e.g. after --init-from)"
+    )
 
 
 class ScheduleConfig(StrictModel):
@@ -141,18 +147,25 @@ class EarlyStoppingConfig(StrictModel):
 class DistillationConfig(StrictModel):
     """Knowledge distillation from a trained run (`moe-tf train --distill-from RUN` sets `teacher`)."""
 
-    teacher: str | None = Field(None, description="a trained run directory; its model's predictions are the soft "
-                                                  "targets of the tasks it shares with this run")
-    temperature: float = Field(2.0, gt=0.0, description="softens both models' logits; the soft loss is scaled by "
-                                                         "temperature²")
+    teacher: str | None = Field(
+        None,
+        description="a trained run directory; its model's predictions are the soft "
+        "targets of the tasks it shares with this run",
+    )
+    temperature: float = Field(
+        2.0, gt=0.0, description="softens both models' logits; the soft loss is scaled by temperature²"
+    )
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="weight of the soft loss; 1 - alpha on the true labels")
 
 
 class ProfileConfig(StrictModel):
     """A TensorFlow profiler trace of some training steps in the run's TensorBoard logs (`moe-tf train --profile`)."""
 
-    start_step: int = Field(10, ge=0, description="the first traced step (the first steps of a run also trace and "
-                                                  "compile the step function)")
+    start_step: int = Field(
+        10,
+        ge=0,
+        description="the first traced step (the first steps of a run also trace and compile the step function)",
+    )
     num_steps: int = Field(5, ge=1, description="how many steps the trace holds")
 
 
@@ -160,8 +173,10 @@ class NonfiniteConfig(StrictModel):
     """What a step does when a task's loss or the gradient is NaN/Inf (the update is never applied)."""
 
     action: Literal["skip", "reduce_lr", "stop"] = Field(
-        "skip", description="skip: drop the update and count it; reduce_lr: also multiply the learning rate by "
-                            "lr_factor; stop: end the run with an error naming the task and step")
+        "skip",
+        description="skip: drop the update and count it; reduce_lr: also multiply the learning rate by "
+        "lr_factor; stop: end the run with an error naming the task and step",
+    )
     lr_factor: float = Field(0.5, gt=0.0, lt=1.0, description="reduce_lr: the learning rate's factor per skipped step")
     max_consecutive: int = Field(20, ge=1, description="skip/reduce_lr: stop after this many non-finite steps in a row")
 
@@ -176,9 +191,15 @@ class TrainingConfig(StrictModel):
     batch_size: int = Field(64, ge=1)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     mixed_precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
-    ema_momentum: float | None = Field(None, gt=0.0, lt=1.0, description=(
-        "keep an exponential moving average of the weights with this momentum (0.99: about the last 100 steps); "
-        "evaluation, early stopping, test, export and predict use the average. null: off"))
+    ema_momentum: float | None = Field(
+        None,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "keep an exponential moving average of the weights with this momentum (0.99: about the last 100 steps); "
+            "evaluation, early stopping, test, export and predict use the average. null: off"
+        ),
+    )
     weighting: WeightingChoice = Field(default_factory=lambda: WEIGHTINGS.get("fixed").Config())
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     eval_every: int = Field(0, ge=0)
@@ -190,11 +211,17 @@ class TrainingConfig(StrictModel):
     log_every: int = Field(20, ge=1)
     nonfinite: NonfiniteConfig = Field(default_factory=NonfiniteConfig)
     distillation: DistillationConfig = Field(default_factory=DistillationConfig)
-    profile: ProfileConfig | None = Field(None, description="trace these steps with the TensorFlow profiler into "
-                                                            "logs/train/plugins/profile (TensorBoard's Profile tab)")
+    profile: ProfileConfig | None = Field(
+        None,
+        description="trace these steps with the TensorFlow profiler into "
+        "logs/train/plugins/profile (TensorBoard's Profile tab)",
+    )
     deterministic: bool = Field(False, description="TensorFlow op determinism (bit-exact reruns on GPU too)")
-    collective_timeout: float = Field(600.0, gt=0.0, description="multi_worker: seconds a cross-worker operation "
-                                                                 "may wait for a peer before the run fails")
+    collective_timeout: float = Field(
+        600.0,
+        gt=0.0,
+        description="multi_worker: seconds a cross-worker operation may wait for a peer before the run fails",
+    )
 
     @field_validator("steps_per_execution", mode="before")
     @classmethod
@@ -217,8 +244,9 @@ class LoggingConfig(StrictModel):
     gate_heatmap: bool = True
     dead_expert_threshold: float = Field(0.01, ge=0.0, le=1.0)
     dead_expert_patience: int = Field(3, ge=1)
-    gradient_stats_every: int = Field(0, ge=0, description="log grads/norm/<task> and grads/cosine/<a>__<b> every "
-                                                           "this many steps (0: never)")
+    gradient_stats_every: int = Field(
+        0, ge=0, description="log grads/norm/<task> and grads/cosine/<a>__<b> every this many steps (0: never)"
+    )
 
 
 class ExperimentConfig(StrictModel):
@@ -238,8 +266,9 @@ class ExperimentConfig(StrictModel):
             if names.count(t.name) > 1:
                 errors.append(f"{p}.name: duplicate task name {t.name!r}")
             if t.dataset not in self.data.sources:
-                errors.append(f"{p}.dataset: unknown dataset {t.dataset!r}; "
-                              f"data.sources has {sorted(self.data.sources)}")
+                errors.append(
+                    f"{p}.dataset: unknown dataset {t.dataset!r}; data.sources has {sorted(self.data.sources)}"
+                )
             if t.type == "classification" and t.num_classes is not None and t.num_classes < 2:
                 errors.append(f"{p}.num_classes: expected int >= 2, got {t.num_classes}")
             if t.type != "classification" and t.num_classes is not None and t.num_classes < 1:
@@ -252,8 +281,9 @@ class ExperimentConfig(StrictModel):
                 errors.append(f"{p}.loss: expected one of {LOSSES_BY_TYPE[t.type]} for a {t.type} task, got {t.loss!r}")
             for j, m in enumerate(t.metrics or []):
                 if m not in METRICS_BY_TYPE[t.type]:
-                    errors.append(f"{p}.metrics[{j}]: expected one of {METRICS_BY_TYPE[t.type]} "
-                                  f"for a {t.type} task, got {m!r}")
+                    errors.append(
+                        f"{p}.metrics[{j}]: expected one of {METRICS_BY_TYPE[t.type]} for a {t.type} task, got {m!r}"
+                    )
             if t.type == "regression" and t.label_map is not None:
                 errors.append(f"{p}.label_map: a regression task reads its targets as they are; remove label_map")
         if all(t.weight == 0 for t in self.tasks):
@@ -262,14 +292,17 @@ class ExperimentConfig(StrictModel):
             loss_weightings = [k for k, cls in WEIGHTINGS.items() if not cls.task_gradients]
             for i, t in enumerate(self.tasks):
                 if t.warmup_steps:
-                    errors.append(f"tasks[{i}].warmup_steps: {self.training.weighting.type} combines the tasks' "
-                                  "gradients by their directions, so a ramped loss does not ramp the task in; use a "
-                                  f"loss weighting ({', '.join(loss_weightings)}) or no warm-up")
+                    errors.append(
+                        f"tasks[{i}].warmup_steps: {self.training.weighting.type} combines the tasks' "
+                        "gradients by their directions, so a ramped loss does not ramp the task in; use a "
+                        f"loss weighting ({', '.join(loss_weightings)}) or no warm-up"
+                    )
         errors += self._gate_errors()
         monitor = self.training.early_stopping.monitor
         if monitor is not None and monitor not in self.monitor_names():
-            errors.append(f"training.early_stopping.monitor: unknown metric {monitor!r}; "
-                          f"known: {', '.join(self.monitor_names())}")
+            errors.append(
+                f"training.early_stopping.monitor: unknown metric {monitor!r}; known: {', '.join(self.monitor_names())}"
+            )
         if self.training.strategy == "one_device" and self.training.devices and len(self.training.devices) != 1:
             errors.append(f"training.devices: one_device takes one device, got {self.training.devices}")
         if errors:
@@ -283,15 +316,18 @@ class ExperimentConfig(StrictModel):
         if not ARCHITECTURES.get(arch.type).gated:
             if self.model.experts.input == "raw":
                 gated = [key for key, cls in ARCHITECTURES.items() if cls.gated]
-                return [f"model.experts.input: 'raw' makes each expert a whole network on the raw inputs; the "
-                        f"{arch.type} architecture has no experts (use {', '.join(gated)}, or input 'trunk')"]
+                return [
+                    f"model.experts.input: 'raw' makes each expert a whole network on the raw inputs; the "
+                    f"{arch.type} architecture has no experts (use {', '.join(gated)}, or input 'trunk')"
+                ]
             return []
         if k is None:
             return []
         fewest = self.model.experts.count + getattr(arch, "task_experts", 0)
         if k > fewest:
-            where = "model.experts.count" + (" + model.architecture.task_experts" if hasattr(arch, "task_experts")
-                                             else "")
+            where = "model.experts.count" + (
+                " + model.architecture.task_experts" if hasattr(arch, "task_experts") else ""
+            )
             return [f"model.gate.k: {k} is more than the {fewest} experts a gate chooses among ({where})"]
         return []
 
@@ -306,4 +342,3 @@ class ExperimentConfig(StrictModel):
             if t.name == name:
                 return t
         raise KeyError(name)
-

@@ -128,9 +128,13 @@ def _label_array(values: np.ndarray, info: LabelInfo) -> np.ndarray:
 
 def from_arrays(arrays: dict, labels: dict[str, LabelInfo], features: dict[str, FeatureSpec]) -> SourceData:
     """Builds a SourceData from role → ({feature: [N, ...]}, {label: [N]})."""
-    arrays = {role: ({k: np.asarray(v, dtype=features[k].numpy_dtype) for k, v in x.items()},
-                     {k: _label_array(v, labels[k]) for k, v in y.items()})
-              for role, (x, y) in arrays.items()}
+    arrays = {
+        role: (
+            {k: np.asarray(v, dtype=features[k].numpy_dtype) for k, v in x.items()},
+            {k: _label_array(v, labels[k]) for k, v in y.items()},
+        )
+        for role, (x, y) in arrays.items()
+    }
     splits = {role: tf.data.Dataset.from_tensor_slices((x, y)) for role, (x, y) in arrays.items()}
     return SourceData(
         splits=splits,

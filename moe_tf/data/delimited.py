@@ -36,8 +36,9 @@ class DelimitedConfig(StrictModel):
     test: str | None = Field(None, min_length=1)
     header: bool = True
     columns: list[str] | None = Field(None, min_length=1, description="column names of header-less files")
-    text: list[str] | dict[str, str] = Field(default_factory=list,
-                                             description="text columns; {input name: column} renames")
+    text: list[str] | dict[str, str] = Field(
+        default_factory=list, description="text columns; {input name: column} renames"
+    )
     numeric: list[str] = Field(default_factory=list, description="numeric columns, fed as one input")
     numeric_feature: str = Field("numeric", pattern=NAME_PATTERN)
     labels: list[str] = Field(..., min_length=1)
@@ -47,8 +48,13 @@ class DelimitedConfig(StrictModel):
     eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
     limit: int | None = Field(None, ge=1, description="read only the first N rows of each file (quick trials)")
-    token_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="training batches only: each token of this "
-                                 "source's texts is deleted with this chance (word dropout)")
+    token_dropout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="training batches only: each token of this "
+        "source's texts is deleted with this chance (word dropout)",
+    )
 
     @field_validator("labels")
     @classmethod
@@ -58,8 +64,9 @@ class DelimitedConfig(StrictModel):
     @model_validator(mode="after")
     def _check(self):
         if (self.path is None) == (self.train is None):
-            raise ValueError("give either `path` (one file, split by fractions) or `train` (with optional `eval` "
-                             "and `test` files)")
+            raise ValueError(
+                "give either `path` (one file, split by fractions) or `train` (with optional `eval` and `test` files)"
+            )
         if self.path is not None and (self.eval or self.test):
             raise ValueError("`eval` and `test` files go with `train`, not with `path`")
         if not self.text and not self.numeric:
@@ -87,9 +94,11 @@ def read_utf8(path: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
-                        "save the file as UTF-8") from None
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}, line {line}: not UTF-8 text (byte {raw[e.start]:#04x} at offset {e.start}); "
+            "save the file as UTF-8"
+        ) from None
 
 
 @dataclass
@@ -111,8 +120,9 @@ class DelimitedSource(DataSource):
         cfg = self.config
         where = f"data.sources.{self.name}"
         files = {"train": cfg.path or cfg.train, "eval": cfg.eval, "test": cfg.test}
-        tables = {role: self._read(path, f"{where}.{'path' if cfg.path else role}")
-                  for role, path in files.items() if path}
+        tables = {
+            role: self._read(path, f"{where}.{'path' if cfg.path else role}") for role, path in files.items() if path
+        }
         first = tables["train"]
         kinds = {label: self._label_info(label, tables) for label in cfg.labels}
         label_infos = {label: info for label, (info, _) in kinds.items()}
@@ -124,8 +134,10 @@ class DelimitedSource(DataSource):
             fractions["test"] = cfg.test_fraction
         if fractions:
             if sum(fractions.values()) >= 1.0:
-                raise DataError(f"{where}: eval_fraction + test_fraction must leave examples for training, "
-                                f"got {' + '.join(str(v) for v in fractions.values())}")
+                raise DataError(
+                    f"{where}: eval_fraction + test_fraction must leave examples for training, "
+                    f"got {' + '.join(str(v) for v in fractions.values())}"
+                )
             fractions["train"] = 0.0
             arrays.update(split_arrays(*arrays["train"], fractions, self.seed))
         for role in ("train", "eval", "test"):
@@ -151,8 +163,12 @@ class DelimitedSource(DataSource):
             raise DataError(f"file not found: {path} ({field})")
         text = read_utf8(path)
         quoting = cfg.quoting if cfg.quoting != "auto" else ("none" if self.delimiter == "\t" else "minimal")
-        reader = csv.reader(text.splitlines(), delimiter=self.delimiter,
-                            quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL, strict=True)
+        reader = csv.reader(
+            text.splitlines(),
+            delimiter=self.delimiter,
+            quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL,
+            strict=True,
+        )
         rows, lines = [], []
         try:
             for row in reader:
@@ -176,8 +192,10 @@ class DelimitedSource(DataSource):
             names = list(cfg.columns)
         for row, line in zip(rows, lines):
             if len(row) != len(names):
-                raise DataError(f"{path}, line {line}: {len(row)} cells, expected {len(names)} "
-                                f"({', '.join(names)}); a ragged row, or a delimiter inside an unquoted field")
+                raise DataError(
+                    f"{path}, line {line}: {len(row)} cells, expected {len(names)} "
+                    f"({', '.join(names)}); a ragged row, or a delimiter inside an unquoted field"
+                )
         wanted = [*cfg.text_columns().values(), *cfg.numeric, *cfg.labels, *cfg.weights.values()]
         missing = [c for c in wanted if c not in names]
         if missing:
@@ -207,7 +225,8 @@ class DelimitedSource(DataSource):
         features = {name: np.array(table.columns[col], dtype=object) for name, col in cfg.text_columns().items()}
         if cfg.numeric:
             features[cfg.numeric_feature] = np.stack(
-                [self._numbers(table, c, "feature") for c in cfg.numeric], axis=1).astype(np.float32)
+                [self._numbers(table, c, "feature") for c in cfg.numeric], axis=1
+            ).astype(np.float32)
         out = {}
         for label, (info, mode) in labels.items():
             cells = [c.strip() for c in table.columns[label]]
@@ -215,30 +234,41 @@ class DelimitedSource(DataSource):
                 out[label] = np.array([float(c) if c else np.nan for c in cells], np.float32)
                 bad = np.isinf(out[label])
                 if bad.any():
-                    raise DataError(f"{table.path}, line {table.lines[int(np.argmax(bad))]}: label {label!r} is "
-                                    "infinite (an empty cell marks a missing target)")
+                    raise DataError(
+                        f"{table.path}, line {table.lines[int(np.argmax(bad))]}: label {label!r} is "
+                        "infinite (an empty cell marks a missing target)"
+                    )
             elif mode in ("declared", "names"):
                 ids = {name: i for i, name in enumerate(info.class_names)}
                 values = []
                 for c, line in zip(cells, table.lines):
                     if c and c not in ids:
-                        declared = f"the declared classes (data.sources.{self.name}.classes.{label})" \
-                            if mode == "declared" else "the classes of the training file"
-                        raise DataError(f"{table.path}, line {line}: label {label!r} is {c!r}, which is not one of "
-                                        f"{declared} ({', '.join(info.class_names)})")
+                        declared = (
+                            f"the declared classes (data.sources.{self.name}.classes.{label})"
+                            if mode == "declared"
+                            else "the classes of the training file"
+                        )
+                        raise DataError(
+                            f"{table.path}, line {line}: label {label!r} is {c!r}, which is not one of "
+                            f"{declared} ({', '.join(info.class_names)})"
+                        )
                     values.append(ids[c] if c else -1)
                 out[label] = np.array(values, np.int64)
             else:
                 out[label] = np.array([int(c) if c else -1 for c in cells], np.int64)
                 below = out[label] < -1
                 if below.any():
-                    raise DataError(f"{table.path}, line {table.lines[int(np.argmax(below))]}: label {label!r} is "
-                                    f"{int(out[label][below][0])}; class ids are >= 0 (an empty cell is missing)")
+                    raise DataError(
+                        f"{table.path}, line {table.lines[int(np.argmax(below))]}: label {label!r} is "
+                        f"{int(out[label][below][0])}; class ids are >= 0 (an empty cell is missing)"
+                    )
         for label, column in cfg.weights.items():
             w = self._numbers(table, column, "sample weight")
             if (w < 0).any():
-                raise DataError(f"{table.path}, line {table.lines[int(np.argmax(w < 0))]}: sample weight "
-                                f"{column!r} is negative ({float(w[w < 0][0])})")
+                raise DataError(
+                    f"{table.path}, line {table.lines[int(np.argmax(w < 0))]}: sample weight "
+                    f"{column!r} is negative ({float(w[w < 0][0])})"
+                )
             out[label + WEIGHT_SUFFIX] = w
         return features, out
 
@@ -252,8 +282,10 @@ class DelimitedSource(DataSource):
             except ValueError:
                 raise DataError(f"{table.path}, line {line}: {what} {column!r} is {cell!r}, not a number") from None
             if not math.isfinite(v):
-                raise DataError(f"{table.path}, line {line}: {what} {column!r} is {cell.strip() or 'empty'}; "
-                                f"{what}s cannot be missing, NaN or infinite")
+                raise DataError(
+                    f"{table.path}, line {line}: {what} {column!r} is {cell.strip() or 'empty'}; "
+                    f"{what}s cannot be missing, NaN or infinite"
+                )
             values.append(v)
         return np.array(values, np.float32)
 

@@ -16,7 +16,16 @@ from moe_tf.errors import DataError
 from moe_tf.registry import DATASETS
 
 FASHION_MNIST_CLASSES = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ]
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32, 0x0E: np.float64}
 
@@ -82,13 +91,18 @@ class IdxSource(DataSource):
         if cfg.limit:
             train_x, train_y = train_x[: cfg.limit], train_y[: cfg.limit]
         test_x, test_y = read("t10k")
-        arrays = split_arrays({cfg.feature: train_x}, {"label": train_y}, {"eval": cfg.eval_fraction, "train": 0.0},
-                              self.seed)
+        arrays = split_arrays(
+            {cfg.feature: train_x}, {"label": train_y}, {"eval": cfg.eval_fraction, "train": 0.0}, self.seed
+        )
         arrays["test"] = ({cfg.feature: test_x}, {"label": test_y})
         num_classes = int(max(train_y.max(), test_y.max())) + 1
-        names = cfg.class_names or (FASHION_MNIST_CLASSES if num_classes == 10 and "fashion" in cfg.path.lower()
-                                    else [str(i) for i in range(num_classes)])
+        names = cfg.class_names or (
+            FASHION_MNIST_CLASSES
+            if num_classes == 10 and "fashion" in cfg.path.lower()
+            else [str(i) for i in range(num_classes)]
+        )
         if len(names) != num_classes:
             raise DataError(f"{cfg.path}: class_names has {len(names)} names but the labels have {num_classes} classes")
-        return from_arrays(arrays, {"label": LabelInfo(num_classes, list(names))},
-                           {cfg.feature: image_spec(train_x.shape[1:])})
+        return from_arrays(
+            arrays, {"label": LabelInfo(num_classes, list(names))}, {cfg.feature: image_spec(train_x.shape[1:])}
+        )

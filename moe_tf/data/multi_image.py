@@ -27,7 +27,7 @@ def place(images: np.ndarray, rows: np.ndarray, cols: np.ndarray, canvas: int) -
     n, h, w, c = images.shape
     out = np.zeros((n, canvas, canvas, c), images.dtype)
     for k in range(n):
-        out[k, rows[k]:rows[k] + h, cols[k]:cols[k] + w] = images[k]
+        out[k, rows[k] : rows[k] + h, cols[k] : cols[k] + w] = images[k]
     return out
 
 
@@ -52,8 +52,9 @@ class MultiImageSource(DataSource):
         type: Literal["multi_image"] = "multi_image"
         source: dict = Field(..., description="the base image source's config (any image source type)")
         label: str = Field("label", description="the base source's label to compose")
-        canvas: int | None = Field(None, ge=1, description="canvas side (default: the item's side + 8, as 36 for "
-                                                            "28×28 items)")
+        canvas: int | None = Field(
+            None, ge=1, description="canvas side (default: the item's side + 8, as 36 for 28×28 items)"
+        )
         max_shift: int = Field(4, ge=0, description="each item moves up to this many pixels inward")
         pairs_per_image: int = Field(1, ge=1)
         seed: int | None = Field(None, description="default: experiment.seed")
@@ -71,8 +72,9 @@ class MultiImageSource(DataSource):
             try:
                 DATASETS.get(kind).Config.model_validate(v)
             except ValidationError as e:
-                raise ValueError("; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                                           for err in e.errors())) from None
+                raise ValueError(
+                    "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+                ) from None
             return v
 
     def load(self):
@@ -85,8 +87,10 @@ class MultiImageSource(DataSource):
         if len(images) != 1:
             raise DataError(f"{where}.source: expected a source with one image input, got {sorted(base.features)}")
         if cfg.label not in base.labels or base.labels[cfg.label].kind != "class":
-            raise DataError(f"{where}.label: the base source has no class label {cfg.label!r}; it has "
-                            f"{sorted(k for k, i in base.labels.items() if i.kind == 'class')}")
+            raise DataError(
+                f"{where}.label: the base source has no class label {cfg.label!r}; it has "
+                f"{sorted(k for k, i in base.labels.items() if i.kind == 'class')}"
+            )
         image = images[0]
         h, w = base.features[image].shape[:2]
         canvas = cfg.canvas or max(h, w) + 8

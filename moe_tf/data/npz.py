@@ -56,8 +56,9 @@ class NpzSource(DataSource):
         arrays = self._read(where)
         n = {key: len(a) if a.ndim else 0 for key, a in arrays.items()}
         if len(set(n.values())) > 1:
-            raise DataError(f"{cfg.path}: arrays have different lengths: "
-                            + ", ".join(f"{k} {v}" for k, v in n.items()))
+            raise DataError(
+                f"{cfg.path}: arrays have different lengths: " + ", ".join(f"{k} {v}" for k, v in n.items())
+            )
         features, specs = {}, {}
         for key in cfg.features:
             features[key], specs[key] = self._feature(key, arrays[key], cfg.modality.get(key, "numeric"))
@@ -68,8 +69,10 @@ class NpzSource(DataSource):
             labels[label + WEIGHT_SUFFIX] = self._weights(key, arrays[key])
             infos[label + WEIGHT_SUFFIX] = LabelInfo(1, [], kind="weight")
         if cfg.eval_fraction + cfg.test_fraction >= 1.0:
-            raise DataError(f"{where}: eval_fraction + test_fraction must leave examples for training, "
-                            f"got {cfg.eval_fraction} + {cfg.test_fraction}")
+            raise DataError(
+                f"{where}: eval_fraction + test_fraction must leave examples for training, "
+                f"got {cfg.eval_fraction} + {cfg.test_fraction}"
+            )
         fractions = {"eval": cfg.eval_fraction, "test": cfg.test_fraction, "train": 0.0}
         data = from_arrays(split_arrays(features, labels, fractions, self.seed), infos, specs)
         data.sample_weights = {label: label + WEIGHT_SUFFIX for label in cfg.weights}
@@ -78,13 +81,16 @@ class NpzSource(DataSource):
     def _weights(self, key: str, a: np.ndarray) -> np.ndarray:
         path = self.config.path
         if a.ndim != 1 or not np.issubdtype(a.dtype, np.number):
-            raise DataError(f"{path}: sample weights {key!r} must be numbers of shape [N], got {a.dtype} "
-                            f"{list(a.shape)}")
+            raise DataError(
+                f"{path}: sample weights {key!r} must be numbers of shape [N], got {a.dtype} {list(a.shape)}"
+            )
         a = a.astype(np.float32)
         bad = ~np.isfinite(a) | (a < 0)
         if bad.any():
-            raise DataError(f"{path}: sample weights {key!r} has {float(a[bad][0])} at example "
-                            f"{int(np.argmax(bad))}; weights are finite and >= 0")
+            raise DataError(
+                f"{path}: sample weights {key!r} has {float(a[bad][0])} at example "
+                f"{int(np.argmax(bad))}; weights are finite and >= 0"
+            )
         return a
 
     def _read(self, where: str) -> dict[str, np.ndarray]:
@@ -94,16 +100,22 @@ class NpzSource(DataSource):
         try:
             with np.load(cfg.path, allow_pickle=False) as f:
                 if not hasattr(f, "files"):
-                    raise DataError(f"{cfg.path}: expected an .npz archive of named arrays (numpy.savez), "
-                                    "got a single .npy array")
+                    raise DataError(
+                        f"{cfg.path}: expected an .npz archive of named arrays (numpy.savez), got a single .npy array"
+                    )
                 out = {}
                 keys = cfg.features + cfg.labels + list(cfg.weights.values())
-                fields = [f"features[{i}]" for i in range(len(cfg.features))] + \
-                    [f"labels[{i}]" for i in range(len(cfg.labels))] + [f"weights.{k}" for k in cfg.weights]
+                fields = (
+                    [f"features[{i}]" for i in range(len(cfg.features))]
+                    + [f"labels[{i}]" for i in range(len(cfg.labels))]
+                    + [f"weights.{k}" for k in cfg.weights]
+                )
                 for key, field in zip(keys, fields):
                     if key not in f.files:
-                        raise DataError(f"{cfg.path}: no array {key!r} ({where}.{field}); "
-                                        f"the file has: {', '.join(sorted(f.files)) or '(none)'}")
+                        raise DataError(
+                            f"{cfg.path}: no array {key!r} ({where}.{field}); "
+                            f"the file has: {', '.join(sorted(f.files)) or '(none)'}"
+                        )
                     out[key] = f[key]
                 return out
         except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
@@ -117,8 +129,10 @@ class NpzSource(DataSource):
             if a.ndim == 3:
                 a = a[..., None]
             if a.ndim != 4 or not np.issubdtype(a.dtype, np.integer) or (a.size and (a.min() < 0 or a.max() > 255)):
-                raise DataError(f"{path}: image feature {key!r} must be integers 0-255 of shape [N, H, W(, C)], "
-                                f"got {a.dtype} {list(a.shape)}")
+                raise DataError(
+                    f"{path}: image feature {key!r} must be integers 0-255 of shape [N, H, W(, C)], "
+                    f"got {a.dtype} {list(a.shape)}"
+                )
             return a.astype(np.uint8), FeatureSpec("uint8", tuple(a.shape[1:]), "image")
         if not (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) or np.issubdtype(a.dtype, np.complexfloating):
             raise DataError(f"{path}: feature {key!r} has dtype {a.dtype}; expected integers or floats")
@@ -126,8 +140,10 @@ class NpzSource(DataSource):
         bad = ~np.isfinite(a)
         if bad.any():
             rows = np.unique(np.nonzero(bad.reshape(len(a), -1))[0])
-            raise DataError(f"{path}: feature {key!r} has {int(bad.sum())} NaN or infinite values "
-                            f"in {len(rows)} examples (first: example {int(rows[0])}); features cannot be missing")
+            raise DataError(
+                f"{path}: feature {key!r} has {int(bad.sum())} NaN or infinite values "
+                f"in {len(rows)} examples (first: example {int(rows[0])}); features cannot be missing"
+            )
         return a, FeatureSpec("float32", tuple(a.shape[1:]), "numeric")
 
     def _label(self, key: str, a: np.ndarray) -> tuple[np.ndarray, LabelInfo]:

@@ -50,8 +50,13 @@ class TaskData:
     def texts(self, feature: str, batch_size: int = 1024) -> tf.data.Dataset:
         """The strings of a text feature in the training splits of the sources that have it, batched (what its
         vocabulary is built from)."""
-        return _concatenate([s.splits["train"].map(lambda x, y, f=feature: x[f]) for s in self.sources.values()
-                             if feature in s.features]).batch(batch_size)
+        return _concatenate(
+            [
+                s.splits["train"].map(lambda x, y, f=feature: x[f])
+                for s in self.sources.values()
+                if feature in s.features
+            ]
+        ).batch(batch_size)
 
     @property
     def multi_source(self) -> bool:
@@ -107,8 +112,9 @@ class TaskData:
                     v = tf.where(v >= 0, tf.gather(tables[t.name], tf.maximum(v, 0)), v)
                 if t.kind == "regression":
                     value = tf.cast(v, tf.float32)
-                    labels[t.name] = value if own.labels[t.label].kind == "value" else \
-                        tf.where(v >= 0, value, np.nan)  # an integer column's -1 is a missing target
+                    labels[t.name] = (
+                        value if own.labels[t.label].kind == "value" else tf.where(v >= 0, value, np.nan)
+                    )  # an integer column's -1 is a missing target
                     mask = tf.logical_not(tf.math.is_nan(labels[t.name]))
                 else:
                     labels[t.name] = v
@@ -153,7 +159,8 @@ class TaskData:
                 tf.compat.v1.set_random_seed(_GRAPH_SEED)  # as below
                 order = tf.data.Dataset.range(size).shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
                 batches = order.batch(global_batch_size, drop_remainder=True).map(
-                    lambda rows: tf.nest.map_structure(lambda c: tf.gather(c, rows), columns))
+                    lambda rows: tf.nest.map_structure(lambda c: tf.gather(c, rows), columns)
+                )
                 return finish(batches, e)
 
             return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)
@@ -164,6 +171,7 @@ class TaskData:
             tf.compat.v1.set_random_seed(_GRAPH_SEED)
             ds = base.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
             if images:
+
                 def augment(position, element):
                     x, y = element
                     example_seed = tf.stack([self._epoch_seed(e), position])
@@ -193,8 +201,9 @@ class TaskData:
             return lambda batches, epoch: batches
         texts = [f for f in sorted(self.sources[name].features) if f in self.vectorizers]
         if not texts:
-            raise DataError(f"data.sources.{name}.token_dropout={rate}: the source has no text input to drop words "
-                            "from")
+            raise DataError(
+                f"data.sources.{name}.token_dropout={rate}: the source has no text input to drop words from"
+            )
 
         def apply(batches, epoch):
             def drop(position, batch):
@@ -202,8 +211,9 @@ class TaskData:
                 inputs = dict(inputs)
                 for k, f in enumerate(texts):
                     ids = inputs[f]
-                    seed = tf.random.experimental.stateless_fold_in(tf.stack([self._epoch_seed(epoch), position]),
-                                                                    _WORD_DROP_SALT + k)
+                    seed = tf.random.experimental.stateless_fold_in(
+                        tf.stack([self._epoch_seed(epoch), position]), _WORD_DROP_SALT + k
+                    )
                     keep = tf.logical_and(tf.random.stateless_uniform(tf.shape(ids), seed) >= rate, ids != 0)
                     inputs[f] = tf.ragged.boolean_mask(ids, keep).to_tensor(0, shape=tf.shape(ids))
                 return inputs, labels, weights
@@ -223,9 +233,11 @@ class TaskData:
         per_source = self.batches_per_epoch(global_batch_size)
         for name, n in zip(self.sources, per_source):
             if n == 0:
-                raise DataError(f"the training split of {name!r} ({self.sources[name].sizes.get('train', 0)} "
-                                f"examples) has fewer examples than one global batch ({global_batch_size}); "
-                                "lower training.batch_size")
+                raise DataError(
+                    f"the training split of {name!r} ({self.sources[name].sizes.get('train', 0)} "
+                    f"examples) has fewer examples than one global batch ({global_batch_size}); "
+                    "lower training.batch_size"
+                )
         return sum(per_source)
 
     def source_probabilities(self) -> np.ndarray:
@@ -268,16 +280,21 @@ class TaskData:
         """Raises a DataError unless some source has examples of `role`."""
         if not any(s.sizes.get(role, 0) > 0 and role in s.splits for s in self.sources.values()):
             sizes = {name: s.sizes.get(role, 0) for name, s in self.sources.items()}
-            raise DataError(f"no {role!r} split to evaluate: the data sources have {sizes} {role} examples "
-                            f"(set {role}_fraction > 0 on a source, or evaluate another split)")
+            raise DataError(
+                f"no {role!r} split to evaluate: the data sources have {sizes} {role} examples "
+                f"(set {role}_fraction > 0 on a source, or evaluate another split)"
+            )
 
     def eval_dataset(self, role: str, global_batch_size: int) -> tf.data.Dataset:
         """An evaluation pipeline for `role` ("eval" or "test"): each source's split in order, in batches of one
         source, keeping each source's last partial batch. Build it after any checkpoint is restored: a text input is
         vectorized with the vocabulary its vectorizer holds then."""
         self.require_split(role)
-        parts = [self._complete(i, s.splits[role].batch(global_batch_size))
-                 for i, s in enumerate(self.sources.values()) if s.sizes.get(role, 0) > 0 and role in s.splits]
+        parts = [
+            self._complete(i, s.splits[role].batch(global_batch_size))
+            for i, s in enumerate(self.sources.values())
+            if s.sizes.get(role, 0) > 0 and role in s.splits
+        ]
         return _finish(_concatenate(parts))
 
 
@@ -318,7 +335,8 @@ def merge_features(sources: dict[str, SourceData]) -> dict[str, FeatureSpec]:
                     f"data.sources.{name}: feature {f!r} ({spec.dtype} {list(spec.shape)}, {spec.modality}) differs "
                     f"from the feature {f!r} of data.sources.{owner[f]} ({merged[f].dtype} {list(merged[f].shape)}, "
                     f"{merged[f].modality}); features with one name share one model input, so give one of them "
-                    "another name (e.g. its source's `feature:` key)")
+                    "another name (e.g. its source's `feature:` key)"
+                )
             merged.setdefault(f, spec)
             owner.setdefault(f, name)
     return dict(sorted(merged.items()))

@@ -56,8 +56,9 @@ def _label_table(task_cfg, index: int, source_classes: int) -> np.ndarray | None
                 f"(label {task_cfg.label!r} has {source_classes} classes)"
             )
         if int(dst) < MISSING_LABEL:
-            raise ConfigError(f"tasks[{index}].label_map: task label {dst} for source label {src} must be >= 0 "
-                              "(or -1 for missing)")
+            raise ConfigError(
+                f"tasks[{index}].label_map: task label {dst} for source label {src} must be >= 0 (or -1 for missing)"
+            )
         table[int(src)] = int(dst)
     return table
 
@@ -69,15 +70,17 @@ def resolve_tasks(task_cfgs, sources: dict[str, SourceData]) -> list[TaskInfo]:
         source = sources[t.dataset]
         readable = sorted(k for k, info in source.labels.items() if info.kind != "weight")
         if t.label not in readable:
-            raise ConfigError(f"tasks[{i}].label: source {t.dataset!r} has no label {t.label!r}; "
-                              f"it has {readable}")
+            raise ConfigError(f"tasks[{i}].label: source {t.dataset!r} has no label {t.label!r}; it has {readable}")
         src = source.labels[t.label]
         if src.kind == "value" and t.type != "regression":
-            raise ConfigError(f"tasks[{i}].type: label {t.label!r} of {t.dataset!r} holds float targets, "
-                              f"so the task must be a regression, got {t.type!r}")
+            raise ConfigError(
+                f"tasks[{i}].type: label {t.label!r} of {t.dataset!r} holds float targets, "
+                f"so the task must be a regression, got {t.type!r}"
+            )
         if t.type == "regression" and t.label_map is not None:
-            raise ConfigError(f"tasks[{i}].label_map: a regression task reads its targets as they are; "
-                              "remove label_map")
+            raise ConfigError(
+                f"tasks[{i}].label_map: a regression task reads its targets as they are; remove label_map"
+            )
         table = _label_table(t, i, src.num_classes)
         if t.type == "regression":
             num_classes, names = 1, [t.name]
@@ -97,8 +100,22 @@ def resolve_tasks(task_cfgs, sources: dict[str, SourceData]) -> list[TaskInfo]:
                 names = [str(c) for c in range(num_classes)]
             if len(names) != num_classes:
                 raise ConfigError(f"tasks[{i}].class_names: expected {num_classes} names, got {len(names)}")
-        infos.append(TaskInfo(t.name, t.type, num_classes, names, t.weight, t.resolved_loss(), t.resolved_metrics(),
-                              t.dataset, t.label, table, sorted(source.features), t.warmup_steps))
+        infos.append(
+            TaskInfo(
+                t.name,
+                t.type,
+                num_classes,
+                names,
+                t.weight,
+                t.resolved_loss(),
+                t.resolved_metrics(),
+                t.dataset,
+                t.label,
+                table,
+                sorted(source.features),
+                t.warmup_steps,
+            )
+        )
     return infos
 
 
@@ -119,15 +136,19 @@ def check_labels(tasks: list[TaskInfo], sources: dict[str, SourceData]) -> None:
                 continue
             below = values[values < MISSING_LABEL]
             if below.size:
-                raise DataError(f"task {task.name!r}: label {int(below[0])} of {task.source!r} in split {role!r} is "
-                                "negative; class labels are >= 0, and -1 marks a missing label")
+                raise DataError(
+                    f"task {task.name!r}: label {int(below[0])} of {task.source!r} in split {role!r} is "
+                    "negative; class labels are >= 0, and -1 marks a missing label"
+                )
             if task.kind == "regression":
                 continue
             if task.label_table is not None:
                 beyond = values[values >= len(task.label_table)]
                 if beyond.size:
-                    raise DataError(f"task {task.name!r}: source label {int(beyond[0])} of {task.source!r} is beyond "
-                                    f"the label_map's {len(task.label_table)} classes in split {role!r}")
+                    raise DataError(
+                        f"task {task.name!r}: source label {int(beyond[0])} of {task.source!r} is beyond "
+                        f"the label_map's {len(task.label_table)} classes in split {role!r}"
+                    )
                 values = map_labels(values, task.label_table)
             bad = values[(values < MISSING_LABEL) | (values >= task.num_classes)]
             if bad.size:

@@ -30,15 +30,22 @@ class TfdsSource(DataSource):
         manual_dir: str | None = None
         download: bool = True
         image_key: str = "image"
-        text_key: str | None = Field(None, description="read this text feature instead of an image "
-                                                       "(imdb_reviews: text, ag_news_subset: description)")
-        feature: str | None = Field(None, pattern=NAME_PATTERN,
-                                    description="model input name (default: text_key or image_key)")
+        text_key: str | None = Field(
+            None,
+            description="read this text feature instead of an image (imdb_reviews: text, ag_news_subset: description)",
+        )
+        feature: str | None = Field(
+            None, pattern=NAME_PATTERN, description="model input name (default: text_key or image_key)"
+        )
         train_split: str = "train[:90%]"
         eval_split: str = "train[90%:]"
         test_split: str = "test"
-        token_dropout: float = Field(0.0, ge=0.0, lt=1.0, description="with `text_key`, training batches only: "
-                                     "each token is deleted with this chance (word dropout)")
+        token_dropout: float = Field(
+            0.0,
+            ge=0.0,
+            lt=1.0,
+            description="with `text_key`, training batches only: each token is deleted with this chance (word dropout)",
+        )
 
         @model_validator(mode="after")
         def _check(self):
@@ -58,8 +65,13 @@ class TfdsSource(DataSource):
         roles = {"train": cfg.train_split, "eval": cfg.eval_split, "test": cfg.test_split}
         try:
             datasets, info = tfds.load(
-                cfg.name, split=list(roles.values()), data_dir=cfg.data_dir, download=cfg.download,
-                with_info=True, shuffle_files=False, **kwargs,
+                cfg.name,
+                split=list(roles.values()),
+                data_dir=cfg.data_dir,
+                download=cfg.download,
+                with_info=True,
+                shuffle_files=False,
+                **kwargs,
             )
         except Exception as e:  # TFDS raises many types: unknown name, missing files, no network …
             raise DataError(
@@ -70,9 +82,11 @@ class TfdsSource(DataSource):
         features = info.features
         key = cfg.text_key or cfg.image_key
         if key not in features:
-            raise DataError(f"TFDS {cfg.name!r} has no feature {key!r} "
-                            f"(data.sources.{self.name}.{'text_key' if cfg.text_key else 'image_key'}); "
-                            f"it has {sorted(features.keys())}")
+            raise DataError(
+                f"TFDS {cfg.name!r} has no feature {key!r} "
+                f"(data.sources.{self.name}.{'text_key' if cfg.text_key else 'image_key'}); "
+                f"it has {sorted(features.keys())}"
+            )
         labels = {
             k: LabelInfo(feat.num_classes, list(feat.names))
             for k, feat in features.items()
@@ -81,8 +95,10 @@ class TfdsSource(DataSource):
         feature = cfg.feature or key
         if cfg.text_key:
             if not isinstance(features[key], tfds.features.Text):
-                raise DataError(f"TFDS {cfg.name!r}: feature {key!r} is {type(features[key]).__name__}, not Text "
-                                f"(data.sources.{self.name}.text_key)")
+                raise DataError(
+                    f"TFDS {cfg.name!r}: feature {key!r} is {type(features[key]).__name__}, not Text "
+                    f"(data.sources.{self.name}.text_key)"
+                )
             spec = FeatureSpec("string", (), "text")
         else:
             shape = tuple(features[key].shape)

@@ -29,14 +29,17 @@ def read_metadata(export_dir: str) -> dict:
         features, tasks = meta["features"], meta["tasks"]
         for t in tasks:
             t["name"], t["type"], t["class_names"], t["features"]  # noqa: B018 (presence check)
-        if not isinstance(features, dict) or not all({"dtype", "shape", "modality"} <= set(s) for s in
-                                                      features.values()):
+        if not isinstance(features, dict) or not all(
+            {"dtype", "shape", "modality"} <= set(s) for s in features.values()
+        ):
             raise KeyError("features")
     except OSError as e:
         raise MoeTfError(f"cannot read {path}: {e.strerror}") from None
     except (ValueError, KeyError, TypeError) as e:
-        raise MoeTfError(f"{path} is corrupt or not from this moe-tf version ({type(e).__name__}: {e}); "
-                         "re-export the run with `moe-tf export RUN`") from None
+        raise MoeTfError(
+            f"{path} is corrupt or not from this moe-tf version ({type(e).__name__}: {e}); "
+            "re-export the run with `moe-tf export RUN`"
+        ) from None
     return meta
 
 
@@ -46,23 +49,27 @@ def load_export(export_dir: str):
 
     if os.path.isfile(os.path.join(export_dir, "export", "saved_model.pb")):
         export_dir = os.path.join(export_dir, "export")
-    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")) or \
-            not os.path.isfile(os.path.join(export_dir, METADATA_FILE)):
+    if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")) or not os.path.isfile(
+        os.path.join(export_dir, METADATA_FILE)
+    ):
         raise MoeTfError(f"{export_dir} is not a moe-tf export (no saved_model.pb / {METADATA_FILE})")
     meta = read_metadata(export_dir)
     try:
         return tf.saved_model.load(export_dir), meta
     except Exception as e:  # noqa: BLE001 - a damaged file raises DecodeError, OSError, OpError, ...
-        raise MoeTfError(f"{export_dir}: the SavedModel cannot be loaded ({error_line(e)[:200]}); export it again "
-                         "with `moe-tf export RUN_DIR`") from None
+        raise MoeTfError(
+            f"{export_dir}: the SavedModel cannot be loaded ({error_line(e)[:200]}); export it again "
+            "with `moe-tf export RUN_DIR`"
+        ) from None
 
 
 def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndarray:
     shape = tuple(spec["shape"])
     if spec["modality"] == "text":
         if arr.ndim != 1 or not all(isinstance(v, str) for v in arr.tolist()):
-            raise DataError(f"{path}: text input {name!r} must be one string per example, got "
-                            f"{arr.dtype} {list(arr.shape)}")
+            raise DataError(
+                f"{path}: text input {name!r} must be one string per example, got {arr.dtype} {list(arr.shape)}"
+            )
         return np.asarray(arr, dtype=object)
     if arr.dtype == object:
         raise DataError(f"{path}: input {name!r} must hold numbers, got {arr.tolist()[:1]!r}…")
@@ -71,13 +78,17 @@ def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndar
     if spec["modality"] == "image" and len(shape) == 3 and shape[-1] == 1 and tuple(arr.shape[1:]) == shape[:2]:
         arr = arr[..., None]  # [N, H, W] → [N, H, W, 1]
     if tuple(arr.shape[1:]) != shape:
-        raise DataError(f"{path}: feature {name!r} has examples of shape {tuple(arr.shape[1:])}, "
-                        f"which do not match the model input {shape}")
+        raise DataError(
+            f"{path}: feature {name!r} has examples of shape {tuple(arr.shape[1:])}, "
+            f"which do not match the model input {shape}"
+        )
     if spec["modality"] == "image":
         if arr.dtype != np.uint8:
             if not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() > 255:
-                raise DataError(f"{path}: feature {name!r}: expected uint8 pixel values 0-255, got dtype {arr.dtype} "
-                                f"with range [{arr.min()}, {arr.max()}]")
+                raise DataError(
+                    f"{path}: feature {name!r}: expected uint8 pixel values 0-255, got dtype {arr.dtype} "
+                    f"with range [{arr.min()}, {arr.max()}]"
+                )
         return arr.astype(np.uint8)
     if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise DataError(f"{path}: feature {name!r} has dtype {arr.dtype}; expected numbers")
@@ -97,8 +108,10 @@ def _read_lines(path: str, features: dict) -> dict[str, np.ndarray]:
     """A .txt file: one text per line for the model's only text input (blank lines are empty texts)."""
     text = [f for f, spec in features.items() if spec["modality"] == "text"]
     if len(text) != 1:
-        raise DataError(f"{path}: a .txt file holds one text per line, for a model with one text input; this model "
-                        f"has {len(text)} ({', '.join(text) or 'none'}); use .tsv or .jsonl with named inputs")
+        raise DataError(
+            f"{path}: a .txt file holds one text per line, for a model with one text input; this model "
+            f"has {len(text)} ({', '.join(text) or 'none'}); use .tsv or .jsonl with named inputs"
+        )
     lines = _read_text_file(path)
     if lines and lines[-1] == "":
         lines = lines[:-1]
@@ -110,8 +123,11 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
     import csv
 
     tsv = path.lower().endswith(".tsv")
-    rows = list(csv.reader(_read_text_file(path), delimiter="\t" if tsv else ",",
-                           quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL))
+    rows = list(
+        csv.reader(
+            _read_text_file(path), delimiter="\t" if tsv else ",", quoting=csv.QUOTE_NONE if tsv else csv.QUOTE_MINIMAL
+        )
+    )
     rows = [r for r in rows if r]
     if not rows:
         raise DataError(f"{path}: empty file (expected a header row naming the inputs)")
@@ -120,8 +136,10 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
         if len(row) != len(header):
             raise DataError(f"{path}, row {i + 2}: {len(row)} cells, expected {len(header)} ({', '.join(header)})")
     if not set(header) & set(features):
-        raise DataError(f"{path}: no column named like a model input; the header names {', '.join(header)}, "
-                        f"the model takes {', '.join(sorted(features))}")
+        raise DataError(
+            f"{path}: no column named like a model input; the header names {', '.join(header)}, "
+            f"the model takes {', '.join(sorted(features))}"
+        )
     out = {}
     for j, name in enumerate(header):
         if name not in features:
@@ -135,8 +153,10 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
             except ValueError as e:
                 raise DataError(f"{path}: input {name!r}: {e}") from None
         else:
-            raise DataError(f"{path}: input {name!r} has shape {features[name]['shape']}; give it in a .jsonl "
-                            "(a list per example) or a .npz")
+            raise DataError(
+                f"{path}: input {name!r} has shape {features[name]['shape']}; give it in a .jsonl "
+                "(a list per example) or a .npz"
+            )
     return out
 
 
@@ -149,7 +169,7 @@ def _read_jsonl(path: str) -> dict[str, np.ndarray]:
         except ValueError as e:
             raise DataError(f"{path}, line {line_no}: not JSON ({e})") from None
         if not isinstance(record, dict):
-            raise DataError(f"{path}, line {line_no}: expected an object {{\"input name\": value}}")
+            raise DataError(f'{path}, line {line_no}: expected an object {{"input name": value}}')
         if n and set(record) != set(columns):
             raise DataError(f"{path}, line {line_no}: keys {sorted(record)} differ from line 1's {sorted(columns)}")
         for k, v in record.items():
@@ -172,8 +192,13 @@ def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
         raise DataError(f"input file not found: {path}")
     ext = os.path.splitext(path)[1].lower()
     if ext in (".txt", ".tsv", ".csv", ".jsonl"):
-        arrays = _read_lines(path, features) if ext == ".txt" else _read_jsonl(path) if ext == ".jsonl" else \
-            _read_table(path, features)
+        arrays = (
+            _read_lines(path, features)
+            if ext == ".txt"
+            else _read_jsonl(path)
+            if ext == ".jsonl"
+            else _read_table(path, features)
+        )
         return _checked(path, arrays, features)
     try:
         loaded = np.load(path, allow_pickle=False)
@@ -182,8 +207,10 @@ def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
                 arrays = {k: loaded[k] for k in loaded.files}
         else:
             if len(features) != 1:
-                raise DataError(f"{path}: the model has {len(features)} inputs ({', '.join(features)}); give a .npz "
-                                "with one array per input name (numpy.savez(path, name=array, ...))")
+                raise DataError(
+                    f"{path}: the model has {len(features)} inputs ({', '.join(features)}); give a .npz "
+                    "with one array per input name (numpy.savez(path, name=array, ...))"
+                )
             arrays = {next(iter(features)): loaded}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"cannot read {path} as .npy/.npz: {e}") from None
@@ -196,8 +223,10 @@ def _checked(path: str, arrays: dict, features: dict) -> dict[str, np.ndarray]:
         if len(arrays) == 1 and len(features) == 1:  # one unnamed array for a one-input model
             known = {next(iter(features)): next(iter(arrays.values()))}
         else:
-            raise DataError(f"{path}: no array named like a model input; it has {sorted(arrays)}, "
-                            f"the model takes {sorted(features)}")
+            raise DataError(
+                f"{path}: no array named like a model input; it has {sorted(arrays)}, "
+                f"the model takes {sorted(features)}"
+            )
     out = {name: _check_feature(path, name, arr, features[name]) for name, arr in known.items()}
     lengths = {name: len(a) for name, a in out.items()}
     if len(set(lengths.values())) > 1:
@@ -215,20 +244,24 @@ def predict(export_dir: str, input_path: str, batch_size: int = 256) -> list[dic
     tasks = [t for t in meta["tasks"] if set(t["features"]) <= set(inputs)]
     if not tasks:
         needs = {t["name"]: t["features"] for t in meta["tasks"]}
-        raise DataError(f"{input_path}: no task can be predicted from the inputs {sorted(inputs)}; each task needs: "
-                        f"{needs}")
+        raise DataError(
+            f"{input_path}: no task can be predicted from the inputs {sorted(inputs)}; each task needs: {needs}"
+        )
     n = len(next(iter(inputs.values())))
     results = [{} for _ in range(n)]
     for task in tasks:
         serve = loaded.signatures[f"task_{task['name']}"]
         for start in range(0, n, batch_size):
-            out = serve(**{f: inputs[f][start:start + batch_size] for f in task["features"]})
+            out = serve(**{f: inputs[f][start : start + batch_size] for f in task["features"]})
             values = (out["value"] if task["type"] == "regression" else out["probabilities"]).numpy()
             for i, row in enumerate(values):
                 if task["type"] == "regression":
                     results[start + i][task["name"]] = {"value": float(row[0])}
                 else:
                     k = int(np.argmax(row))
-                    results[start + i][task["name"]] = {"class": task["class_names"][k], "probability": float(row[k]),
-                                                        "probabilities": [round(float(p), 6) for p in row]}
+                    results[start + i][task["name"]] = {
+                        "class": task["class_names"][k],
+                        "probability": float(row[k]),
+                        "probabilities": [round(float(p), 6) for p in row],
+                    }
     return results

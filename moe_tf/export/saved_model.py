@@ -88,10 +88,12 @@ def export_model(model, config, data, out_dir: str) -> str:
 
     archive.add_endpoint("serving_default", serve, input_signature=signature_specs(features, features))
     for task in tasks:
-        archive.add_endpoint(f"task_{task.name}", _task_endpoint(model, task),
-                             input_signature=signature_specs(features, task.features))
+        archive.add_endpoint(
+            f"task_{task.name}", _task_endpoint(model, task), input_signature=signature_specs(features, task.features)
+        )
     task_gates = model.task_gates()
     if task_gates:
+
         def serve_gates(inputs):
             out = {}
             for names, group in groups.items():
@@ -110,11 +112,15 @@ def export_model(model, config, data, out_dir: str) -> str:
     except (OSError, tf.errors.OpError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
         raise MoeTfError(f"cannot write the export to {out_dir}: {getattr(e, 'message', e)}") from None
-    meta = {"format_version": FORMAT_VERSION, "experiment": config.experiment.name,
-            "features": {f: spec.to_dict() for f, spec in features.items()},
-            "tasks": [{"name": t.name, "type": t.kind, "class_names": t.class_names, "features": t.features}
-                      for t in tasks],
-            "experts": {t: model.mixture.expert_names()[g] for t, g in task_gates.items()}}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "experiment": config.experiment.name,
+        "features": {f: spec.to_dict() for f, spec in features.items()},
+        "tasks": [
+            {"name": t.name, "type": t.kind, "class_names": t.class_names, "features": t.features} for t in tasks
+        ],
+        "experts": {t: model.mixture.expert_names()[g] for t, g in task_gates.items()},
+    }
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
         json.dump(meta, f, indent=2)
     if os.path.exists(out_dir):

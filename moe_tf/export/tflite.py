@@ -34,8 +34,10 @@ def export_tflite(parts, out_dir: str, quantize: str = "none", echo=print) -> di
     data, tasks = parts.data, parts.data.tasks
     text = [f for f, spec in data.features.items() if spec.modality == "text"]
     if text:
-        raise MoeTfError(f"--format tflite: the text input(s) {text} need TensorFlow's string ops, which TFLite's "
-                         "built-in op set lacks; serve this model from its SavedModel (moe-tf export RUN)")
+        raise MoeTfError(
+            f"--format tflite: the text input(s) {text} need TensorFlow's string ops, which TFLite's "
+            "built-in op set lacks; serve this model from its SavedModel (moe-tf export RUN)"
+        )
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise MoeTfError(f"--output {out_dir} is a file; give a directory")
     try:
@@ -51,9 +53,15 @@ def export_tflite(parts, out_dir: str, quantize: str = "none", echo=print) -> di
         atomic_write(path, content)
         saved_bytes = directory_bytes(saved)
         float_bytes = len(content) if quantize == "none" else len(convert(saved, signatures, "none", None))
-        entry = {"file": os.path.basename(path), "bytes": len(content), "saved_model_bytes": saved_bytes,
-                 "size_ratio": saved_bytes / len(content), "float_tflite_bytes": float_bytes,
-                 "size_ratio_to_float": float_bytes / len(content), "tasks": compare_on_test(saved, content, data)}
+        entry = {
+            "file": os.path.basename(path),
+            "bytes": len(content),
+            "saved_model_bytes": saved_bytes,
+            "size_ratio": saved_bytes / len(content),
+            "float_tflite_bytes": float_bytes,
+            "size_ratio_to_float": float_bytes / len(content),
+            "tasks": compare_on_test(saved, content, data),
+        }
     record = os.path.join(out_dir, COMPRESSION_FILE)
     report = {}
     if os.path.exists(record):
@@ -139,18 +147,28 @@ def _task_metrics(task, reference: np.ndarray, lite: np.ndarray, labels: np.ndar
         keep = labels >= 0
         acc = lambda p: float(np.mean(np.argmax(p[keep], axis=-1) == labels[keep]))  # noqa: E731
         metric, a, b = "accuracy", acc(reference), acc(lite)
-    return {"metric": metric, "saved_model": a, "tflite": b, "delta": b - a, "examples": int(keep.sum()),
-            "max_abs_diff": float(np.max(np.abs(reference - lite))) if len(lite) else 0.0}
+    return {
+        "metric": metric,
+        "saved_model": a,
+        "tflite": b,
+        "delta": b - a,
+        "examples": int(keep.sum()),
+        "max_abs_diff": float(np.max(np.abs(reference - lite))) if len(lite) else 0.0,
+    }
 
 
 def compression_table(entry: dict, quantize: str) -> str:
     """Size and each task's test metric, SavedModel against TFLite."""
     kib = lambda n: f"{n / 1024:,.1f} KiB"  # noqa: E731
-    lines = [f"TFLite ({quantize}): {kib(entry['bytes'])}; float32 TFLite {kib(entry['float_tflite_bytes'])} "
-             f"({entry['size_ratio_to_float']:.1f}x); SavedModel {kib(entry['saved_model_bytes'])} "
-             f"({entry['size_ratio']:.1f}x)",
-             f"{'task':<14}{'metric':<10}{'SavedModel':>12}{'TFLite':>10}{'delta':>9}{'max |diff|':>12}"]
+    lines = [
+        f"TFLite ({quantize}): {kib(entry['bytes'])}; float32 TFLite {kib(entry['float_tflite_bytes'])} "
+        f"({entry['size_ratio_to_float']:.1f}x); SavedModel {kib(entry['saved_model_bytes'])} "
+        f"({entry['size_ratio']:.1f}x)",
+        f"{'task':<14}{'metric':<10}{'SavedModel':>12}{'TFLite':>10}{'delta':>9}{'max |diff|':>12}",
+    ]
     for task, m in entry["tasks"].items():
-        lines.append(f"{task:<14}{m['metric']:<10}{m['saved_model']:>12.4f}{m['tflite']:>10.4f}{m['delta']:>+9.4f}"
-                     f"{m['max_abs_diff']:>12.2e}")
+        lines.append(
+            f"{task:<14}{m['metric']:<10}{m['saved_model']:>12.4f}{m['tflite']:>10.4f}{m['delta']:>+9.4f}"
+            f"{m['max_abs_diff']:>12.2e}"
+        )
     return "\n".join(lines)

@@ -52,8 +52,15 @@ def heatmap_figure(matrix, row_labels, col_labels, title: str, value_label: str)
     if rows * cols <= 400:
         for i in range(rows):
             for j in range(cols):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="black" if m[i, j] > 0.6 * top else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{m[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="black" if m[i, j] > 0.6 * top else "white",
+                )
     fig.colorbar(image, ax=ax, label=value_label)
     fig.tight_layout()
     return fig

@@ -47,8 +47,10 @@ class Progress:
     def train(self, step: int, summary: dict) -> None:
         epoch, _, per_epoch, _ = self.epoch_info
         done = step - epoch * per_epoch
-        text = f"{done:>{len(str(per_epoch))}}/{per_epoch}  step {step}  {_short(summary)}  " \
-               f"{summary['examples_per_sec']:,.0f} ex/s"
+        text = (
+            f"{done:>{len(str(per_epoch))}}/{per_epoch}  step {step}  {_short(summary)}  "
+            f"{summary['examples_per_sec']:,.0f} ex/s"
+        )
         if self.mode == "bar":
             width = 24
             filled = int(width * done / max(per_epoch, 1))

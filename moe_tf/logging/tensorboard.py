@@ -57,7 +57,8 @@ class TensorBoardLogger:
         """The writer of the sub-run `split` (None: the run's own directory)."""
         if split not in self.writers:
             self.writers[split] = tf.summary.create_file_writer(
-                self.log_dir if split is None else os.path.join(self.log_dir, split))
+                self.log_dir if split is None else os.path.join(self.log_dir, split)
+            )
         return self.writers[split]
 
     def config(self, text: str) -> None:
@@ -74,8 +75,10 @@ class TensorBoardLogger:
             return
         from tensorboard.plugins.hparams import api as hp
 
-        values = {key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
-                  for key, value in leaf_values(config).items()}
+        values = {
+            key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value, default=str)
+            for key, value in leaf_values(config).items()
+        }
         with self.writer().as_default():
             hp.hparams(values, trial_id=run_name)
         self.writer().flush()
@@ -131,8 +134,12 @@ class TensorBoardLogger:
             if gates and self.heatmap and split == "eval":
                 labels = self._labels(gates)
                 png = gates_png(gates, labels, f"mean gate weight per expert, step {step}")
-                tf.summary.image("gates/heatmap", tf.io.decode_png(png, channels=3)[None], step=step,
-                                 description="rows: gates (tasks); columns: experts; cells: mean gate weight")
+                tf.summary.image(
+                    "gates/heatmap",
+                    tf.io.decode_png(png, channels=3)[None],
+                    step=step,
+                    description="rows: gates (tasks); columns: experts; cells: mean gate weight",
+                )
                 tf.summary.text("gates/table", gate_table(gates, labels))
         writer.flush()
 
@@ -146,8 +153,12 @@ class TensorBoardLogger:
         counts = np.asarray(counts, dtype=np.float64)
         edges = np.linspace(0.0, 1.0, len(counts) + 1)
         buckets = np.stack([edges[:-1], edges[1:], counts], axis=1)
-        tf.summary.write(tag, tf.constant(buckets), step=step,
-                         metadata=histogram_metadata.create_summary_metadata(tag, "gate weights"))
+        tf.summary.write(
+            tag,
+            tf.constant(buckets),
+            step=step,
+            metadata=histogram_metadata.create_summary_metadata(tag, "gate weights"),
+        )
 
     @staticmethod
     def _tasks(summary: dict) -> None:
@@ -165,8 +176,11 @@ def event_files(log_dir: str) -> list[tuple[str, str]]:
     found = []
     for directory, _, names in sorted(os.walk(log_dir)):
         sub = os.path.relpath(directory, log_dir)
-        found += [("" if sub == "." else sub, os.path.join(directory, name))
-                  for name in sorted(names) if name.startswith("events.out.tfevents.")]
+        found += [
+            ("" if sub == "." else sub, os.path.join(directory, name))
+            for name in sorted(names)
+            if name.startswith("events.out.tfevents.")
+        ]
     return found
 
 
@@ -205,8 +219,9 @@ def _replayed(event, sub: str, step: int) -> bool:
         return False
     if event.step > step:
         return True
-    return event.step == step and any((f"{sub}/{v.tag}" if sub else v.tag).startswith(RELOGGED_AT_RESUME_STEP)
-                                      for v in event.summary.value)
+    return event.step == step and any(
+        (f"{sub}/{v.tag}" if sub else v.tag).startswith(RELOGGED_AT_RESUME_STEP) for v in event.summary.value
+    )
 
 
 def gate_table(gates: dict, expert_names) -> str:
@@ -216,7 +231,9 @@ def gate_table(gates: dict, expert_names) -> str:
     rule = "|---" * (len(expert_names) + 1) + "|"
     rows = []
     for name, g in gates.items():
-        cells = [f"{w:.3f}" + (f" ({r:.2f})" if "routed" in g else "")
-                 for w, r in zip(g["expert_weights"], g.get("routed", g["expert_weights"]))]
+        cells = [
+            f"{w:.3f}" + (f" ({r:.2f})" if "routed" in g else "")
+            for w, r in zip(g["expert_weights"], g.get("routed", g["expert_weights"]))
+        ]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join([header, rule, *rows])

@@ -26,8 +26,19 @@ class Backbone(keras.layers.Layer):
     when no example of a batch has an input, its encoder does not run.
     """
 
-    def __init__(self, inputs, stems, sources=None, fusion_units=128, normalize_numeric=True, trunk_units=(),
-                 activation="relu", dropout=0.0, l2=0.0, **kwargs):
+    def __init__(
+        self,
+        inputs,
+        stems,
+        sources=None,
+        fusion_units=128,
+        normalize_numeric=True,
+        trunk_units=(),
+        activation="relu",
+        dropout=0.0,
+        l2=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.inputs_spec = {k: dict(v) for k, v in sorted(inputs.items())}
         self.stems = {k: typed(one_of(STEMS), v) for k, v in stems.items()}
@@ -38,8 +49,9 @@ class Backbone(keras.layers.Layer):
         self.activation, self.dropout, self.l2 = activation, dropout, l2
         fused = len(self.inputs_spec) > 1
         self.encoders = {
-            f: InputEncoder(spec, self.stems[f], fusion_units if fused else None, normalize_numeric, l2,
-                            name=f"encoder_{f}")
+            f: InputEncoder(
+                spec, self.stems[f], fusion_units if fused else None, normalize_numeric, l2, name=f"encoder_{f}"
+            )
             for f, spec in self.inputs_spec.items()
         }
         self.trunk = DenseStack(self.trunk_units, activation, dropout, l2, name="trunk")
@@ -76,7 +88,15 @@ class Backbone(keras.layers.Layer):
         return ops.cond(ops.any(present), run, skip)
 
     def get_config(self):
-        return {**super().get_config(), "inputs": self.inputs_spec, "stems": plain(self.stems), "sources": self.sources,
-                "fusion_units": self.fusion_units, "normalize_numeric": self.normalize_numeric,
-                "trunk_units": self.trunk_units, "activation": self.activation, "dropout": self.dropout,
-                "l2": self.l2}
+        return {
+            **super().get_config(),
+            "inputs": self.inputs_spec,
+            "stems": plain(self.stems),
+            "sources": self.sources,
+            "fusion_units": self.fusion_units,
+            "normalize_numeric": self.normalize_numeric,
+            "trunk_units": self.trunk_units,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "l2": self.l2,
+        }

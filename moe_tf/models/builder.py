@@ -29,8 +29,10 @@ def resolve_stems(model_cfg: ModelConfig, features: dict, sources: dict[str, lis
     known = set(features) | set(sources) | modalities | set(DEFAULT_STEMS) | {"text"}
     for key in stems:
         if key not in known:
-            raise ConfigError(f"model.stems.{key}: not a feature, source or modality of this run; "
-                              f"use one of {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"model.stems.{key}: not a feature, source or modality of this run; "
+                f"use one of {', '.join(sorted(known))}"
+            )
     out = {}
     for f, spec in features.items():
         owners = [s for s, fs in sources.items() if f in fs and s in stems]
@@ -45,13 +47,16 @@ def resolve_stems(model_cfg: ModelConfig, features: dict, sources: dict[str, lis
         elif spec.modality in DEFAULT_STEMS:
             cfg, where = STEMS.get(DEFAULT_STEMS[spec.modality]).Config(), None
         else:
-            raise ConfigError(f"input {f!r} is {spec.modality}, and no stem takes {spec.modality} inputs yet; "
-                              f"stems take: " + ", ".join(f"{k} ({', '.join(STEMS.get(k).modalities)})"
-                                                          for k in STEMS.keys()))
+            raise ConfigError(
+                f"input {f!r} is {spec.modality}, and no stem takes {spec.modality} inputs yet; "
+                f"stems take: " + ", ".join(f"{k} ({', '.join(STEMS.get(k).modalities)})" for k in STEMS.keys())
+            )
         stem_cls = STEMS.get(cfg.type)
         if spec.modality not in stem_cls.modalities:
-            raise ConfigError(f"{where}: stem {cfg.type!r} does not take {spec.modality} inputs (feature {f!r}, "
-                              f"shape {list(spec.shape)}); it takes {', '.join(stem_cls.modalities)}")
+            raise ConfigError(
+                f"{where}: stem {cfg.type!r} does not take {spec.modality} inputs (feature {f!r}, "
+                f"shape {list(spec.shape)}); it takes {', '.join(stem_cls.modalities)}"
+            )
         if hasattr(stem_cls, "check_input"):  # a stem that can tell a config does not fit the input's shape
             stem_cls.check_input(cfg, spec.shape, where or f"the default {cfg.type} stem")
         out[f] = cfg
@@ -73,11 +78,19 @@ def build_model(model_config: ModelConfig, data: TaskData, adapt_text: bool = Tr
     stems = resolve_stems(cfg, data.features, sources)
     text = [f for f, spec in data.features.items() if spec.modality == "text"]
     if text and cfg.experts.input == "raw":
-        raise ConfigError(f"model.experts.input: 'raw' gates read the flattened raw inputs, and text input "
-                          f"{text[0]!r} has no fixed-size raw form; use input 'trunk' (its stem feeds the experts)")
+        raise ConfigError(
+            f"model.experts.input: 'raw' gates read the flattened raw inputs, and text input "
+            f"{text[0]!r} has no fixed-size raw form; use input 'trunk' (its stem feeds the experts)"
+        )
     specs = [{"name": t.name, "units": t.output_units} for t in data.tasks]
-    model = MultiTaskModel(cfg, specs, {f: s.to_dict() for f, s in data.features.items()}, stems,
-                           list(sources.values()) if len(sources) > 1 else None, name="moe_tf_model")
+    model = MultiTaskModel(
+        cfg,
+        specs,
+        {f: s.to_dict() for f, s in data.features.items()},
+        stems,
+        list(sources.values()) if len(sources) > 1 else None,
+        name="moe_tf_model",
+    )
     if adapt_text:
         for f in text:
             vectorizers = model.preprocessors(f)
@@ -89,8 +102,10 @@ def build_model(model_config: ModelConfig, data: TaskData, adapt_text: bool = Tr
         frozen = model.freeze(cfg.freeze)
         empty = [part for part, n in frozen.items() if n == 0]
         if empty:
-            raise ConfigError(f"model.freeze: this model has no {empty[0]} to freeze "
-                              f"({cfg.architecture.type}); remove it from the list")
+            raise ConfigError(
+                f"model.freeze: this model has no {empty[0]} to freeze "
+                f"({cfg.architecture.type}); remove it from the list"
+            )
     if cfg.normalize_numeric:
         for f, spec in data.features.items():
             if spec.modality == "numeric":
@@ -101,8 +116,12 @@ def build_model(model_config: ModelConfig, data: TaskData, adapt_text: bool = Tr
 
 def example_inputs(features: dict, batch: int = 1) -> dict:
     """A batch of zeros for every input: {feature: [batch, *shape]}."""
-    return {f: np.full((batch, *spec.shape), "", dtype=object) if spec.dtype == "string"
-            else np.zeros((batch, *spec.shape), dtype=spec.dtype) for f, spec in features.items()}
+    return {
+        f: np.full((batch, *spec.shape), "", dtype=object)
+        if spec.dtype == "string"
+        else np.zeros((batch, *spec.shape), dtype=spec.dtype)
+        for f, spec in features.items()
+    }
 
 
 def count_params(model) -> int:

@@ -32,13 +32,20 @@ class InputEncoder(keras.layers.Layer):
         params = self.stem_config.model_dump(exclude={"type"})
         self.stem = STEMS.get(self.stem_config.type)(l2=l2, name="stem", **params)
         reg = keras.regularizers.L2(l2) if l2 else None
-        self.project = keras.layers.Dense(project_units, kernel_regularizer=reg, name="project") \
-            if project_units else None
+        self.project = (
+            keras.layers.Dense(project_units, kernel_regularizer=reg, name="project") if project_units else None
+        )
 
     def call(self, x, training=None):
         x = self.stem(self.preprocess(x), training=training)  # [batch, stem features]
         return self.project(x) if self.project is not None else x
 
     def get_config(self):
-        return {**super().get_config(), "spec": self.spec, "stem": plain(self.stem_config),
-                "project_units": self.project_units, "normalize_numeric": self.normalize_numeric, "l2": self.l2}
+        return {
+            **super().get_config(),
+            "spec": self.spec,
+            "stem": plain(self.stem_config),
+            "project_units": self.project_units,
+            "normalize_numeric": self.normalize_numeric,
+            "l2": self.l2,
+        }

@@ -37,13 +37,18 @@ class EncoderExperts(keras.layers.Layer):
         pass  # each expert's layers build on their first call
 
     def call(self, inputs, training=None):
-        return ops.stack([mlp(bb(inputs, training=training), training=training)
-                          for bb, mlp in zip(self.backbones, self.mlps)], axis=1)
+        return ops.stack(
+            [mlp(bb(inputs, training=training), training=training) for bb, mlp in zip(self.backbones, self.mlps)],
+            axis=1,
+        )
 
     def last_layer_variables(self) -> list:
         """Every expert's last layer: its MLP's, or its backbone's when the MLP is empty."""
-        return [v for mlp, bb in zip(self.mlps, self.backbones)
-                for v in (mlp.last_layer_variables() or bb.trainable_variables)]
+        return [
+            v
+            for mlp, bb in zip(self.mlps, self.backbones)
+            for v in (mlp.last_layer_variables() or bb.trainable_variables)
+        ]
 
     def on_rows(self, inputs, rows, training=None):
         """Expert e on the examples rows[e] ([experts, slots]; `batch` = empty, all-zero inputs) →
@@ -56,8 +61,15 @@ class EncoderExperts(keras.layers.Layer):
         return ops.stack(outs, axis=0)
 
     def get_config(self):
-        return {**super().get_config(), "num_experts": self.num_experts, "backbone": plain(self.backbone_config),
-                "units": self.units, "activation": self.activation, "dropout": self.dropout, "l2": self.l2}
+        return {
+            **super().get_config(),
+            "num_experts": self.num_experts,
+            "backbone": plain(self.backbone_config),
+            "units": self.units,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "l2": self.l2,
+        }
 
 
 def feature_size(spec: dict) -> int:
@@ -77,8 +89,10 @@ class RawGateInput(keras.layers.Layer):
         super().__init__(**kwargs)
         self.inputs_spec = {k: dict(v) for k, v in sorted(inputs.items())}
         self.normalize_numeric = normalize_numeric
-        self.preprocess = {f: build_preprocessing(spec, normalize_numeric, name=f"preprocess_{f}")
-                           for f, spec in self.inputs_spec.items()}
+        self.preprocess = {
+            f: build_preprocessing(spec, normalize_numeric, name=f"preprocess_{f}")
+            for f, spec in self.inputs_spec.items()
+        }
 
     @property
     def width(self) -> int:

@@ -51,13 +51,19 @@ class DenseStack(keras.layers.Layer):
         return list(self.dense_layers[-1].trainable_variables) if self.dense_layers else []
 
     def get_config(self):
-        return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "dropout": self.dropout, "l2": self.l2}
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "l2": self.l2,
+        }
 
 
 # The expert products as matmuls rather than einsums: TensorFlow's CPU einsum is slower than the matmul it stands for
 # (forward and backward on two cores: [256, 1620] × 4 experts of 50, 4.4 vs 5.4 ms; 16 experts' routed slots
 # [16, 64, 1024] × [16, 1024, 1024], 50 vs 93 ms; benchmarks/RESULTS.md#speed).
+
 
 def _shared_rows(x, kernel):
     """x [batch, in] through every expert's kernel [experts, in, out] → [batch, experts, out], as one
@@ -104,13 +110,15 @@ class ExpertPool(keras.layers.Layer):
         # Glorot-uniform per expert, as a Dense layer of [in, out] alone would be: Keras' glorot_uniform on
         # [experts, in, out] counts the experts axis as a receptive field and divides the variance by E;
         # scale = E undoes that, so the limit is sqrt(6 / (in + out)).
-        init = keras.initializers.VarianceScaling(scale=float(self.num_experts), mode="fan_avg",
-                                                  distribution="uniform")
+        init = keras.initializers.VarianceScaling(scale=float(self.num_experts), mode="fan_avg", distribution="uniform")
         self.kernels, self.biases = [], []
         fan_in = input_shape[-1]
         for i, u in enumerate(self.units):
-            self.kernels.append(self.add_weight(name=f"kernel_{i}", shape=(self.num_experts, fan_in, u),
-                                                initializer=init, regularizer=reg))
+            self.kernels.append(
+                self.add_weight(
+                    name=f"kernel_{i}", shape=(self.num_experts, fan_in, u), initializer=init, regularizer=reg
+                )
+            )
             self.biases.append(self.add_weight(name=f"bias_{i}", shape=(self.num_experts, u), initializer="zeros"))
             fan_in = u
 
@@ -146,5 +154,11 @@ class ExpertPool(keras.layers.Layer):
         return (input_shape[0], self.num_experts, self.units[-1])
 
     def get_config(self):
-        return {**super().get_config(), "num_experts": self.num_experts, "units": self.units,
-                "activation": self.activation, "dropout": self.dropout, "l2": self.l2}
+        return {
+            **super().get_config(),
+            "num_experts": self.num_experts,
+            "units": self.units,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "l2": self.l2,
+        }

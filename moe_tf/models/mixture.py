@@ -46,9 +46,22 @@ class ExpertLevel(keras.layers.Layer):
         expert processed), "dropped" and "assignments".
     """
 
-    def __init__(self, task_names, shared_experts=4, task_experts=0, task_gates=True, shared_gate=False,
-                 expert_units=(64,), activation="relu", dropout=0.0, l2=0.0, gate=None, raw_backbone=None,
-                 gate_width=None, **kwargs):
+    def __init__(
+        self,
+        task_names,
+        shared_experts=4,
+        task_experts=0,
+        task_gates=True,
+        shared_gate=False,
+        expert_units=(64,),
+        activation="relu",
+        dropout=0.0,
+        l2=0.0,
+        gate=None,
+        raw_backbone=None,
+        gate_width=None,
+        **kwargs,
+    ):
         if gate is None:
             raise ValueError("ExpertLevel needs its gate's config (model.gate)")
         super().__init__(**kwargs)
@@ -63,8 +76,15 @@ class ExpertLevel(keras.layers.Layer):
         self.raw_backbone = dict(raw_backbone) if raw_backbone else None
         self.gate_width = gate_width
         if self.raw_backbone:
-            pool = lambda n, name: EncoderExperts(n, self.raw_backbone, expert_units, activation, dropout, l2,  # noqa: E731
-                                                  name=name)
+            pool = lambda n, name: EncoderExperts(
+                n,
+                self.raw_backbone,
+                expert_units,
+                activation,
+                dropout,
+                l2,  # noqa: E731
+                name=name,
+            )
         else:
             pool = lambda n, name: ExpertPool(n, expert_units, activation, dropout, l2, name=name)  # noqa: E731
         self.pools = {SHARED: pool(self.shared_experts, "experts_shared")}
@@ -85,8 +105,10 @@ class ExpertLevel(keras.layers.Layer):
             self.views[SHARED] = list(self.pools)
         gate_cls = GATES.get(self.gate.type)
         params = self.gate.model_dump(exclude={"type"})
-        self.gates = {g: gate_cls(sum(self.pools[v].num_experts for v in view), name=f"gate_{g}", **params)
-                      for g, view in self.views.items()}
+        self.gates = {
+            g: gate_cls(sum(self.pools[v].num_experts for v in view), name=f"gate_{g}", **params)
+            for g, view in self.views.items()
+        }
         self.sparse = gate_cls.sparse
         self.skip = None  # created in build() when a sparse level's gate input and expert widths differ
 
@@ -122,8 +144,10 @@ class ExpertLevel(keras.layers.Layer):
         if self.sparse:
             expert_rows = self._dispatch(gated, x_of, training)
         else:
-            dense_outputs = {v: self.pools[v](x_of(v), training=training)  # [batch, n, units]
-                             for v in dict.fromkeys(v for view in self.views.values() for v in view)}
+            dense_outputs = {
+                v: self.pools[v](x_of(v), training=training)  # [batch, n, units]
+                for v in dict.fromkeys(v for view in self.views.values() for v in view)
+            }
         features, routes = {}, {}
         for g, view in self.views.items():
             r = gated[g]
@@ -131,8 +155,11 @@ class ExpertLevel(keras.layers.Layer):
                 mixed, routed = self._combine(expert_rows[g], r, gx_of(g))
                 r["routed"] = self._to_layout(view, routed[None])[0]
             else:
-                ys = ops.concatenate([dense_outputs[v] for v in view], axis=1) if len(view) > 1 else \
-                    dense_outputs[view[0]]
+                ys = (
+                    ops.concatenate([dense_outputs[v] for v in view], axis=1)
+                    if len(view) > 1
+                    else dense_outputs[view[0]]
+                )
                 # Σ_e w_e · y_e as a product and a sum: a third of the time of einsum("be,beu->bu"), which runs
                 # as `batch` tiny matmuls (forward and backward).
                 mixed = ops.sum(ops.cast(r["weights"], ys.dtype)[:, :, None] * ys, axis=1)
@@ -161,9 +188,10 @@ class ExpertLevel(keras.layers.Layer):
             readers = [g for g, view in self.views.items() if v in view]
             if not readers:
                 continue
-            rows = [gated[g]["slot_example"][offsets[g][v]:offsets[g][v] + pool.num_experts] for g in readers]
-            y = pool.on_rows(x_of(v), ops.concatenate(rows, axis=1) if len(rows) > 1 else rows[0],
-                             training=training)  # [n, Σ capacity, units]
+            rows = [gated[g]["slot_example"][offsets[g][v] : offsets[g][v] + pool.num_experts] for g in readers]
+            y = pool.on_rows(
+                x_of(v), ops.concatenate(rows, axis=1) if len(rows) > 1 else rows[0], training=training
+            )  # [n, Σ capacity, units]
             # tf.split, not slices: its gradient is one concatenation (a slice's pads a zero tensor per reader)
             ys = tf.split(y, [tf.shape(r)[1] for r in rows], axis=1) if len(rows) > 1 else [y]
             for g, part in zip(readers, ys):
@@ -180,8 +208,9 @@ class ExpertLevel(keras.layers.Layer):
         example = tf.reshape(slot_example, [-1])
         # an empty slot's id becomes -1, which the segment sum drops (no spare row to slice off: that slice's
         # gradient pads a [batch, units] zero tensor)
-        mixed = tf.math.unsorted_segment_sum(tf.reshape(weighted, [-1, units]),
-                                             tf.where(example < batch, example, -1), batch)  # [batch, units]
+        mixed = tf.math.unsorted_segment_sum(
+            tf.reshape(weighted, [-1, units]), tf.where(example < batch, example, -1), batch
+        )  # [batch, units]
         skip = x if x.shape[-1] == units else self.skip(x)
         mixed = mixed + ops.cast(r["unrouted"], mixed.dtype)[:, None] * ops.cast(skip, mixed.dtype)
         return mixed, routed_counts(slot_example, batch, slot_example.shape[0])
@@ -196,8 +225,18 @@ class ExpertLevel(keras.layers.Layer):
         return ops.matmul(ops.cast(weights, "float32"), ops.convert_to_tensor(place))
 
     def get_config(self):
-        return {**super().get_config(), "task_names": self.task_names, "shared_experts": self.shared_experts,
-                "task_experts": self.task_experts, "task_gates": self.task_gates, "shared_gate": self.shared_gate,
-                "expert_units": self.expert_units, "activation": self.activation, "dropout": self.dropout,
-                "l2": self.l2, "gate": plain(self.gate), "raw_backbone": plain(self.raw_backbone),
-                "gate_width": self.gate_width}
+        return {
+            **super().get_config(),
+            "task_names": self.task_names,
+            "shared_experts": self.shared_experts,
+            "task_experts": self.task_experts,
+            "task_gates": self.task_gates,
+            "shared_gate": self.shared_gate,
+            "expert_units": self.expert_units,
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "l2": self.l2,
+            "gate": plain(self.gate),
+            "raw_backbone": plain(self.raw_backbone),
+            "gate_width": self.gate_width,
+        }

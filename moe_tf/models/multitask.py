@@ -43,16 +43,32 @@ class MultiTaskModel(keras.Model):
         names = [t["name"] for t in self.tasks]
         arch_cls = ARCHITECTURES.get(cfg.architecture.type)
         arch = cfg.architecture.model_dump(exclude={"type"})  # the architecture's own parameters
-        backbone_args = dict(inputs=self.inputs_spec, stems=self.stems, sources=self.sources,
-                             fusion_units=cfg.fusion_units, normalize_numeric=cfg.normalize_numeric,
-                             trunk_units=cfg.trunk.units, activation=act, dropout=dropout, l2=l2)
+        backbone_args = dict(
+            inputs=self.inputs_spec,
+            stems=self.stems,
+            sources=self.sources,
+            fusion_units=cfg.fusion_units,
+            normalize_numeric=cfg.normalize_numeric,
+            trunk_units=cfg.trunk.units,
+            activation=act,
+            dropout=dropout,
+            l2=l2,
+        )
         self.raw_experts = cfg.experts.input == "raw"
         self.gate_input = None
         if self.raw_experts:  # every expert is a whole network on the raw inputs; gates read them flattened
             self.gate_input = RawGateInput(self.inputs_spec, cfg.normalize_numeric, name="gate_input")
             arch.update(raw_backbone=backbone_args, gate_width=self.gate_input.width)
-        self.mixture = arch_cls(task_names=names, experts=cfg.experts, gate=cfg.gate, activation=act,
-                                dropout=dropout, l2=l2, name="mixture", **arch)
+        self.mixture = arch_cls(
+            task_names=names,
+            experts=cfg.experts,
+            gate=cfg.gate,
+            activation=act,
+            dropout=dropout,
+            l2=l2,
+            name="mixture",
+            **arch,
+        )
         if self.raw_experts:
             self.backbones = {}
         elif arch_cls.independent:
@@ -61,8 +77,9 @@ class MultiTaskModel(keras.Model):
             self.backbones = {SHARED: Backbone(**backbone_args, name="backbone")}
         self.towers = {t: DenseStack(cfg.tower.units, act, dropout, l2, name=f"tower_{t}") for t in names}
         # Heads compute in float32 under mixed precision.
-        self.heads = {t["name"]: keras.layers.Dense(t["units"], dtype="float32", name=f"head_{t['name']}")
-                      for t in self.tasks}
+        self.heads = {
+            t["name"]: keras.layers.Dense(t["units"], dtype="float32", name=f"head_{t['name']}") for t in self.tasks
+        }
 
     def all_backbones(self) -> list:
         """Every Backbone: the shared one, one per task (single_task), or one per expert (raw-input experts)."""
@@ -116,8 +133,7 @@ class MultiTaskModel(keras.Model):
                 x = {t: b(inputs, training=training) for t, b in self.backbones.items()}
             mixed = self.mixture(x, training=training, **kwargs)
         features, gates = mixed[0], mixed[1]
-        outputs = {name: self.heads[name](self.towers[name](features[name], training=training))
-                   for name in features}
+        outputs = {name: self.heads[name](self.towers[name](features[name], training=training)) for name in features}
         result = {"outputs": outputs, "gates": gates}
         if representation:
             result["representation"] = mixed[2]
@@ -146,8 +162,11 @@ class MultiTaskModel(keras.Model):
         own = {}
         for t in self.tasks:
             name = t["name"]
-            own[name] = [*self.towers[name].trainable_variables, *self.heads[name].trainable_variables,
-                         *self.mixture.task_variables(name)]
+            own[name] = [
+                *self.towers[name].trainable_variables,
+                *self.heads[name].trainable_variables,
+                *self.mixture.task_variables(name),
+            ]
             if name in self.backbones:
                 own[name] += self.backbones[name].trainable_variables
         taken = {id(v) for vs in own.values() for v in vs}
@@ -161,5 +180,11 @@ class MultiTaskModel(keras.Model):
         return None
 
     def get_config(self):
-        return {"model_config": plain(self.config), "tasks": self.tasks, "inputs": self.inputs_spec,
-                "stems": plain(self.stems), "sources": self.sources, "name": self.name}
+        return {
+            "model_config": plain(self.config),
+            "tasks": self.tasks,
+            "inputs": self.inputs_spec,
+            "stems": plain(self.stems),
+            "sources": self.sources,
+            "name": self.name,
+        }

@@ -31,15 +31,21 @@ class TextVectorizer(keras.layers.Layer):
     Call: strings [batch] → int32 ids [batch, sequence_length] (0 = padding, 1 = unknown); ids pass through.
     """
 
-    def __init__(self, max_tokens=20000, sequence_length=64, ngrams=1, standardize="lower_and_strip_punctuation",
-                 **kwargs):
+    def __init__(
+        self, max_tokens=20000, sequence_length=64, ngrams=1, standardize="lower_and_strip_punctuation", **kwargs
+    ):
         super().__init__(**kwargs)
         self.max_tokens, self.sequence_length, self.ngrams = int(max_tokens), int(sequence_length), int(ngrams)
         self.standardize = standardize
         self.vectorize = keras.layers.TextVectorization(
-            max_tokens=self.max_tokens, standardize=None if standardize == "none" else standardize,
-            split="whitespace", ngrams=self.ngrams if self.ngrams > 1 else None, output_mode="int",
-            output_sequence_length=self.sequence_length, name="vectorize")
+            max_tokens=self.max_tokens,
+            standardize=None if standardize == "none" else standardize,
+            split="whitespace",
+            ngrams=self.ngrams if self.ngrams > 1 else None,
+            output_mode="int",
+            output_sequence_length=self.sequence_length,
+            name="vectorize",
+        )
         self.vectorize.set_vocabulary(PLACEHOLDER)
 
     def call(self, x):
@@ -64,8 +70,13 @@ class TextVectorizer(keras.layers.Layer):
         self.vectorize.set_vocabulary(list(tokens))
 
     def get_config(self):
-        return {**super().get_config(), "max_tokens": self.max_tokens, "sequence_length": self.sequence_length,
-                "ngrams": self.ngrams, "standardize": self.standardize}
+        return {
+            **super().get_config(),
+            "max_tokens": self.max_tokens,
+            "sequence_length": self.sequence_length,
+            "ngrams": self.ngrams,
+            "standardize": self.standardize,
+        }
 
 
 class VocabularyState(tf.train.experimental.PythonState):

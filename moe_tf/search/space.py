@@ -80,8 +80,10 @@ class ChoiceParam(Strict):
     def check(self):
         for value in self.choice:
             if value is not None and not isinstance(value, (bool, int, float, str)):
-                raise ValueError(f"choice: Optuna stores choices of null, bool, int, float or str; got {value!r} "
-                                 "(choose among names or numbers, and set lists through several keys)")
+                raise ValueError(
+                    f"choice: Optuna stores choices of null, bool, int, float or str; got {value!r} "
+                    "(choose among names or numbers, and set lists through several keys)"
+                )
         return self.choice
 
     def suggest(self, trial, name):
@@ -199,8 +201,9 @@ def _parse_param(raw: dict):
     try:
         return PARAM_KINDS[kinds[0]].model_validate(raw)
     except ValidationError as e:
-        raise ValueError("; ".join(f"{_location(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
-                                   for err in e.errors())) from None
+        raise ValueError(
+            "; ".join(f"{_location(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in e.errors())
+        ) from None
 
 
 def _check_values(base: dict, key: str, values) -> list[str]:

@@ -30,9 +30,19 @@ HEARTBEAT_SECONDS = 60  # another machine's trial is taken for dead after GRACE_
 GRACE_SECONDS = 180
 
 
-def search(config_path: str, space_path: str, trials: int, study_dir: str, overrides=(), storage: str | None = None,
-           study_name: str | None = None, seed: int | None = None, export: bool = False, verbose: bool = False,
-           echo=print) -> dict:
+def search(
+    config_path: str,
+    space_path: str,
+    trials: int,
+    study_dir: str,
+    overrides=(),
+    storage: str | None = None,
+    study_name: str | None = None,
+    seed: int | None = None,
+    export: bool = False,
+    verbose: bool = False,
+    echo=print,
+) -> dict:
     """Runs trials until the study holds `trials` finished ones (complete or pruned). Returns
     {"study": the optuna Study, "files": {what: path} of the summary and the best config(s)}."""
     if trials < 1:
@@ -51,17 +61,28 @@ def search(config_path: str, space_path: str, trials: int, study_dir: str, overr
     try:
         with warnings.catch_warnings():  # the heartbeat is marked experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            db = optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
-                                            heartbeat_stale_trial_callback=_retry)
+            db = optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=_retry,
+            )
     except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors for a bad URL or an unreachable server vary
         raise MoeTfError(f"--storage {url}: cannot open the study database: {type(e).__name__}: {e}") from None
     fresh = name not in optuna.study.get_all_study_names(db)
-    study = optuna.create_study(storage=db, study_name=name, load_if_exists=True,
-                                directions=[d for _, d in space.objectives],
-                                sampler=_sampler(space, seed), pruner=_pruner(space))
-    echo(f"study {name!r} in {url} ({'new' if fresh else f'{len(study.trials)} trial(s) so far'}); "
-         f"objective: {', '.join(f'{d} {m}' for m, d in space.objectives)}; sampler {space.sampler.type}, "
-         f"pruner {space.pruner.type}")
+    study = optuna.create_study(
+        storage=db,
+        study_name=name,
+        load_if_exists=True,
+        directions=[d for _, d in space.objectives],
+        sampler=_sampler(space, seed),
+        pruner=_pruner(space),
+    )
+    echo(
+        f"study {name!r} in {url} ({'new' if fresh else f'{len(study.trials)} trial(s) so far'}); "
+        f"objective: {', '.join(f'{d} {m}' for m, d in space.objectives)}; sampler {space.sampler.type}, "
+        f"pruner {space.pruner.type}"
+    )
     if fresh:
         study.set_user_attr("metrics", [m for m, _ in space.objectives])
         for params in space.enqueue:
@@ -73,16 +94,23 @@ def search(config_path: str, space_path: str, trials: int, study_dir: str, overr
     objective = Objective(base, space, study_dir, trials, export, verbose, echo)
     if _counted(study) < trials:
         # at most 3× the target in this process: a space whose combinations keep failing validation ends
-        study.optimize(objective, n_trials=3 * trials, catch=(ConfigError,), gc_after_trial=True,
-                       callbacks=[lambda study, _: _counted(study) >= trials and study.stop()])
+        study.optimize(
+            objective,
+            n_trials=3 * trials,
+            catch=(ConfigError,),
+            gc_after_trial=True,
+            callbacks=[lambda study, _: _counted(study) >= trials and study.stop()],
+        )
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     table = summary_table(study, space)
     echo(table)
     files = write_best(study, space, study_dir, base, table)
     for what, path in files.items():
         echo(f"{what}: {path}")
-    echo(f"{len(finished)} finished trial(s); compare them: moe-tf compare {study_dir}; "
-         f"TensorBoard: tensorboard --logdir {study_dir}")
+    echo(
+        f"{len(finished)} finished trial(s); compare them: moe-tf compare {study_dir}; "
+        f"TensorBoard: tensorboard --logdir {study_dir}"
+    )
     return {"study": study, "files": files}
 
 
@@ -139,16 +167,29 @@ class Objective:
         except Interrupted as e:
             trial.study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
             reason = str(e).split(":", 1)[0]
-            raise Interrupted(f"{reason} in trial {trial.number}: the search stopped; run the same command again to "
-                              f"resume it (trial {trial.number}'s parameters run again)") from None
+            raise Interrupted(
+                f"{reason} in trial {trial.number}: the search stopped; run the same command again to "
+                f"resume it (trial {trial.number}'s parameters run again)"
+            ) from None
         seconds = time.perf_counter() - started
         values = [lookup_metric(metrics["eval"], m) for m, _ in space.objectives]
         trial.set_user_attr("run_dir", os.path.abspath(run_dir))
         trial.set_user_attr("seconds", seconds)
         trial.set_user_attr("step", metrics["step"])
-        atomic_write(os.path.join(run_dir, "trial.json"), json.dumps(
-            {"number": trial.number, "params": params, "values": values, "step": metrics["step"],
-             "pruned_at": pruned[0] if pruned else None, "seconds": seconds}, indent=2))
+        atomic_write(
+            os.path.join(run_dir, "trial.json"),
+            json.dumps(
+                {
+                    "number": trial.number,
+                    "params": params,
+                    "values": values,
+                    "step": metrics["step"],
+                    "pruned_at": pruned[0] if pruned else None,
+                    "seconds": seconds,
+                },
+                indent=2,
+            ),
+        )
         scores = ", ".join(f"{m} {v:.4f}" for (m, _), v in zip(space.objectives, values))
         if pruned:
             self.echo(f"trial {trial.number} pruned at step {pruned[0]}: {scores} ({seconds:.1f} s)")
@@ -181,8 +222,10 @@ def _fail_dead_local_trials(study, db, echo) -> None:
         db.set_trial_user_attr(trial_id, "error", f"its search process (pid {pid}) died")
         db.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
         _retry(study, t)
-        echo(f"trial {t.number} was left running by a search process that died (pid {pid}): marked failed; its "
-             "parameters run again")
+        echo(
+            f"trial {t.number} was left running by a search process that died (pid {pid}): marked failed; its "
+            "parameters run again"
+        )
 
 
 def _alive(pid: int) -> bool:
@@ -223,10 +266,11 @@ def _check_same_search(study_dir: str, base: dict, space: Space) -> None:
     for part in ("base", "space"):
         if previous.get(part) != current[part]:
             what = "base config (with --set)" if part == "base" else "search space"
-            raise ConfigError(f"{study_dir} holds a study with another {what} (see {path}); resume it with the "
-                              "same --config, --set and --space, or choose another --output-dir")
+            raise ConfigError(
+                f"{study_dir} holds a study with another {what} (see {path}); resume it with the "
+                "same --config, --set and --space, or choose another --output-dir"
+            )
 
 
 def _short(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
-

@@ -27,8 +27,7 @@ def summary_table(study, space: Space) -> str:
 
     def order(t):
         state_rank = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "WAITING": 3}.get(t.state.name, 4)
-        values = t.values or ([t.intermediate_values[max(t.intermediate_values)]]
-                              if t.intermediate_values else [])
+        values = t.values or ([t.intermediate_values[max(t.intermediate_values)]] if t.intermediate_values else [])
         key = sum(s * v for s, v in zip(signs, values)) if values else float("inf")
         return (t.number not in best, state_rank, key, t.number)
 
@@ -38,9 +37,16 @@ def summary_table(study, space: Space) -> str:
         values = t.values or [None] * len(space.objectives)
         if t.state.name == "PRUNED" and t.intermediate_values:
             values = [t.intermediate_values[max(t.intermediate_values)]]
-        rows.append([f"{'*' if t.number in best else ' '}{t.number}", t.state.name.lower(),
-                     *[_cell(v) for v in values], *[_cell(t.params.get(k)) for k in space.params],
-                     _cell(t.user_attrs.get("step")), _cell(t.user_attrs.get("seconds"), 1)])
+        rows.append(
+            [
+                f"{'*' if t.number in best else ' '}{t.number}",
+                t.state.name.lower(),
+                *[_cell(v) for v in values],
+                *[_cell(t.params.get(k)) for k in space.params],
+                _cell(t.user_attrs.get("step")),
+                _cell(t.user_attrs.get("seconds"), 1),
+            ]
+        )
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
@@ -66,8 +72,10 @@ def write_best(study, space: Space, study_dir: str, base: dict, table: str) -> d
             path = files[f"Pareto trial {t.number}"] = os.path.join(study_dir, "pareto", f"trial-{t.number:04d}.yaml")
         where = os.path.normpath(study_dir)
         run_dir = os.path.join(os.path.dirname(where), f"{os.path.basename(where)}-best")
-        header = (f"# moe-tf train --config {path} --output-dir {run_dir}\n"
-                  f"# search trial {t.number} of {study_dir}: {values}\n")
+        header = (
+            f"# moe-tf train --config {path} --output-dir {run_dir}\n"
+            f"# search trial {t.number} of {study_dir}: {values}\n"
+        )
         atomic_write(path, header + to_yaml(validate_config(data)))
     return files
 

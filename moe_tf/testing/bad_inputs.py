@@ -52,6 +52,7 @@ def _npz_case(arrays, expect, **source):
         src = {"type": "npz", "path": path, "features": ["x"], "labels": ["y"], **source}
         named = [] if "eval_fraction" in source else [os.path.basename(path)]  # a config error names the key
         return _train_args(directory, _with_source(src, CLASS_TASK, **NUMERIC_MODEL)), [*named, *expect]
+
     return make
 
 
@@ -66,12 +67,26 @@ def _delimited_case(kind, content, expect, **source):
     def make(directory):
         name = f"d.{kind}"
         sep = "," if kind == "csv" else "\t"
-        path = _text(directory, name, content.replace("\t", sep) if isinstance(content, str) else
-                     content.replace(b"\t", sep.encode())) if content is not None else \
-            os.path.join(directory, f"missing.{kind}")
-        src = {"type": kind, "path": path, "text": ["text"], "labels": ["y"], "eval_fraction": 0.0,
-               "test_fraction": 0.25, **source}
+        path = (
+            _text(
+                directory,
+                name,
+                content.replace("\t", sep) if isinstance(content, str) else content.replace(b"\t", sep.encode()),
+            )
+            if content is not None
+            else os.path.join(directory, f"missing.{kind}")
+        )
+        src = {
+            "type": kind,
+            "path": path,
+            "text": ["text"],
+            "labels": ["y"],
+            "eval_fraction": 0.0,
+            "test_fraction": 0.25,
+            **source,
+        }
         return _train_args(directory, _with_source(src, CLASS_TASK, **TEXT_MODEL)), [os.path.basename(path), *expect]
+
     return make
 
 
@@ -93,9 +108,14 @@ def _idx_case(breakage, expect):
             with open(os.path.join(directory, "train-images-idx3-ubyte"), "r+b") as f:
                 f.truncate(200)
         path = os.path.join(directory, "nowhere") if breakage == "missing" else directory
-        src = {"type": "idx", "path": path, "eval_fraction": 0.2,
-               **({"class_names": ["a", "b", "c"]} if breakage == "label range" else {})}
+        src = {
+            "type": "idx",
+            "path": path,
+            "eval_fraction": 0.2,
+            **({"class_names": ["a", "b", "c"]} if breakage == "label range" else {}),
+        }
         return _train_args(directory, _with_source(src, [{"name": "t", "dataset": "src"}])), expect
+
     return make
 
 
@@ -103,6 +123,7 @@ def _tfds_case(name, expect, **source):
     def make(directory):
         src = {"type": "tfds", "name": name, "data_dir": os.path.join(directory, "tfds"), "download": False, **source}
         return _train_args(directory, _with_source(src, [{"name": "t", "dataset": "src"}])), expect
+
     return make
 
 
@@ -120,33 +141,53 @@ def _digits_label_map(directory):
 
 def _synthetic_empty_split(directory):
     src = {"type": "synthetic_mmoe", "size": 10, "dim": 4, "eval_fraction": 0.0, "test_fraction": 0.05}
-    tasks = [{"name": "a", "dataset": "src", "label": "y1", "type": "regression"},
-             {"name": "b", "dataset": "src", "label": "y2", "type": "regression"}]
+    tasks = [
+        {"name": "a", "dataset": "src", "label": "y1", "type": "regression"},
+        {"name": "b", "dataset": "src", "label": "y2", "type": "regression"},
+    ]
     return _train_args(directory, _with_source(src, tasks, **NUMERIC_MODEL)), ["no 'test' split", "'src': 0"]
 
 
 DATA_CASES = {
     "npz: missing file": _npz_case(None, ["not found"]),
     "npz: wrong shapes": _npz_case({"x": np.zeros((6, 2)), "y": np.zeros(5, int)}, ["different lengths"]),
-    "npz: empty split": _npz_case({"x": np.zeros((4, 2)), "y": np.zeros(4, int)},
-                                  ["data.sources.src", "must leave examples for training"],
-                                  eval_fraction=0.5, test_fraction=0.5),
-    "npz: label out of range": _npz_case({"x": np.zeros((8, 2)), "y": np.array([0, 1, -2, 1, 0, 1, 0, 1])},
-                                         ["label 'y' has value -2"]),
+    "npz: empty split": _npz_case(
+        {"x": np.zeros((4, 2)), "y": np.zeros(4, int)},
+        ["data.sources.src", "must leave examples for training"],
+        eval_fraction=0.5,
+        test_fraction=0.5,
+    ),
+    "npz: label out of range": _npz_case(
+        {"x": np.zeros((8, 2)), "y": np.array([0, 1, -2, 1, 0, 1, 0, 1])}, ["label 'y' has value -2"]
+    ),
     "npz: NaN features": _npz_case({"x": np.array([[0.0, np.nan]] * 8), "y": np.zeros(8, int)}, ["NaN"]),
-    "npz: unreadable": lambda d: (_train_args(d, _with_source(
-        {"type": "npz", "path": _text(d, "d.npz", "not a zip"), "features": ["x"], "labels": ["y"]}, CLASS_TASK,
-        **NUMERIC_MODEL)), ["d.npz", "cannot read"]),
+    "npz: unreadable": lambda d: (
+        _train_args(
+            d,
+            _with_source(
+                {"type": "npz", "path": _text(d, "d.npz", "not a zip"), "features": ["x"], "labels": ["y"]},
+                CLASS_TASK,
+                **NUMERIC_MODEL,
+            ),
+        ),
+        ["d.npz", "cannot read"],
+    ),
     "csv: missing file": _delimited_case("csv", None, ["not found"]),
     "csv: ragged row": _delimited_case("csv", "text\ty\n" + GOOD_ROWS + "a\tb\tc\n", ["line 14", "3 cells"]),
     "csv: empty file": _delimited_case("csv", "", ["empty file"]),
-    "csv: label out of range": _delimited_case("csv", "text\ty\n" + GOOD_ROWS + "x\tseven\n",
-                                               ["line 14", "'seven'"], classes={"y": ["0", "1"]}),
-    "csv: NaN feature": _delimited_case("csv", "text\ty\tz\n" + GOOD_ROWS.replace("\n", "\t1.0\n") + "x\t1\tnan\n",
-                                        ["line 14", "feature 'z' is nan"], numeric=["z"]),
+    "csv: label out of range": _delimited_case(
+        "csv", "text\ty\n" + GOOD_ROWS + "x\tseven\n", ["line 14", "'seven'"], classes={"y": ["0", "1"]}
+    ),
+    "csv: NaN feature": _delimited_case(
+        "csv",
+        "text\ty\tz\n" + GOOD_ROWS.replace("\n", "\t1.0\n") + "x\t1\tnan\n",
+        ["line 14", "feature 'z' is nan"],
+        numeric=["z"],
+    ),
     "tsv: missing file": _delimited_case("tsv", None, ["not found"]),
-    "tsv: unreadable text": _delimited_case("tsv", ("text\ty\n" + GOOD_ROWS).encode() + b"caf\xe9\t1\n",
-                                            ["line 14", "not UTF-8"]),
+    "tsv: unreadable text": _delimited_case(
+        "tsv", ("text\ty\n" + GOOD_ROWS).encode() + b"caf\xe9\t1\n", ["line 14", "not UTF-8"]
+    ),
     "tsv: wrong column": _delimited_case("tsv", "words\ty\n" + GOOD_ROWS, ["no column 'text'"]),
     # (-1 is the missing-label marker)
     "tsv: negative label": _delimited_case("tsv", "text\ty\n" + GOOD_ROWS + "x\t-3\n", ["line 14", "-3"]),
@@ -219,28 +260,55 @@ CLI_CASES = {
     "evaluate: mismatched checkpoint": (_other_model, lambda d, r: ["evaluate", r], ["does not match the model"]),
     "evaluate: corrupt checkpoint": (_truncate_checkpoints, lambda d, r: ["evaluate", r], ["cannot be read"]),
     "export: no checkpoint": (_drop_checkpoints, lambda d, r: ["export", r], ["no checkpoint"]),
-    "export: unwritable output": (None, lambda d, r: ["export", r, "--output", os.path.join(_a_file(d), "x")],
-                                  ["a_file"]),
+    "export: unwritable output": (
+        None,
+        lambda d, r: ["export", r, "--output", os.path.join(_a_file(d), "x")],
+        ["a_file"],
+    ),
     "export: output is a file": (None, lambda d, r: ["export", r, "--output", _a_file(d)], ["a_file"]),
     "gates: missing run directory": (None, lambda d, r: ["gates", os.path.join(d, "nope")], ["nope"]),
     "gates: mismatched checkpoint": (_other_model, lambda d, r: ["gates", r], ["does not match the model"]),
-    "predict: missing export": (None, lambda d, r: ["predict", os.path.join(d, "nope"), "--input", _images(d)],
-                                ["nope"]),
+    "predict: missing export": (
+        None,
+        lambda d, r: ["predict", os.path.join(d, "nope"), "--input", _images(d)],
+        ["nope"],
+    ),
     "predict: corrupt export": (_corrupt_export, lambda d, r: ["predict", r, "--input", _images(d)], ["export"]),
-    "predict: missing input": (None, lambda d, r: ["predict", r, "--input", os.path.join(d, "none.npy")],
-                               ["none.npy"]),
+    "predict: missing input": (None, lambda d, r: ["predict", r, "--input", os.path.join(d, "none.npy")], ["none.npy"]),
     "predict: wrong input shape": (None, lambda d, r: ["predict", r, "--input", _wrong_images(d)], ["images.npy"]),
-    "predict: unwritable output": (None, lambda d, r: ["predict", r, "--input", _images(d), "--output",
-                                                        os.path.join(_a_file(d), "out.jsonl")], ["a_file"]),
-    "train: output directory is a file": (None, lambda d, r: ["train", "--config", _config(d), "--output-dir",
-                                                               _a_file(d)], ["is a file"]),
-    "train: unwritable output directory": (None, lambda d, r: ["train", "--config", _config(d), "--output-dir",
-                                                                os.path.join(_a_file(d), "run")], ["a_file"]),
-    "train: resume with another model": (None, lambda d, r: ["train", "--config", _config(d, wider=True),
-                                                              "--output-dir", r, "--resume"], ["differ"]),
-    "train: missing --init-from": (None, lambda d, r: ["train", "--config", _config(d), "--output-dir",
-                                                        os.path.join(d, "new"), "--init-from",
-                                                        os.path.join(d, "nope")], ["nope"]),
+    "predict: unwritable output": (
+        None,
+        lambda d, r: ["predict", r, "--input", _images(d), "--output", os.path.join(_a_file(d), "out.jsonl")],
+        ["a_file"],
+    ),
+    "train: output directory is a file": (
+        None,
+        lambda d, r: ["train", "--config", _config(d), "--output-dir", _a_file(d)],
+        ["is a file"],
+    ),
+    "train: unwritable output directory": (
+        None,
+        lambda d, r: ["train", "--config", _config(d), "--output-dir", os.path.join(_a_file(d), "run")],
+        ["a_file"],
+    ),
+    "train: resume with another model": (
+        None,
+        lambda d, r: ["train", "--config", _config(d, wider=True), "--output-dir", r, "--resume"],
+        ["differ"],
+    ),
+    "train: missing --init-from": (
+        None,
+        lambda d, r: [
+            "train",
+            "--config",
+            _config(d),
+            "--output-dir",
+            os.path.join(d, "new"),
+            "--init-from",
+            os.path.join(d, "nope"),
+        ],
+        ["nope"],
+    ),
     "validate: missing config": (None, lambda d, r: ["validate", os.path.join(d, "none.yaml")], ["none.yaml"]),
 }
 

@@ -50,14 +50,28 @@ def write_config(tmp_path: pathlib.Path) -> str:
     """Digits and a tabular file (two sources: the resumed run must redraw the same source schedule) under FAMO
     (state across steps: its logits, the last losses, Adam's moments, all in checkpoints)."""
     # batch 8: an epoch is 200 steps, so a multi-step graph call is long enough to be stopped inside
-    data = tiny_dict(training={"steps": STEPS, "batch_size": 8, "eval_every": 20, "log_every": 5,
-                               "checkpoint_every": 10, "weighting": {"type": "famo", "learning_rate": 0.1},
-                               "deterministic": True},
-                     logging={"progress": "lines", "gate_heatmap": False})
-    data["data"]["sources"]["tab"] = {"type": "npz", "path": write_tabular_npz(tmp_path / "tab.npz", n=200),
-                                      "features": ["x"], "labels": ["kind", "score"]}
-    data["tasks"] += [{"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
-                      {"name": "score", "dataset": "tab", "label": "score", "type": "regression"}]
+    data = tiny_dict(
+        training={
+            "steps": STEPS,
+            "batch_size": 8,
+            "eval_every": 20,
+            "log_every": 5,
+            "checkpoint_every": 10,
+            "weighting": {"type": "famo", "learning_rate": 0.1},
+            "deterministic": True,
+        },
+        logging={"progress": "lines", "gate_heatmap": False},
+    )
+    data["data"]["sources"]["tab"] = {
+        "type": "npz",
+        "path": write_tabular_npz(tmp_path / "tab.npz", n=200),
+        "features": ["x"],
+        "labels": ["kind", "score"],
+    }
+    data["tasks"] += [
+        {"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
+        {"name": "score", "dataset": "tab", "label": "score", "type": "regression"},
+    ]
     data["model"]["stems"] = {"numeric": {"type": "dense", "units": [8]}}
     data["model"]["fusion_units"] = 16
     path = tmp_path / f"config-{len(list(tmp_path.glob('config-*')))}.yaml"
@@ -68,9 +82,13 @@ def write_config(tmp_path: pathlib.Path) -> str:
 def start(config: str, run_dir: str, *extra: str) -> subprocess.Popen:
     """A `moe-tf train` process (no export: not what these tests check, and 20 % of a process's time)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen([sys.executable, "-m", "moe_tf", "train", "--config", config, "--output-dir", run_dir,
-                             "--no-export", *extra],
-                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-m", "moe_tf", "train", "--config", config, "--output-dir", run_dir, "--no-export", *extra],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
 
 
 def finish(proc: subprocess.Popen, timeout: float = 240) -> str:

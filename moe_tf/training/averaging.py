@@ -36,11 +36,18 @@ class WeightAverage:
         trainable = {id(v) for v in model.trainable_variables}
         self.variables = {path: v for path, v in model_variables(model).items() if id(v) in trainable}
         with strategy.scope():
-            self.averages = {path: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
-                                               name=f"average/{path}") for path, v in self.variables.items()}
+            self.averages = {
+                path: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f"average/{path}")
+                for path, v in self.variables.items()
+            }
             # Applied updates so far: the first one copies the weights (an average of zeros would lag for long).
-            self.updates = tf.Variable(0, dtype=tf.int64, trainable=False, name="average_updates",
-                                       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.updates = tf.Variable(
+                0,
+                dtype=tf.int64,
+                trainable=False,
+                name="average_updates",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
         self._swap = tf.function(self._swap_values, autograph=False)
 
     def state(self) -> dict:
@@ -50,6 +57,7 @@ class WeightAverage:
     def update(self, applied) -> None:
         """Moves the averages toward the weights if `applied` (a boolean tensor: the optimizer updated them this
         step); cross-replica context, inside the training step's graph."""
+
         def move():
             m = tf.where(self.updates > 0, self.momentum, 0.0)
             for path, variable in self.variables.items():
@@ -84,13 +92,15 @@ class WeightAverage:
 def short_run_warning(momentum: float, steps: int) -> str | None:
     """A warning when a run of `steps` steps is too short for `momentum`: the first step copies the weights, so at
     the end the average still holds momentum^steps of the barely trained ones (None when that is below 5%)."""
-    kept = momentum ** steps
+    kept = momentum**steps
     if kept < 0.05:
         return None
     suggest = math.floor(0.01 ** (1.0 / steps) * 1000) / 1000  # keeps 1% or less of the first step's weights
-    return (f"warning: training.ema_momentum {momentum} averages over about {1 / (1 - momentum):.0f} steps, and "
-            f"this run trains {steps}: at its end the average (what evaluation, test and export use) still holds "
-            f"{kept:.0%} of the first step's weights. Lower it (e.g. to {suggest}) or train longer")
+    return (
+        f"warning: training.ema_momentum {momentum} averages over about {1 / (1 - momentum):.0f} steps, and "
+        f"this run trains {steps}: at its end the average (what evaluation, test and export use) still holds "
+        f"{kept:.0%} of the first step's weights. Lower it (e.g. to {suggest}) or train longer"
+    )
 
 
 def _toward(average, variable, momentum):

@@ -78,8 +78,10 @@ class Checkpointer:
         """Writes the checkpoint of `step` (once) and, if `best`, the best one; refuses non-finite variables."""
         bad = nonfinite_variables(self.state["model"].values())
         if bad:
-            raise MoeTfError(f"not writing the checkpoint of step {step}: {len(bad)} variable(s) hold a NaN or an "
-                             f"Inf (e.g. {bad[0]}); the previous checkpoints are kept")
+            raise MoeTfError(
+                f"not writing the checkpoint of step {step}: {len(bad)} variable(s) hold a NaN or an "
+                f"Inf (e.g. {bad[0]}); the previous checkpoints are kept"
+            )
         if self.latest.latest_checkpoint != os.path.join(self.latest.directory, f"ckpt-{step}"):
             self.latest.save(checkpoint_number=step)
         if best:
@@ -104,9 +106,11 @@ class Checkpointer:
             self._set_aside([bad for bad, _ in skipped], path)
             return checkpoint_step(path)
         if skipped:
-            raise MoeTfError(f"no checkpoint in {self.run_root} can be read: "
-                             + "; ".join(f"{p} ({why})" for p, why in skipped)
-                             + f". Move {self.run_root} away to start afresh")
+            raise MoeTfError(
+                f"no checkpoint in {self.run_root} can be read: "
+                + "; ".join(f"{p} ({why})" for p, why in skipped)
+                + f". Move {self.run_root} away to start afresh"
+            )
         return None
 
     def _set_aside(self, unreadable: list, good: str) -> None:
@@ -191,8 +195,11 @@ def averaged_paths(path: str) -> set[str]:
         names = [name for name, _ in tf.train.list_variables(path)]
     except Exception:  # noqa: BLE001 - a truncated file raises anything from IndexError to DataLossError
         return set()
-    return {checkpoint_key(name[len("average/"):-len(VALUE_SUFFIX)]) for name in names
-            if name.startswith("average/") and name.endswith(VALUE_SUFFIX)}
+    return {
+        checkpoint_key(name[len("average/") : -len(VALUE_SUFFIX)])
+        for name in names
+        if name.startswith("average/") and name.endswith(VALUE_SUFFIX)
+    }
 
 
 def checkpoint_key(name: str) -> str:
@@ -215,9 +222,11 @@ def _restore(checkpoint, path: str) -> None:
     try:
         checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError) as e:  # a missing variable, or one of another shape
-        raise MoeTfError(f"{path} does not match the model and optimizer built from the config (were the model, "
-                         f"training.optimizer or training.ema_momentum changed, or was it written by another version "
-                         f"of moe-tf?): "
-                         f"{str(e)[:300]}") from None
+        raise MoeTfError(
+            f"{path} does not match the model and optimizer built from the config (were the model, "
+            f"training.optimizer or training.ema_momentum changed, or was it written by another version "
+            f"of moe-tf?): "
+            f"{str(e)[:300]}"
+        ) from None
     except Exception as e:  # noqa: BLE001 - a truncated file raises anything from IndexError to DataLossError
         raise UnreadableCheckpoint(path, f"{type(e).__name__}: {error_line(e)[:200]}") from None

@@ -28,8 +28,15 @@ GPU_WITHOUT_DETERMINISTIC_KERNEL = {
     "SparseTensorDenseMatMul": "tf.sparse.sparse_dense_matmul",
 }
 # op types TensorFlow runs on the CPU instead when determinism is on (correct, slower)
-GPU_RUN_ON_CPU = ("ScatterNd", "TensorScatterAdd", "TensorScatterSub", "TensorScatterUpdate", "ResourceScatterNdAdd",
-                  "ResourceScatterNdUpdate", "ScatterNdNonAliasingAdd")
+GPU_RUN_ON_CPU = (
+    "ScatterNd",
+    "TensorScatterAdd",
+    "TensorScatterSub",
+    "TensorScatterUpdate",
+    "ResourceScatterNdAdd",
+    "ResourceScatterNdUpdate",
+    "ScatterNdNonAliasingAdd",
+)
 
 
 def enable() -> None:
@@ -48,16 +55,23 @@ def graph_op_types(concrete_function) -> set[str]:
 def describe(op_types: set[str], gpus: int) -> str:
     """What op determinism means for a training step with these op types on this machine (printed at start)."""
     if not gpus:
-        return (f"deterministic: TensorFlow op determinism on; CPU only, where all {len(op_types)} op types of the "
-                "training step have deterministic kernels; the input pipeline keeps its order")
-    missing = sorted(f"{op} ({GPU_WITHOUT_DETERMINISTIC_KERNEL[op]})" for op in op_types
-                     if op in GPU_WITHOUT_DETERMINISTIC_KERNEL)
+        return (
+            f"deterministic: TensorFlow op determinism on; CPU only, where all {len(op_types)} op types of the "
+            "training step have deterministic kernels; the input pipeline keeps its order"
+        )
+    missing = sorted(
+        f"{op} ({GPU_WITHOUT_DETERMINISTIC_KERNEL[op]})" for op in op_types if op in GPU_WITHOUT_DETERMINISTIC_KERNEL
+    )
     on_cpu = sorted(op for op in op_types if op in GPU_RUN_ON_CPU)
-    text = (f"deterministic: TensorFlow op determinism on ({gpus} GPU(s)); of the training step's {len(op_types)} "
-            "op types, ")
+    text = (
+        f"deterministic: TensorFlow op determinism on ({gpus} GPU(s)); of the training step's {len(op_types)} "
+        "op types, "
+    )
     if missing:
-        text += (f"these have no deterministic GPU kernel and will stop the first step: {', '.join(missing)} "
-                 "(set training.deterministic: false, or change the model part that uses them)")
+        text += (
+            f"these have no deterministic GPU kernel and will stop the first step: {', '.join(missing)} "
+            "(set training.deterministic: false, or change the model part that uses them)"
+        )
     else:
         text += "none is known to lack a deterministic GPU kernel"
     if on_cpu:

@@ -13,11 +13,11 @@ from moe_tf.training.vectors import flatten, unflatten
 
 class Evaluator:
     """Args:
-        model: a built MultiTaskModel.
-        strategy: the tf.distribute strategy the model's variables live under.
-        tasks: resolved TaskInfo list.
-        features: the model inputs ({feature: FeatureSpec}).
-        jit_compile: compile each replica's forward pass with XLA.
+    model: a built MultiTaskModel.
+    strategy: the tf.distribute strategy the model's variables live under.
+    tasks: resolved TaskInfo list.
+    features: the model inputs ({feature: FeatureSpec}).
+    jit_compile: compile each replica's forward pass with XLA.
     """
 
     def __init__(self, model, strategy, tasks, features, jit_compile: bool = False):
@@ -25,8 +25,9 @@ class Evaluator:
         self.strategy = strategy
         self.tasks = tasks
         self.template = stats_template(model, tasks, features)
-        replica = tf.function(self._replica_stats, jit_compile=True, autograph=False) if jit_compile else \
-            self._replica_stats
+        replica = (
+            tf.function(self._replica_stats, jit_compile=True, autograph=False) if jit_compile else self._replica_stats
+        )
         self._replica = replica
         self.step = tf.function(self._step, reduce_retracing=True, autograph=False)
 

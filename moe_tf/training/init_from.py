@@ -27,8 +27,9 @@ def checkpoint_of(run_dir: str) -> str:
         raise MoeTfError(f"--init-from {run_dir}: no such run directory")
     path = find_checkpoint(run_dir)
     if path is None:
-        raise MoeTfError(f"--init-from {run_dir}: no checkpoint in {os.path.join(run_dir, 'checkpoints')} "
-                         "(was the run trained?)")
+        raise MoeTfError(
+            f"--init-from {run_dir}: no checkpoint in {os.path.join(run_dir, 'checkpoints')} (was the run trained?)"
+        )
     return path
 
 
@@ -43,12 +44,13 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, list[st
     values, averages, vocabularies = {}, {}, {}
     for key in keys:
         if key.startswith("model/") and key.endswith(VALUE_SUFFIX):
-            values[checkpoint_key(key[len("model/"):-len(VALUE_SUFFIX)])] = reader.get_tensor(key)
+            values[checkpoint_key(key[len("model/") : -len(VALUE_SUFFIX)])] = reader.get_tensor(key)
         elif key.startswith("average/") and key.endswith(VALUE_SUFFIX):
-            averages[checkpoint_key(key[len("average/"):-len(VALUE_SUFFIX)])] = reader.get_tensor(key)
+            averages[checkpoint_key(key[len("average/") : -len(VALUE_SUFFIX)])] = reader.get_tensor(key)
         elif key.startswith("vocabulary/") and key.endswith(_STATE):
-            vocabularies[checkpoint_key(key[len("vocabulary/"):-len(_STATE)])] = \
-                VocabularyState.decode(reader.get_tensor(key))
+            vocabularies[checkpoint_key(key[len("vocabulary/") : -len(_STATE)])] = VocabularyState.decode(
+                reader.get_tensor(key)
+            )
     if not values:
         raise MoeTfError(f"{path} holds no model variables; is it a moe-tf checkpoint?")
     return {**values, **averages}, vocabularies  # a run's moving averages stand for its trainable weights
@@ -71,8 +73,9 @@ def init_from(run_dir: str, model) -> dict:
             continue
         value = old[name]
         if tuple(value.shape) != tuple(variable.shape):
-            report["skipped"].append({"variable": name, "reason": f"shape {list(value.shape)} in the old run, "
-                                                                  f"{list(variable.shape)} here"})
+            report["skipped"].append(
+                {"variable": name, "reason": f"shape {list(value.shape)} in the old run, {list(variable.shape)} here"}
+            )
             continue
         variable.assign(value.astype(variable.dtype))
         report["restored"].append(name)
@@ -87,6 +90,7 @@ def init_from(run_dir: str, model) -> dict:
 
 def describe(report: dict) -> list[str]:
     """The report as log lines: counts by part, then every new and skipped variable."""
+
     def parts(names):
         counts = {}
         for n in names:
@@ -96,9 +100,11 @@ def describe(report: dict) -> list[str]:
             counts[part] = counts.get(part, 0) + 1
         return ", ".join(f"{p} ({c})" for p, c in counts.items()) or "none"
 
-    lines = [f"init from {report['checkpoint']}: restored {len(report['restored'])} variables, "
-             f"{len(report['new'])} new, {len(report['skipped'])} skipped",
-             f"  restored: {parts(report['restored'])}"]
+    lines = [
+        f"init from {report['checkpoint']}: restored {len(report['restored'])} variables, "
+        f"{len(report['new'])} new, {len(report['skipped'])} skipped",
+        f"  restored: {parts(report['restored'])}",
+    ]
     if report["vocabularies"]:
         lines.append(f"  vocabularies of the old run: {', '.join(report['vocabularies'])}")
     lines += [f"  new (fresh initialisation): {n}" for n in report["new"]]

@@ -49,8 +49,7 @@ class NonfiniteGuard:
         self.consecutive = tf.Variable(0, dtype=tf.int64, trainable=False, name="nonfinite_consecutive")
         # The first non-finite step since the host last looked, and its losses (tasks, then the other losses).
         self.first_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="nonfinite_first_step")
-        self.first_values = tf.Variable(tf.zeros([len(self.names) + 1]), trainable=False,
-                                        name="nonfinite_first_values")
+        self.first_values = tf.Variable(tf.zeros([len(self.names) + 1]), trainable=False, name="nonfinite_first_values")
         self.halt = tf.Variable(False, trainable=False, name="nonfinite_halt")
         self._reported = 0
         self._reduces_lr = lr_scale is not None and config.action == "reduce_lr"
@@ -84,9 +83,13 @@ class NonfiniteGuard:
         first = int(self.first_step.numpy())
         if first < 0:
             return None
-        report = {"count": total - self._reported, "total": total, "step": first,
-                  "what": self.describe(self.first_values.numpy()),
-                  "lr_scale": float(np.asarray(self.lr_scale.numpy())) if self._reduces_lr else None}
+        report = {
+            "count": total - self._reported,
+            "total": total,
+            "step": first,
+            "what": self.describe(self.first_values.numpy()),
+            "lr_scale": float(np.asarray(self.lr_scale.numpy())) if self._reduces_lr else None,
+        }
         self._reported = total
         self.first_step.assign(-1)
         return report
@@ -112,11 +115,16 @@ class NonfiniteGuard:
         if cfg.action == "stop":
             why = f"training.nonfinite.action is stop: at step {step} {what}"
         else:
-            why = (f"{cfg.max_consecutive} non-finite steps in a row (training.nonfinite.max_consecutive), "
-                   f"the last at step {step}: {what}")
+            why = (
+                f"{cfg.max_consecutive} non-finite steps in a row (training.nonfinite.max_consecutive), "
+                f"the last at step {step}: {what}"
+            )
         where = f"the last good checkpoint is {checkpoint}" if checkpoint else "no checkpoint was written yet"
-        return NonfiniteError(f"{why}; the update was not applied and {where}. Lower the learning rate, check the "
-                              f"data of that task, or set training.nonfinite.action: skip", step)
+        return NonfiniteError(
+            f"{why}; the update was not applied and {where}. Lower the learning rate, check the "
+            f"data of that task, or set training.nonfinite.action: skip",
+            step,
+        )
 
 
 def nonfinite_variables(variables) -> list[str]:
@@ -172,7 +180,8 @@ def apply_if(optimizer, condition, grads, variables) -> None:
 
         def apply_each():
             distribution.extended.call_for_each_replica(
-                lambda g: optimizer.apply_gradients(list(zip(g, variables))), args=(grads,))
+                lambda g: optimizer.apply_gradients(list(zip(g, variables))), args=(grads,)
+            )
             return tf.constant(True)
 
         tf.cond(first, apply_each, lambda: tf.constant(False))

@@ -42,8 +42,9 @@ def task_presence(tasks, labels, loss_weights) -> dict:
     """{task: Σ loss_weights over the replica's labelled examples}: the pipeline's weights are 1 / (labelled
     examples of the task in the global batch), so across replicas this sums to 1 when the global batch has labels
     of the task and to 0 when it has none."""
-    return {t.name: tf.reduce_sum(tf.cast(labelled(t, labels[t.name]), tf.float32) * loss_weights[t.name])
-            for t in tasks}
+    return {
+        t.name: tf.reduce_sum(tf.cast(labelled(t, labels[t.name]), tf.float32) * loss_weights[t.name]) for t in tasks
+    }
 
 
 def task_stats(task, logits, labels, loss_weights=None):
@@ -86,14 +87,16 @@ def gate_stats(routing):
     entropy = -tf.reduce_sum(weights * tf.math.log(weights + EPS), axis=-1)  # [batch]
     bins = tf.clip_by_value(tf.cast(tf.floor(weights * HISTOGRAM_BINS), tf.int32), 0, HISTOGRAM_BINS - 1)
     share = 1.0 / tf.distribute.get_strategy().num_replicas_in_sync
-    out = {"weight_sum": tf.reduce_sum(weights, axis=0), "entropy_sum": tf.reduce_sum(entropy),
-           "n": tf.cast(tf.shape(weights)[0], tf.float32),
-           "histogram": tf.reduce_sum(tf.one_hot(tf.reshape(bins, [-1]), HISTOGRAM_BINS), axis=0),
-           "aux": {k: tf.cast(v, tf.float32) * share for k, v in routing["aux"].items()},
-           "batches": tf.constant(share, tf.float32)}
+    out = {
+        "weight_sum": tf.reduce_sum(weights, axis=0),
+        "entropy_sum": tf.reduce_sum(entropy),
+        "n": tf.cast(tf.shape(weights)[0], tf.float32),
+        "histogram": tf.reduce_sum(tf.one_hot(tf.reshape(bins, [-1]), HISTOGRAM_BINS), axis=0),
+        "aux": {k: tf.cast(v, tf.float32) * share for k, v in routing["aux"].items()},
+        "batches": tf.constant(share, tf.float32),
+    }
     if "routed" in routing:
-        out.update(routed_sum=routing["routed"], dropped_sum=routing["dropped"],
-                   assignments_sum=routing["assignments"])
+        out.update(routed_sum=routing["routed"], dropped_sum=routing["dropped"], assignments_sum=routing["assignments"])
     return out
 
 
@@ -108,10 +111,16 @@ def batch_stats(tasks, outputs, labels, loss_weights=None):
 
     Returns ({"tasks": {task: {...}}, "gates": {task: {...}}}, {task: Σ loss_weights · loss} or None).
     """
-    per_task = {t.name: task_stats(t, outputs["outputs"][t.name], labels[t.name],
-                                   None if loss_weights is None else loss_weights[t.name]) for t in tasks}
-    stats = {"tasks": {name: s for name, (s, _) in per_task.items()},
-             "gates": {name: gate_stats(g) for name, g in outputs["gates"].items()}}
+    per_task = {
+        t.name: task_stats(
+            t, outputs["outputs"][t.name], labels[t.name], None if loss_weights is None else loss_weights[t.name]
+        )
+        for t in tasks
+    }
+    stats = {
+        "tasks": {name: s for name, (s, _) in per_task.items()},
+        "gates": {name: gate_stats(g) for name, g in outputs["gates"].items()},
+    }
     losses = None if loss_weights is None else {name: loss for name, (_, loss) in per_task.items()}
     return stats, losses
 
@@ -128,9 +137,12 @@ def summarize(stats) -> dict:
         out["tasks"][name] = {k.replace("_sum", ""): float(v) / n for k, v in s.items() if k != "count"}
     for name, g in stats["gates"].items():
         n = max(float(g["n"]), EPS)
-        gate = {"entropy": float(g["entropy_sum"]) / n, "expert_weights": [float(w) / n for w in g["weight_sum"]],
-                "histogram": [float(c) for c in g["histogram"]],
-                "aux": {k: float(v) / max(float(g["batches"]), EPS) for k, v in g["aux"].items()}}
+        gate = {
+            "entropy": float(g["entropy_sum"]) / n,
+            "expert_weights": [float(w) / n for w in g["weight_sum"]],
+            "histogram": [float(c) for c in g["histogram"]],
+            "aux": {k: float(v) / max(float(g["batches"]), EPS) for k, v in g["aux"].items()},
+        }
         if "routed_sum" in g:
             gate["routed"] = [float(c) / n for c in g["routed_sum"]]  # fraction of examples each expert took
             gate["dropped"] = float(g["dropped_sum"]) / max(float(g["assignments_sum"]), EPS)

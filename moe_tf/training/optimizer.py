@@ -19,7 +19,8 @@ def build_schedule(cfg, total_steps: int):
     if s.type == "cosine":
         if s.warmup_steps:
             return keras.optimizers.schedules.CosineDecay(
-                0.0, decay_steps, alpha=s.alpha, warmup_target=lr, warmup_steps=s.warmup_steps)
+                0.0, decay_steps, alpha=s.alpha, warmup_target=lr, warmup_steps=s.warmup_steps
+            )
         return keras.optimizers.schedules.CosineDecay(lr, decay_steps, alpha=s.alpha)
     if s.type == "exponential":
         schedule = keras.optimizers.schedules.ExponentialDecay(lr, decay_steps, s.decay_rate)
@@ -80,10 +81,17 @@ class FusedAdamUpdate:
         step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(
-            var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
-            beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(tf.convert_to_tensor(gradient), dtype))
+            var=_handle(variable),
+            m=_handle(self._momentums[index]),
+            v=_handle(self._velocities[index]),
+            beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step),
+            lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1,
+            beta2=beta_2,
+            epsilon=tf.cast(self.epsilon, dtype),
+            grad=tf.cast(tf.convert_to_tensor(gradient), dtype),
+        )
 
 
 def tf_variable(variable):
@@ -97,8 +105,12 @@ def _handle(variable):
     return tf_variable(variable).handle
 
 
-_OPTIMIZERS = {"adam": (FusedAdamUpdate, keras.optimizers.Adam), "adamw": (FusedAdamUpdate, keras.optimizers.AdamW),
-               "sgd": (keras.optimizers.SGD,), "rmsprop": (keras.optimizers.RMSprop,)}  # mixins, then the Keras class
+_OPTIMIZERS = {
+    "adam": (FusedAdamUpdate, keras.optimizers.Adam),
+    "adamw": (FusedAdamUpdate, keras.optimizers.AdamW),
+    "sgd": (keras.optimizers.SGD,),
+    "rmsprop": (keras.optimizers.RMSprop,),
+}  # mixins, then the Keras class
 _PRE_REDUCED = {key: type(bases[-1].__name__, (PreReducedGradients, *bases), {}) for key, bases in _OPTIMIZERS.items()}
 
 

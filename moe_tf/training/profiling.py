@@ -60,8 +60,10 @@ class ProfileWindow:
             return
         first, self.active_from = self.active_from, None
         tf.profiler.experimental.stop()
-        self.report(f"profile of steps {first}–{step - 1} written to {self.log_dir}/plugins/profile "
-                    "(TensorBoard's Profile tab: pip install tensorboard-plugin-profile)")
+        self.report(
+            f"profile of steps {first}–{step - 1} written to {self.log_dir}/plugins/profile "
+            "(TensorBoard's Profile tab: pip install tensorboard-plugin-profile)"
+        )
 
 
 def trace_files(log_dir: str) -> list[str]:
@@ -91,5 +93,4 @@ def top_ops(trace: str, count: int = 10) -> list[dict]:
         entry[1] += int(cell["occurrences"])
     total = sum(v[0] for v in by_type.values()) or 1.0
     ranked = sorted(by_type.items(), key=lambda item: -item[1][0])[:count]
-    return [{"type": name, "self_ms": us / 1e3, "share": us / total, "occurrences": n}
-            for name, (us, n) in ranked]
+    return [{"type": name, "self_ms": us / 1e3, "share": us / total, "occurrences": n} for name, (us, n) in ranked]

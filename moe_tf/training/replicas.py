@@ -24,8 +24,9 @@ def dense(pieces):
     dense one, and so did one replica from two. And the collective all-gather TensorFlow uses to sum sparse
     gradients failed under `multi_worker` when the embedding sat in a branch only some steps take (a text stem
     skipped on another source's batches). A dense gradient costs one [vocabulary, width] tensor per step."""
-    return tf.nest.map_structure(lambda t: tf.convert_to_tensor(t) if isinstance(t, tf.IndexedSlices) else t,
-                                 pieces, expand_composites=False)
+    return tf.nest.map_structure(
+        lambda t: tf.convert_to_tensor(t) if isinstance(t, tf.IndexedSlices) else t, pieces, expand_composites=False
+    )
 
 
 def all_reduce(pieces):
@@ -59,5 +60,7 @@ def xla(fn: Callable, compile: bool) -> Callable:
 
 def single_device(strategy: tf.distribute.Strategy) -> bool:
     """True for the default strategy and OneDeviceStrategy: no cross-replica communication in a step."""
-    return isinstance(strategy, tf.distribute.OneDeviceStrategy) or type(strategy).__name__ == \
-        "_DefaultDistributionStrategy"
+    return (
+        isinstance(strategy, tf.distribute.OneDeviceStrategy)
+        or type(strategy).__name__ == "_DefaultDistributionStrategy"
+    )

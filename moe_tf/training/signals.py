@@ -72,8 +72,10 @@ class StopRequest:
                         self._request(signum)
                     else:
                         # Checkpoints already written are complete files: only the steps since the last are lost.
-                        self.announce(f"{signal.Signals(signum).name} again: stopping at once; the last checkpoint "
-                                      "written is kept")
+                        self.announce(
+                            f"{signal.Signals(signum).name} again: stopping at once; the last checkpoint "
+                            "written is kept"
+                        )
                         os._exit(128 + signum)
         finally:
             os.close(read)
@@ -83,7 +85,8 @@ class StopRequest:
             if self.reason is not None:
                 return
             self.reason = signal.Signals(signum).name
-        self.announce(f"{self.reason}: stopping after the current step and writing a checkpoint "
-                      "(send it again to stop at once)")
+        self.announce(
+            f"{self.reason}: stopping after the current step and writing a checkpoint (send it again to stop at once)"
+        )
         if self.on_request is not None:
             self.on_request()

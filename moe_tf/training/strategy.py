@@ -62,9 +62,11 @@ def _first_device() -> str:
 def _check_tf_config() -> None:
     raw = os.environ.get("TF_CONFIG")
     if not raw:
-        raise MoeTfError("training.strategy=multi_worker needs the TF_CONFIG environment variable "
-                         '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
-                         '"index": 0}}); see README, "Distributed training"')
+        raise MoeTfError(
+            "training.strategy=multi_worker needs the TF_CONFIG environment variable "
+            '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
+            '"index": 0}}); see README, "Distributed training"'
+        )
     try:
         spec = json.loads(raw)
         workers = spec["cluster"]["worker"]

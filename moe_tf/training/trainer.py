@@ -97,8 +97,14 @@ class Trainer:
         profile: a ProfileWindow tracing `training.profile`'s steps (or None).
     """
 
-    def __init__(self, parts: TrainerParts, config: TrainingConfig, gradient_stats_every: int = 0,
-                 stop_request: StopRequest | None = None, profile: ProfileWindow | None = None):
+    def __init__(
+        self,
+        parts: TrainerParts,
+        config: TrainingConfig,
+        gradient_stats_every: int = 0,
+        stop_request: StopRequest | None = None,
+        profile: ProfileWindow | None = None,
+    ):
         self.model, self.weighting, self.optimizer = parts.model, parts.weighting, parts.optimizer
         self.strategy, self.data, self.tasks = parts.strategy, parts.data, parts.data.tasks
         self.distillation, self.average = parts.distillation, parts.average
@@ -113,8 +119,12 @@ class Trainer:
         # A step's statistics are packed into one float32 vector: one cross-replica reduction per step and one
         # running-sum variable that steps add to without waiting on the host; it is read (and reset) only when a
         # log line is due.
-        self._template = {"stats": self.evaluator.template, "loss": tf.zeros(()), "steps": tf.zeros(()),
-                          "nonfinite": tf.zeros(())}
+        self._template = {
+            "stats": self.evaluator.template,
+            "loss": tf.zeros(()),
+            "steps": tf.zeros(()),
+            "nonfinite": tf.zeros(()),
+        }
         self.sums = tf.Variable(flatten(self._template), trainable=False, name="step_stat_sums")
         self._one_step = flatten({**self._template, "steps": tf.ones(())})  # counts a step, added once
         self._skipped_step = flatten({**self._template, "steps": tf.ones(()), "nonfinite": tf.ones(())})
@@ -139,8 +149,9 @@ class Trainer:
         # A weighting that sums values across replicas inside phase 1 (FAMO, MGDA-UB) keeps phase 1 out of XLA then.
         whole_step = self.jit_compile and single_device(self.strategy)
         phase_one = self.jit_compile and not whole_step and not self.weighting.reduces_in_backward
-        self.compiled = SimpleNamespace(forward_backward=xla(self.forward_backward, phase_one),
-                                        replica_step=xla(self.replica_step, whole_step))
+        self.compiled = SimpleNamespace(
+            forward_backward=xla(self.forward_backward, phase_one), replica_step=xla(self.replica_step, whole_step)
+        )
 
     def read_and_reset_sums(self) -> dict:
         """The statistics summed since the last call (numpy, structured like one step's), and zeroes the sums."""
@@ -191,8 +202,12 @@ class Trainer:
         pieces = dense(self.weighting.gradients(tape, objectives, self.groups, ctx))
         weights = objectives["weights"]
         total = self.weighting.weighted_sum(weights, task_losses) + (extra if extra is not None else 0.0)
-        losses = tf.stack([*(tf.cast(task_losses[n], tf.float32) for n in self.weighting.names),
-                           tf.cast(extra, tf.float32) if extra is not None else tf.zeros(())])
+        losses = tf.stack(
+            [
+                *(tf.cast(task_losses[n], tf.float32) for n in self.weighting.names),
+                tf.cast(extra, tf.float32) if extra is not None else tf.zeros(()),
+            ]
+        )
         stats = flatten({"stats": stats, "loss": total, "steps": tf.zeros(()), "nonfinite": tf.zeros(())})
         return PhaseOne(pieces, stats, weights, losses)
 
@@ -214,12 +229,16 @@ class Trainer:
 
         The step is traced once, inside the loop (the model's forward and backward pass are the bulk of tracing).
         """
+
         def more(i, _):  # after the first step, a stop request or the guard's stop ends the call
             stop = tf.logical_or(self.stop_flag.read_value(), self.guard.halt.read_value())
             return tf.logical_and(i < num_steps, tf.logical_or(tf.equal(i, 0), tf.logical_not(stop)))
 
-        _, weights = tf.while_loop(more, lambda i, _: (i + 1, self.train_batch(next(iterator))),
-                                   (tf.constant(0, num_steps.dtype), tf.zeros([len(self.tasks)])))
+        _, weights = tf.while_loop(
+            more,
+            lambda i, _: (i + 1, self.train_batch(next(iterator))),
+            (tf.constant(0, num_steps.dtype), tf.zeros([len(self.tasks)])),
+        )
         return weights
 
     def _extra_loss(self, outputs):
@@ -235,15 +254,20 @@ class Trainer:
         if not ramps:
             return task_losses
         step = tf.cast(step, tf.float32)
-        return {name: loss * tf.minimum(1.0, step / float(ramps[name])) if name in ramps else loss
-                for name, loss in task_losses.items()}
+        return {
+            name: loss * tf.minimum(1.0, step / float(ramps[name])) if name in ramps else loss
+            for name, loss in task_losses.items()
+        }
 
     def _context(self) -> StepContext:
         replicas = self.strategy.num_replicas_in_sync
         scale = getattr(self.optimizer, "dynamic_scale", None)
-        return StepContext(step=self.optimizer.iterations, loss_scale=1.0 if scale is None else scale,
-                           all_reduce=all_reduce if replicas > 1 else (lambda x: x),
-                           mixed_float16=scale is not None)
+        return StepContext(
+            step=self.optimizer.iterations,
+            loss_scale=1.0 if scale is None else scale,
+            all_reduce=all_reduce if replicas > 1 else (lambda x: x),
+            mixed_float16=scale is not None,
+        )
 
     def _first(self, values):
         """Values identical on every replica: the first replica's, without communication."""
@@ -380,9 +404,13 @@ class Trainer:
     def _gradient_summary(self, norms: np.ndarray, cosine: np.ndarray) -> dict:
         """{"norm": {task: |g_t|}, "cosine": {"a__b": cos(g_a, g_b)}} from the measured arrays."""
         names = self.weighting.names
-        return {"norm": {n: float(norms[i]) for i, n in enumerate(names)},
-                "cosine": {f"{a}__{b}": float(cosine[i, j]) for i, a in enumerate(names)
-                           for j, b in enumerate(names) if i < j}}
+        return {
+            "norm": {n: float(norms[i]) for i, n in enumerate(names)},
+            "cosine": {
+                f"{a}__{b}": float(cosine[i, j]) for i, a in enumerate(names) for j, b in enumerate(names) if i < j
+            },
+        }
+
 
 def total_steps(config: TrainingConfig, data: TaskData) -> int:
     """The run's optimizer steps: `training.steps`, else `epochs` × steps per epoch."""

@@ -19,8 +19,11 @@ def unflatten(vector, like):
     parts, start = [], 0
     for leaf in tf.nest.flatten(like):
         size = int(np.prod(leaf.shape))
-        piece = vector[start:start + size]
-        parts.append(piece.reshape(leaf.shape) if isinstance(vector, np.ndarray)
-                     else tf.cast(tf.reshape(piece, leaf.shape), leaf.dtype))
+        piece = vector[start : start + size]
+        parts.append(
+            piece.reshape(leaf.shape)
+            if isinstance(vector, np.ndarray)
+            else tf.cast(tf.reshape(piece, leaf.shape), leaf.dtype)
+        )
         start += size
     return tf.nest.pack_sequence_as(like, parts)

@@ -30,8 +30,13 @@ def run_validate(case):
 def test_every_broken_config_gets_a_clear_error():
     seen, legal = {}, []
 
-    @settings(max_examples=600, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow])
+    @settings(
+        max_examples=600,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.too_slow],
+    )
     @given(st.randoms(use_true_random=False))
     def check(rng):
         with tempfile.TemporaryDirectory() as directory:
@@ -51,8 +56,19 @@ def test_every_broken_config_gets_a_clear_error():
             assert not out
 
     check()
-    kinds = {"unknown key", "wrong type", "out of bounds", "missing", "unknown name", "top_k", "yaml", "python tag",
-             "base cycle", "missing base", "set"}
+    kinds = {
+        "unknown key",
+        "wrong type",
+        "out of bounds",
+        "missing",
+        "unknown name",
+        "top_k",
+        "yaml",
+        "python tag",
+        "base cycle",
+        "missing base",
+        "set",
+    }
     print("broken configs by kind:", seen, "legal after all:", len(legal))
     assert kinds <= set(seen), seen  # every kind was drawn, and each failed cleanly
     assert sum(seen.values()) >= 500, seen

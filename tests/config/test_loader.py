@@ -20,11 +20,14 @@ def test_wrong_type_names_path_and_bound():
     assert errors_of(data) == ["model.experts.count: expected int >= 1, got 'four'"]
 
 
-@pytest.mark.parametrize("key, value, message", [
-    ("steps_per_execution", 0, "training.steps_per_execution: expected 'auto' or int >= 1, got 0"),
-    ("steps_per_execution", "many", "training.steps_per_execution: expected 'auto' or int >= 1, got 'many'"),
-    ("jit_compile", "fast", "training.jit_compile: expected 'auto', true or false, got 'fast'"),
-])
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("steps_per_execution", 0, "training.steps_per_execution: expected 'auto' or int >= 1, got 0"),
+        ("steps_per_execution", "many", "training.steps_per_execution: expected 'auto' or int >= 1, got 'many'"),
+        ("jit_compile", "fast", "training.jit_compile: expected 'auto', true or false, got 'fast'"),
+    ],
+)
 def test_auto_or_value_fields(key, value, message):
     assert errors_of(tiny_dict(training={key: value})) == [message]
     assert validate_config(tiny_dict(training={key: "auto"})).training.model_dump()[key] == "auto"
@@ -81,9 +84,16 @@ def test_cross_field_checks():
 def test_base_inheritance_and_overrides(tmp_path):
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(tiny_dict()))
     (tmp_path / "child.yaml").write_text("base: base.yaml\nmodel: {experts: {count: 6}}\n")
-    config = load_config(str(tmp_path / "child.yaml"),
-                         ["training.epochs=9", "tasks[1].weight=0.25", "tasks.digit.weight=2",
-                          "model.trunk.units=[8, 8]", "training.mixed_precision=mixed_bfloat16"])
+    config = load_config(
+        str(tmp_path / "child.yaml"),
+        [
+            "training.epochs=9",
+            "tasks[1].weight=0.25",
+            "tasks.digit.weight=2",
+            "model.trunk.units=[8, 8]",
+            "training.mixed_precision=mixed_bfloat16",
+        ],
+    )
     assert config.model.experts.count == 6
     assert config.model.stem.filters == [8]  # inherited
     assert config.training.epochs == 9 and isinstance(config.training.epochs, int)
@@ -113,8 +123,7 @@ def test_missing_and_circular_files(tmp_path):
         load_config(str(tmp_path / "bad.yaml"))
 
 
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))),
-                         ids=os.path.basename)
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.yaml"))), ids=os.path.basename)
 def test_every_shipped_config_validates_and_says_how_to_run(path):
     config = load_config(path)
     assert config.tasks

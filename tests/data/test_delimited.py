@@ -42,14 +42,21 @@ def test_string_labels_become_sorted_class_names(reviews_tsv):
 
 def test_declared_classes_set_the_ids(reviews_tsv):
     tasks = [{"name": "topic", "dataset": "reviews", "label": "topic", "class_names": None}]
-    data = load(reviews_tsv, tasks=tasks, text=["text"], labels=["topic"],
-                classes={"topic": ["tech", "sports", "food"]})
+    data = load(
+        reviews_tsv, tasks=tasks, text=["text"], labels=["topic"], classes={"topic": ["tech", "sports", "food"]}
+    )
     assert data.tasks[0].class_names == ["tech", "sports", "food"]
     x, y = data.sources["reviews"].arrays["train"]
     for text, label in zip(x["text"][:50], y["topic"][:50]):
-        expected = next(i for i, words in enumerate((["laptop", "phone", "chip", "screen"],
-                                                     ["match", "goal", "team", "coach"]))
-                        if any(w in text.split() for w in words)) if label != 2 else 2
+        expected = (
+            next(
+                i
+                for i, words in enumerate((["laptop", "phone", "chip", "screen"], ["match", "goal", "team", "coach"]))
+                if any(w in text.split() for w in words)
+            )
+            if label != 2
+            else 2
+        )
         assert label == expected
 
 
@@ -108,8 +115,15 @@ def test_per_split_files_and_a_header_less_file(tmp_path):
     tasks = [{"name": "letter", "dataset": "reviews", "label": "label"}]
     config = text_dict(tmp_path / "train.tsv")
     config["data"]["sources"]["reviews"] = {
-        "type": "tsv", "train": str(tmp_path / "train.tsv"), "test": str(tmp_path / "test.tsv"), "header": False,
-        "columns": ["words", "label"], "text": {"text": "words"}, "labels": ["label"], "eval_fraction": 0.2}
+        "type": "tsv",
+        "train": str(tmp_path / "train.tsv"),
+        "test": str(tmp_path / "test.tsv"),
+        "header": False,
+        "columns": ["words", "label"],
+        "text": {"text": "words"},
+        "labels": ["label"],
+        "eval_fraction": 0.2,
+    }
     config["tasks"] = tasks
     data = build_task_data(validate_config(config))
     sizes = data.sources["reviews"].sizes
@@ -134,9 +148,12 @@ BAD_FILES = {
     "NaN feature": (GOOD + "x\ta\tnan\n", dict(numeric=["x"]), r"bad\.tsv, line 5: feature 'x' is nan"),
     "empty feature": (GOOD + "x\ta\t\n", dict(numeric=["x"]), r"bad\.tsv, line 5: feature 'x' is empty"),
     "not a number": (GOOD + "x\ta\tlots\n", dict(numeric=["x"]), r"bad\.tsv, line 5: feature 'x' is 'lots'"),
-    "undeclared class": (GOOD + "x\tc\t1\n", dict(classes={"label": ["a", "b"]}),
-                         r"bad\.tsv, line 5: label 'label' is 'c', which is not one of the declared classes "
-                         r"\(data\.sources\.reviews\.classes\.label\) \(a, b\)"),
+    "undeclared class": (
+        GOOD + "x\tc\t1\n",
+        dict(classes={"label": ["a", "b"]}),
+        r"bad\.tsv, line 5: label 'label' is 'c', which is not one of the declared classes "
+        r"\(data\.sources\.reviews\.classes\.label\) \(a, b\)",
+    ),
     "negative id": ("text\tlabel\nx\t1\ny\t-3\n", {}, r"bad\.tsv, line 3: label 'label' is -3"),
     "empty file": ("", {}, r"bad\.tsv: empty file"),
 }
@@ -157,23 +174,34 @@ def test_unseen_class_in_a_test_file(tmp_path):
     write(tmp_path / "test.tsv", "text\tlabel\nc\tx\nd\tz\n")
     config = text_dict(tmp_path)
     config["data"]["sources"]["reviews"] = {
-        "type": "tsv", "train": str(tmp_path / "train.tsv"), "test": str(tmp_path / "test.tsv"), "text": ["text"],
-        "labels": ["label"], "eval_fraction": 0.0}
+        "type": "tsv",
+        "train": str(tmp_path / "train.tsv"),
+        "test": str(tmp_path / "test.tsv"),
+        "text": ["text"],
+        "labels": ["label"],
+        "eval_fraction": 0.0,
+    }
     config["tasks"] = [{"name": "t", "dataset": "reviews", "label": "label"}]
-    with pytest.raises(DataError, match=r"test\.tsv, line 3: label 'label' is 'z', which is not one of the classes "
-                                        r"of the training file \(x, y\)"):
+    with pytest.raises(
+        DataError,
+        match=r"test\.tsv, line 3: label 'label' is 'z', which is not one of the classes "
+        r"of the training file \(x, y\)",
+    ):
         build_task_data(validate_config(config))
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"train": "a.tsv"}, "give either `path`"),
-    ({"text": [], "numeric": []}, "name at least one `text` or `numeric` column"),
-    ({"classes": {"nope": ["a"]}}, r"classes\.nope: not one of the labels"),
-    ({"header": False}, None),
-    ({"text": ["bad name"]}, "text input 'bad name' is not an identifier"),
-    ({"text": [], "numeric": ["x"], "token_dropout": 0.5}, r"token_dropout=0\.5 needs a `text` column"),
-    ({"token_dropout": 1.0}, r"data\.sources\.reviews\.token_dropout: expected number < 1\.0, got 1\.0"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"train": "a.tsv"}, "give either `path`"),
+        ({"text": [], "numeric": []}, "name at least one `text` or `numeric` column"),
+        ({"classes": {"nope": ["a"]}}, r"classes\.nope: not one of the labels"),
+        ({"header": False}, None),
+        ({"text": ["bad name"]}, "text input 'bad name' is not an identifier"),
+        ({"text": [], "numeric": ["x"], "token_dropout": 0.5}, r"token_dropout=0\.5 needs a `text` column"),
+        ({"token_dropout": 1.0}, r"data\.sources\.reviews\.token_dropout: expected number < 1\.0, got 1\.0"),
+    ],
+)
 def test_config_errors(reviews_tsv, bad, message):
     config = text_dict(reviews_tsv)
     config["data"]["sources"]["reviews"].update(bad)
@@ -203,8 +231,10 @@ def test_cli_reports_a_bad_file_in_one_line(tmp_path, capsys):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     code, out, err = run_main(capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "run")
     assert code == 1 and "Traceback" not in err
-    assert err.strip() == f"moe-tf train: error: {path}, line 5: 2 cells, expected 3 (text, label, x); a ragged " \
-                          "row, or a delimiter inside an unquoted field"
+    assert (
+        err.strip() == f"moe-tf train: error: {path}, line 5: 2 cells, expected 3 (text, label, x); a ragged "
+        "row, or a delimiter inside an unquoted field"
+    )
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 

@@ -35,10 +35,15 @@ def test_label_correlation_falls_with_the_task_correlation():
 
 
 def synthetic_config(**source):
-    return validate_config({
-        "data": {"sources": {"syn": {"type": "synthetic_mmoe", "size": 1200, "dim": 16, **source}}},
-        "tasks": [{"name": "a", "dataset": "syn", "label": "y1", "type": "regression"},
-                  {"name": "b", "dataset": "syn", "label": "y2", "type": "regression"}]})
+    return validate_config(
+        {
+            "data": {"sources": {"syn": {"type": "synthetic_mmoe", "size": 1200, "dim": 16, **source}}},
+            "tasks": [
+                {"name": "a", "dataset": "syn", "label": "y1", "type": "regression"},
+                {"name": "b", "dataset": "syn", "label": "y2", "type": "regression"},
+            ],
+        }
+    )
 
 
 def test_synthetic_source_is_deterministic_by_seed():
@@ -62,16 +67,21 @@ def test_compose_puts_each_item_in_its_corner():
     for k in range(2):
         (lr, lc), (rr, rc) = (at["left"][0][k], at["left"][1][k]), (at["right"][0][k], at["right"][1][k])
         assert 0 <= lr <= 2 and 0 <= lc <= 2 and 4 <= rr <= 6 and 4 <= rc <= 6
-        np.testing.assert_array_equal(images[k, lr + 1:lr + 3, lc + 1:lc + 3], 100)  # the left item
-        np.testing.assert_array_equal(images[k, rr:rr + 4, rc:rc + 4], 200)  # the right item
+        np.testing.assert_array_equal(images[k, lr + 1 : lr + 3, lc + 1 : lc + 3], 100)  # the left item
+        np.testing.assert_array_equal(images[k, rr : rr + 4, rc : rc + 4], 200)  # the right item
         assert set(np.unique(images[k])) == {0, 100, 200}
 
 
 def multi_config(**source):
-    return validate_config({
-        "data": {"sources": {"multi": {"type": "multi_image", "source": {"type": "digits"}, **source}}},
-        "tasks": [{"name": "left", "dataset": "multi", "label": "left"},
-                  {"name": "right", "dataset": "multi", "label": "right"}]})
+    return validate_config(
+        {
+            "data": {"sources": {"multi": {"type": "multi_image", "source": {"type": "digits"}, **source}}},
+            "tasks": [
+                {"name": "left", "dataset": "multi", "label": "left"},
+                {"name": "right", "dataset": "multi", "label": "right"},
+            ],
+        }
+    )
 
 
 def test_composites_contain_both_digits():
@@ -90,12 +100,20 @@ def test_composites_contain_both_digits():
         found = {}
         for side, offsets in (("left", range(0, 5)), ("right", range(4, 9))):
             candidates = [i for i in range(len(images)) if digits.target[i] == y[side][k]]
-            found[side] = [(i, r, c) for i in candidates for r in offsets for c in offsets
-                           if np.all(composite[r:r + 8, c:c + 8] >= images[i])]
+            found[side] = [
+                (i, r, c)
+                for i in candidates
+                for r in offsets
+                for c in offsets
+                if np.all(composite[r : r + 8, c : c + 8] >= images[i])
+            ]
             assert found[side], (k, side)
         at = lambda i, r, c: place(images[i][None], np.array([r]), np.array([c]), 16)[0]  # noqa: E731
-        assert any(np.array_equal(composite, np.maximum(at(*a), at(*b)))
-                   for a in found["left"][:50] for b in found["right"][:50]), k
+        assert any(
+            np.array_equal(composite, np.maximum(at(*a), at(*b)))
+            for a in found["left"][:50]
+            for b in found["right"][:50]
+        ), k
     assert set(source.sizes) == {"train", "eval", "test"} and source.sizes["test"] == len(y["left"])
     assert np.mean(y["left"] == y["right"]) < 0.3  # partners are random, not the same digit
 
@@ -105,8 +123,11 @@ def test_multi_image_is_deterministic_and_validated():
     b = build_task_data(multi_config(seed=1, pairs_per_image=2)).sources["multi"]
     np.testing.assert_array_equal(a.arrays["train"][0]["image"], b.arrays["train"][0]["image"])
     assert a.sizes["train"] == 2 * 1258
-    with pytest.raises(ConfigError, match=r"data\.sources\.multi\.source: type: expected a source type .* "
-                                          r"got 'nope'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data\.sources\.multi\.source: type: expected a source type .* "
+        r"got 'nope'",
+    ):
         multi_config(source={"type": "nope"})
     with pytest.raises(ConfigError, match=r"data\.sources\.multi\.source: .*eval_fraction"):
         multi_config(source={"type": "digits", "eval_fraction": 2})

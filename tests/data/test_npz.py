@@ -17,12 +17,25 @@ def load(path, **kw):
 
 def test_numeric_and_image_features_with_class_and_value_labels(tmp_path):
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "d.npz", x=rng.integers(0, 9, (50, 2, 3)), img=rng.integers(0, 255, (50, 4, 4)),
-             y=np.arange(50) % 3, t=rng.normal(size=50))
-    data = load(tmp_path / "d.npz", features=["x", "img"], labels=["y", "t"], modality={"img": "image"},
-                eval_fraction=0.2, test_fraction=0.2)
-    assert data.features == {"x": FeatureSpec("float32", (2, 3), "numeric"),
-                             "img": FeatureSpec("uint8", (4, 4, 1), "image")}
+    np.savez(
+        tmp_path / "d.npz",
+        x=rng.integers(0, 9, (50, 2, 3)),
+        img=rng.integers(0, 255, (50, 4, 4)),
+        y=np.arange(50) % 3,
+        t=rng.normal(size=50),
+    )
+    data = load(
+        tmp_path / "d.npz",
+        features=["x", "img"],
+        labels=["y", "t"],
+        modality={"img": "image"},
+        eval_fraction=0.2,
+        test_fraction=0.2,
+    )
+    assert data.features == {
+        "x": FeatureSpec("float32", (2, 3), "numeric"),
+        "img": FeatureSpec("uint8", (4, 4, 1), "image"),
+    }
     assert data.sizes == {"eval": 10, "test": 10, "train": 30}
     assert (data.labels["y"].num_classes, data.labels["y"].kind, data.labels["t"].kind) == (3, "class", "value")
     x, y = data.arrays["train"]
@@ -31,17 +44,30 @@ def test_numeric_and_image_features_with_class_and_value_labels(tmp_path):
     assert sorted(seen.tolist()) == sorted((np.arange(50) % 3).tolist())  # every example in exactly one split
 
 
-@pytest.mark.parametrize("arrays, kw, message", [
-    ({"x": np.zeros((4, 2))}, {}, r"no array 'y' \(data.sources.mine.labels\[0\]\); the file has: x"),
-    ({"x": np.zeros((4, 2)), "y": np.zeros(3, int)}, {}, "arrays have different lengths: x 4, y 3"),
-    ({"x": np.array([[0, 1], [np.nan, 2], [3, np.inf], [1, 1]]), "y": np.zeros(4, int)}, {},
-     r"feature 'x' has 2 NaN or infinite values in 2 examples \(first: example 1\)"),
-    ({"x": np.array(["a", "b"]), "y": np.zeros(2, int)}, {}, "feature 'x' has dtype <U1; expected integers or floats"),
-    ({"x": np.zeros((4, 2)), "y": np.array([0, 1, -2, 1])}, {}, "label 'y' has value -2"),
-    ({"x": np.zeros((4, 2)), "y": np.zeros((4, 2), int)}, {}, r"label 'y' must have shape \[N\]"),
-    ({"x": np.full((4, 3, 3), 300), "y": np.zeros(4, int)}, {"modality": {"x": "image"}},
-     "image feature 'x' must be integers 0-255"),
-])
+@pytest.mark.parametrize(
+    "arrays, kw, message",
+    [
+        ({"x": np.zeros((4, 2))}, {}, r"no array 'y' \(data.sources.mine.labels\[0\]\); the file has: x"),
+        ({"x": np.zeros((4, 2)), "y": np.zeros(3, int)}, {}, "arrays have different lengths: x 4, y 3"),
+        (
+            {"x": np.array([[0, 1], [np.nan, 2], [3, np.inf], [1, 1]]), "y": np.zeros(4, int)},
+            {},
+            r"feature 'x' has 2 NaN or infinite values in 2 examples \(first: example 1\)",
+        ),
+        (
+            {"x": np.array(["a", "b"]), "y": np.zeros(2, int)},
+            {},
+            "feature 'x' has dtype <U1; expected integers or floats",
+        ),
+        ({"x": np.zeros((4, 2)), "y": np.array([0, 1, -2, 1])}, {}, "label 'y' has value -2"),
+        ({"x": np.zeros((4, 2)), "y": np.zeros((4, 2), int)}, {}, r"label 'y' must have shape \[N\]"),
+        (
+            {"x": np.full((4, 3, 3), 300), "y": np.zeros(4, int)},
+            {"modality": {"x": "image"}},
+            "image feature 'x' must be integers 0-255",
+        ),
+    ],
+)
 def test_bad_files_name_the_file_and_key(tmp_path, arrays, kw, message):
     np.savez(tmp_path / "d.npz", **arrays)
     with pytest.raises(DataError, match=message) as e:
@@ -96,8 +122,11 @@ def test_sample_weights_from_a_key(tmp_path):
         np.testing.assert_array_equal(ys["y"], (index * 7) % 3)
         np.testing.assert_array_equal(ys["y__weight"], 1.5 * index)
     np.savez(tmp_path / "bad.npz", x=np.zeros((3, 2)), y=np.zeros(3, int), w=np.array([1.0, -1.0, 2.0]))
-    with pytest.raises(DataError, match=r"bad\.npz: sample weights 'w' has -1\.0 at example 1; weights are finite "
-                                        "and >= 0"):
+    with pytest.raises(
+        DataError,
+        match=r"bad\.npz: sample weights 'w' has -1\.0 at example 1; weights are finite "
+        "and >= 0",
+    ):
         load(tmp_path / "bad.npz", weights={"y": "w"})
     np.savez(tmp_path / "short.npz", x=np.zeros((3, 2)), y=np.zeros(3, int), w=np.ones(2))
     with pytest.raises(DataError, match="arrays have different lengths: x 3, y 3, w 2"):

@@ -43,8 +43,13 @@ def test_pipelines_run_without_the_tf_data_autotuning_model():
 
 def _source(labels):
     x = np.zeros((len(labels), 2, 2, 1), np.uint8)
-    return {"digits": from_arrays({"train": ({"image": x}, {"label": np.array(labels)})},
-                                  {"label": LabelInfo(3, ["a", "b", "c"])}, {"image": image_spec((2, 2, 1))})}
+    return {
+        "digits": from_arrays(
+            {"train": ({"image": x}, {"label": np.array(labels)})},
+            {"label": LabelInfo(3, ["a", "b", "c"])},
+            {"image": image_spec((2, 2, 1))},
+        )
+    }
 
 
 def test_label_out_of_range_names_task_and_value():
@@ -101,12 +106,17 @@ def numpy_shifts(image, pad):
     """Every crop of `image` [H, W, C] zero-padded by `pad` on each side: {(dy, dx): [H, W, C]}."""
     h, w, _ = image.shape
     padded = np.pad(image, [(pad, pad), (pad, pad), (0, 0)])
-    return {(dy, dx): padded[dy:dy + h, dx:dx + w] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)}
+    return {(dy, dx): padded[dy : dy + h, dx : dx + w] for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)}
 
 
-@pytest.mark.parametrize("flip, expected", [
-    ("vertical", ["same", "up_down"]), ("horizontal", ["same", "left_right"]),
-    ("both", ["same", "up_down", "left_right", "both"])])
+@pytest.mark.parametrize(
+    "flip, expected",
+    [
+        ("vertical", ["same", "up_down"]),
+        ("horizontal", ["same", "left_right"]),
+        ("both", ["same", "up_down", "left_right", "both"]),
+    ],
+)
 def test_flips_give_exactly_the_flipped_images(flip, expected):
     """Over 64 seeds every output is one of the mode's flips (numpy), and each of them occurs."""
     aug = tiny_config(data={"augmentation": {"flip": flip}}).data.augmentation
@@ -202,7 +212,7 @@ def test_epoch_order_does_not_depend_on_the_global_seed():
 
 def test_a_pipeline_of_a_million_epochs_is_built_lazily():
     data = build_task_data(tiny_config())
-    (x, y, _), = data.train_dataset(64, 95, 19 * 10**6).take(1)
-    (x5, y5, _), = data.train_dataset(64, 95, 96)
+    ((x, y, _),) = data.train_dataset(64, 95, 19 * 10**6).take(1)
+    ((x5, y5, _),) = data.train_dataset(64, 95, 96)
     np.testing.assert_array_equal(x["image"], x5["image"])
     np.testing.assert_array_equal(y["high"], y5["high"])

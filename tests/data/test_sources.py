@@ -64,8 +64,9 @@ def test_idx_reads_debian_fashion_mnist():
     assert counts.tolist() == [1000] * 10
 
 
-@pytest.mark.parametrize("name,shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),
-                                        ("cifar10", (32, 32, 3))])
+@pytest.mark.parametrize(
+    "name,shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))]
+)
 def test_tfds_with_mock_data(name, shape):
     import tensorflow_datasets as tfds
 

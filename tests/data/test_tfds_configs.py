@@ -12,9 +12,16 @@ from tests.conftest import REPO
 def test_tfds_config_trains_on_mock_data(name, tmp_path):
     import tensorflow_datasets as tfds
 
-    overrides = ["training.steps=2", "training.batch_size=8", "logging.progress=none",
-                 "model.stem.filters=[4]", "model.trunk.units=[8]", "model.experts.units=[8]",
-                 "model.tower.units=[4]", "data.shuffle_buffer=16"]
+    overrides = [
+        "training.steps=2",
+        "training.batch_size=8",
+        "logging.progress=none",
+        "model.stem.filters=[4]",
+        "model.trunk.units=[8]",
+        "model.experts.units=[8]",
+        "model.tower.units=[4]",
+        "data.shuffle_buffer=16",
+    ]
     config = load_config(f"{REPO}/configs/{name}.yaml", overrides)
     with tfds.testing.mock_data(num_examples=40):
         metrics = train(config, str(tmp_path / name))
@@ -23,13 +30,23 @@ def test_tfds_config_trains_on_mock_data(name, tmp_path):
     assert (tmp_path / name / "export" / "saved_model.pb").exists()
 
 
-TEXT_OVERRIDES = ["training.steps=2", "training.batch_size=8", "logging.progress=none", "model.experts.units=[8]",
-                  "model.tower.units=[4]", "data.shuffle_buffer=16", "model.stems.text.max_tokens=50",
-                  "model.stems.text.embedding_dim=8", "model.stems.text.sequence_length=16"]
+TEXT_OVERRIDES = [
+    "training.steps=2",
+    "training.batch_size=8",
+    "logging.progress=none",
+    "model.experts.units=[8]",
+    "model.tower.units=[4]",
+    "data.shuffle_buffer=16",
+    "model.stems.text.max_tokens=50",
+    "model.stems.text.embedding_dim=8",
+    "model.stems.text.sequence_length=16",
+]
 
 
-@pytest.mark.parametrize("name, extra", [("imdb_reviews_tfds", []), ("glue_sst2_tfds", []),
-                                         ("ag_news_tfds", ["data.sources.ag_news.token_dropout=0.5"])])
+@pytest.mark.parametrize(
+    "name, extra",
+    [("imdb_reviews_tfds", []), ("glue_sst2_tfds", []), ("ag_news_tfds", ["data.sources.ag_news.token_dropout=0.5"])],
+)
 def test_tfds_text_config_trains_on_mock_data(name, extra, tmp_path):
     import tensorflow_datasets as tfds
 
@@ -47,8 +64,10 @@ def test_tfds_text_key_must_be_text():
     from moe_tf.errors import DataError
 
     config = load_config(f"{REPO}/configs/imdb_reviews_tfds.yaml", ["data.sources.imdb.text_key=label"])
-    with tfds.testing.mock_data(num_examples=10), pytest.raises(DataError, match="feature 'label' is ClassLabel, "
-                                                                                "not Text"):
+    with (
+        tfds.testing.mock_data(num_examples=10),
+        pytest.raises(DataError, match="feature 'label' is ClassLabel, not Text"),
+    ):
         from moe_tf.data import build_task_data
 
         build_task_data(config)

@@ -51,16 +51,24 @@ def test_export_serves_each_task_from_its_modality(multi_modal_run, tmp_path):
     run_dir, _ = multi_modal_run
     meta = json.loads(open(f"{run_dir}/export/moe_tf_export.json").read())
     assert meta["features"]["text"]["modality"] == "text" and meta["features"]["image"]["modality"] == "image"
-    assert {t["name"]: t["features"] for t in meta["tasks"]} == {"sentiment": ["text"], "topic": ["text"],
-                                                                 "digit": ["image"]}
+    assert {t["name"]: t["features"] for t in meta["tasks"]} == {
+        "sentiment": ["text"],
+        "topic": ["text"],
+        "digit": ["image"],
+    }
     digits = load_digits()
     images = np.round(digits.images[:40] * (255 / 16)).astype(np.uint8)[..., None]
     np.save(tmp_path / "images.npy", images)
     texts = ["the coach and the team", "warm soup and bread", "my new laptop screen"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    proc = subprocess.run([sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "images.npy"),
-                           json.dumps(texts)], capture_output=True, text=True, timeout=120, env=env,
-                          cwd=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "images.npy"), json.dumps(texts)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["topic_inputs"] == ["text"]  # the text task's endpoint takes strings only

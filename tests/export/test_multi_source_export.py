@@ -66,8 +66,14 @@ def test_fresh_process_serves_each_task_by_feature_name(multi_run, tmp_path):
     expected_digit = parts.model({"image": image}, training=False)["outputs"]["digit"].numpy()
     expected_tab = parts.model({"x": features}, training=False)["outputs"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    proc = subprocess.run([sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "in.npz")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "in.npz")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["serving_default"]["inputs"] == ["image", "x"]
@@ -75,14 +81,16 @@ def test_fresh_process_serves_each_task_by_feature_name(multi_run, tmp_path):
     assert got["task_kind"]["inputs"] == got["task_score"]["inputs"] == ["x"]
     softmax = np.exp(expected_digit) / np.exp(expected_digit).sum(-1, keepdims=True)
     np.testing.assert_allclose(got["task_digit"]["outputs"]["probabilities"], softmax, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(got["task_score"]["outputs"]["value"], expected_tab["score"].numpy(), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        got["task_score"]["outputs"]["value"], expected_tab["score"].numpy(), rtol=1e-4, atol=1e-5
+    )
     p_kind = 1 / (1 + np.exp(-expected_tab["kind"].numpy()[:, 0]))
     np.testing.assert_allclose(np.array(got["task_kind"]["outputs"]["probabilities"])[:, 1], p_kind, rtol=1e-4)
     # serving_default computes each task from its own source's features, as in training
     np.testing.assert_allclose(got["serving_default"]["outputs"]["digit"], softmax, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(got["serving_default"]["outputs"]["score"], expected_tab["score"].numpy(), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        got["serving_default"]["outputs"]["score"], expected_tab["score"].numpy(), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_predict_takes_the_features_it_is_given(multi_run, tmp_path, capsys):

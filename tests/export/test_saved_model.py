@@ -36,8 +36,14 @@ def test_fresh_process_matches_trained_model(trained_run, tmp_path):
     result = parts.model(inputs, training=False)
     logits = {k: v.numpy() for k, v in result["outputs"].items()}
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    proc = subprocess.run([sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "x.npy")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "x.npy")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     assert got["signatures"] == ["gates", "metadata", "serving_default", "task_digit", "task_high"]
@@ -54,8 +60,13 @@ def test_fresh_process_matches_trained_model(trained_run, tmp_path):
 def test_saved_model_cli_lists_signatures(trained_run):
     run_dir, _ = trained_run
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
-    proc = subprocess.run([cli, "show", "--dir", f"{run_dir}/export", "--all"], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    proc = subprocess.run(
+        [cli, "show", "--dir", f"{run_dir}/export", "--all"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     for name in ("serving_default", "task_digit", "task_high", "metadata", "gates"):
         assert f"signature_def['{name}']" in proc.stdout
@@ -91,8 +102,9 @@ def test_predict_and_export_cli(trained_run, tmp_path, capsys):
     code, _, err = run_main(capsys, "predict", export_dir, "--input", tmp_path / "bad.npy")
     assert code == 1 and "do not match the model input (8, 8, 1)" in err
     np.savez(tmp_path / "named.npz", image=inputs["image"].numpy())  # by feature name
-    code, _, err = run_main(capsys, "predict", export_dir, "--input", tmp_path / "named.npz", "--output",
-                            tmp_path / "preds.jsonl")
+    code, _, err = run_main(
+        capsys, "predict", export_dir, "--input", tmp_path / "named.npz", "--output", tmp_path / "preds.jsonl"
+    )
     assert code == 0, err[-2000:]
     named = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
     assert [r["digit"]["class"] for r in named] == [r["digit"]["class"] for r in rows]
@@ -101,8 +113,15 @@ def test_predict_and_export_cli(trained_run, tmp_path, capsys):
 def test_cli_errors_without_tracebacks(trained_run, tmp_path, capsys):
     run_dir, _ = trained_run
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8), np.uint8))
-    code, _, err = run_main(capsys, "predict", f"{run_dir}/export", "--input", tmp_path / "x.npy", "--output",
-                            tmp_path / "missing" / "preds.jsonl")
+    code, _, err = run_main(
+        capsys,
+        "predict",
+        f"{run_dir}/export",
+        "--input",
+        tmp_path / "x.npy",
+        "--output",
+        tmp_path / "missing" / "preds.jsonl",
+    )
     assert code == 1 and f"the directory {tmp_path}/missing does not exist" in err
     export_copy = tmp_path / "export"
     shutil.copytree(f"{run_dir}/export", export_copy)
@@ -110,6 +129,7 @@ def test_cli_errors_without_tracebacks(trained_run, tmp_path, capsys):
     code, _, err = run_main(capsys, "predict", export_copy, "--input", tmp_path / "x.npy")
     assert code == 1 and "moe_tf_export.json is corrupt" in err
     (tmp_path / "a_file").write_text("")
-    code, _, err = run_main(capsys, "train", "--config", f"{REPO}/configs/digits_mmoe.yaml", "--output-dir",
-                            tmp_path / "a_file")
+    code, _, err = run_main(
+        capsys, "train", "--config", f"{REPO}/configs/digits_mmoe.yaml", "--output-dir", tmp_path / "a_file"
+    )
     assert code == 1 and "is a file, not a directory" in err

@@ -54,7 +54,8 @@ def test_int8_is_smaller_and_close(tflite_dir, saved_model):
     # weights and activations are int8 tensors in the file
     assert any(d["dtype"] == np.int8 for d in interpreter.get_tensor_details())
     assert os.path.getsize(os.path.join(tflite_dir, "int8.tflite")) < os.path.getsize(
-        os.path.join(tflite_dir, "none.tflite"))
+        os.path.join(tflite_dir, "none.tflite")
+    )
 
 
 def test_compression_json_reports_each_mode(tflite_dir, trained_run):
@@ -74,8 +75,9 @@ def test_compression_json_reports_each_mode(tflite_dir, trained_run):
 
 
 @pytest.mark.parametrize("mode, weight_type", [("dynamic", np.int8), ("float16", np.float16)])
-def test_weight_only_modes_store_weights_in_their_type_and_keep_float_inputs(tflite_dir, saved_model, mode,
-                                                                           weight_type):
+def test_weight_only_modes_store_weights_in_their_type_and_keep_float_inputs(
+    tflite_dir, saved_model, mode, weight_type
+):
     """dynamic: int8 weights; float16: float16 weights; both keep the model's inputs and float32 outputs and stay
     within quantisation error of the SavedModel."""
     interpreter = Interpreter(model_path=os.path.join(tflite_dir, f"{mode}.tflite"))
@@ -94,7 +96,8 @@ def test_weight_only_modes_store_weights_in_their_type_and_keep_float_inputs(tfl
     assert not np.array_equal(lite, ref)  # quantised weights: not the float model
     # smaller than float32 (by less than the 4x or 2x of the weights alone: the graph and signatures are not)
     assert os.path.getsize(os.path.join(tflite_dir, f"{mode}.tflite")) < 0.85 * os.path.getsize(
-        os.path.join(tflite_dir, "none.tflite"))
+        os.path.join(tflite_dir, "none.tflite")
+    )
 
 
 def test_a_text_model_is_refused_before_anything_is_written(reviews_tsv, tmp_path):
@@ -105,16 +108,22 @@ def test_a_text_model_is_refused_before_anything_is_written(reviews_tsv, tmp_pat
     from tests.conftest import text_dict
 
     parts = build_components(validate_config(text_dict(reviews_tsv)), training=False)
-    with pytest.raises(MoeTfError, match=r"--format tflite: the text input\(s\) \['text'\] need TensorFlow's "
-                                         r"string ops.*serve this model from its SavedModel"):
+    with pytest.raises(
+        MoeTfError,
+        match=r"--format tflite: the text input\(s\) \['text'\] need TensorFlow's "
+        r"string ops.*serve this model from its SavedModel",
+    ):
         export_tflite(parts, str(tmp_path / "out"), "none")
     assert not os.path.exists(tmp_path / "out")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--format", "tflite", "--quantize", "int4"], "--quantize int4: expected one of none, dynamic, float16, int8"),
-    (["--quantize", "int8"], "--quantize applies to --format tflite"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--format", "tflite", "--quantize", "int4"], "--quantize int4: expected one of none, dynamic, float16, int8"),
+        (["--quantize", "int8"], "--quantize applies to --format tflite"),
+    ],
+)
 def test_bad_export_options(trained_run, capsys, argv, message):
     assert main(["export", trained_run[0], *argv]) == 2
     assert message in capsys.readouterr().err

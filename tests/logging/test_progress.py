@@ -4,8 +4,11 @@ import io
 
 from moe_tf.logging.progress import Progress
 
-SUMMARY = {"loss": 1.23456, "examples_per_sec": 1234.4,
-           "tasks": {"digit": {"loss": 2.0, "accuracy": 0.5, "top5_accuracy": 0.875}, "high": {"accuracy": 0.75}}}
+SUMMARY = {
+    "loss": 1.23456,
+    "examples_per_sec": 1234.4,
+    "tasks": {"digit": {"loss": 2.0, "accuracy": 0.5, "top5_accuracy": 0.875}, "high": {"accuracy": 0.75}},
+}
 LINE = "step 5  loss 1.2346  digit/acc 0.5000  digit/top5_acc 0.8750  high/acc 0.7500  1,234 ex/s"
 
 
@@ -20,8 +23,10 @@ def test_lines_prints_one_line_per_call():
     progress.epoch_start(0, 2, 20, 0)
     progress.train(5, SUMMARY)
     progress.eval(5, SUMMARY)
-    assert stream.getvalue() == f"epoch 1/2\n 5/20  {LINE}\n  eval @ step 5: loss 1.2346  digit/acc 0.5000  " \
-                                "digit/top5_acc 0.8750  high/acc 0.7500\n"
+    assert (
+        stream.getvalue() == f"epoch 1/2\n 5/20  {LINE}\n  eval @ step 5: loss 1.2346  digit/acc 0.5000  "
+        "digit/top5_acc 0.8750  high/acc 0.7500\n"
+    )
 
 
 def test_bar_redraws_one_line_and_fills_with_the_epoch():
@@ -30,9 +35,9 @@ def test_bar_redraws_one_line_and_fills_with_the_epoch():
     progress.epoch_start(1, 2, 20, 0)
     progress.train(25, SUMMARY)  # 5 of the epoch's 20 steps: 6 of 24 cells
     bar = "=" * 5 + ">" + "." * 18
-    assert stream.getvalue() == f"epoch 2/2\n\r[{bar}]  5/20  step 25  {LINE[len('step 5  '):]}\033[K"
+    assert stream.getvalue() == f"epoch 2/2\n\r[{bar}]  5/20  step 25  {LINE[len('step 5  ') :]}\033[K"
     progress.train(40, SUMMARY)  # the whole epoch: 24 cells, no arrow
-    assert stream.getvalue().endswith(f"\r[{'=' * 24}] 20/20  step 40  {LINE[len('step 5  '):]}\033[K")
+    assert stream.getvalue().endswith(f"\r[{'=' * 24}] 20/20  step 40  {LINE[len('step 5  ') :]}\033[K")
     progress.print("done")  # a message ends the bar's line first
     assert stream.getvalue().endswith("\033[K\ndone\n")
 

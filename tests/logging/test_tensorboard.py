@@ -28,7 +28,8 @@ def read_scalars(log_dir) -> dict:
             for v in event.summary.value:
                 if v.metadata.plugin_data.plugin_name == "scalars":
                     out.setdefault(f"{sub}/{v.tag}" if sub else v.tag, []).append(
-                        (event.step, float(tf.make_ndarray(v.tensor))))
+                        (event.step, float(tf.make_ndarray(v.tensor)))
+                    )
     return out
 
 
@@ -66,11 +67,32 @@ def values(events, tag):
 def test_scalar_tags(events):
     expected = {
         "": {"config", "_hparams_/session_start_info"},
-        "train": {"loss", "learning_rate", "examples_per_sec", "weights/digit", "nonfinite_steps", "digit/loss",
-                  "digit/accuracy", "digit/top5_accuracy", "high/accuracy", "gates/digit/entropy",
-                  "gates/high/entropy", "gates/digit/expert_0", "gates/digit/expert_2", "grads/norm/digit"},
-        "eval": {"loss", "digit/loss", "digit/accuracy", "high/accuracy", "gates/digit/weights", "gates/dead_experts",
-                 "gates/table", "gates/heatmap"},
+        "train": {
+            "loss",
+            "learning_rate",
+            "examples_per_sec",
+            "weights/digit",
+            "nonfinite_steps",
+            "digit/loss",
+            "digit/accuracy",
+            "digit/top5_accuracy",
+            "high/accuracy",
+            "gates/digit/entropy",
+            "gates/high/entropy",
+            "gates/digit/expert_0",
+            "gates/digit/expert_2",
+            "grads/norm/digit",
+        },
+        "eval": {
+            "loss",
+            "digit/loss",
+            "digit/accuracy",
+            "high/accuracy",
+            "gates/digit/weights",
+            "gates/dead_experts",
+            "gates/table",
+            "gates/heatmap",
+        },
         "test": {"loss", "digit/loss", "digit/accuracy", "high/accuracy"},
     }
     for sub, tags in expected.items():
@@ -107,7 +129,8 @@ def test_hparams_hold_every_leaf_key_of_the_config(events, trained_run):
     assert hparams["model.experts.count"].number_value == config["model"]["experts"]["count"]
     assert hparams["tasks[0].name"].string_value == "digit"
     assert hparams["training.optimizer.learning_rate"].number_value == pytest.approx(
-        config["training"]["optimizer"]["learning_rate"])
+        config["training"]["optimizer"]["learning_rate"]
+    )
     assert hparams["model.trunk.units"].string_value == json.dumps(config["model"]["trunk"]["units"])
     assert len(hparams) > 80
     # the dashboard's metrics: the scalars of the session's sub-runs, e.g. the test split's, at the last step
@@ -164,8 +187,9 @@ def test_gate_heatmap_image_and_file(events, trained_run):
 
 
 def test_heatmap_figure_is_labelled():
-    fig = heatmap_figure(np.array([[0.25, 0.75], [1.0, 0.0]]), ["digit", "high"], ["shared_0", "shared_1"],
-                         "title", "mean gate weight")
+    fig = heatmap_figure(
+        np.array([[0.25, 0.75], [1.0, 0.0]]), ["digit", "high"], ["shared_0", "shared_1"], "title", "mean gate weight"
+    )
     ax, bar = fig.axes  # the heatmap and its colour bar
     assert [t.get_text() for t in ax.get_xticklabels()] == ["shared_0", "shared_1"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["digit", "high"]

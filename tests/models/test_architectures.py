@@ -24,8 +24,12 @@ SPARSE = ["noisy_top_k", "switch", "expert_choice"]
 # Under default: every architecture, and sparse routing to experts that read the raw inputs.
 COMBOS = [(a, "softmax", "trunk") for a in ARCHITECTURES.keys()] + [("mmoe", "noisy_top_k", "raw")]
 # Under mirrored: every sparse gate (CGC's task gates see two expert groups) and the per-task backbones.
-MIRRORED = [("single_task", "softmax", "trunk"), ("cgc", "noisy_top_k", "trunk"), ("mmoe", "switch", "trunk"),
-            ("mmoe", "expert_choice", "trunk")]
+MIRRORED = [
+    ("single_task", "softmax", "trunk"),
+    ("cgc", "noisy_top_k", "trunk"),
+    ("mmoe", "switch", "trunk"),
+    ("mmoe", "expert_choice", "trunk"),
+]
 
 
 class Capture(TrainerHooks):
@@ -42,13 +46,15 @@ def data():
 
 
 def config_for(architecture, gate, expert_input="trunk", **training):
-    return tiny_config(model={"architecture": {"type": architecture}, "gate": {"type": gate},
-                              "experts": {"input": expert_input}},
-                       training={"steps": 3, "log_every": 3, **training})
+    return tiny_config(
+        model={"architecture": {"type": architecture}, "gate": {"type": gate}, "experts": {"input": expert_input}},
+        training={"steps": 3, "log_every": 3, **training},
+    )
 
 
-@pytest.mark.parametrize("architecture,gate,expert_input,strategy", [(*c, "default") for c in COMBOS] +
-                         [(*c, "mirrored") for c in MIRRORED])
+@pytest.mark.parametrize(
+    "architecture,gate,expert_input,strategy", [(*c, "default") for c in COMBOS] + [(*c, "mirrored") for c in MIRRORED]
+)
 def test_trains_under_each_strategy(data, mirrored, architecture, gate, expert_input, strategy):
     config = config_for(architecture, gate, expert_input)
     parts = build_components(config, mirrored if strategy == "mirrored" else None, data=data)
@@ -118,8 +124,9 @@ def test_raw_input_experts_are_whole_networks_and_see_only_their_rows(data):
     pool = model.mixture.levels[0].pools["shared"]
     seen = []
     for bb in pool.backbones:
-        bb.call = lambda inputs, training=None, _c=bb.call: seen.append(inputs["image"].shape[0]) or _c(inputs,
-                                                                                                           training)
+        bb.call = lambda inputs, training=None, _c=bb.call: (
+            seen.append(inputs["image"].shape[0]) or _c(inputs, training)
+        )
     out = model(x, training=False)
     for bb in pool.backbones:
         del bb.call
@@ -139,13 +146,18 @@ def test_raw_input_experts_are_whole_networks_and_see_only_their_rows(data):
 
 
 def test_top_k_larger_than_the_experts_is_a_config_error_naming_both_fields():
-    with pytest.raises(ConfigError, match=r"model.gate.k: 5 is more than the 3 experts a gate chooses among "
-                                          r"\(model.experts.count\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.gate.k: 5 is more than the 3 experts a gate chooses among "
+        r"\(model.experts.count\)",
+    ):
         tiny_config(model={"gate": {"type": "noisy_top_k", "k": 5}})
-    with pytest.raises(ConfigError, match=r"model.gate.k: 6 is more than the 4 experts .*"
-                                          r"model.experts.count \+ model.architecture.task_experts"):
-        tiny_config(model={"architecture": {"type": "cgc", "task_experts": 1}, "gate": {"type": "noisy_top_k",
-                                                                                          "k": 6}})
+    with pytest.raises(
+        ConfigError,
+        match=r"model.gate.k: 6 is more than the 4 experts .*"
+        r"model.experts.count \+ model.architecture.task_experts",
+    ):
+        tiny_config(model={"architecture": {"type": "cgc", "task_experts": 1}, "gate": {"type": "noisy_top_k", "k": 6}})
 
 
 def test_architecture_shorthand_and_unknown_names():
@@ -173,8 +185,10 @@ def test_export_serves_predictions_and_gate_weights(data, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("architecture,gate", [("single_task", "softmax"), ("shared_bottom", "softmax"),
-                                               ("omoe", "switch"), ("ple", "expert_choice")])
+@pytest.mark.parametrize(
+    "architecture,gate",
+    [("single_task", "softmax"), ("shared_bottom", "softmax"), ("omoe", "switch"), ("ple", "expert_choice")],
+)
 def test_every_architecture_exports_and_serves(data, tmp_path, architecture, gate):
     """(MMoE with softmax is exported by the session's trained run, CGC with top-k above, CGC with switch by the
     CLI run below.)"""
@@ -183,15 +197,20 @@ def test_every_architecture_exports_and_serves(data, tmp_path, architecture, gat
     loaded = tf.saved_model.load(path)
     x = {"image": tf.constant(np.random.default_rng(0).integers(0, 17, (5, 8, 8, 1)), tf.uint8)}
     logits = parts.model(x, training=False)["outputs"]["digit"]
-    np.testing.assert_allclose(loaded.signatures["serving_default"](**x)["digit"].numpy(),
-                               tf.nn.softmax(logits).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        loaded.signatures["serving_default"](**x)["digit"].numpy(), tf.nn.softmax(logits).numpy(), rtol=1e-5, atol=1e-6
+    )
     assert ("gates" in loaded.signatures) == (architecture not in ("single_task", "shared_bottom"))
 
 
 def test_conv_stem_layers_lenet_style(data):
-    stem = {"type": "conv", "layers": [{"filters": 4, "kernel_size": 3, "padding": "valid", "pool": 2},
-                                       {"filters": 6, "kernel_size": 2, "stride": 1, "padding": "valid", "pool": 1,
-                                        "pool_type": "avg"}]}
+    stem = {
+        "type": "conv",
+        "layers": [
+            {"filters": 4, "kernel_size": 3, "padding": "valid", "pool": 2},
+            {"filters": 6, "kernel_size": 2, "stride": 1, "padding": "valid", "pool": 1, "pool_type": "avg"},
+        ],
+    }
     raw = tiny_dict()
     raw["model"]["stem"] = stem
     config = validate_config(raw)
@@ -199,8 +218,13 @@ def test_conv_stem_layers_lenet_style(data):
     conv = model.encoders["image"].stem
     # 8×8 → valid 3×3 → 6×6 → pool 2 → 3×3 → valid 2×2 → 2×2 × 6 filters, flattened
     assert conv(tf.zeros((1, 8, 8, 1))).shape == (1, 24)
-    bad = {"type": "conv", "layers": [{"filters": 4, "kernel_size": 5, "padding": "valid"},
-                                      {"filters": 4, "kernel_size": 5, "padding": "valid"}]}
+    bad = {
+        "type": "conv",
+        "layers": [
+            {"filters": 4, "kernel_size": 5, "padding": "valid"},
+            {"filters": 4, "kernel_size": 5, "padding": "valid"},
+        ],
+    }
     raw["model"]["stem"] = bad
     with pytest.raises(ConfigError, match=r"model.stem.layers\[1\]: a 5×5 'valid' convolution does not fit the 8×8"):
         build_components(validate_config(raw), data=data, training=False)
@@ -209,14 +233,20 @@ def test_conv_stem_layers_lenet_style(data):
 
 
 def test_sparse_run_from_yaml_through_the_cli(tmp_path, capsys):
-    raw = tiny_dict(model={"architecture": {"type": "cgc", "task_experts": 1}, "gate": {"type": "switch"}},
-                    training={"steps": 6, "eval_every": 3, "log_every": 3}, logging={"dead_expert_patience": 1,
-                                                                       "dead_expert_threshold": 0.99})
+    raw = tiny_dict(
+        model={"architecture": {"type": "cgc", "task_experts": 1}, "gate": {"type": "switch"}},
+        training={"steps": 6, "eval_every": 3, "log_every": 3},
+        logging={"dead_expert_patience": 1, "dead_expert_threshold": 0.99},
+    )
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(raw))
     assert load_config(str(tmp_path / "c.yaml")) == validate_config(raw)
     run_dir = str(tmp_path / "run")
-    assert cli.main(["train", "--config", str(tmp_path / "c.yaml"), "--output-dir", run_dir,
-                     "--set", "logging.progress=lines"]) == 0
+    assert (
+        cli.main(
+            ["train", "--config", str(tmp_path / "c.yaml"), "--output-dir", run_dir, "--set", "logging.progress=lines"]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "model: cgc with switch gates" in err
     assert re.search(r"step 3 .* dropped \d+\.\d%", err)  # the progress line shows capacity drops
@@ -301,8 +331,14 @@ def test_ple_levels_are_wired_as_in_the_paper():
     at the top (Tang et al., RecSys 2020, section 4.3)."""
     from moe_tf.models.architectures.ple import PLE
 
-    ple = PLE(task_names=["a", "b"], experts={"count": 2, "units": [5, 4]}, gate={"type": "softmax"}, levels=2,
-              task_experts=1, activation="tanh")
+    ple = PLE(
+        task_names=["a", "b"],
+        experts={"count": 2, "units": [5, 4]},
+        gate={"type": "softmax"},
+        levels=2,
+        task_experts=1,
+        activation="tanh",
+    )
     x = np.random.default_rng(0).normal(size=(6, 7)).astype(np.float32)
     features, routes = ple(x)
     for variable in ple.trainable_variables:  # non-zero biases, so a bias wired to the wrong place shows

@@ -66,8 +66,11 @@ def test_gate_config_round_trip(gate):
 @pytest.mark.parametrize("stem", STEMS.keys())
 def test_stem_config_round_trip(stem):
     cls = STEMS.get(stem)
-    x = np.array([[3, 4, 5, 0, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0]], np.int32) if "text" in cls.modalities else \
-        np.ones((2, 8, 8, 1), np.float32)
+    x = (
+        np.array([[3, 4, 5, 0, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0]], np.int32)
+        if "text" in cls.modalities
+        else np.ones((2, 8, 8, 1), np.float32)
+    )
     _round_trip(cls(name="s"), x)
 
 
@@ -91,8 +94,7 @@ def test_model_config_round_trip_and_saving(data, tmp_path):
     path = str(tmp_path / "m.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
-    np.testing.assert_allclose(loaded(x)["outputs"]["digit"].numpy(), model(x)["outputs"]["digit"].numpy(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(loaded(x)["outputs"]["digit"].numpy(), model(x)["outputs"]["digit"].numpy(), rtol=1e-6)
 
 
 def test_each_expert_is_initialised_like_a_dense_layer_alone():
@@ -113,12 +115,21 @@ def test_variable_groups_split_shared_and_task_variables(data):
     model = build_model(tiny_config().model, data)
     shared, own = model.variable_groups()
     paths = lambda vs: sorted(v.path.split("/", 1)[1] for v in vs)  # noqa: E731
-    assert all(p.startswith(("backbone/encoder_image/", "backbone/trunk/", "mixture/level_0/experts_shared/"))
-               for p in paths(shared))
+    assert all(
+        p.startswith(("backbone/encoder_image/", "backbone/trunk/", "mixture/level_0/experts_shared/"))
+        for p in paths(shared)
+    )
     for task in ("digit", "high"):
         assert paths(own[task]) == sorted(
-            [f"tower_{task}/dense_0/kernel", f"tower_{task}/dense_0/bias", f"head_{task}/kernel", f"head_{task}/bias",
-             f"mixture/level_0/gate_{task}/logits/kernel", f"mixture/level_0/gate_{task}/logits/bias"])
+            [
+                f"tower_{task}/dense_0/kernel",
+                f"tower_{task}/dense_0/bias",
+                f"head_{task}/kernel",
+                f"head_{task}/bias",
+                f"mixture/level_0/gate_{task}/logits/kernel",
+                f"mixture/level_0/gate_{task}/logits/bias",
+            ]
+        )
     assert len(shared) + sum(len(v) for v in own.values()) == len(model.trainable_variables)
     sb = build_model(validate_config(tiny_dict(model={"architecture": "shared_bottom"})).model, data)
     shared, own = sb.variable_groups()
@@ -144,12 +155,25 @@ def test_sources_with_one_feature_name_share_its_input_and_stem(tmp_path):
     model = build_model(validate_config(two).model, data)
     assert list(model.encoders) == ["image"]  # one input, one stem, for both sources
     np.savez(tmp_path / "small.npz", image=np.zeros((20, 4, 4), np.uint8), y=np.arange(20) % 2)
-    clash = tiny_dict(data={"sources": {"small": {"type": "npz", "path": str(tmp_path / "small.npz"),
-                                                  "features": ["image"], "labels": ["y"],
-                                                  "modality": {"image": "image"}}}})
+    clash = tiny_dict(
+        data={
+            "sources": {
+                "small": {
+                    "type": "npz",
+                    "path": str(tmp_path / "small.npz"),
+                    "features": ["image"],
+                    "labels": ["y"],
+                    "modality": {"image": "image"},
+                }
+            }
+        }
+    )
     clash["tasks"][1] = {"name": "y", "dataset": "small", "label": "y", "type": "binary"}
-    with pytest.raises(ConfigError, match=r"data.sources.small: feature 'image' \(uint8 \[4, 4, 1\], image\) differs "
-                                          r"from the feature 'image' of data.sources.digits \(uint8 \[8, 8, 1\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"data.sources.small: feature 'image' \(uint8 \[4, 4, 1\], image\) differs "
+        r"from the feature 'image' of data.sources.digits \(uint8 \[8, 8, 1\]",
+    ):
         build_task_data(validate_config(clash))
 
 
@@ -166,8 +190,11 @@ def test_string_features_get_a_string_signature_and_the_bag_stem_by_default():
     stems = resolve_stems(tiny_config().model, {"review": text}, {"reviews": ["review"]})
     assert stems["review"].type == "bag"  # model.stem (conv) does not take text: the modality's default does
     with pytest.raises(ConfigError, match=r"model\.stems\.text: stem 'conv' does not take text inputs"):
-        resolve_stems(validate_config(tiny_dict(model={"stems": {"text": {"type": "conv"}}})).model, {"review": text},
-                      {"reviews": ["review"]})
+        resolve_stems(
+            validate_config(tiny_dict(model={"stems": {"text": {"type": "conv"}}})).model,
+            {"review": text},
+            {"reviews": ["review"]},
+        )
 
 
 def test_a_config_that_names_no_stem_gets_each_modality_default(tabular_npz):
@@ -181,8 +208,17 @@ def test_a_config_that_names_no_stem_gets_each_modality_default(tabular_npz):
     model = build_model(config.model, build_task_data(config))
     assert isinstance(model.encoders["image"].stem, ConvStem) and model.encoders["image"].stem.filters == [32, 64]
     assert isinstance(model.encoders["x"].stem, DenseStem) and model.encoders["x"].stem.units == [128]
-    assert model.get_config()["stems"] == {"image": {"type": "conv", "filters": None, "layers": None, "kernel_size": 3,
-                                     "batch_norm": False, "flatten": True}, "x": {"type": "dense", "units": [128]}}
+    assert model.get_config()["stems"] == {
+        "image": {
+            "type": "conv",
+            "filters": None,
+            "layers": None,
+            "kernel_size": 3,
+            "batch_norm": False,
+            "flatten": True,
+        },
+        "x": {"type": "dense", "units": [128]},
+    }
 
 
 def test_the_model_rebuilds_from_its_keras_config_with_typed_configs_inside():
@@ -221,13 +257,16 @@ def test_model_activation_reaches_the_trunk_experts_and_towers(data, activation)
         return h
 
     pool = model.mixture.levels[0].pools["shared"]
-    for layer, reference, width in ((model.backbones["shared"].trunk, np_stack, None),
-                                    (pool, lambda p, h: np_experts(p, h, activation), pool.kernels[0].shape[1]),
-                                    (model.towers["digit"], np_stack, None)):
+    for layer, reference, width in (
+        (model.backbones["shared"].trunk, np_stack, None),
+        (pool, lambda p, h: np_experts(p, h, activation), pool.kernels[0].shape[1]),
+        (model.towers["digit"], np_stack, None),
+    ):
         width = width or layer.dense_layers[0].kernel.shape[0]
         x = rng.normal(0, 2, (5, width)).astype(np.float32)
-        np.testing.assert_allclose(layer(x).numpy(), reference(layer, x.astype(np.float64)), rtol=1e-4, atol=1e-5,
-                                   err_msg=layer.name)
+        np.testing.assert_allclose(
+            layer(x).numpy(), reference(layer, x.astype(np.float64)), rtol=1e-4, atol=1e-5, err_msg=layer.name
+        )
 
 
 @pytest.mark.parametrize("normalize", [True, False])

@@ -52,8 +52,12 @@ def test_top_k_gives_exactly_k_weights_summing_to_one(k):
 
 
 def test_sparse_mixture_equals_the_dense_sum_over_chosen_experts_and_runs_only_routed_rows():
-    level = ExpertLevel(["a"], shared_experts=8, expert_units=[5],
-                        gate={"type": "noisy_top_k", "k": 2, "noise": False, "eval_capacity_factor": 2.0})
+    level = ExpertLevel(
+        ["a"],
+        shared_experts=8,
+        expert_units=[5],
+        gate={"type": "noisy_top_k", "k": 2, "noise": False, "eval_capacity_factor": 2.0},
+    )
     x = x_of(40)
     out, routes = level({"shared": x})
     # a fixed router, so the routing (not the initialisation) decides whether an expert overflows: none does here
@@ -87,8 +91,12 @@ def test_sparse_mixture_equals_the_dense_sum_over_chosen_experts_and_runs_only_r
 
 
 def test_switch_capacity_overflow_is_counted_and_takes_the_skip_path():
-    level = ExpertLevel(["a"], shared_experts=4, expert_units=[6], gate={"type": "switch", "eval_capacity_factor": 1.0,
-                                                                        "balance_loss": 0.0})
+    level = ExpertLevel(
+        ["a"],
+        shared_experts=4,
+        expert_units=[6],
+        gate={"type": "switch", "eval_capacity_factor": 1.0, "balance_loss": 0.0},
+    )
     x = x_of(8)
     level({"shared": x})
     set_router(level.gates["a"], x, [10.0, 0.0, 0.0, 0.0])  # every example wants expert 0
@@ -156,8 +164,12 @@ def test_noisy_load_is_the_probability_of_staying_in_the_top_k():
 
 def test_z_loss_formula_on_every_gate():
     x = x_of(5)
-    for gate in (SoftmaxGate(3, z_loss=0.01), SwitchGate(3, z_loss=0.01), ExpertChoiceGate(3, z_loss=0.01),
-                 NoisyTopKGate(3, k=2, z_loss=0.01)):
+    for gate in (
+        SoftmaxGate(3, z_loss=0.01),
+        SwitchGate(3, z_loss=0.01),
+        ExpertChoiceGate(3, z_loss=0.01),
+        NoisyTopKGate(3, k=2, z_loss=0.01),
+    ):
         aux = gate(x)["aux"]
         logits = gate.logits(x).numpy()
         lse = np.log(np.exp(logits).sum(axis=1))

@@ -71,11 +71,21 @@ def test_word_dropout_from_yaml_trains_and_resumes_exactly(reviews_tsv, tmp_path
     data = text_dict(reviews_tsv, training={"steps": 20, "checkpoint_every": 10, "eval_every": 10})
     data["data"]["sources"]["reviews"]["token_dropout"] = 0.3
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
-    code, _, err = run_main(capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "straight",
-                            "--no-export")
+    code, _, err = run_main(
+        capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "straight", "--no-export"
+    )
     assert code == 0, err[-3000:]
-    code, _, err = run_main(capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "resumed",
-                            "--no-export", "--set", "training.steps=10")
+    code, _, err = run_main(
+        capsys,
+        "train",
+        "--config",
+        tmp_path / "c.yaml",
+        "--output-dir",
+        tmp_path / "resumed",
+        "--no-export",
+        "--set",
+        "training.steps=10",
+    )
     assert code == 0, err[-3000:]
     config = read_run_config(str(tmp_path / "resumed"))
     assert config.data.sources["reviews"].token_dropout == 0.3
@@ -92,15 +102,24 @@ def test_vocabulary_comes_from_the_training_split_only(tmp_path):
     write("train.tsv", [f"alpha beta\t{i % 2}" for i in range(40)])
     write("test.tsv", ["gamma alpha\t0", "beta\t1"])
     config = text_dict(tmp_path)
-    config["data"]["sources"]["reviews"] = {"type": "tsv", "train": str(tmp_path / "train.tsv"),
-                                            "test": str(tmp_path / "test.tsv"), "text": ["text"],
-                                            "labels": ["label"], "eval_fraction": 0.0}
+    config["data"]["sources"]["reviews"] = {
+        "type": "tsv",
+        "train": str(tmp_path / "train.tsv"),
+        "test": str(tmp_path / "test.tsv"),
+        "text": ["text"],
+        "labels": ["label"],
+        "eval_fraction": 0.0,
+    }
     config["tasks"] = [{"name": "t", "dataset": "reviews", "label": "label", "type": "binary"}]
     config["model"]["stems"]["text"]["ngrams"] = 1
     parts = build_components(validate_config(config), training=False)
     vectorizer = parts.model.text_vectorizers()["text"][0]
-    assert vectorizer.vocabulary() == ["", "[UNK]", "beta", "alpha"] or \
-        vectorizer.vocabulary() == ["", "[UNK]", "alpha", "beta"]
+    assert vectorizer.vocabulary() == ["", "[UNK]", "beta", "alpha"] or vectorizer.vocabulary() == [
+        "",
+        "[UNK]",
+        "alpha",
+        "beta",
+    ]
     ids = next(iter(parts.data.eval_dataset("test", 2)))[0]["text"].numpy()
     alpha = vectorizer.vocabulary().index("alpha")
     assert ids[0, :3].tolist() == [1, alpha, 0]  # "gamma" is only in the test file: unknown
@@ -126,6 +145,7 @@ def with_other_training_text(tsv):
     def restore():
         with open(tsv, "w") as f:
             f.write(original)
+
     return restore
 
 
@@ -161,8 +181,9 @@ def test_evaluate_and_export_keep_the_trained_vocabulary(text_run, tmp_path):
         np.testing.assert_allclose(logits[task].numpy(), expected[task].numpy(), rtol=1e-6, atol=1e-6)
     assert count > 50 and during["tasks"]["topic"]["accuracy"] == pytest.approx(hits / count, abs=1e-6)
     served = tf.saved_model.load(out).signatures["task_topic"](text=tf.constant(TEXTS))
-    np.testing.assert_allclose(served["probabilities"].numpy(), keras.ops.softmax(expected["topic"]).numpy(),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        served["probabilities"].numpy(), keras.ops.softmax(expected["topic"]).numpy(), rtol=1e-4, atol=1e-6
+    )
 
 
 def test_resume_restores_the_vocabulary_instead_of_rebuilding_it(text_run, tmp_path):
@@ -170,9 +191,15 @@ def test_resume_restores_the_vocabulary_instead_of_rebuilding_it(text_run, tmp_p
     copy = str(tmp_path / "run")
     shutil.copytree(run_dir, copy)
     config = read_run_config(copy)
-    trained = json.loads(tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{copy}/checkpoints")).get_tensor(
-        next(k for k, _ in tf.train.list_variables(tf.train.latest_checkpoint(f"{copy}/checkpoints"))
-             if k.startswith("vocabulary/text"))))
+    trained = json.loads(
+        tf.train.load_checkpoint(tf.train.latest_checkpoint(f"{copy}/checkpoints")).get_tensor(
+            next(
+                k
+                for k, _ in tf.train.list_variables(tf.train.latest_checkpoint(f"{copy}/checkpoints"))
+                if k.startswith("vocabulary/text")
+            )
+        )
+    )
     restore = with_other_training_text(tsv)
     try:
         config.training.epochs += 1
@@ -204,14 +231,21 @@ def test_export_serves_raw_strings_without_moe_tf(text_run, tmp_path):
     parts, _ = restore_components(run_dir)
     logits = parts.model({"text": tf.constant(TEXTS)}, training=False)["outputs"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    proc = subprocess.run([sys.executable, "-c", FRESH, f"{run_dir}/export", json.dumps(TEXTS)],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, "-c", FRESH, f"{run_dir}/export", json.dumps(TEXTS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=str(tmp_path),
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     expected = keras.ops.softmax(logits["topic"]).numpy()
     np.testing.assert_allclose(got["out"]["topic"], expected, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(np.array(got["out"]["sentiment"])[:, 1],
-                               tf.sigmoid(logits["sentiment"][:, 0]).numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(got["out"]["sentiment"])[:, 1], tf.sigmoid(logits["sentiment"][:, 0]).numpy(), rtol=1e-4, atol=1e-6
+    )
     assert got["topic"]["class_id"] == np.argmax(expected, -1).tolist()
     assert got["topic"]["class_id"][0] == 1  # "team" is a sports word: classes are food, sports, tech
 
@@ -245,12 +279,15 @@ def test_predict_reads_txt_tsv_csv_and_jsonl(text_run, tmp_path, capsys):
     assert [r["sentiment"]["class"] for r in outputs[2]] == ["pos" if p > 0.5 else "neg" for p in sentiment]
 
 
-@pytest.mark.parametrize("content, message", [
-    ("x\ty\n1\t2\n", r"in\.tsv: no column named like a model input; the header names x, y, the model takes text"),
-    ('{"text": 3}\n', r"text input 'text' must be one string per example"),
-    ('{"text": "a"}\n{"txt": "b"}\n', r"line 2: keys \['txt'\] differ from line 1's \['text'\]"),
-    ("not json\n", r"line 1: not JSON"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("x\ty\n1\t2\n", r"in\.tsv: no column named like a model input; the header names x, y, the model takes text"),
+        ('{"text": 3}\n', r"text input 'text' must be one string per example"),
+        ('{"text": "a"}\n{"txt": "b"}\n', r"line 2: keys \['txt'\] differ from line 1's \['text'\]"),
+        ("not json\n", r"line 1: not JSON"),
+    ],
+)
 def test_predict_bad_text_inputs(text_run, tmp_path, capsys, content, message):
     import re
 
@@ -265,8 +302,10 @@ def test_text_under_mirrored_matches_default(reviews_tsv, mirrored):
     config = stem_config(reviews_tsv, "bag_mean")
     default, data = make_trainer(config, tf.distribute.get_strategy())
     other, _ = make_trainer(config, mirrored, default.model.get_weights())
-    assert other.model.text_vectorizers()["text"][0].vocabulary() == \
-        default.model.text_vectorizers()["text"][0].vocabulary()
+    assert (
+        other.model.text_vectorizers()["text"][0].vocabulary()
+        == default.model.text_vectorizers()["text"][0].vocabulary()
+    )
     np.testing.assert_allclose(step_losses(default, data, 4), step_losses(other, data, 4), atol=1e-5)
 
 

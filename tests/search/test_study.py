@@ -22,18 +22,33 @@ SPACE = {
     "pruner": {"type": "median", "startup_trials": 1},
     # a good learning rate first, then a hopeless one (the pruner's case), then TPE's own
     "enqueue": [{"training.optimizer.learning_rate": 0.05}, {"training.optimizer.learning_rate": 1e-7}],
-    "params": {"training.optimizer.learning_rate": {"float": [1e-7, 0.1], "log": True},
-               "model.experts.count": {"int": [2, 4]}},
+    "params": {
+        "training.optimizer.learning_rate": {"float": [1e-7, 0.1], "log": True},
+        "model.experts.count": {"int": [2, 4]},
+    },
 }
 
 
 def search_command(tmp_path):
     config, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
-    config.write_text(yaml.safe_dump(tiny_dict(training={"steps": 10, "eval_every": 5},
-                                               logging={"progress": "lines"})))
+    config.write_text(yaml.safe_dump(tiny_dict(training={"steps": 10, "eval_every": 5}, logging={"progress": "lines"})))
     space.write_text(yaml.safe_dump(SPACE))
-    return [sys.executable, "-m", "moe_tf", "search", "--config", str(config), "--space", str(space), "--trials",
-            "3", "--output-dir", str(tmp_path / "study"), "--seed", "3"]
+    return [
+        sys.executable,
+        "-m",
+        "moe_tf",
+        "search",
+        "--config",
+        str(config),
+        "--space",
+        str(space),
+        "--trials",
+        "3",
+        "--output-dir",
+        str(tmp_path / "study"),
+        "--seed",
+        "3",
+    ]
 
 
 @pytest.mark.slow
@@ -73,19 +88,21 @@ def test_killed_search_resumes_and_prunes(tmp_path):
         trial = json.loads((run / "trial.json").read_text())
         assert trial["values"] == [metrics["eval"]["tasks"]["digit"]["accuracy"]]
         assert metrics["step"] == (5 if states[number] == "PRUNED" else 10)
-    assert study.trials[0].value == json.loads((study_dir / "trial-0000" / "metrics.json").read_text())[
-        "eval"]["tasks"]["digit"]["accuracy"]
+    assert (
+        study.trials[0].value
+        == json.loads((study_dir / "trial-0000" / "metrics.json").read_text())["eval"]["tasks"]["digit"]["accuracy"]
+    )
     # the best config trains as it is
     best = study_dir / "best.yaml"
     assert best.read_text().startswith(f"# moe-tf train --config {best} --output-dir {study_dir}-best")
     config = load_config(str(best))
-    assert config.training.optimizer.learning_rate == pytest.approx(study.best_trial.params[
-        "training.optimizer.learning_rate"])
+    assert config.training.optimizer.learning_rate == pytest.approx(
+        study.best_trial.params["training.optimizer.learning_rate"]
+    )
     assert config.logging.progress == "lines"  # the base config's (the search prints a line per trial)
     summary = (study_dir / "summary.txt").read_text()
     assert summary.splitlines()[1].startswith(f"*{study.best_trial.number} ")
     assert " fail " in summary and " pruned " in summary
-
 
 
 def test_another_space_in_the_same_study_directory_is_refused(tmp_path, capsys):
@@ -101,12 +118,34 @@ def test_one_objective_per_task_writes_the_pareto_front(tmp_path, capsys):
     """Two objectives (no pruner): every trial of the front gets a config; the table stars them."""
     config, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
     config.write_text(yaml.safe_dump(tiny_dict(training={"steps": 10, "eval_every": 10})))
-    space.write_text(yaml.safe_dump({"metrics": ["eval/digit/accuracy", "eval/high/loss"],
-                                     "sampler": {"type": "random"},
-                                     "params": {"tasks[1].weight": {"float": [0.1, 2.0]}}}))
+    space.write_text(
+        yaml.safe_dump(
+            {
+                "metrics": ["eval/digit/accuracy", "eval/high/loss"],
+                "sampler": {"type": "random"},
+                "params": {"tasks[1].weight": {"float": [0.1, 2.0]}},
+            }
+        )
+    )
     study_dir = tmp_path / "pareto-study"
-    assert main(["search", "--config", str(config), "--space", str(space), "--trials", "2", "--output-dir",
-                 str(study_dir), "--seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(config),
+                "--space",
+                str(space),
+                "--trials",
+                "2",
+                "--output-dir",
+                str(study_dir),
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="pareto-study", storage=f"sqlite:///{study_dir}/study.db")
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -119,8 +158,24 @@ def test_one_objective_per_task_writes_the_pareto_front(tmp_path, capsys):
     assert "objective: maximize eval/digit/accuracy, minimize eval/high/loss" in out
     assert "* the Pareto front" in out and all(f"*{n} " in out for n in front)
     # the same command on the finished study runs nothing more
-    assert main(["search", "--config", str(config), "--space", str(space), "--trials", "2", "--output-dir",
-                 str(study_dir), "--seed", "0"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "--config",
+                str(config),
+                "--space",
+                str(space),
+                "--trials",
+                "2",
+                "--output-dir",
+                str(study_dir),
+                "--seed",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "(2 trial(s) so far)" in (again := capsys.readouterr().out) and "started" not in again
 
 
@@ -137,8 +192,10 @@ def test_a_stop_signal_inside_a_trial_ends_the_search_resumably(tmp_path, capsys
     command = search_command(tmp_path)
     assert main(command[3:]) == 3
     err = capsys.readouterr().err
-    assert ("moe-tf search: stopped: SIGTERM at step 3 in trial 0: the search stopped; run the same command again "
-            "to resume it (trial 0's parameters run again)") in err
+    assert (
+        "moe-tf search: stopped: SIGTERM at step 3 in trial 0: the search stopped; run the same command again "
+        "to resume it (trial 0's parameters run again)"
+    ) in err
     study = optuna.load_study(study_name="study", storage=f"sqlite:///{tmp_path}/study/study.db")
     assert study.trials[0].state.name == "FAIL"
     retry = [t for t in study.trials if t.user_attrs.get("retry_of") == 0]

@@ -128,7 +128,7 @@ def test_init_from_starts_from_the_averages(ema_run):
     values, _ = read_checkpoint(path)
     reader = tf.train.load_checkpoint(path)
     key = next(k for k in reader.get_variable_to_shape_map() if k.startswith("average/") and "head_digit" in k)
-    name = checkpoint_key(key[len("average/"):-len(VALUE_SUFFIX)])
+    name = checkpoint_key(key[len("average/") : -len(VALUE_SUFFIX)])
     np.testing.assert_array_equal(values[name], reader.get_tensor(key))
     assert not np.array_equal(values[name], reader.get_tensor(key.replace("average/", "model/", 1)))
 
@@ -156,8 +156,19 @@ def test_turning_averages_on_at_resume_is_a_clear_error(trained_run, tmp_path, c
 
     run_dir = str(tmp_path / "run")
     shutil.copytree(trained_run[0], run_dir)
-    code, _, err = run_main(capsys, "train", "--config", f"{run_dir}/config.yaml", "--output-dir", run_dir, "--resume",
-                            "--set", "training.ema_momentum=0.9", "--set", "training.epochs=3")
+    code, _, err = run_main(
+        capsys,
+        "train",
+        "--config",
+        f"{run_dir}/config.yaml",
+        "--output-dir",
+        run_dir,
+        "--resume",
+        "--set",
+        "training.ema_momentum=0.9",
+        "--set",
+        "training.epochs=3",
+    )
     assert code == 1 and "Traceback" not in err
     assert "training.ema_momentum changed" in err
 
@@ -184,9 +195,18 @@ def test_a_run_too_short_for_its_momentum_is_warned(tmp_path, capsys):
     warning = short_run_warning(0.995, 120)
     assert "averages over about 200 steps, and this run trains 120" in warning and "holds 55%" in warning
     suggested = float(warning.split("e.g. to ")[1].split(")")[0])
-    assert 0.95 < suggested < 0.995 and suggested ** 120 <= 0.01
+    assert 0.95 < suggested < 0.995 and suggested**120 <= 0.01
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_dict(training={"ema_momentum": 0.995, "steps": 20})))
-    code, _, err = run_main(capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "run",
-                            "--no-export", "--set", "logging.progress=lines")
+    code, _, err = run_main(
+        capsys,
+        "train",
+        "--config",
+        tmp_path / "c.yaml",
+        "--output-dir",
+        tmp_path / "run",
+        "--no-export",
+        "--set",
+        "logging.progress=lines",
+    )
     assert code == 0, err
     assert "warning: training.ema_momentum 0.995 averages over about 200 steps, and this run trains 20" in err

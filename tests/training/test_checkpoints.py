@@ -16,8 +16,9 @@ from tests.training.test_trainer import _weights
 
 
 def config(steps, **sections):
-    return tiny_config(training={"steps": steps, "checkpoint_every": 10, "eval_every": 10, "keep_checkpoints": 3},
-                       **sections)
+    return tiny_config(
+        training={"steps": steps, "checkpoint_every": 10, "eval_every": 10, "keep_checkpoints": 3}, **sections
+    )
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,9 @@ def test_a_truncated_latest_checkpoint_falls_back_to_the_previous(stopped_at_30,
         f.truncate(64)
     dump = tmp_path / "c.yaml"
     dump.write_text(open(os.path.join(run_dir, "config.yaml")).read().replace("steps: 30", "steps: 40"))
-    code, _, err = run_main(capsys, "train", "--config", dump, "--output-dir", run_dir, "--resume",
-                            "--set", "logging.progress=lines")
+    code, _, err = run_main(
+        capsys, "train", "--config", dump, "--output-dir", run_dir, "--resume", "--set", "logging.progress=lines"
+    )
     assert code == 0, err
     assert f"warning: checkpoint {root}/ckpt-30 cannot be read" in err
     assert f"resuming from {root}/ckpt-20 instead" in err and "resumed from step 20" in err
@@ -69,8 +71,13 @@ def test_a_garbled_state_file_does_not_hide_the_checkpoints(stopped_at_30, tmp_p
     with open(os.path.join(root, "checkpoint"), "w") as f:
         f.write("model_checkpoint_path: {{{ garbage")
     evaluated = []
-    metrics = train(config(40, logging={"progress": "lines"}), run_dir, resume=True, export=False,
-                    observer=lambda step, summary: evaluated.append(step))
+    metrics = train(
+        config(40, logging={"progress": "lines"}),
+        run_dir,
+        resume=True,
+        export=False,
+        observer=lambda step, summary: evaluated.append(step),
+    )
     assert metrics["step"] == 40
     assert "resumed from step 30" in capsys.readouterr().err
     assert evaluated == [40]

@@ -20,8 +20,10 @@ def test_op_types_include_the_functions_a_step_calls():
 
 def test_gpu_machines_hear_which_ops_will_stop_the_first_step():
     text = describe({"MatMul", "SparseTensorDenseMatMul", "TensorScatterUpdate", "Relu"}, gpus=2)
-    assert "(2 GPU(s)); of the training step's 4 op types, these have no deterministic GPU kernel and will stop the " \
-           "first step: SparseTensorDenseMatMul (tf.sparse.sparse_dense_matmul)" in text
+    assert (
+        "(2 GPU(s)); of the training step's 4 op types, these have no deterministic GPU kernel and will stop the "
+        "first step: SparseTensorDenseMatMul (tf.sparse.sparse_dense_matmul)" in text
+    )
     assert "TensorScatterUpdate run on the CPU (slower)" in text
     assert "none is known" in describe({"MatMul", "Relu"}, gpus=1)
 

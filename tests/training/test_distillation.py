@@ -31,15 +31,21 @@ def test_soft_losses_are_the_formulas(t):
     sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
     pb, qb = sig(teacher[:, :1] / t), sig(student[:, :1] / t)
     bernoulli = t * t * (pb * np.log(pb / qb) + (1 - pb) * np.log((1 - pb) / (1 - qb)))[:, 0]
-    np.testing.assert_allclose(soft_loss("binary", student[:, :1], teacher[:, :1], t), bernoulli, rtol=1e-4,
-                               atol=1e-7)
-    np.testing.assert_allclose(soft_loss("regression", student[:, :1], teacher[:, :1], t),
-                               (student[:, 0] - teacher[:, 0]) ** 2)
+    np.testing.assert_allclose(soft_loss("binary", student[:, :1], teacher[:, :1], t), bernoulli, rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        soft_loss("regression", student[:, :1], teacher[:, :1], t), (student[:, 0] - teacher[:, 0]) ** 2
+    )
 
 
-STUDENT = {"model": {"architecture": "shared_bottom", "trunk": {"units": [8]}, "tower": {"units": [8]},
-                     "stem": {"type": "conv", "filters": [4]}},
-           "training": {"steps": 100, "eval_every": 100, "optimizer": {"learning_rate": 0.01}}}
+STUDENT = {
+    "model": {
+        "architecture": "shared_bottom",
+        "trunk": {"units": [8]},
+        "tower": {"units": [8]},
+        "stem": {"type": "conv", "filters": [4]},
+    },
+    "training": {"steps": 100, "eval_every": 100, "optimizer": {"learning_rate": 0.01}},
+}
 
 
 @pytest.mark.slow
@@ -49,8 +55,11 @@ def test_a_student_learns_more_from_the_teacher(tmp_path):
     baseline. Measured: digit 0.694 alone, 0.730 taught (temperature 2, alpha 0.5); `high` 0.864 vs 0.850, within
     noise. A weak teacher hurts instead: the 38-step teacher of the other tests (digit 0.66) took a 150-step student
     from 0.808 down to 0.655 — the soft targets are only as good as the teacher."""
-    teacher = train(tiny_config(training={"steps": 300, "optimizer": {"learning_rate": 0.005}}),
-                    str(tmp_path / "teacher"), export=False)
+    teacher = train(
+        tiny_config(training={"steps": 300, "optimizer": {"learning_rate": 0.005}}),
+        str(tmp_path / "teacher"),
+        export=False,
+    )
     assert teacher["tasks"]["digit"]["accuracy"] > 0.9
     alone = train(tiny_config(**STUDENT), str(tmp_path / "alone"), export=False)
     config = tiny_config(**STUDENT)

@@ -44,10 +44,13 @@ def test_a_changed_shape_is_skipped_with_both_shapes(trained_run):
     parts = build_components(validate_config(tiny_dict(model={"experts": {"count": 4}})), training=False)
     report = init_from(old_dir, parts.model)
     skipped = {s["variable"]: s["reason"] for s in report["skipped"]}
-    assert skipped["moe_tf_model/mixture/level_0/experts_shared/kernel_0"] == \
-        "shape [3, 32, 16] in the old run, [4, 32, 16] here"
-    assert skipped["moe_tf_model/mixture/level_0/gate_digit/logits/kernel"] == \
-        "shape [32, 3] in the old run, [32, 4] here"
+    assert (
+        skipped["moe_tf_model/mixture/level_0/experts_shared/kernel_0"]
+        == "shape [3, 32, 16] in the old run, [4, 32, 16] here"
+    )
+    assert (
+        skipped["moe_tf_model/mixture/level_0/gate_digit/logits/kernel"] == "shape [32, 3] in the old run, [32, 4] here"
+    )
     assert "moe_tf_model/tower_digit/dense_0/kernel" in report["restored"]
 
 
@@ -57,8 +60,18 @@ def test_cli_run_keeps_frozen_parts_and_logs_what_it_restored(trained_run, tmp_p
     config = with_new_task(model={"freeze": ["stems", "trunk", "experts"]}, training={"steps": 12, "epochs": 1})
     config["tasks"][2]["warmup_steps"] = 6
     (tmp_path / "new.yaml").write_text(yaml.safe_dump(config))
-    code, out, err = run_main(capsys, "train", "--config", tmp_path / "new.yaml", "--output-dir", tmp_path / "run",
-                              "--init-from", old_dir, "--set", "logging.progress=lines")
+    code, out, err = run_main(
+        capsys,
+        "train",
+        "--config",
+        tmp_path / "new.yaml",
+        "--output-dir",
+        tmp_path / "run",
+        "--init-from",
+        old_dir,
+        "--set",
+        "logging.progress=lines",
+    )
     assert code == 0, err
     assert f"init from {checkpoint_of(old_dir)}: restored {len(old)} variables, 6 new, 0 skipped" in err
     assert "  new (fresh initialisation): moe_tf_model/head_odd/kernel" in err
@@ -93,18 +106,29 @@ def test_warm_up_with_gradient_surgery_is_refused():
 
 def test_freezing_a_part_the_model_lacks():
     with pytest.raises(ConfigError, match=r"model\.freeze: this model has no gates to freeze \(shared_bottom\)"):
-        build_components(validate_config(tiny_dict(model={"architecture": "shared_bottom", "freeze": ["gates"]})),
-                         training=False)
+        build_components(
+            validate_config(tiny_dict(model={"architecture": "shared_bottom", "freeze": ["gates"]})), training=False
+        )
 
 
 def test_bad_init_from(tmp_path, capsys):
     code, _, err = run_main(capsys, "train", "--config", f"{tmp_path}/../nope.yaml", "--init-from", tmp_path)
     assert code == 2  # the config is checked first
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(tiny_dict()))
-    code, _, err = run_main(capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "run",
-                            "--init-from", tmp_path / "missing")
-    assert code == 1 and err.strip() == f"moe-tf train: error: --init-from {tmp_path / 'missing'}: no such run " \
-                                        "directory"
-    code, _, err = run_main(capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "run",
-                            "--init-from", tmp_path)
+    code, _, err = run_main(
+        capsys,
+        "train",
+        "--config",
+        tmp_path / "c.yaml",
+        "--output-dir",
+        tmp_path / "run",
+        "--init-from",
+        tmp_path / "missing",
+    )
+    assert (
+        code == 1 and err.strip() == f"moe-tf train: error: --init-from {tmp_path / 'missing'}: no such run directory"
+    )
+    code, _, err = run_main(
+        capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / "run", "--init-from", tmp_path
+    )
     assert code == 1 and "no checkpoint in" in err

@@ -56,24 +56,42 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
        workers compute what one does. (One run of two workers, not three: the test's processes are most of CI's
        time; an uninterrupted two-worker run equalled the one-worker run to 1e-5 in every CI run before.)
     """
-    data = text_dict(write_reviews_tsv(tmp_path / "reviews.tsv"),
-                     training={"steps": 24, "eval_every": 12, "batch_size": 32, "log_every": 3, "jit_compile": False,
-                               "checkpoint_every": 6, "collective_timeout": 30, "nonfinite": {"action": "reduce_lr"},
-                               "weighting": {"type": "mgda", "upper_bound": True}, "ema_momentum": 0.9},
-                     logging={"progress": "lines", "gate_heatmap": False})
+    data = text_dict(
+        write_reviews_tsv(tmp_path / "reviews.tsv"),
+        training={
+            "steps": 24,
+            "eval_every": 12,
+            "batch_size": 32,
+            "log_every": 3,
+            "jit_compile": False,
+            "checkpoint_every": 6,
+            "collective_timeout": 30,
+            "nonfinite": {"action": "reduce_lr"},
+            "weighting": {"type": "mgda", "upper_bound": True},
+            "ema_momentum": 0.9,
+        },
+        logging={"progress": "lines", "gate_heatmap": False},
+    )
     data["data"]["sources"]["digits"] = {"type": "digits"}
     tab = write_outlier_npz(tmp_path / "tab.npz", outliers=training_rows(256, data["experiment"]["seed"])[::8])
     data["data"]["sources"]["tab"] = {"type": "npz", "path": tab, "features": ["x"], "labels": ["score"]}
     data["data"]["sampling"] = {"type": "uniform"}
     # `high` misses its label on digits 3, 4, 8 and 9 and `sentiment` every 5th label: a task's loss is a mean over
     # a varying number of labelled examples per global batch, which must come out the same on one worker and on two
-    data["tasks"] += [{"name": "digit", "dataset": "digits"},
-                      {"name": "high", "dataset": "digits", "type": "binary",
-                       "label_map": {0: 0, 1: 0, 2: 0, 5: 1, 6: 1, 7: 1}},
-                      {"name": "score", "dataset": "tab", "label": "score", "type": "regression"}]
-    data["model"].update(stems={**data["model"]["stems"], "image": {"type": "conv", "filters": [8]},
-                                "numeric": {"type": "dense", "units": [8]}},
-                         fusion_units=16, trunk={"units": [32]})
+    data["tasks"] += [
+        {"name": "digit", "dataset": "digits"},
+        {"name": "high", "dataset": "digits", "type": "binary", "label_map": {0: 0, 1: 0, 2: 0, 5: 1, 6: 1, 7: 1}},
+        {"name": "score", "dataset": "tab", "label": "score", "type": "regression"},
+    ]
+    data["model"].update(
+        stems={
+            **data["model"]["stems"],
+            "image": {"type": "conv", "filters": [8]},
+            "numeric": {"type": "dense", "units": [8]},
+        },
+        fusion_units=16,
+        trunk={"units": [32]},
+    )
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(data))
     # one worker, in this process (it runs first in its test process: no earlier test's global state)
@@ -106,15 +124,18 @@ def test_two_workers_match_one_and_survive_a_killed_worker(tmp_path):
     errors = finish_all(procs)
     assert [p.returncode for p in procs] == [1, 1], errors[0][-3000:] + errors[1][-3000:]
     assert f"resumed from step {last}" in errors[0]
-    assert (f"moe-tf train: error: training.nonfinite.action is stop: at step 21 the loss of task 'score' is +inf; "
-            f"the update was not applied and the last good checkpoint is {run_dir}/checkpoints/ckpt-18") in errors[0]
+    assert (
+        f"moe-tf train: error: training.nonfinite.action is stop: at step 21 the loss of task 'score' is +inf; "
+        f"the update was not applied and the last good checkpoint is {run_dir}/checkpoints/ckpt-18"
+    ) in errors[0]
     assert "Traceback" not in errors[0] + errors[1]
     # 3. again under `reduce_lr`, to the end, with the export
     errors = finish_all(start_workers(config, run_dir, "--resume"))
     assert "resumed from step 18" in errors[0], errors[0][-3000:] + errors[1][-3000:]
     assert "Traceback" not in errors[0] + errors[1], errors[0][-3000:] + errors[1][-3000:]
-    assert "first at step 21: the loss of task 'score' is +inf); 1 in this run; learning rate factor now 0.5" in \
-        errors[0]
+    assert (
+        "first at step 21: the loss of task 'score' is +inf); 1 in this run; learning rate factor now 0.5" in errors[0]
+    )
     one = json.loads((tmp_path / "single" / "metrics.json").read_text())
     two = json.loads((run_dir / "metrics.json").read_text())
     assert_same_metrics(one, two, 1e-5)
@@ -144,11 +165,28 @@ def start_workers(config, run_dir, *extra, workers=None):
     procs = []
     for index in range(2):
         tf_config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "moe_tf", "train", "--config", str(config), "--output-dir", str(run_dir),
-             "--set", "training.strategy=multi_worker", *extra],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**env, "TF_CONFIG": json.dumps(tf_config)}))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "moe_tf",
+                    "train",
+                    "--config",
+                    str(config),
+                    "--output-dir",
+                    str(run_dir),
+                    "--set",
+                    "training.strategy=multi_worker",
+                    *extra,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=REPO,
+                env={**env, "TF_CONFIG": json.dumps(tf_config)},
+            )
+        )
     return procs
 
 
@@ -158,5 +196,3 @@ def finish_all(procs, timeout=300):
     finally:
         for p in procs:
             p.kill()
-
-

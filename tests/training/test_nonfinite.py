@@ -34,15 +34,39 @@ def outlier_npz(tmp_path_factory):
 
 def outlier_config(npz, action="skip", weighting="fixed", **training):
     raw = tiny_dict(
-        data={"sources": {"tab": {"type": "npz", "path": npz, "features": ["x"], "labels": ["kind", "score"],
-                                  "eval_fraction": 0.0, "test_fraction": 0.1}}},
-        model={"stems": {"numeric": {"type": "dense", "units": [16]}}, "trunk": {"units": [16]},
-               "experts": {"count": 2, "units": [8]}, "tower": {"units": [8]}},
-        training={"batch_size": 32, "log_every": 1, "epochs": 1, "nonfinite": {"action": action},
-                  "weighting": {"type": weighting}, "optimizer": {"learning_rate": 0.01}, **training})
+        data={
+            "sources": {
+                "tab": {
+                    "type": "npz",
+                    "path": npz,
+                    "features": ["x"],
+                    "labels": ["kind", "score"],
+                    "eval_fraction": 0.0,
+                    "test_fraction": 0.1,
+                }
+            }
+        },
+        model={
+            "stems": {"numeric": {"type": "dense", "units": [16]}},
+            "trunk": {"units": [16]},
+            "experts": {"count": 2, "units": [8]},
+            "tower": {"units": [8]},
+        },
+        training={
+            "batch_size": 32,
+            "log_every": 1,
+            "epochs": 1,
+            "nonfinite": {"action": action},
+            "weighting": {"type": weighting},
+            "optimizer": {"learning_rate": 0.01},
+            **training,
+        },
+    )
     raw["data"].pop("shuffle_buffer", None)
-    raw["tasks"] = [{"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
-                    {"name": "score", "dataset": "tab", "label": "score", "type": "regression"}]
+    raw["tasks"] = [
+        {"name": "kind", "dataset": "tab", "label": "kind", "type": "binary"},
+        {"name": "score", "dataset": "tab", "label": "score", "type": "regression"},
+    ]
     return validate_config(raw)
 
 
@@ -72,8 +96,11 @@ STRATEGIES = ["default", "one_device", "mirrored"]
 
 
 def strategy_named(name, mirrored):
-    return {"default": tf.distribute.get_strategy(), "one_device": tf.distribute.OneDeviceStrategy("/cpu:0"),
-            "mirrored": mirrored}[name]
+    return {
+        "default": tf.distribute.get_strategy(),
+        "one_device": tf.distribute.OneDeviceStrategy("/cpu:0"),
+        "mirrored": mirrored,
+    }[name]
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
@@ -140,8 +167,12 @@ def test_mixed_float16_counts_nonfinite_losses_not_overflows(outlier_npz):
 
 
 def test_max_consecutive_ends_a_diverged_run(outlier_npz):
-    config = outlier_config(outlier_npz, "skip", nonfinite={"action": "skip", "max_consecutive": 3},
-                            optimizer={"learning_rate": 1e30, "type": "sgd"})
+    config = outlier_config(
+        outlier_npz,
+        "skip",
+        nonfinite={"action": "skip", "max_consecutive": 3},
+        optimizer={"learning_rate": 1e30, "type": "sgd"},
+    )
     parts, trainer = build(config, tf.distribute.get_strategy())
     with pytest.raises(NonfiniteError, match=r"3 non-finite steps in a row"):
         trainer.fit(TrainerHooks())

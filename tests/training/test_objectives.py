@@ -10,8 +10,19 @@ from moe_tf.training.objectives import summarize, task_stats
 
 
 def task(kind, loss, metrics, units):
-    return TaskInfo(name="t", kind=kind, num_classes=units, class_names=[str(i) for i in range(units)], weight=1.0,
-                    loss=loss, metrics=metrics, source="s", label="t", label_table=None, features=["x"])
+    return TaskInfo(
+        name="t",
+        kind=kind,
+        num_classes=units,
+        class_names=[str(i) for i in range(units)],
+        weight=1.0,
+        loss=loss,
+        metrics=metrics,
+        source="s",
+        label="t",
+        label_table=None,
+        features=["x"],
+    )
 
 
 def summary_of(t, logits, labels):
@@ -76,8 +87,8 @@ def test_a_regression_tasks_loss_is_the_configured_one(tabular_npz, loss):
         errors.append((out - score)[~np.isnan(score)])
     err = np.abs(np.concatenate(errors))
     assert len(err) > 50 and (err > 1).any() and (err < 1).any()  # both branches of huber
-    expected = err.mean() if loss == "mae" else np.where(err <= 1, 0.5 * err ** 2, err - 0.5).mean()
+    expected = err.mean() if loss == "mae" else np.where(err <= 1, 0.5 * err**2, err - 0.5).mean()
     summary = parts.evaluate("test")["tasks"]["score"]
     assert summary["loss"] == pytest.approx(expected, rel=1e-5)
     assert summary["mae"] == pytest.approx(err.mean(), rel=1e-5)
-    assert summary["mse"] == pytest.approx((err ** 2).mean(), rel=1e-5)
+    assert summary["mse"] == pytest.approx((err**2).mean(), rel=1e-5)

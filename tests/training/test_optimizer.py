@@ -26,8 +26,9 @@ def test_weight_decay_does_what_it_says_for_every_optimizer(kind):
 
 
 def test_warmup_schedule_round_trips_through_its_config():
-    cfg = tiny_config(training={"optimizer": {"schedule": {"type": "exponential", "warmup_steps": 10,
-                                                           "decay_steps": 20}}}).training.optimizer
+    cfg = tiny_config(
+        training={"optimizer": {"schedule": {"type": "exponential", "warmup_steps": 10, "decay_steps": 20}}}
+    ).training.optimizer
     schedule = build_schedule(cfg, 100)
     assert isinstance(schedule, Warmup)
     clone = Warmup.from_config(schedule.get_config())
@@ -50,9 +51,13 @@ def adam_reference(w, grads, lr, beta_1=0.9, beta_2=0.999, epsilon=1e-7, decay=0
 
 @pytest.mark.parametrize("kind,decay", [("adam", 0.0), ("adamw", 0.1)])
 def test_adam_runs_the_fused_kernel_and_follows_the_adam_formula(kind, decay):
-    opt = build_optimizer(tiny_config(training={"optimizer": {"type": kind, "learning_rate": 0.05,
-                                                              "weight_decay": decay}}).training.optimizer,
-                          100, "float32")
+    opt = build_optimizer(
+        tiny_config(
+            training={"optimizer": {"type": kind, "learning_rate": 0.05, "weight_decay": decay}}
+        ).training.optimizer,
+        100,
+        "float32",
+    )
     rng = np.random.default_rng(0)
     w0 = rng.normal(size=(6, 3)).astype(np.float32)
     grads = rng.normal(size=(5, 6, 3)).astype(np.float32)
@@ -68,8 +73,9 @@ def test_adam_runs_the_fused_kernel_and_follows_the_adam_formula(kind, decay):
 
     for i, g in enumerate(grads):
         step(tf.constant(g), i == 2)
-    np.testing.assert_allclose(v.numpy(), adam_reference(w0, grads.astype(np.float64), 0.05, decay=decay),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        v.numpy(), adam_reference(w0, grads.astype(np.float64), 0.05, decay=decay), rtol=1e-5, atol=1e-6
+    )
     ops = {op.type for op in step.get_concrete_function(tf.constant(grads[0]), False).graph.get_operations()}
     assert "ResourceApplyAdam" in ops
     if not decay:  # (AdamW's decay is Keras' own assign_sub)

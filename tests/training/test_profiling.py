@@ -13,8 +13,9 @@ from moe_tf.training.profiling import ProfileWindow, top_ops, trace_files
 from tests.conftest import run_main, tiny_dict
 
 # Only reading a trace back (top_ops) needs xprof; the window arithmetic and the refusals do not.
-needs_xprof = pytest.mark.skipif(importlib.util.find_spec("xprof") is None,
-                                 reason="tensorboard-plugin-profile (the dev extra) reads the trace")
+needs_xprof = pytest.mark.skipif(
+    importlib.util.find_spec("xprof") is None, reason="tensorboard-plugin-profile (the dev extra) reads the trace"
+)
 
 
 def write_config(tmp_path, **sections) -> str:
@@ -29,8 +30,9 @@ def test_profile_traces_exactly_the_configured_steps(tmp_path, capsys):
     # must cut its calls at both edges of the window for the trace to hold exactly two steps.
     config = write_config(tmp_path, training={"steps": 8, "log_every": 5}, logging={"progress": "lines"})
     run_dir = tmp_path / "run"
-    code, _, err = run_main(capsys, "train", "--config", config, "--output-dir", run_dir, "--no-export",
-                              "--profile", "3:2")
+    code, _, err = run_main(
+        capsys, "train", "--config", config, "--output-dir", run_dir, "--no-export", "--profile", "3:2"
+    )
     assert code == 0, err
     assert f"profile of steps 3–4 written to {run_dir}/logs/train/plugins/profile" in err
     traces = trace_files(str(run_dir / "logs" / "train"))
@@ -42,14 +44,17 @@ def test_profile_traces_exactly_the_configured_steps(tmp_path, capsys):
     assert [op["occurrences"] for op in filter_grads] == [2], filter_grads
     assert conv_forwards(ops) == 2
     # The window is part of the run's config, so a resumed run would trace the same steps.
-    assert yaml.safe_load((run_dir / "config.yaml").read_text())["training"]["profile"] == \
-        {"start_step": 3, "num_steps": 2}
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["training"]["profile"] == {
+        "start_step": 3,
+        "num_steps": 2,
+    }
 
 
 @needs_xprof
 def test_a_window_cut_short_by_the_end_of_training_is_still_written(tmp_path, capsys):
-    config = write_config(tmp_path, training={"steps": 4, "log_every": 2, "profile": {"start_step": 3}},
-                          logging={"progress": "lines"})
+    config = write_config(
+        tmp_path, training={"steps": 4, "log_every": 2, "profile": {"start_step": 3}}, logging={"progress": "lines"}
+    )
     code, _, err = run_main(capsys, "train", "--config", config, "--output-dir", tmp_path / "run", "--no-export")
     assert code == 0, err
     assert "profile of steps 3–3 written to" in err
@@ -75,16 +80,18 @@ def test_every_worker_cuts_its_graph_calls_at_the_window_whether_it_traces_or_no
     assert ProfileWindow(None, "/logs/train").cuts(0) == []
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("x", "--profile: expected START_STEP or START_STEP:NUM_STEPS (e.g. 20:5), got 'x'"),
-    ("3:0", "--profile: expected START_STEP or START_STEP:NUM_STEPS (e.g. 20:5), got '3:0'"),
-    ("-1", "--profile: expected START_STEP or START_STEP:NUM_STEPS (e.g. 20:5), got '-1'"),
-    ("40", "training.profile.start_step: 40 is not a step of this run (it trains steps 0–7)"),
-])
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("x", "--profile: expected START_STEP or START_STEP:NUM_STEPS (e.g. 20:5), got 'x'"),
+        ("3:0", "--profile: expected START_STEP or START_STEP:NUM_STEPS (e.g. 20:5), got '3:0'"),
+        ("-1", "--profile: expected START_STEP or START_STEP:NUM_STEPS (e.g. 20:5), got '-1'"),
+        ("40", "training.profile.start_step: 40 is not a step of this run (it trains steps 0–7)"),
+    ],
+)
 def test_bad_profile_windows_are_refused(tmp_path, capsys, flag, message):
     config = write_config(tmp_path, training={"steps": 8})
-    code, _, err = run_main(capsys, "train", "--config", config, "--output-dir", tmp_path / "run",
-                            f"--profile={flag}")
+    code, _, err = run_main(capsys, "train", "--config", config, "--output-dir", tmp_path / "run", f"--profile={flag}")
     assert code == 2 and message in err
     assert not os.path.exists(tmp_path / "run" / "logs" / "train" / "plugins")
 

@@ -20,6 +20,7 @@ from tests.training.test_trainer import _weights
 
 pytestmark = pytest.mark.slow
 
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The uninterrupted run: (metrics, run directory)."""
@@ -47,13 +48,19 @@ def test_two_kills_and_a_sigterm_then_resume_match_an_uninterrupted_run(tmp_path
         if extra:
             proc = start(config, run_dir, *extra)
         lines = read_until(proc.stderr, rf"\bstep {trigger}  loss")
-        assert re.search(r"deterministic: TensorFlow op determinism on; CPU only, where all \d+ op types of the "
-                         r"training step have deterministic kernels", "".join(lines))
+        assert re.search(
+            r"deterministic: TensorFlow op determinism on; CPU only, where all \d+ op types of the "
+            r"training step have deterministic kernels",
+            "".join(lines),
+        )
         proc.kill()  # SIGKILL: no handler runs
         lines += finish(proc).splitlines(keepends=True)
         assert proc.returncode == -signal.SIGKILL
-        checkpoints = sorted(int(p.split("-")[1].split(".")[0])
-                             for p in os.listdir(os.path.join(run_dir, "checkpoints")) if p.endswith(".index"))
+        checkpoints = sorted(
+            int(p.split("-")[1].split(".")[0])
+            for p in os.listdir(os.path.join(run_dir, "checkpoints"))
+            if p.endswith(".index")
+        )
         resumed_from.append(checkpoints[-1])
         # the kill landed after steps the last checkpoint does not hold: they are lost and replayed
         assert max(printed_steps(lines)) > checkpoints[-1], (printed_steps(lines), checkpoints)

@@ -26,10 +26,17 @@ def test_logical_cpus_cannot_change_after_start():
         build_strategy(training(logical_cpus=3))
 
 
-@pytest.mark.parametrize("value,message", [(None, "needs the TF_CONFIG environment variable"),
-                                           ("{not json", "TF_CONFIG is not valid"),
-                                           ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}',
-                                            "task.index 3 is not a valid index")])
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        (None, "needs the TF_CONFIG environment variable"),
+        ("{not json", "TF_CONFIG is not valid"),
+        (
+            '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}',
+            "task.index 3 is not a valid index",
+        ),
+    ],
+)
 def test_multi_worker_needs_a_valid_tf_config(monkeypatch, value, message):
     if value is None:
         monkeypatch.delenv("TF_CONFIG", raising=False)

@@ -58,8 +58,9 @@ def test_xla_step_matches_the_graph_step_on_one_device_and_on_two(mirrored):
     that noise past 1e-5 in full CI runs (3.6e-4 on the loss after 6 steps; the whole-step path drifted from the
     graph path by 1.4e-4 relative), SGD keeps it at rounding level."""
     sgd = {"type": "sgd", "learning_rate": 0.1}
-    plain, data = make_trainer(tiny_config(training={"jit_compile": False, "optimizer": sgd}),
-                               tf.distribute.get_strategy())
+    plain, data = make_trainer(
+        tiny_config(training={"jit_compile": False, "optimizer": sgd}), tf.distribute.get_strategy()
+    )
     config = tiny_config(training={"jit_compile": True, "optimizer": sgd})
     xla, _ = make_trainer(config, tf.distribute.get_strategy(), plain.model.get_weights())
     assert mirrored.num_replicas_in_sync == 2
@@ -105,8 +106,7 @@ class RecordingHooks(TrainerHooks):
 def test_steps_per_execution_auto_trains_exactly_like_one_step_per_call():
     runs, initial = {}, None
     for spe in ("auto", 1, 4):
-        config = tiny_config(training={"steps": 30, "log_every": 7, "checkpoint_every": 10,
-                                       "steps_per_execution": spe})
+        config = tiny_config(training={"steps": 30, "log_every": 7, "checkpoint_every": 10, "steps_per_execution": spe})
         trainer, data = make_trainer(config, tf.distribute.get_strategy(), initial)
         initial = initial or trainer.model.get_weights()
         hooks = RecordingHooks()
@@ -120,22 +120,29 @@ def test_steps_per_execution_auto_trains_exactly_like_one_step_per_call():
         weights, hooks = runs[spe]
         assert [s for s, _, _ in hooks.logs] == [s for s, _, _ in reference.logs]
         assert hooks.checkpoints == reference.checkpoints
-        np.testing.assert_allclose([loss for _, loss, _ in hooks.logs], [loss for _, loss, _ in reference.logs],
-                                   rtol=1e-5)
-        np.testing.assert_allclose([acc for _, _, acc in hooks.logs], [acc for _, _, acc in reference.logs],
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            [loss for _, loss, _ in hooks.logs], [loss for _, loss, _ in reference.logs], rtol=1e-5
+        )
+        np.testing.assert_allclose([acc for _, _, acc in hooks.logs], [acc for _, _, acc in reference.logs], atol=1e-6)
         for a, b in zip(weights, runs[1][0]):
             np.testing.assert_allclose(a, b, atol=1e-6)
 
 
-@pytest.mark.parametrize("policy, jit_compile, weighting", [
-    ("mixed_float16", False, "fixed"), ("mixed_bfloat16", False, "fixed"), ("mixed_float16", True, "fixed"),
-    ("mixed_float16", False, "pcgrad")])
+@pytest.mark.parametrize(
+    "policy, jit_compile, weighting",
+    [
+        ("mixed_float16", False, "fixed"),
+        ("mixed_bfloat16", False, "fixed"),
+        ("mixed_float16", True, "fixed"),
+        ("mixed_float16", False, "pcgrad"),
+    ],
+)
 def test_mixed_precision_trains_with_float32_heads(policy, jit_compile, weighting):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        config = tiny_config(training={"mixed_precision": policy, "jit_compile": jit_compile,
-                                       "weighting": {"type": weighting}})
+        config = tiny_config(
+            training={"mixed_precision": policy, "jit_compile": jit_compile, "weighting": {"type": weighting}}
+        )
         trainer, data = make_trainer(config, tf.distribute.get_strategy())
         out = trainer.model({"image": np.zeros((2, 8, 8, 1), np.uint8)})
         assert out["outputs"]["digit"].dtype == tf.float32 and out["gates"]["digit"]["weights"].dtype == tf.float32
@@ -150,8 +157,9 @@ def test_mixed_precision_trains_with_float32_heads(policy, jit_compile, weightin
 
 def _weights(run_dir):
     reader = tf.train.load_checkpoint(os.path.join(run_dir, "checkpoints"))
-    names = sorted(n for n in reader.get_variable_to_shape_map()
-                   if n.startswith(("model/", "optimizer/", "weighting/")))
+    names = sorted(
+        n for n in reader.get_variable_to_shape_map() if n.startswith(("model/", "optimizer/", "weighting/"))
+    )
     return {n: reader.get_tensor(n) for n in names}
 
 
@@ -177,9 +185,17 @@ def reference_early_stop(evals, higher_is_better, patience, min_delta=0.0):
     return best_step, None
 
 
-@pytest.mark.parametrize("monitor, mode, higher", [
-    ("eval/digit/accuracy", "max", True), ("eval/digit/accuracy", "auto", True), ("eval/digit/accuracy", "min", False),
-    ("eval/loss", "min", False), ("eval/loss", "auto", False), ("eval/loss", "max", True)])
+@pytest.mark.parametrize(
+    "monitor, mode, higher",
+    [
+        ("eval/digit/accuracy", "max", True),
+        ("eval/digit/accuracy", "auto", True),
+        ("eval/digit/accuracy", "min", False),
+        ("eval/loss", "min", False),
+        ("eval/loss", "auto", False),
+        ("eval/loss", "max", True),
+    ],
+)
 def test_early_stopping_by_hand(monitor, mode, higher):
     """The rule against a hand-written sequence: improvement by more than min_delta in the monitor's direction
     (auto: a loss is minimised, an accuracy maximised) resets the count; `patience` evaluations without one stop."""
@@ -193,20 +209,43 @@ def test_early_stopping_by_hand(monitor, mode, higher):
         summary = {"loss": value, "tasks": {"digit": {"accuracy": value}}}
         got.append(early.update(summary))
     if higher:  # 0.50 ↑, 0.60 ↑, 0.55, 0.605 (< 0.61: not by min_delta) → stop; then 0.45, 0.70 ↑, 0.68, 0.69 → stop
-        expected = [(True, False), (True, False), (False, False), (False, True), (False, True), (True, False),
-                    (False, False), (False, True), (False, True)]
+        expected = [
+            (True, False),
+            (True, False),
+            (False, False),
+            (False, True),
+            (False, True),
+            (True, False),
+            (False, False),
+            (False, True),
+            (False, True),
+        ]
     else:  # 0.50 ↓, 0.60, 0.55 → stop, 0.605, 0.45 ↓, 0.70, 0.68 → stop, 0.69, 0.30 ↓
-        expected = [(True, False), (False, False), (False, True), (False, True), (True, False), (False, False),
-                    (False, True), (False, True), (True, False)]
+        expected = [
+            (True, False),
+            (False, False),
+            (False, True),
+            (False, True),
+            (True, False),
+            (False, False),
+            (False, True),
+            (False, True),
+            (True, False),
+        ]
     assert got == expected
     assert early.best_value == pytest.approx(0.70 if higher else 0.30)
 
 
 def early_stopping_config(monitor, mode="auto", restore_best=True, **training):
     """Evaluations every 4 steps (19 per epoch, 4 evaluations per epoch) for at most 10 epochs, patience 2."""
-    return tiny_config(training={"epochs": 10, "evals_per_epoch": 4, **training,
-                                 "early_stopping": {"monitor": monitor, "mode": mode, "patience": 2,
-                                                    "restore_best": restore_best}})
+    return tiny_config(
+        training={
+            "epochs": 10,
+            "evals_per_epoch": 4,
+            **training,
+            "early_stopping": {"monitor": monitor, "mode": mode, "patience": 2, "restore_best": restore_best},
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -244,8 +283,9 @@ def test_early_stopping_maximises_an_accuracy_and_restores_the_best_weights(stop
 def test_early_stopping_minimises_in_mode_min_and_can_keep_the_last_weights(tmp_path):
     """mode min on a metric auto would maximise (top-5 accuracy drops early in this run); restore_best false."""
     run_dir = str(tmp_path / "es")
-    metrics = train(early_stopping_config("eval/digit/top5_accuracy", mode="min", restore_best=False), run_dir,
-                    export=False)
+    metrics = train(
+        early_stopping_config("eval/digit/top5_accuracy", mode="min", restore_best=False), run_dir, export=False
+    )
     check_early_stop(run_dir, metrics, "eval/digit/top5_accuracy", higher=False, restore_best=False)
 
 
@@ -299,8 +339,12 @@ def test_task_gradient_stats_equal_a_hand_computation(mirrored):
     inputs, labels, weights = next(iter(data.train_dataset(64, 0, 1)))
     with tf.GradientTape(persistent=True) as tape:
         _, losses = batch_stats(data.tasks, trainer.model(inputs, training=False), labels, weights)
-    grads = np.stack([np.concatenate([tape.gradient(losses[t], v).numpy().ravel() for v in trainer.groups.shared])
-                      for t in ("digit", "high")])
+    grads = np.stack(
+        [
+            np.concatenate([tape.gradient(losses[t], v).numpy().ravel() for v in trainer.groups.shared])
+            for t in ("digit", "high")
+        ]
+    )
     norms = np.linalg.norm(grads, axis=1)
     iterator = iter(mirrored.experimental_distribute_dataset(data.train_dataset(64, 0, 1)))
     _, measured_norms, cosine = trainer.train_step_with_gradient_stats(iterator)

@@ -66,9 +66,10 @@ def _numpy_pcgrad(grads, order):
 
 def test_pcgrad_step_applies_the_projected_sum_of_task_gradients():
     # seed 4: the tasks' gradients on the first batch conflict (cosine −0.19; with the default seed 7 they agree)
-    config = tiny_config(experiment={"seed": 4},
-                         training={"weighting": {"type": "pcgrad"}, "optimizer": {"type": "sgd", "momentum": 0.0,
-                                                                                  "learning_rate": 0.1}})
+    config = tiny_config(
+        experiment={"seed": 4},
+        training={"weighting": {"type": "pcgrad"}, "optimizer": {"type": "sgd", "momentum": 0.0, "learning_rate": 0.1}},
+    )
     trainer, data = make_trainer(config, tf.distribute.get_strategy())
     inputs, labels, weights = next(iter(data.train_dataset(64, 0, 1)))
     groups = trainer.groups
@@ -77,8 +78,12 @@ def test_pcgrad_step_applies_the_projected_sum_of_task_gradients():
 
         _, losses = batch_stats(data.tasks, trainer.model(inputs, training=True), labels, weights)
         scaled = {t: trainer.weighting.task_weights[t] * loss for t, loss in losses.items()}
-    flat = np.stack([np.concatenate([tape.gradient(scaled[t], v).numpy().ravel() for v in groups.shared])
-                     for t in ("digit", "high")])
+    flat = np.stack(
+        [
+            np.concatenate([tape.gradient(scaled[t], v).numpy().ravel() for v in groups.shared])
+            for t in ("digit", "high")
+        ]
+    )
     seed = tf.constant([config.experiment.seed, 0], tf.int64)
     order = tf.argsort(tf.random.stateless_uniform([2, 2], seed), axis=1).numpy()
     expected = _numpy_pcgrad(flat, order)
@@ -129,10 +134,12 @@ def test_every_weighting_matches_under_mirrored(weighting, mirrored):
     assert min(moved) > 0 or weighting["type"] == "mgda"  # every variable trained (MGDA may zero a task's share)
     assert np.mean([m > 0 for m in moved]) > 0.9
 
+
 def test_pcgrad_trains_differently_from_fixed():
     fixed, data = make_trainer(tiny_config(), tf.distribute.get_strategy())
-    pcgrad, _ = make_trainer(tiny_config(training={"weighting": {"type": "pcgrad"}}), tf.distribute.get_strategy(),
-                             fixed.model.get_weights())
+    pcgrad, _ = make_trainer(
+        tiny_config(training={"weighting": {"type": "pcgrad"}}), tf.distribute.get_strategy(), fixed.model.get_weights()
+    )
     single_step_losses(fixed, data, 9)  # (the multi-step graph is covered by test_trainer)
     single_step_losses(pcgrad, data, 9)
     assert any(not np.allclose(a, b, atol=1e-6) for a, b in zip(fixed.model.get_weights(), pcgrad.model.get_weights()))
@@ -167,9 +174,11 @@ def test_masked_losses_equal_a_hand_computation(tmp_path, mirrored):
         assert float(sums["stats"]["tasks"]["kind"]["count"]) == labelled.sum()
 
 
-@pytest.mark.parametrize("weighting", [{"type": "pcgrad"}, {"type": "famo"}, {"type": "gradnorm"},
-                                       {"type": "mgda", "upper_bound": True}], ids=["pcgrad", "famo", "gradnorm",
-                                                                                      "mgda_ub"])
+@pytest.mark.parametrize(
+    "weighting",
+    [{"type": "pcgrad"}, {"type": "famo"}, {"type": "gradnorm"}, {"type": "mgda", "upper_bound": True}],
+    ids=["pcgrad", "famo", "gradnorm", "mgda_ub"],
+)
 def test_mixed_float16_loss_scaling_under_mirrored_matches_default(weighting, mirrored):
     # (`fixed`, one scaled objective, is covered under mixed precision by the trainer's tests.) The loss scale
     # applies to whatever the weighting differentiates; gradient pieces are unscaled before surgery and state
@@ -247,7 +256,7 @@ def test_gradnorm_weights_sum_to_the_task_count_and_favour_the_harder_task():
     first.update(tf.constant([1.0, 1.0]), tf.constant([1.0, 1.0]), present, tf.constant(True))  # L(0)
     np.testing.assert_allclose(first.w.numpy(), [1.0, 1.0], atol=1e-6)  # rates 1: G is its target
     first.update(tf.constant([1.0, 1.0]), tf.constant([0.9, 0.3]), present, tf.constant(True))
-    move = 0.05 * (0.1 / (1 - 0.9 ** 2)) / np.sqrt(0.001 / (1 - 0.999 ** 2))
+    move = 0.05 * (0.1 / (1 - 0.9**2)) / np.sqrt(0.001 / (1 - 0.999**2))
     np.testing.assert_allclose(first.w.numpy(), [1 + move, 1 - move], atol=1e-5)
     # equal training rates and gradient norms: the weights stay put
     even = standalone("gradnorm")
@@ -271,8 +280,9 @@ def test_rlw_draws_fresh_weights_each_step_distributed_as_t_times_a_softmax_of_n
     np.testing.assert_allclose(draws.sum(1), 2.0, rtol=1e-6)
     assert draws[:, 0].mean() == pytest.approx(1.0, abs=0.04)  # standard error 0.013
     assert draws[:, 0].std() == pytest.approx(reference[:, 0].std(), rel=0.06)  # 0.52; standard error 1.6%
-    np.testing.assert_allclose(np.quantile(draws[:, 0], [0.1, 0.5, 0.9]),
-                               np.quantile(reference[:, 0], [0.1, 0.5, 0.9]), atol=0.05)
+    np.testing.assert_allclose(
+        np.quantile(draws[:, 0], [0.1, 0.5, 0.9]), np.quantile(reference[:, 0], [0.1, 0.5, 0.9]), atol=0.05
+    )
     np.testing.assert_array_equal(w.weight_vector(tf.constant(17, tf.int64)).numpy(), draws[17])
     other = WEIGHTINGS.get("rlw")({"a": 1.0, "b": 1.0}, WEIGHTINGS.get("rlw").Config(type="rlw"), 1, TASKS, 4)
     assert not np.allclose(other.weight_vector(tf.constant(17, tf.int64)).numpy(), draws[17], atol=1e-3)
@@ -326,18 +336,43 @@ def test_uncertainty_weights_move_toward_the_inverse_noise_ratio(tmp_path):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1200, 4)).astype(np.float32)
     f = x @ np.array([1.0, -1.0, 0.5, 0.0], np.float32)
-    np.savez(tmp_path / "noise.npz", x=x, clean=(f + rng.normal(0, 0.2, 1200)).astype(np.float32),
-             noisy=(f + rng.normal(0, 1.0, 1200)).astype(np.float32))
-    raw = {"experiment": {"seed": 3},
-           "data": {"sources": {"t": {"type": "npz", "path": str(tmp_path / "noise.npz"), "features": ["x"],
-                                      "labels": ["clean", "noisy"]}}},
-           "tasks": [{"name": "clean", "dataset": "t", "label": "clean", "type": "regression", "metrics": ["mse"]},
-                     {"name": "noisy", "dataset": "t", "label": "noisy", "type": "regression", "metrics": ["mse"]}],
-           "model": {"architecture": "shared_bottom", "stems": {"numeric": {"type": "dense", "units": [16]}},
-                     "trunk": {"units": [16]}, "experts": {"count": 1, "units": [16]}, "tower": {"units": [8]}},
-           "training": {"steps": 300, "batch_size": 64, "optimizer": {"learning_rate": 0.05},
-                        "weighting": {"type": "uncertainty"}},
-           "logging": {"progress": "none"}}
+    np.savez(
+        tmp_path / "noise.npz",
+        x=x,
+        clean=(f + rng.normal(0, 0.2, 1200)).astype(np.float32),
+        noisy=(f + rng.normal(0, 1.0, 1200)).astype(np.float32),
+    )
+    raw = {
+        "experiment": {"seed": 3},
+        "data": {
+            "sources": {
+                "t": {
+                    "type": "npz",
+                    "path": str(tmp_path / "noise.npz"),
+                    "features": ["x"],
+                    "labels": ["clean", "noisy"],
+                }
+            }
+        },
+        "tasks": [
+            {"name": "clean", "dataset": "t", "label": "clean", "type": "regression", "metrics": ["mse"]},
+            {"name": "noisy", "dataset": "t", "label": "noisy", "type": "regression", "metrics": ["mse"]},
+        ],
+        "model": {
+            "architecture": "shared_bottom",
+            "stems": {"numeric": {"type": "dense", "units": [16]}},
+            "trunk": {"units": [16]},
+            "experts": {"count": 1, "units": [16]},
+            "tower": {"units": [8]},
+        },
+        "training": {
+            "steps": 300,
+            "batch_size": 64,
+            "optimizer": {"learning_rate": 0.05},
+            "weighting": {"type": "uncertainty"},
+        },
+        "logging": {"progress": "none"},
+    }
     parts = build_components(validate_config(raw))
     trainer = parts.trainer()
     single_step_losses(trainer, parts.data, 300)
@@ -371,11 +406,14 @@ def test_every_state_variable_is_checkpointed(kind, tmp_path):
         np.testing.assert_array_equal(v.numpy(), saved[k])
 
 
-@pytest.mark.parametrize("weighting, model, message", [
-    ({"type": "pcgrad"}, {"architecture": "single_task"}, "shares none"),
-    ({"type": "gradnorm"}, {"architecture": "single_task"}, "shares none"),
-    ({"type": "mgda", "upper_bound": True}, {"experts": {"input": "raw"}}, "upper_bound: false"),
-])
+@pytest.mark.parametrize(
+    "weighting, model, message",
+    [
+        ({"type": "pcgrad"}, {"architecture": "single_task"}, "shares none"),
+        ({"type": "gradnorm"}, {"architecture": "single_task"}, "shares none"),
+        ({"type": "mgda", "upper_bound": True}, {"experts": {"input": "raw"}}, "upper_bound: false"),
+    ],
+)
 def test_a_method_the_model_cannot_support_is_a_config_error(weighting, model, message):
     with pytest.raises(ConfigError, match=message):
         build_components(tiny_config(training={"weighting": weighting}, model=model), training=False)

@@ -44,8 +44,14 @@ class UngatedArchitecture(keras.layers.Layer):
         return []
 
     def get_config(self):
-        return {**super().get_config(), "task_names": self.task_names, "experts": plain(self.experts_config),
-                "activation": self.activation, "dropout": self.dropout, "l2": self.l2}
+        return {
+            **super().get_config(),
+            "task_names": self.task_names,
+            "experts": plain(self.experts_config),
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "l2": self.l2,
+        }
 
 
 class ExpertArchitecture(keras.layers.Layer):
@@ -64,18 +70,41 @@ class ExpertArchitecture(keras.layers.Layer):
     independent = False
     gated = True
 
-    def __init__(self, task_names, experts, gate, activation="relu", dropout=0.0, l2=0.0, levels=1,
-                 task_experts=0, task_gates=True, raw_backbone=None, gate_width=None, **kwargs):
+    def __init__(
+        self,
+        task_names,
+        experts,
+        gate,
+        activation="relu",
+        dropout=0.0,
+        l2=0.0,
+        levels=1,
+        task_experts=0,
+        task_gates=True,
+        raw_backbone=None,
+        gate_width=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.task_names = list(task_names)
         self.experts_config = typed(ExpertsConfig, experts)
         self.gate_config = typed(one_of(GATES), gate)
         self.activation, self.dropout, self.l2 = activation, dropout, l2
         self.levels = [
-            ExpertLevel(self.task_names, self.experts_config.count, task_experts, task_gates,
-                        shared_gate=i < levels - 1, expert_units=self.experts_config.units, activation=activation,
-                        dropout=dropout, l2=l2, gate=self.gate_config, name=f"level_{i}",
-                        **({"raw_backbone": raw_backbone, "gate_width": gate_width} if i == 0 else {}))
+            ExpertLevel(
+                self.task_names,
+                self.experts_config.count,
+                task_experts,
+                task_gates,
+                shared_gate=i < levels - 1,
+                expert_units=self.experts_config.units,
+                activation=activation,
+                dropout=dropout,
+                l2=l2,
+                gate=self.gate_config,
+                name=f"level_{i}",
+                **({"raw_backbone": raw_backbone, "gate_width": gate_width} if i == 0 else {}),
+            )
             for i in range(levels)
         ]
 
@@ -138,5 +167,12 @@ class ExpertArchitecture(keras.layers.Layer):
         return out
 
     def get_config(self):
-        return {**super().get_config(), "task_names": self.task_names, "experts": plain(self.experts_config),
-                "gate": plain(self.gate_config), "activation": self.activation, "dropout": self.dropout, "l2": self.l2}
+        return {
+            **super().get_config(),
+            "task_names": self.task_names,
+            "experts": plain(self.experts_config),
+            "gate": plain(self.gate_config),
+            "activation": self.activation,
+            "dropout": self.dropout,
+            "l2": self.l2,
+        }

@@ -27,8 +27,10 @@ class SingleTask(UngatedArchitecture):
 
     def __init__(self, task_names, experts, **kwargs):
         super().__init__(task_names, experts, **kwargs)
-        self.networks = {t: DenseStack(self.experts_config.units, self.activation, self.dropout, self.l2,
-                                       name=f"network_{t}") for t in self.task_names}
+        self.networks = {
+            t: DenseStack(self.experts_config.units, self.activation, self.dropout, self.l2, name=f"network_{t}")
+            for t in self.task_names
+        }
 
     def call(self, x, training=None):
         return {t: self.networks[t](x[t], training=training) for t in self.task_names}, {}

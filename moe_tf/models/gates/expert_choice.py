@@ -40,15 +40,24 @@ class ExpertChoiceGate(Gate):
         batch = tf.shape(x)[0]
         slots = routing.capacity(batch, 1, self.num_experts, self.capacity_factor)
         slot_weight, slot_example = tf.math.top_k(tf.transpose(probs), k=slots)  # [E, C] each
-        picked = tf.scatter_nd(tf.reshape(slot_example, [-1, 1]), tf.ones_like(tf.reshape(slot_weight, [-1])),
-                               [batch])  # [batch]: experts that picked the example
-        chosen = tf.scatter_nd(tf.stack([tf.reshape(slot_example, [-1]),
-                                         tf.repeat(tf.range(self.num_experts), slots)], axis=1),
-                               tf.ones_like(tf.reshape(slot_weight, [-1])), tf.shape(probs))
+        picked = tf.scatter_nd(
+            tf.reshape(slot_example, [-1, 1]), tf.ones_like(tf.reshape(slot_weight, [-1])), [batch]
+        )  # [batch]: experts that picked the example
+        chosen = tf.scatter_nd(
+            tf.stack([tf.reshape(slot_example, [-1]), tf.repeat(tf.range(self.num_experts), slots)], axis=1),
+            tf.ones_like(tf.reshape(slot_weight, [-1])),
+            tf.shape(probs),
+        )
         unrouted = picked == 0
-        return {"weights": probs * chosen, "aux": self.aux_losses(logits), "slot_example": slot_example,
-                "slot_weight": slot_weight, "unrouted": unrouted,
-                "dropped": tf.reduce_sum(tf.cast(unrouted, tf.float32)), "assignments": tf.cast(batch, tf.float32)}
+        return {
+            "weights": probs * chosen,
+            "aux": self.aux_losses(logits),
+            "slot_example": slot_example,
+            "slot_weight": slot_weight,
+            "unrouted": unrouted,
+            "dropped": tf.reduce_sum(tf.cast(unrouted, tf.float32)),
+            "assignments": tf.cast(batch, tf.float32),
+        }
 
     def get_config(self):
         return {**super().get_config(), "capacity_factor": self.capacity_factor}

@@ -38,8 +38,17 @@ class NoisyTopKGate(Gate):
         capacity_factor: float = Field(2.0, gt=0.0)
         eval_capacity_factor: float = Field(2.0, gt=0.0)
 
-    def __init__(self, num_experts, k=2, noise=True, importance_loss=0.01, load_loss=0.01, capacity_factor=2.0,
-                 eval_capacity_factor=2.0, **kwargs):
+    def __init__(
+        self,
+        num_experts,
+        k=2,
+        noise=True,
+        importance_loss=0.01,
+        load_loss=0.01,
+        capacity_factor=2.0,
+        eval_capacity_factor=2.0,
+        **kwargs,
+    ):
         super().__init__(num_experts, **kwargs)
         if k > self.num_experts:
             raise ValueError(f"k={k} is more than the {self.num_experts} experts")
@@ -49,8 +58,11 @@ class NoisyTopKGate(Gate):
         self.load_loss = float(load_loss)
         self.capacity_factor = float(capacity_factor)
         self.eval_capacity_factor = float(eval_capacity_factor)
-        self.noise_std = (keras.layers.Dense(self.num_experts, kernel_initializer="zeros", name="noise",
-                                             dtype=self.dtype_policy) if self.noise else None)
+        self.noise_std = (
+            keras.layers.Dense(self.num_experts, kernel_initializer="zeros", name="noise", dtype=self.dtype_policy)
+            if self.noise
+            else None
+        )
 
     def build(self, input_shape):
         super().build(input_shape)
@@ -76,24 +88,35 @@ class NoisyTopKGate(Gate):
             aux["importance"] = self.importance_loss * routing.cv_squared(tf.reduce_sum(weights, axis=0))
         if self.load_loss:
             aux["load"] = self.load_loss * routing.cv_squared(self._load(clean, noisy, std, top_values, weights))
-        return {"weights": weights, "aux": aux, "slot_example": slot_example, "slot_weight": slot_weight,
-                "unrouted": ~tf.reduce_any(kept, axis=1),
-                "dropped": tf.reduce_sum(tf.cast(~kept, tf.float32)),
-                "assignments": tf.cast(batch * k, tf.float32)}
+        return {
+            "weights": weights,
+            "aux": aux,
+            "slot_example": slot_example,
+            "slot_weight": slot_weight,
+            "unrouted": ~tf.reduce_any(kept, axis=1),
+            "dropped": tf.reduce_sum(tf.cast(~kept, tf.float32)),
+            "assignments": tf.cast(batch * k, tf.float32),
+        }
 
     def _load(self, clean, noisy, std, top_values, weights):
         """Σ over the batch of P(expert in the top k) per expert (differentiable with noise; counts without)."""
         k = self.top_k
         if std is None or k >= self.num_experts:
             return tf.reduce_sum(tf.cast(weights > 0, tf.float32), axis=0)
-        threshold_in = top_values[:, k:k + 1]  # the (k+1)-th largest: an expert in the top k must stay above it
-        threshold_out = top_values[:, k - 1:k]  # the k-th largest: an expert outside must rise above it
+        threshold_in = top_values[:, k : k + 1]  # the (k+1)-th largest: an expert in the top k must stay above it
+        threshold_out = top_values[:, k - 1 : k]  # the k-th largest: an expert outside must rise above it
         is_in = noisy > threshold_in
         p_in = routing.normal_cdf((clean - threshold_in) / std)
         p_out = routing.normal_cdf((clean - threshold_out) / std)
         return tf.reduce_sum(tf.where(is_in, p_in, p_out), axis=0)
 
     def get_config(self):
-        return {**super().get_config(), "k": self.top_k, "noise": self.noise,
-                "importance_loss": self.importance_loss, "load_loss": self.load_loss,
-                "capacity_factor": self.capacity_factor, "eval_capacity_factor": self.eval_capacity_factor}
+        return {
+            **super().get_config(),
+            "k": self.top_k,
+            "noise": self.noise,
+            "importance_loss": self.importance_loss,
+            "load_loss": self.load_loss,
+            "capacity_factor": self.capacity_factor,
+            "eval_capacity_factor": self.eval_capacity_factor,
+        }

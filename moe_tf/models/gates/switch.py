@@ -48,17 +48,28 @@ class SwitchGate(Gate):
         factor = self.capacity_factor if training else self.eval_capacity_factor
         slots = routing.capacity(batch, 1, self.num_experts, factor)
         slot_example, slot_weight, kept = routing.token_choice_slots(
-            expert[:, None], tf.reduce_sum(weights, axis=1, keepdims=True), self.num_experts, slots)
+            expert[:, None], tf.reduce_sum(weights, axis=1, keepdims=True), self.num_experts, slots
+        )
         aux = self.aux_losses(logits)
         if self.balance_loss:
             aux["balance"] = self.balance_loss * balance_loss(onehot, probs)
-        return {"weights": weights, "aux": aux, "slot_example": slot_example, "slot_weight": slot_weight,
-                "unrouted": ~kept[:, 0], "dropped": tf.reduce_sum(tf.cast(~kept, tf.float32)),
-                "assignments": tf.cast(batch, tf.float32)}
+        return {
+            "weights": weights,
+            "aux": aux,
+            "slot_example": slot_example,
+            "slot_weight": slot_weight,
+            "unrouted": ~kept[:, 0],
+            "dropped": tf.reduce_sum(tf.cast(~kept, tf.float32)),
+            "assignments": tf.cast(batch, tf.float32),
+        }
 
     def get_config(self):
-        return {**super().get_config(), "capacity_factor": self.capacity_factor,
-                "eval_capacity_factor": self.eval_capacity_factor, "balance_loss": self.balance_loss}
+        return {
+            **super().get_config(),
+            "capacity_factor": self.capacity_factor,
+            "eval_capacity_factor": self.eval_capacity_factor,
+            "balance_loss": self.balance_loss,
+        }
 
 
 def balance_loss(onehot, probs):

@@ -40,9 +40,11 @@ def check_fits(stem, shape, where: str) -> None:
         else:
             h, w = -(-h // s), -(-w // s)
         if h < 1 or w < 1:
-            raise ConfigError(f"{where}.layers[{i}]: a {k}×{k} 'valid' convolution does not fit the "
-                              f"{shape[0]}×{shape[1]} input after the layers before it; use padding 'same', a smaller "
-                              f"kernel or fewer layers")
+            raise ConfigError(
+                f"{where}.layers[{i}]: a {k}×{k} 'valid' convolution does not fit the "
+                f"{shape[0]}×{shape[1]} input after the layers before it; use padding 'same', a smaller "
+                f"kernel or fewer layers"
+            )
 
 
 @STEMS.register("conv")
@@ -88,8 +90,16 @@ class ConvStem(keras.layers.Layer):
         reg = keras.regularizers.L2(l2) if l2 else None
         self.blocks = []
         for i, c in enumerate(self.layer_configs):
-            block = [keras.layers.Conv2D(c["filters"], c["kernel_size"], strides=c["stride"], padding=c["padding"],
-                                         kernel_regularizer=reg, name=f"conv_{i}")]
+            block = [
+                keras.layers.Conv2D(
+                    c["filters"],
+                    c["kernel_size"],
+                    strides=c["stride"],
+                    padding=c["padding"],
+                    kernel_regularizer=reg,
+                    name=f"conv_{i}",
+                )
+            ]
             if batch_norm:
                 block.append(keras.layers.BatchNormalization(name=f"bn_{i}"))
             block.append(keras.layers.ReLU())
@@ -110,5 +120,11 @@ class ConvStem(keras.layers.Layer):
         return self.pool(x)
 
     def get_config(self):
-        return {**super().get_config(), "layers": self.layer_configs, "kernel_size": self.kernel_size,
-                "batch_norm": self.batch_norm, "flatten": self.flatten, "l2": self.l2}
+        return {
+            **super().get_config(),
+            "layers": self.layer_configs,
+            "kernel_size": self.kernel_size,
+            "batch_norm": self.batch_norm,
+            "flatten": self.flatten,
+            "l2": self.l2,
+        }

@@ -29,8 +29,16 @@ class TextStem(keras.layers.Layer):
 
     modalities = ("text",)
 
-    def __init__(self, max_tokens=20000, sequence_length=64, ngrams=1, standardize="lower_and_strip_punctuation",
-                 embedding_dim=64, l2=0.0, **kwargs):
+    def __init__(
+        self,
+        max_tokens=20000,
+        sequence_length=64,
+        ngrams=1,
+        standardize="lower_and_strip_punctuation",
+        embedding_dim=64,
+        l2=0.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.max_tokens, self.sequence_length, self.ngrams = max_tokens, sequence_length, ngrams
         self.standardize, self.embedding_dim, self.l2 = standardize, embedding_dim, l2
@@ -41,9 +49,15 @@ class TextStem(keras.layers.Layer):
         return ops.cast(ops.not_equal(ids, 0), self.compute_dtype)
 
     def get_config(self):
-        return {**super().get_config(), "max_tokens": self.max_tokens, "sequence_length": self.sequence_length,
-                "ngrams": self.ngrams, "standardize": self.standardize, "embedding_dim": self.embedding_dim,
-                "l2": self.l2}
+        return {
+            **super().get_config(),
+            "max_tokens": self.max_tokens,
+            "sequence_length": self.sequence_length,
+            "ngrams": self.ngrams,
+            "standardize": self.standardize,
+            "embedding_dim": self.embedding_dim,
+            "l2": self.l2,
+        }
 
 
 def masked_mean(x, mask):

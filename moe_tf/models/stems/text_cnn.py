@@ -26,9 +26,17 @@ class TextCNN(TextStem):
     def __init__(self, filters=64, kernel_sizes=(3, 4, 5), **kwargs):
         super().__init__(**kwargs)
         self.filters, self.kernel_sizes = int(filters), [int(k) for k in kernel_sizes]
-        self.convs = [keras.layers.Conv1D(self.filters, k, padding="same", activation="relu",
-                                          kernel_regularizer=self.regularizer, name=f"conv_{k}")
-                      for k in self.kernel_sizes]
+        self.convs = [
+            keras.layers.Conv1D(
+                self.filters,
+                k,
+                padding="same",
+                activation="relu",
+                kernel_regularizer=self.regularizer,
+                name=f"conv_{k}",
+            )
+            for k in self.kernel_sizes
+        ]
 
     def call(self, ids, training=None):
         x, mask = self.embed(ids), self.mask(ids)

@@ -32,15 +32,19 @@ class TransformerStem(TextStem):
         self.positions = keras.layers.Embedding(self.sequence_length, d, name="positions")
         self.blocks = []
         for i in range(self.num_layers):
-            self.blocks.append({
-                "norm_1": keras.layers.LayerNormalization(name=f"block_{i}_norm_1"),
-                "attention": keras.layers.MultiHeadAttention(self.heads, max(d // self.heads, 1), dropout=dropout,
-                                                             name=f"block_{i}_attention"),
-                "norm_2": keras.layers.LayerNormalization(name=f"block_{i}_norm_2"),
-                "ff_1": keras.layers.Dense(self.ff_units, activation="gelu", kernel_regularizer=self.regularizer,
-                                           name=f"block_{i}_ff_1"),
-                "ff_2": keras.layers.Dense(d, kernel_regularizer=self.regularizer, name=f"block_{i}_ff_2"),
-            })
+            self.blocks.append(
+                {
+                    "norm_1": keras.layers.LayerNormalization(name=f"block_{i}_norm_1"),
+                    "attention": keras.layers.MultiHeadAttention(
+                        self.heads, max(d // self.heads, 1), dropout=dropout, name=f"block_{i}_attention"
+                    ),
+                    "norm_2": keras.layers.LayerNormalization(name=f"block_{i}_norm_2"),
+                    "ff_1": keras.layers.Dense(
+                        self.ff_units, activation="gelu", kernel_regularizer=self.regularizer, name=f"block_{i}_ff_1"
+                    ),
+                    "ff_2": keras.layers.Dense(d, kernel_regularizer=self.regularizer, name=f"block_{i}_ff_2"),
+                }
+            )
         self.drop = keras.layers.Dropout(dropout)
         self.norm = keras.layers.LayerNormalization(name="final_norm")
 
@@ -56,5 +60,10 @@ class TransformerStem(TextStem):
         return masked_mean(self.norm(x), mask)
 
     def get_config(self):
-        return {**super().get_config(), "layers": self.num_layers, "heads": self.heads, "ff_units": self.ff_units,
-                "dropout": self.rate}
+        return {
+            **super().get_config(),
+            "layers": self.num_layers,
+            "heads": self.heads,
+            "ff_units": self.ff_units,
+            "dropout": self.rate,
+        }

@@ -17,8 +17,16 @@ class VectorAdam:
         size: length of the parameter vector.
     """
 
-    def __init__(self, name: str, size: int, learning_rate: float, weight_decay: float = 0.0,
-                 beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-8):
+    def __init__(
+        self,
+        name: str,
+        size: int,
+        learning_rate: float,
+        weight_decay: float = 0.0,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+    ):
         self.learning_rate, self.weight_decay = learning_rate, weight_decay
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.m = state_variable(f"{name}_adam_m", np.zeros(size))
@@ -34,6 +42,6 @@ class VectorAdam:
         t = self.t + 1.0
         m = self.beta_1 * self.m + (1 - self.beta_1) * grad
         v = self.beta_2 * self.v + (1 - self.beta_2) * tf.square(grad)
-        m_hat, v_hat = m / (1 - self.beta_1 ** t), v / (1 - self.beta_2 ** t)
+        m_hat, v_hat = m / (1 - self.beta_1**t), v / (1 - self.beta_2**t)
         assign_if(finite, (self.m, m), (self.v, v), (self.t, t))
         return tf.where(finite, param - self.learning_rate * m_hat / (tf.sqrt(v_hat) + self.epsilon), param)

@@ -48,14 +48,12 @@ def gradient(tape, target, variables: list, output_gradients=None) -> list:
 def state_variable(name: str, value, dtype="float32"):
     """A non-trainable variable of a weighting's state (checkpointed). Every replica computes the same new value
     from global quantities, so the first replica's assignment is kept (no reduction)."""
-    return keras.Variable(np.asarray(value), dtype=dtype, trainable=False, name=name,
-                          aggregation="only_first_replica")
+    return keras.Variable(np.asarray(value), dtype=dtype, trainable=False, name=name, aggregation="only_first_replica")
 
 
 def all_finite(tensors) -> tf.Tensor:
     """True when every element of a nest of tensors (None leaves skipped) is finite."""
-    flat = [tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32))) for t in tf.nest.flatten(tensors)
-            if t is not None]
+    flat = [tf.reduce_all(tf.math.is_finite(tf.cast(t, tf.float32))) for t in tf.nest.flatten(tensors) if t is not None]
     return tf.reduce_all(tf.stack(flat)) if flat else tf.constant(True)
 
 
@@ -108,11 +106,11 @@ class StepContext:
 
 class Weighting(abc.ABC):
     """Args:
-        task_weights: {task: α_t} from `tasks[i].weight`; every method multiplies its own weights by α_t.
-        config: this weighting's own config.
-        seed: `experiment.seed` (for methods that draw random numbers; draws depend on the seed and the step only).
-        tasks: the resolved tasks (their `kind`), for methods whose form depends on it.
-        steps_per_epoch: for methods with per-epoch windows.
+    task_weights: {task: α_t} from `tasks[i].weight`; every method multiplies its own weights by α_t.
+    config: this weighting's own config.
+    seed: `experiment.seed` (for methods that draw random numbers; draws depend on the seed and the step only).
+    tasks: the resolved tasks (their `kind`), for methods whose form depends on it.
+    steps_per_epoch: for methods with per-epoch windows.
     """
 
     persistent_tape = False  # true when `gradients` differentiates more than once
@@ -135,11 +133,15 @@ class Weighting(abc.ABC):
         arch = model.config.architecture.type
         if self.gradient_based and not model.variable_groups()[0]:
             usable = ", ".join(key for key, cls in WEIGHTINGS.items() if not cls.gradient_based)
-            raise ConfigError(f"training.weighting.type: {self.config.type} combines the tasks' gradients on shared "
-                              f"variables, and the {arch} model shares none; use a loss-based weighting ({usable})")
+            raise ConfigError(
+                f"training.weighting.type: {self.config.type} combines the tasks' gradients on shared "
+                f"variables, and the {arch} model shares none; use a loss-based weighting ({usable})"
+            )
         if self.needs_representation and not model.has_representation():
-            raise ConfigError(f"training.weighting.upper_bound: the {arch} model with experts on the raw inputs has "
-                              "no single shared representation; set upper_bound: false")
+            raise ConfigError(
+                f"training.weighting.upper_bound: the {arch} model with experts on the raw inputs has "
+                "no single shared representation; set upper_bound: false"
+            )
 
     @property
     def trainable_variables(self) -> list:
@@ -222,12 +224,19 @@ class LossWeighting(Weighting):
         for term in (extra_loss, self.extra_objective(presence, ctx)):
             if term is not None:
                 total = total + term
-        return {"total": scale(total), "weights": tf.stop_gradient(w), "losses": stack_tasks(task_losses, self.names),
-                "presence": stack_tasks(presence, self.names)}
+        return {
+            "total": scale(total),
+            "weights": tf.stop_gradient(w),
+            "losses": stack_tasks(task_losses, self.names),
+            "presence": stack_tasks(presence, self.names),
+        }
 
     def gradients(self, tape, objectives, groups, ctx):
-        return {"grads": gradient(tape, objectives["total"], groups.all),
-                "losses": tf.stop_gradient(objectives["losses"]), "presence": objectives["presence"]}
+        return {
+            "grads": gradient(tape, objectives["total"], groups.all),
+            "losses": tf.stop_gradient(objectives["losses"]),
+            "presence": objectives["presence"],
+        }
 
     def combine(self, pieces, groups, ctx):
         self.observe(pieces["losses"], pieces["presence"], tf.convert_to_tensor(ctx.finite), ctx)
@@ -252,20 +261,28 @@ class TaskGradientWeighting(Weighting):
     task_gradients = True
 
     def objectives(self, task_losses, presence, extra_loss, scale, ctx):
-        return {"tasks": {n: scale(self.task_weights[n] * task_losses[n]) for n in self.names},
-                "weights": self.weight_vector(ctx.step),
-                "extra": None if extra_loss is None else scale(extra_loss),
-                "losses": stack_tasks(task_losses, self.names), "presence": stack_tasks(presence, self.names)}
+        return {
+            "tasks": {n: scale(self.task_weights[n] * task_losses[n]) for n in self.names},
+            "weights": self.weight_vector(ctx.step),
+            "extra": None if extra_loss is None else scale(extra_loss),
+            "losses": stack_tasks(task_losses, self.names),
+            "presence": stack_tasks(presence, self.names),
+        }
 
     def gradients(self, tape, objectives, groups, ctx):
         shared, own = [], {}
         for name in self.names:
             grads = gradient(tape, objectives["tasks"][name], groups.shared + groups.tasks[name])
-            shared.append(grads[:len(groups.shared)])
-            own[name] = grads[len(groups.shared):]
+            shared.append(grads[: len(groups.shared)])
+            own[name] = grads[len(groups.shared) :]
         extra = None if objectives["extra"] is None else gradient(tape, objectives["extra"], groups.all)
-        return {"shared": shared, "own": own, "extra": extra, "losses": tf.stop_gradient(objectives["losses"]),
-                "presence": objectives["presence"]}
+        return {
+            "shared": shared,
+            "own": own,
+            "extra": extra,
+            "losses": tf.stop_gradient(objectives["losses"]),
+            "presence": objectives["presence"],
+        }
 
     @abc.abstractmethod
     def surgery(self, grads, losses, presence, finite, ctx):
@@ -277,8 +294,9 @@ class TaskGradientWeighting(Weighting):
     def combine(self, pieces, groups, ctx):
         scale = tf.cast(ctx.loss_scale, tf.float32)
         flat = tf.stack([flatten(per_task) for per_task in pieces["shared"]]) / scale  # [tasks, shared params]
-        summed, multipliers = self.surgery(flat, pieces["losses"], pieces["presence"],
-                                           tf.convert_to_tensor(ctx.finite), ctx)
+        summed, multipliers = self.surgery(
+            flat, pieces["losses"], pieces["presence"], tf.convert_to_tensor(ctx.finite), ctx
+        )
         shared = unflatten(summed * scale, groups.shared)
         own = [g * tf.cast(multipliers[i], g.dtype) for i, name in enumerate(self.names) for g in pieces["own"][name]]
         grads = [*shared, *own, *(tf.zeros_like(v) for v in groups.extra)]

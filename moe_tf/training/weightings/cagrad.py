@@ -44,8 +44,7 @@ def cagrad_direction(grads, c: float, iterations: int = 200, rescale: bool = Tru
         velocity = MOMENTUM * velocity + dtheta
         return i + 1, theta - STEP * velocity, velocity
 
-    _, theta, _ = tf.while_loop(lambda i, *_: i < iterations, body,
-                                (tf.constant(0), tf.zeros([n]), tf.zeros([n])))
+    _, theta, _ = tf.while_loop(lambda i, *_: i < iterations, body, (tf.constant(0), tf.zeros([n]), tf.zeros([n])))
     w = tf.nn.softmax(theta)
     g_w = tf.linalg.matvec(grads, w, transpose_a=True)
     g0 = tf.reduce_mean(grads, axis=0)

@@ -46,8 +46,7 @@ class DynamicWeightAverage(LossWeighting):
         self.windows = state_variable("dwa_windows", 0, "int64")  # complete windows so far
 
     def state(self):
-        return {"loss_sum": self.loss_sum, "present": self.present, "history": self.history,
-                "windows": self.windows}
+        return {"loss_sum": self.loss_sum, "present": self.present, "history": self.history, "windows": self.windows}
 
     def weight_vector(self, step=None):
         previous, last = self.history[0], self.history[1]
@@ -62,6 +61,10 @@ class DynamicWeightAverage(LossWeighting):
         closes = tf.equal((tf.cast(ctx.step, tf.int64) + 1) % self.window, 0)  # this step ends a window
         mean = tf.where(present > 0, loss_sum / tf.maximum(present, 1.0), 0.0)
         history = tf.where(closes, tf.stack([self.history[1], mean]), self.history)
-        assign_if(finite, (self.history, history), (self.windows, self.windows + tf.cast(closes, tf.int64)),
-                  (self.loss_sum, tf.where(closes, tf.zeros_like(loss_sum), loss_sum)),
-                  (self.present, tf.where(closes, tf.zeros_like(present), present)))
+        assign_if(
+            finite,
+            (self.history, history),
+            (self.windows, self.windows + tf.cast(closes, tf.int64)),
+            (self.loss_sum, tf.where(closes, tf.zeros_like(loss_sum), loss_sum)),
+            (self.present, tf.where(closes, tf.zeros_like(present), present)),
+        )

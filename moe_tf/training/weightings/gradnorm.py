@@ -61,8 +61,10 @@ class GradNorm(LossWeighting):
         super().bind(model)
         self.last_layer = model.last_shared_variables()
         if not self.last_layer:
-            raise ConfigError(f"training.weighting.type: gradnorm needs a last shared layer; the "
-                              f"{model.config.architecture.type} model has none")
+            raise ConfigError(
+                f"training.weighting.type: gradnorm needs a last shared layer; the "
+                f"{model.config.architecture.type} model has none"
+            )
 
     def objectives(self, task_losses, presence, extra_loss, scale, ctx):
         out = super().objectives(task_losses, presence, extra_loss, scale, ctx)
@@ -71,8 +73,9 @@ class GradNorm(LossWeighting):
 
     def gradients(self, tape, objectives, groups, ctx):
         pieces = super().gradients(tape, objectives, groups, ctx)
-        pieces["last"] = tf.stack([flatten(gradient(tape, objectives["per_task"][n], self.last_layer))
-                                   for n in self.names])  # [tasks, |W|]
+        pieces["last"] = tf.stack(
+            [flatten(gradient(tape, objectives["per_task"][n], self.last_layer)) for n in self.names]
+        )  # [tasks, |W|]
         return pieces
 
     def combine(self, pieces, groups, ctx):

@@ -48,8 +48,11 @@ def min_norm_weights(gram, max_iterations: int = 250, tolerance: float = 1e-6):
         new = (1.0 - gamma) * lam + gamma * tf.one_hot(t, n)
         return i + 1, new, tf.reduce_sum(tf.abs(new - lam))
 
-    _, lam, _ = tf.while_loop(lambda i, lam, change: (i < max_iterations) & (change > tolerance), body,
-                              (tf.constant(0), lam0, tf.constant(np.inf, tf.float32)))
+    _, lam, _ = tf.while_loop(
+        lambda i, lam, change: (i < max_iterations) & (change > tolerance),
+        body,
+        (tf.constant(0), lam0, tf.constant(np.inf, tf.float32)),
+    )
     return lam
 
 
@@ -91,7 +94,8 @@ class MGDA(TaskGradientWeighting):
         the gradients of α_t L_t."""
         norms = tf.sqrt(tf.maximum(tf.linalg.diag_part(gram), 0.0))
         n = {"none": tf.ones_like(losses), "l2": norms, "loss": losses, "loss+": losses * norms}[
-            self.config.normalization]
+            self.config.normalization
+        ]
         n = tf.where(n > EPS, n, 1.0)
         lam = min_norm_weights(gram / (n[:, None] * n[None, :]), self.config.max_iterations)
         return len(self.names) * lam / n
@@ -108,17 +112,21 @@ class MGDA(TaskGradientWeighting):
             return super().gradients(tape, objectives, groups, ctx)
         scale = tf.cast(ctx.loss_scale, tf.float32)
         rep = ctx.representation
-        rep_grads = tf.stack([flatten([gradient(tape, objectives["tasks"][n], [rep])[0]]) / scale
-                              for n in self.names])  # [tasks, batch · features] on this replica's rows
-        gram, losses = ctx.all_reduce((tf.matmul(rep_grads, rep_grads, transpose_b=True),
-                                       tf.stop_gradient(objectives["losses"])))
+        rep_grads = tf.stack(
+            [flatten([gradient(tape, objectives["tasks"][n], [rep])[0]]) / scale for n in self.names]
+        )  # [tasks, batch · features] on this replica's rows
+        gram, losses = ctx.all_reduce(
+            (tf.matmul(rep_grads, rep_grads, transpose_b=True), tf.stop_gradient(objectives["losses"]))
+        )
         coefficients = tf.stop_gradient(self.solve(gram, losses))
         # Σ_t c_t ∇(α_t L_t) in one backward pass (the tape recorded the task losses, not sums formed after it)
         tasks = [objectives["tasks"][n] for n in self.names]
         own_vars = [v for n in self.names for v in groups.tasks[n]]
-        grads = [*gradient(tape, tasks, groups.shared, output_gradients=tf.unstack(coefficients)),
-                 *gradient(tape, tasks, own_vars),  # each task's own variables: its own gradient
-                 *(tf.zeros_like(v) for v in groups.extra)]
+        grads = [
+            *gradient(tape, tasks, groups.shared, output_gradients=tf.unstack(coefficients)),
+            *gradient(tape, tasks, own_vars),  # each task's own variables: its own gradient
+            *(tf.zeros_like(v) for v in groups.extra),
+        ]
         if objectives["extra"] is not None:
             grads = [g + e for g, e in zip(grads, gradient(tape, objectives["extra"], groups.all))]
         return {"grads": grads, "weights": coefficients * self.alpha, "finite": tf.cast(all_finite(gram), tf.float32)}
@@ -131,4 +139,3 @@ class MGDA(TaskGradientWeighting):
         finite = (pieces["finite"] > replicas - 0.5) & tf.convert_to_tensor(ctx.finite)
         assign_if(finite, (self.last, pieces["weights"] / replicas))
         return pieces["grads"]
-
