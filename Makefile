@@ -36,7 +36,8 @@ format: $(STAMP)
 # mypy on the package against mypy-baseline.txt: a new error fails, and so does a recorded one that is gone until
 # `make typecheck-baseline` records its removal, so the baseline only shrinks
 typecheck: $(STAMP)
-	$(BIN)/mypy | $(BIN)/mypy-baseline filter --baseline-path mypy-baseline.txt --sort-baseline --no-colors
+	@$(BIN)/mypy > .mypy-output.txt; rc=$$?; if [ $$rc -gt 1 ]; then cat .mypy-output.txt; exit $$rc; fi  # 1: type errors, 2: mypy failed
+	$(BIN)/mypy-baseline filter --baseline-path mypy-baseline.txt --sort-baseline --no-colors < .mypy-output.txt
 
 typecheck-baseline: $(STAMP)
 	$(BIN)/mypy | $(BIN)/mypy-baseline sync --baseline-path mypy-baseline.txt --sort-baseline

@@ -26,7 +26,7 @@ def train_for(trainer, steps: int) -> float:
     the seconds it took, input pipeline start included."""
     import time
 
-    from moe_tf.training.trainer import TrainerHooks
+    from moe_tf.training.hooks import TrainerHooks
 
     trainer.config.steps = int(trainer.optimizer.iterations.numpy()) + steps
     start = time.perf_counter()

@@ -196,7 +196,7 @@ class Run:
 def build_run(
     config: ExperimentConfig,
     run_dir: str,
-    strategy: tf.distribute.Strategy,
+    parts: Components,
     progress: Progress,
     *,
     chief: bool,
@@ -204,14 +204,13 @@ def build_run(
     replacement: Replacement | None = None,
     observer: Observer | None = None,
 ) -> Run:
-    """Builds the components of a training run (text vocabularies from the data unless `resuming`, when the
-    checkpoint sets them) and wires the loop to progress output, TensorBoard, the gate report, early stopping and
-    checkpoints. Writes nothing yet.
+    """Wires a training run's components (from `build_components`) to progress output, TensorBoard, the gate
+    report, early stopping and checkpoints. Writes nothing yet.
 
     Args:
+        resuming: the run continues from a checkpoint of its own (its text vocabularies come from there).
         observer: called as observer(step, eval_summary) after each evaluation; true stops training there.
     """
-    parts = build_components(config, strategy, adapt_text=not resuming)
     stop_request = StopRequest(progress.print)
     trace_dir = os.path.join(run_dir, "logs", "train") if chief and config.logging.tensorboard else None
     trainer = parts.trainer(stop_request, ProfileWindow(config.training.profile, trace_dir, progress.print))

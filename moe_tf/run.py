@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
-from moe_tf.components import Components, Observer, Run, build_run, restore_components
+from moe_tf.components import Components, Observer, Run, build_components, build_run, restore_components
 from moe_tf.config.loader import to_yaml
 from moe_tf.config.schema import ExperimentConfig
 from moe_tf.errors import ConfigError, Interrupted, MoeTfError, error_line
@@ -83,10 +83,11 @@ def train(
     replacement = prepare_run_dir(config, run_dir, resume, overwrite) if chief else None
     try:
         run = prepare(config, run_dir, strategy, chief, resume, init_from, replacement, observer)
-        restore_or_init(run, resume, init_from)
-        with run, translated_errors(run):
-            fitted = fit(run)
-            test, final_eval = finalize(run, fitted)
+        with run:
+            restore_or_init(run, resume, init_from)
+            with translated_errors(run):
+                fitted = fit(run)
+                test, final_eval = finalize(run, fitted)
         metrics = run_metrics(run, fitted, test, final_eval)
         write_outputs(run, fitted, metrics, export)
         return metrics
@@ -135,14 +136,13 @@ def prepare(
         determinism.enable()
     if init_from:
         checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
+    # Resuming: the checkpoint sets the text vocabularies, so they are not rebuilt from (possibly changed) data.
     resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))
-    run = build_run(
-        config, run_dir, strategy, progress, chief=chief, resuming=resuming, replacement=replacement, observer=observer
-    )
-    for line in describe(run.parts):
+    parts = build_components(config, strategy, adapt_text=not resuming)
+    for line in describe(parts):
         progress.print(line)
-    run.parts.data.require_split("test")  # no test split fails now, not after training
-    profile, steps = config.training.profile, total_steps(config.training, run.parts.data)
+    parts.data.require_split("test")  # no test split fails now, not after training
+    profile, steps = config.training.profile, total_steps(config.training, parts.data)
     if profile is not None and profile.start_step >= steps:
         raise ConfigError(
             f"training.profile.start_step: {profile.start_step} is not a step of this run (it trains "
@@ -152,7 +152,9 @@ def prepare(
     warning = short_run_warning(momentum, steps) if momentum is not None else None
     if warning:
         progress.print(warning)
-    return run
+    return build_run(
+        config, run_dir, parts, progress, chief=chief, resuming=resuming, replacement=replacement, observer=observer
+    )
 
 
 def describe(parts: Components) -> list[str]:

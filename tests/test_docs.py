@@ -1,10 +1,6 @@
 """README documents every config field, and its first lines give the two commands."""
 
-import typing
-
-from pydantic import BaseModel
-
-from moe_tf.config.base import Choice
+from moe_tf.config.base import config_models
 from moe_tf.config.schema import ExperimentConfig
 from tests.conftest import REPO
 
@@ -12,21 +8,13 @@ from tests.conftest import REPO
 def field_paths(model, prefix=""):
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        members = [a for a in _flatten(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        members = config_models(annotation)
         path = f"{prefix}{name}"
         if members and name not in ("sources", "stems"):
             for member in members:
                 yield from field_paths(member, path + ("[i]." if name == "tasks" else "."))
         else:
             yield path
-
-
-def _flatten(annotation):
-    yield annotation
-    if isinstance(annotation, type) and issubclass(annotation, Choice):
-        yield from annotation.configs()
-    for arg in typing.get_args(annotation):
-        yield from _flatten(arg)
 
 
 def test_readme_documents_every_field():

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import typing
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
 
 if TYPE_CHECKING:
@@ -85,12 +86,12 @@ def one_of(registry: Registry) -> type[Choice]:
     the schema imports no component (nor TensorFlow), and a component registered later (a plugin, a test) is a
     valid choice at once.
     """
-    if registry.kind not in _CHOICES:
-        _CHOICES[registry.kind] = type(f"{registry.kind.title()}Choice", (Choice,), {"registry": registry})
-    return _CHOICES[registry.kind]
+    if registry not in _CHOICES:
+        _CHOICES[registry] = type(f"{registry.kind.title()}Choice", (Choice,), {"registry": registry})
+    return _CHOICES[registry]
 
 
-_CHOICES: dict[str, type] = {}
+_CHOICES: dict[Registry, type[Choice]] = {}
 
 
 class Choice:
@@ -133,9 +134,21 @@ class Choice:
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: object, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.no_info_plain_validator_function(
-            cls.validate,
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                lambda value, info: value.model_dump(mode=info.mode, exclude_none=info.exclude_none), info_arg=True
-            ),
-        )
+        # No serializer of its own: a value is a Config, serialized as a model with every model_dump option.
+        return core_schema.no_info_plain_validator_function(cls.validate)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler) -> dict:
+        """oneOf the registered components' Config schemas."""
+        return {"oneOf": [handler(config.__pydantic_core_schema__) for config in cls.configs()]}
+
+
+def config_models(annotation: object) -> list[type[BaseModel]]:
+    """The config classes a field's annotation can hold, through Optional, list, dict, Union and Annotated; a
+    registry choice gives every registered component's Config. What walkers of the schema use (error paths, the
+    fuzz's broken configs, the README check)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if isinstance(annotation, type) and issubclass(annotation, Choice):
+        return annotation.configs()
+    return [m for arg in typing.get_args(annotation) for m in config_models(arg)]

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from moe_tf.config.base import Choice
+from moe_tf.config.base import config_models
 from moe_tf.config.schema import ExperimentConfig
 from moe_tf.errors import ConfigError
 
@@ -211,19 +211,6 @@ def _has(node: dict | list, part: str | int) -> bool:
     return isinstance(part, int) and 0 <= part < len(node)
 
 
-def _unwrap(annotation):
-    """Yields the BaseModel classes inside an annotation (through Optional, list, dict, Union, Annotated, and a
-    registry choice: every registered component's Config)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        yield annotation
-        return
-    if isinstance(annotation, type) and issubclass(annotation, Choice):
-        yield from annotation.configs()
-        return
-    for arg in typing.get_args(annotation):
-        yield from _unwrap(arg)
-
-
 def _child_model(model, part, node):
     if model is None:
         return None
@@ -231,7 +218,7 @@ def _child_model(model, part, node):
         field = model.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             return None
-        members = list(_unwrap(field.annotation))
+        members = config_models(field.annotation)
         if len(members) == 1:
             return members[0]
         return members or None

@@ -18,9 +18,8 @@ import typing
 from dataclasses import dataclass, field
 
 import yaml
-from pydantic import BaseModel
 
-from moe_tf.config.base import Choice
+from moe_tf.config.base import config_models
 from moe_tf.config.loader import resolve_config_dict
 from moe_tf.config.schema import ExperimentConfig
 from moe_tf.testing.configs import TINY
@@ -62,19 +61,11 @@ def _strip(annotation):
         return annotation
 
 
-def _models(annotation) -> list:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    if isinstance(annotation, type) and issubclass(annotation, Choice):  # a registry choice: every component's Config
-        return annotation.configs()
-    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
-
-
 def _model_for(annotation, value):
     """The model class `value` (a mapping) validates against, or None (plain data, e.g. a label map)."""
     if not isinstance(value, dict):
         return None
-    members = _models(annotation)
+    members = config_models(annotation)
     if len(members) == 1:
         return members[0]
     tag = value.get("type")
@@ -148,7 +139,7 @@ def _numeric(info) -> bool:
 
 def _takes_structure(info) -> bool:
     annotation = _strip(info.annotation)
-    return typing.get_origin(annotation) in (list, dict) or bool(_models(annotation))
+    return typing.get_origin(annotation) in (list, dict) or bool(config_models(annotation))
 
 
 # The one "wrong type" that is legal, found by trying every mutation site of every base config: {"wrong": "type"}

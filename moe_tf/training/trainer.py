@@ -353,10 +353,11 @@ class Trainer:
                 if bool(self.guard.halt.numpy()):
                     raise self.guard.stop_error(hooks.last_checkpoint())
                 if step % cfg.log_every == 0 or step == epoch_end:
+                    seconds = time.perf_counter() - started
                     report = self.guard.report()
                     if report:
                         hooks.on_nonfinite(step, report)
-                    hooks.on_train_log(step, self._train_summary(weights, time.perf_counter() - started))
+                    hooks.on_train_log(step, self._train_summary(weights, seconds))
                     started = time.perf_counter()
                 if eval_dataset is not None and (step % eval_every == 0 or step == total):
                     if hooks.on_eval(step, self._evaluate_averaged(eval_dataset)):

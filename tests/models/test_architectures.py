@@ -17,7 +17,7 @@ from moe_tf.data import build_task_data
 from moe_tf.errors import ConfigError
 from moe_tf.export.saved_model import export_model
 from moe_tf.models.architectures import ARCHITECTURES
-from moe_tf.training.trainer import TrainerHooks
+from moe_tf.training.hooks import TrainerHooks
 from tests.conftest import tiny_config, tiny_dict
 
 SPARSE = ["noisy_top_k", "switch", "expert_choice"]
@@ -227,6 +227,10 @@ def test_conv_stem_layers_lenet_style(data):
     }
     raw["model"]["stem"] = bad
     with pytest.raises(ConfigError, match=r"model.stem.layers\[1\]: a 5×5 'valid' convolution does not fit the 8×8"):
+        build_components(validate_config(raw), data=data, training=False)
+    # Fits only without pooling: 8 → 6 → pool 3 → 1 → pool 1 → a third 3×3 no longer fits.
+    raw["model"]["stem"] = {"type": "conv", "layers": [{"filters": 4, "padding": "valid"}] * 3}
+    with pytest.raises(ConfigError, match=r"model.stem.layers\[2\]: a 3×3 'valid' convolution does not fit the 8×8"):
         build_components(validate_config(raw), data=data, training=False)
     with pytest.raises(ConfigError, match="give either `filters`"):
         tiny_config(model={"stem": {"type": "conv", "filters": [4], "layers": [{"filters": 4}]}})

@@ -13,9 +13,9 @@ from moe_tf.errors import ConfigError
 from moe_tf.run import evaluate, train
 from moe_tf.training.averaging import short_run_warning
 from moe_tf.training.checkpoints import VALUE_SUFFIX, averaged_paths, checkpoint_key, find_checkpoint, model_variables
+from moe_tf.training.hooks import TrainerHooks
 from moe_tf.training.init_from import read_checkpoint
 from moe_tf.training.optimizer import tf_variable
-from moe_tf.training.trainer import TrainerHooks
 from tests.conftest import run_main, tiny_config, tiny_dict
 from tests.training.test_nonfinite import outlier_config, outlier_npz  # noqa: F401 (a fixture)
 from tests.training.test_trainer import _weights

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from moe_tf.components import build_components
 from moe_tf.config.loader import validate_config
+from moe_tf.training.hooks import TrainerHooks
 from moe_tf.training.nonfinite import NonfiniteError
-from moe_tf.training.trainer import TrainerHooks
 from tests.conftest import tiny_dict
 
 OUTLIER = 1e30  # finite, but its square (the loss) is +inf in float32

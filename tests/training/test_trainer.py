@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from moe_tf.components import build_components
 from moe_tf.run import evaluate, train
+from moe_tf.training.hooks import TrainerHooks
 from moe_tf.training.replicas import resolve_jit_compile, single_device
-from moe_tf.training.trainer import TrainerHooks
 from tests.conftest import tiny_config
 
 

@@ -45,6 +45,8 @@ def check_fits(stem, shape, where: str) -> None:
                 f"{shape[0]}×{shape[1]} input after the layers before it; use padding 'same', a smaller "
                 f"kernel or fewer layers"
             )
+        if c.pool > 1:
+            h, w = -(-h // c.pool), -(-w // c.pool)
 
 
 @STEMS.register("conv")
