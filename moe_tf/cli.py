@@ -89,6 +89,7 @@ def cmd_search(args) -> int:
         study_dir,
         args.set or [],
         storage=args.storage,
+        heartbeat=args.heartbeat,
         study_name=args.study_name,
         seed=args.seed,
         export=args.export,
@@ -265,10 +266,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--storage",
-        help="an Optuna RDB URL shared by several machines (postgresql://..., mysql://...); "
+        help="an Optuna RDB URL shared by several machines (postgresql://..., mysql+pymysql://...); "
         "default: sqlite:///<study directory>/study.db",
     )
     p.add_argument("--study-name", help="the study's name in --storage (default: the study directory's name)")
+    p.add_argument(
+        "--heartbeat",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="a running trial's heartbeat interval; another process's trial silent for three is marked failed and "
+        "its parameters run again (default 60)",
+    )
     p.add_argument("--seed", type=int, help="seed the sampler: the same command samples the same trials")
     p.add_argument(
         "--export",

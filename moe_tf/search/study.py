@@ -12,22 +12,31 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import socket
 import time
 import warnings
 
 import optuna
+import sqlalchemy.exc
 import yaml
 
 from moe_tf.config.loader import resolve_config_dict, set_value, validate_config
-from moe_tf.errors import ConfigError, Interrupted, MoeTfError
+from moe_tf.errors import ConfigError, Interrupted, MoeTfError, error_line
 from moe_tf.run_dir import atomic_write
 from moe_tf.search.space import Space, parse_space
 from moe_tf.search.summary import summary_table, write_best
 from moe_tf.training.early_stopping import lookup_metric
 
-HEARTBEAT_SECONDS = 60  # another machine's trial is taken for dead after GRACE_SECONDS without a heartbeat
-GRACE_SECONDS = 180
+HEARTBEAT_SECONDS = 60  # default `--heartbeat`; another process's trial is taken for dead after 3 missed heartbeats
+GRACE_HEARTBEATS = 3
+# The URL forms that reach PostgreSQL and MySQL with the drivers SQLAlchemy 2 knows, and the package each needs.
+DRIVERS = {
+    "postgresql": "psycopg (pip install 'moe-tf[postgres]', psycopg 3)",
+    "postgresql+psycopg": "psycopg (pip install 'moe-tf[postgres]', psycopg 3)",
+    "postgresql+psycopg2": "psycopg2 (pip install psycopg2-binary)",
+    "mysql+pymysql": "pymysql (pip install pymysql)",
+}
 
 
 def search(
@@ -42,11 +51,19 @@ def search(
     export: bool = False,
     verbose: bool = False,
     echo=print,
+    heartbeat: int = HEARTBEAT_SECONDS,
 ) -> dict:
-    """Runs trials until the study holds `trials` finished ones (complete or pruned). Returns
-    {"study": the optuna Study, "files": {what: path} of the summary and the best config(s)}."""
+    """Runs trials until the study holds `trials` finished ones (complete or pruned) and none is running in another
+    search process. Returns {"study": the optuna Study, "files": {what: path} of the summary and the best config(s)}.
+
+    Args:
+        heartbeat: seconds between a running trial's heartbeats; a trial of another process that missed three is
+            marked failed and its parameters run again.
+    """
     if trials < 1:
         raise ConfigError(f"--trials: expected a number >= 1, got {trials}")
+    if heartbeat < 1:
+        raise ConfigError(f"--heartbeat: expected a number of seconds >= 1, got {heartbeat}")
     base = resolve_config_dict(config_path, overrides)
     try:
         validate_config(copy.deepcopy(base))
@@ -58,17 +75,7 @@ def search(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = storage or f"sqlite:///{os.path.abspath(os.path.join(study_dir, 'study.db'))}"
     name = study_name or os.path.basename(os.path.abspath(study_dir))
-    try:
-        with warnings.catch_warnings():  # the heartbeat is marked experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            db = optuna.storages.RDBStorage(
-                url,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=_retry,
-            )
-    except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors for a bad URL or an unreachable server vary
-        raise MoeTfError(f"--storage {url}: cannot open the study database: {type(e).__name__}: {e}") from None
+    db = open_storage(url, heartbeat)
     fresh = name not in optuna.study.get_all_study_names(db)
     study = optuna.create_study(
         storage=db,
@@ -79,7 +86,7 @@ def search(
         pruner=_pruner(space),
     )
     echo(
-        f"study {name!r} in {url} ({'new' if fresh else f'{len(study.trials)} trial(s) so far'}); "
+        f"study {name!r} in {masked(url)} ({'new' if fresh else f'{len(study.trials)} trial(s) so far'}); "
         f"objective: {', '.join(f'{d} {m}' for m, d in space.objectives)}; sampler {space.sampler.type}, "
         f"pruner {space.pruner.type}"
     )
@@ -92,15 +99,7 @@ def search(
             study.sampler = _sampler(space, seed + len(study.trials))
         _fail_dead_local_trials(study, db, echo)
     objective = Objective(base, space, study_dir, trials, export, verbose, echo)
-    if _counted(study) < trials:
-        # at most 3× the target in this process: a space whose combinations keep failing validation ends
-        study.optimize(
-            objective,
-            n_trials=3 * trials,
-            catch=(ConfigError,),
-            gc_after_trial=True,
-            callbacks=[lambda study, _: _counted(study) >= trials and study.stop()],
-        )
+    run_trials(study, objective, trials, heartbeat, echo)
     finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
     table = summary_table(study, space)
     echo(table)
@@ -121,8 +120,10 @@ class Objective:
     def __init__(self, base, space: Space, study_dir, trials, export, verbose, echo):
         self.base, self.space, self.study_dir = base, space, study_dir
         self.trials, self.export, self.verbose, self.echo = trials, export, verbose, echo
+        self.calls = 0  # trials this process ran
 
     def __call__(self, trial):
+        self.calls += 1
         import keras
 
         from moe_tf.run import train
@@ -196,6 +197,74 @@ class Objective:
             raise optuna.TrialPruned()
         self.echo(f"trial {trial.number} finished: {scores} ({seconds:.1f} s)")
         return values if space.multi_objective else values[0]
+
+
+def run_trials(study, objective: Objective, trials: int, heartbeat: int, echo) -> None:
+    """Runs trials until the study holds `trials` finished ones and none runs elsewhere: a trial of another process
+    is waited for, and one that stopped sending heartbeats is marked failed and its parameters run here. At most
+    3 × `trials` trials in this process: a space whose combinations keep failing validation ends."""
+    waiting = False
+    while True:
+        with warnings.catch_warnings():  # marked experimental, as the heartbeat is
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # dead trials of other processes: failed, parameters enqueued
+        left = 3 * trials - objective.calls
+        if _counted(study) < trials and left > 0:
+            study.optimize(
+                objective,
+                n_trials=left,
+                catch=(ConfigError,),
+                gc_after_trial=True,
+                callbacks=[lambda study, _: _counted(study) >= trials and study.stop()],
+            )
+            continue
+        running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        if not running:
+            return
+        if not waiting:
+            echo(f"waiting for {len(running)} trial(s) running in other search processes")
+            waiting = True
+        time.sleep(heartbeat)
+
+
+def open_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
+    """The study database at `url`, with heartbeats; a missing driver or a database that cannot be reached is one
+    line naming the URL (password masked)."""
+    try:
+        for attempt in range(3):
+            try:
+                with warnings.catch_warnings():  # the heartbeat is marked experimental
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        url,
+                        heartbeat_interval=heartbeat,
+                        grace_period=GRACE_HEARTBEATS * heartbeat,
+                        heartbeat_stale_trial_callback=_retry,
+                    )
+            except sqlalchemy.exc.IntegrityError:
+                # Processes started together on an empty database race to create Optuna's tables: the loser finds
+                # them made by the winner when it tries again.
+                if attempt == 2:
+                    raise
+                time.sleep(1 + attempt)
+        raise AssertionError("unreachable")
+    except ImportError:
+        scheme = url.split(":", 1)[0]
+        need = f"its driver {DRIVERS[scheme]}" if scheme in DRIVERS else "the database driver the URL names"
+        forms = ", ".join(f"{form}://" for form in DRIVERS)
+        raise MoeTfError(
+            f"--storage {masked(url)}: cannot open the study database: {need} is not installed; URL forms that work: "
+            f"{forms} (and sqlite:///PATH)"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - SQLAlchemy's errors for a bad URL or an unreachable server vary
+        raise MoeTfError(
+            f"--storage {masked(url)}: cannot open the study database: {type(e).__name__}: {error_line(e)}"
+        ) from None
+
+
+def masked(url: str) -> str:
+    """`url` with its password replaced by ***."""
+    return re.sub(r"^([a-z0-9+]+://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def _counted(study) -> int:
