@@ -67,6 +67,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/soak.py --steps 20000
 	$(BIN)/python benchmarks/compression.py --epochs 3
 	$(BIN)/python benchmarks/search.py --trials 30 --steps 400 --eval-every 200 --final-epochs 3
+	$(BIN)/python benchmarks/search_postgres.py
 	$(BIN)/python benchmarks/efficiency.py
 
 # moe-tf vs a hand-written PyTorch loop (needs the bench extra: CPU PyTorch; the tests never do)
