@@ -14,7 +14,6 @@ import argparse
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +26,8 @@ sys.path.insert(0, ROOT)
 from benchmarks.report import write_results  # noqa: E402
 from moe_tf.testing.configs import tiny_dict  # noqa: E402
 from moe_tf.testing.postgres import local_server  # noqa: E402
-from moe_tf.testing.processes import read_until  # noqa: E402
+from moe_tf.testing.processes import read_until, search_command  # noqa: E402
+from moe_tf.testing.processes import start_command as start  # noqa: E402
 
 SPACE = {
     "metric": "eval/digit/accuracy",
@@ -37,32 +37,8 @@ SPACE = {
 
 
 def command(work, url, study, output, trials, *extra):
-    return [
-        sys.executable,
-        "-m",
-        "moe_tf",
-        "search",
-        "--config",
-        f"{work}/base.yaml",
-        "--space",
-        f"{work}/space.yaml",
-        "--trials",
-        str(trials),
-        "--storage",
-        url,
-        "--study-name",
-        study,
-        "--output-dir",
-        f"{work}/{output}",
-        "--heartbeat",
-        "2",
-        *extra,
-    ]
-
-
-def start(cmd):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    storage = ["--storage", url, "--study-name", study, "--heartbeat", "2"]
+    return search_command(f"{work}/base.yaml", f"{work}/space.yaml", trials, f"{work}/{output}", *storage, *extra)
 
 
 def timed(procs) -> float:

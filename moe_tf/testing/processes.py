@@ -95,3 +95,15 @@ def finish(proc: subprocess.Popen, timeout: float = 240) -> str:
     """Waits for `proc` to end; returns the rest of its stderr."""
     _, rest = proc.communicate(timeout=timeout)
     return rest
+
+
+def search_command(config, space, trials: int, output_dir, *extra: str) -> list[str]:
+    """`moe-tf search` in a fresh Python process, as a command line."""
+    inputs = ["--config", str(config), "--space", str(space), "--trials", str(trials), "--output-dir", str(output_dir)]
+    return [sys.executable, "-m", "moe_tf", "search", *inputs, *extra]
+
+
+def start_command(command: list[str], cwd: str | None = None) -> subprocess.Popen:
+    """A moe-tf process with its stdout and stderr merged into one pipe (read it with `read_until`)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)

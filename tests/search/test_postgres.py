@@ -9,13 +9,13 @@ tests skip, saying why."""
 import os
 import signal
 import subprocess
-import sys
 
 import optuna
 import pytest
 import yaml
 
 from moe_tf.search.study import masked
+from moe_tf.testing import processes
 from moe_tf.testing.postgres import Unavailable, local_server
 from moe_tf.testing.processes import read_until
 from tests.conftest import REPO, tiny_dict
@@ -51,30 +51,12 @@ def search_command(tmp_path, url, study, output, trials, *extra):
     if not config.exists():
         config.write_text(yaml.safe_dump(tiny_dict(training={"steps": 10, "eval_every": 5})))
         space.write_text(yaml.safe_dump(SPACE))
-    return [
-        sys.executable,
-        "-m",
-        "moe_tf",
-        "search",
-        "--config",
-        str(config),
-        "--space",
-        str(space),
-        "--trials",
-        str(trials),
-        "--storage",
-        url,
-        "--study-name",
-        study,
-        "--output-dir",
-        str(tmp_path / output),
-        *extra,
-    ]
+    storage = ["--storage", url, "--study-name", study]
+    return processes.search_command(config, space, trials, tmp_path / output, *storage, *extra)
 
 
 def start(command):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
+    return processes.start_command(command, cwd=REPO)
 
 
 def trial_numbers(directory) -> set[int]:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import optuna
 import pytest
@@ -14,6 +13,7 @@ import yaml
 
 from moe_tf.cli import main
 from moe_tf.config.loader import load_config
+from moe_tf.testing import processes
 from moe_tf.testing.processes import read_until
 from tests.conftest import REPO, tiny_dict
 
@@ -33,29 +33,14 @@ def search_command(tmp_path):
     config, space = tmp_path / "base.yaml", tmp_path / "space.yaml"
     config.write_text(yaml.safe_dump(tiny_dict(training={"steps": 10, "eval_every": 5}, logging={"progress": "lines"})))
     space.write_text(yaml.safe_dump(SPACE))
-    return [
-        sys.executable,
-        "-m",
-        "moe_tf",
-        "search",
-        "--config",
-        str(config),
-        "--space",
-        str(space),
-        "--trials",
-        "3",
-        "--output-dir",
-        str(tmp_path / "study"),
-        "--seed",
-        "3",
-    ]
+    return processes.search_command(config, space, 3, tmp_path / "study", "--seed", "3")
 
 
 @pytest.mark.slow
 def test_killed_search_resumes_and_prunes(tmp_path):
     command = search_command(tmp_path)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
+    proc = processes.start_command(command, cwd=REPO)
     try:
         lines = read_until(proc.stdout, r"^trial 1 started")
         proc.send_signal(signal.SIGKILL)  # inside trial 1: it stays RUNNING in the database
@@ -128,24 +113,8 @@ def test_one_objective_per_task_writes_the_pareto_front(tmp_path, capsys):
         )
     )
     study_dir = tmp_path / "pareto-study"
-    assert (
-        main(
-            [
-                "search",
-                "--config",
-                str(config),
-                "--space",
-                str(space),
-                "--trials",
-                "2",
-                "--output-dir",
-                str(study_dir),
-                "--seed",
-                "0",
-            ]
-        )
-        == 0
-    )
+    argv = processes.search_command(config, space, 2, study_dir, "--seed", "0")[3:]  # after `python -m moe_tf`
+    assert main(argv) == 0
     out = capsys.readouterr().out
     study = optuna.load_study(study_name="pareto-study", storage=f"sqlite:///{study_dir}/study.db")
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -158,24 +127,7 @@ def test_one_objective_per_task_writes_the_pareto_front(tmp_path, capsys):
     assert "objective: maximize eval/digit/accuracy, minimize eval/high/loss" in out
     assert "* the Pareto front" in out and all(f"*{n} " in out for n in front)
     # the same command on the finished study runs nothing more
-    assert (
-        main(
-            [
-                "search",
-                "--config",
-                str(config),
-                "--space",
-                str(space),
-                "--trials",
-                "2",
-                "--output-dir",
-                str(study_dir),
-                "--seed",
-                "0",
-            ]
-        )
-        == 0
-    )
+    assert main(argv) == 0
     assert "(2 trial(s) so far)" in (again := capsys.readouterr().out) and "started" not in again
 
 
