@@ -9,6 +9,7 @@ another) and its parameters are enqueued to run again.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -205,8 +206,7 @@ def run_trials(study, objective: Objective, trials: int, heartbeat: int, echo) -
     3 × `trials` trials in this process: a space whose combinations keep failing validation ends."""
     waiting = False
     while True:
-        with warnings.catch_warnings():  # marked experimental, as the heartbeat is
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        with _experimental_allowed():
             optuna.storages.fail_stale_trials(study)  # dead trials of other processes: failed, parameters enqueued
         left = 3 * trials - objective.calls
         if _counted(study) < trials and left > 0:
@@ -230,24 +230,25 @@ def run_trials(study, objective: Objective, trials: int, heartbeat: int, echo) -
 def open_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
     """The study database at `url`, with heartbeats; a missing driver or a database that cannot be reached is one
     line naming the URL (password masked)."""
+
+    def storage() -> optuna.storages.RDBStorage:
+        with _experimental_allowed():
+            return optuna.storages.RDBStorage(
+                url,
+                heartbeat_interval=heartbeat,
+                grace_period=GRACE_HEARTBEATS * heartbeat,
+                heartbeat_stale_trial_callback=_retry,
+            )
+
     try:
-        for attempt in range(3):
+        for wait in (1, 2):
             try:
-                with warnings.catch_warnings():  # the heartbeat is marked experimental
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(
-                        url,
-                        heartbeat_interval=heartbeat,
-                        grace_period=GRACE_HEARTBEATS * heartbeat,
-                        heartbeat_stale_trial_callback=_retry,
-                    )
+                return storage()
             except sqlalchemy.exc.IntegrityError:
                 # Processes started together on an empty database race to create Optuna's tables: the loser finds
                 # them made by the winner when it tries again.
-                if attempt == 2:
-                    raise
-                time.sleep(1 + attempt)
-        raise AssertionError("unreachable")
+                time.sleep(wait)
+        return storage()
     except ImportError:
         scheme = url.split(":", 1)[0]
         need = f"its driver {DRIVERS[scheme]}" if scheme in DRIVERS else "the database driver the URL names"
@@ -260,6 +261,14 @@ def open_storage(url: str, heartbeat: int) -> optuna.storages.RDBStorage:
         raise MoeTfError(
             f"--storage {masked(url)}: cannot open the study database: {type(e).__name__}: {error_line(e)}"
         ) from None
+
+
+@contextlib.contextmanager
+def _experimental_allowed():
+    """Optuna marks the heartbeat and its stale-trial check experimental: no warning for using them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
 
 
 def masked(url: str) -> str:

@@ -64,17 +64,18 @@ def local_server() -> Iterator[str]:
         ],
     ]
     try:
-        if as_postgres:
-            shutil.chown(root, "postgres")
-            shutil.chown(password_file, "postgres")
-        for step in steps:
-            done = subprocess.run(step, capture_output=True, text=True, timeout=120)
-            if done.returncode != 0:
-                name = os.path.basename(step[len(as_postgres)])
-                raise Unavailable(f"{name} failed: {(done.stderr or done.stdout).strip()[-300:]}")
-        yield f"postgresql://optuna:pw@127.0.0.1:{port}/optuna"
-    except (OSError, LookupError, subprocess.SubprocessError) as e:  # no runuser, no postgres user, a timeout
-        raise Unavailable(f"{type(e).__name__}: {e}") from None
+        try:
+            if as_postgres:
+                shutil.chown(root, "postgres")
+                shutil.chown(password_file, "postgres")
+            for step in steps:
+                done = subprocess.run(step, capture_output=True, text=True, timeout=120)
+                if done.returncode != 0:
+                    name = os.path.basename(step[len(as_postgres)])
+                    raise Unavailable(f"{name} failed: {(done.stderr or done.stdout).strip()[-300:]}")
+        except (OSError, LookupError, subprocess.SubprocessError) as e:  # no runuser, no postgres user, a timeout
+            raise Unavailable(f"{type(e).__name__}: {e}") from None
+        yield f"postgresql://optuna:pw@127.0.0.1:{port}/optuna"  # the caller's errors pass through as they are
     finally:
         subprocess.run([*server, "-m", "immediate", "stop"], capture_output=True, timeout=60)
         shutil.rmtree(root, ignore_errors=True)
