@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -163,3 +164,14 @@ def run_cli(*args, env=None, timeout=300, cwd=REPO):
     return subprocess.run(
         [sys.executable, "-m", "moe_tf", *args], capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd
     )
+
+
+def run_fresh_python(script: str, *args, cwd) -> dict:
+    """`python -c script ARGS` in a fresh process that cannot import moe_tf (run from `cwd`, PYTHONPATH empty: what a
+    serving machine has); returns the JSON its last stdout line prints. A failed process fails the test."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, timeout=120, env=env, cwd=cwd
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])

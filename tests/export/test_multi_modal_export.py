@@ -2,9 +2,6 @@
 served from its own modality's raw input, in a fresh process without moe_tf."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,7 +10,7 @@ import tensorflow as tf
 from moe_tf.components import restore_components
 from moe_tf.config.loader import validate_config
 from moe_tf.run import train
-from tests.conftest import run_main, text_dict
+from tests.conftest import run_fresh_python, run_main, text_dict
 
 FRESH = r"""
 import json, sys
@@ -60,17 +57,7 @@ def test_export_serves_each_task_from_its_modality(multi_modal_run, tmp_path):
     images = np.round(digits.images[:40] * (255 / 16)).astype(np.uint8)[..., None]
     np.save(tmp_path / "images.npy", images)
     texts = ["the coach and the team", "warm soup and bread", "my new laptop screen"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "images.npy"), json.dumps(texts)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=str(tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_fresh_python(FRESH, f"{run_dir}/export", str(tmp_path / "images.npy"), json.dumps(texts), cwd=tmp_path)
     assert got["topic_inputs"] == ["text"]  # the text task's endpoint takes strings only
     assert np.mean(np.array(got["digit"]) == digits.target[:40]) > 0.5
     model = restore_components(run_dir)[0].model  # the served predictions are the trained model's

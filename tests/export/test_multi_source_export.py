@@ -2,15 +2,12 @@
 model, export, and serve each task from its own features by name, in a fresh process without moe_tf."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from moe_tf.components import restore_components
-from tests.conftest import run_main
+from tests.conftest import run_fresh_python, run_main
 
 FRESH = r"""
 import json, sys
@@ -65,17 +62,7 @@ def test_fresh_process_serves_each_task_by_feature_name(multi_run, tmp_path):
     np.savez(tmp_path / "in.npz", image=image, x=features)
     expected_digit = parts.model({"image": image}, training=False)["outputs"]["digit"].numpy()
     expected_tab = parts.model({"x": features}, training=False)["outputs"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "in.npz")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=str(tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_fresh_python(FRESH, f"{run_dir}/export", str(tmp_path / "in.npz"), cwd=tmp_path)
     assert got["serving_default"]["inputs"] == ["image", "x"]
     assert got["task_digit"]["inputs"] == ["image"]
     assert got["task_kind"]["inputs"] == got["task_score"]["inputs"] == ["x"]

@@ -11,7 +11,7 @@ import numpy as np
 from moe_tf.components import restore_components
 from moe_tf.data import build_task_data
 from moe_tf.run_dir import read_run_config
-from tests.conftest import REPO, run_main
+from tests.conftest import REPO, run_fresh_python, run_main
 
 FRESH = r"""
 import json, sys
@@ -35,17 +35,7 @@ def test_fresh_process_matches_trained_model(trained_run, tmp_path):
     np.save(tmp_path / "x.npy", inputs["image"].numpy())
     result = parts.model(inputs, training=False)
     logits = {k: v.numpy() for k, v in result["outputs"].items()}
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH, f"{run_dir}/export", str(tmp_path / "x.npy")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=str(tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_fresh_python(FRESH, f"{run_dir}/export", str(tmp_path / "x.npy"), cwd=tmp_path)
     assert got["signatures"] == ["gates", "metadata", "serving_default", "task_digit", "task_high"]
     for task in ("digit", "high"):  # the export's gate weights are the model's
         np.testing.assert_allclose(got["gates"][task], result["gates"][task]["weights"].numpy(), rtol=1e-4, atol=1e-6)

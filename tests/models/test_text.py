@@ -4,8 +4,6 @@ the text stems, and raw-string serving."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -17,7 +15,7 @@ from moe_tf.config.loader import validate_config
 from moe_tf.models.text import TextVectorizer
 from moe_tf.run import evaluate, train
 from moe_tf.run_dir import read_run_config
-from tests.conftest import run_main, text_dict
+from tests.conftest import run_fresh_python, run_main, text_dict
 from tests.text_data import write_reviews_tsv
 from tests.training.test_trainer import make_trainer, step_losses
 
@@ -230,17 +228,7 @@ def test_export_serves_raw_strings_without_moe_tf(text_run, tmp_path):
     run_dir, _, _ = text_run
     parts, _ = restore_components(run_dir)
     logits = parts.model({"text": tf.constant(TEXTS)}, training=False)["outputs"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    proc = subprocess.run(
-        [sys.executable, "-c", FRESH, f"{run_dir}/export", json.dumps(TEXTS)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=str(tmp_path),
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    got = run_fresh_python(FRESH, f"{run_dir}/export", json.dumps(TEXTS), cwd=tmp_path)
     expected = keras.ops.softmax(logits["topic"]).numpy()
     np.testing.assert_allclose(got["out"]["topic"], expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(
