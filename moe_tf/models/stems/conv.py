@@ -104,12 +104,14 @@ class ConvStem(keras.layers.Layer):
             ]
             if batch_norm:
                 block.append(keras.layers.BatchNormalization(name=f"bn_{i}"))
-            block.append(keras.layers.ReLU())
+            # Every layer named, also those without variables: a Keras default name ("re_lu_8") depends on how many
+            # layers the process made before, and the exports (TFLite's bytes among them) carry it.
+            block.append(keras.layers.ReLU(name=f"relu_{i}"))
             if c["pool"] > 1:
                 pool = keras.layers.MaxPooling2D if c["pool_type"] == "max" else keras.layers.AveragePooling2D
-                block.append(pool(c["pool"], padding="same"))
+                block.append(pool(c["pool"], padding="same", name=f"pool_{i}"))
             self.blocks.append(block)
-        self.pool = keras.layers.Flatten() if flatten else keras.layers.GlobalAveragePooling2D()
+        self.pool = keras.layers.Flatten(name="flatten") if flatten else keras.layers.GlobalAveragePooling2D(name="gap")
 
     @property
     def filters(self) -> list[int]:

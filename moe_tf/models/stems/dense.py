@@ -27,7 +27,7 @@ class DenseStem(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units = list(units)
         self.l2 = l2
-        self.flatten = keras.layers.Flatten()
+        self.flatten = keras.layers.Flatten(name="flatten")  # named: a default name depends on the process's history
         self.stack = DenseStack(self.units, l2=l2, name="stack")  # named: checkpoints key variables by path
 
     def call(self, x, training=None):
