@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import yaml
 
 from moe_tf.config.loader import leaf_values
+from moe_tf.config.schema import lower_is_better  # every other metric (accuracy, auc, ...) sorts highest first
 from moe_tf.errors import ConfigError, MoeTfError
 
 FORMATS = ("table", "csv", "markdown")
-# metrics where lower is better; every other metric (accuracy, auc, ...) sorts highest first
-LOWER_IS_BETTER = {"loss", "mae", "mse", "rmse"}
 # keys that name where a run went, not how it was trained
 IGNORED_KEYS = {"experiment.output_dir"}
 
@@ -122,10 +121,6 @@ def metric_value(run: Run, metric: str) -> float | None:
     if metric.startswith("eval/"):
         return last_scalar(os.path.join(run.path, "logs", "eval"), metric.removeprefix("eval/"))
     return metrics_of(run).get(metric.removeprefix("test/"))
-
-
-def lower_is_better(metric: str) -> bool:
-    return metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER
 
 
 def compare(patterns: list[str], metric: str | None = None, fmt: str = "table") -> str:

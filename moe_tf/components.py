@@ -27,7 +27,7 @@ from moe_tf.models.multitask import MultiTaskModel
 from moe_tf.run_dir import Replacement, read_run_config
 from moe_tf.run_hooks import GateReport, RunHooks
 from moe_tf.training.averaging import WeightAverage
-from moe_tf.training.checkpoints import Checkpointer, restore_for_inference
+from moe_tf.training.checkpoints import Checkpointer, find_checkpoint, read_vocabularies, restore_for_inference
 from moe_tf.training.distillation import Distillation
 from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.evaluator import Evaluator
@@ -95,7 +95,8 @@ def build_components(
     training: bool = True,
     data: TaskData | None = None,
     initial_weights: list | None = None,
-    adapt_text: bool = True,
+    vocabularies: dict[str, list[str]] | None = None,
+    warn: Callable[[str], None] = print,
 ) -> Components:
     """Builds every component of `config` under `strategy` (default: the current one).
 
@@ -103,7 +104,9 @@ def build_components(
         training: also build the optimizer (for the total step count the config implies).
         data: an already loaded TaskData of the same config, to skip reading the sources again.
         initial_weights: model weights to start from (e.g. to compare strategies from one initialisation).
-        adapt_text: build text vocabularies from the training split (false when a checkpoint will set them).
+        vocabularies: {feature: tokens} of text and categorical inputs from a checkpoint (a resumed, restored or
+            --init-from run), instead of building them from the training split.
+        warn: prints warnings (a categorical vocabulary cut at max_tokens).
     """
     strategy = strategy or tf.distribute.get_strategy()
     keras.mixed_precision.set_global_policy(config.training.mixed_precision)
@@ -111,7 +114,7 @@ def build_components(
     cfg = config.training
     optimizer = lr_scale = average = None
     with strategy.scope():
-        model = build_model(config.model, data, adapt_text=adapt_text)
+        model = build_model(config.model, data, vocabularies, warn)
         if initial_weights is not None:
             model.set_weights(initial_weights)
         weighting = build_weighting(
@@ -127,7 +130,7 @@ def build_components(
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
     if training and cfg.ema_momentum is not None:
         average = WeightAverage(model, strategy, cfg.ema_momentum)
-    data.attach_vectorizers({f: vs[0].ids for f, vs in model.text_vectorizers().items()})
+    data.attach_vectorizers(model.input_lookups())
     distillation = build_distillation(config, data, strategy) if training else None
     return Components(config, strategy, data, model, weighting, optimizer, lr_scale, distillation, average)
 
@@ -142,7 +145,9 @@ def build_distillation(
         return None
     policy = keras.mixed_precision.global_policy()
     try:
-        teacher = build_components(read_run_config(cfg.teacher), strategy, training=False, adapt_text=False)
+        teacher = build_components(
+            read_run_config(cfg.teacher), strategy, training=False, vocabularies=checkpoint_vocabularies(cfg.teacher)
+        )
         restore_for_inference(cfg.teacher, teacher.model)
     except MoeTfError as e:
         raise MoeTfError(f"--distill-from {cfg.teacher}: {e}") from None
@@ -161,9 +166,17 @@ def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Componen
         (components built for inference, checkpoint path).
     """
     config = read_run_config(run_dir)
-    components = build_components(config, training=False, adapt_text=False)
+    vocabularies = checkpoint_vocabularies(run_dir, prefer_best=checkpoint == "best")
+    components = build_components(config, training=False, vocabularies=vocabularies)
     path = restore_for_inference(run_dir, components.model, prefer_best=checkpoint == "best")
     return components, path
+
+
+def checkpoint_vocabularies(run_dir: str, prefer_best: bool = True) -> dict[str, list[str]]:
+    """The vocabularies of the checkpoint `restore_for_inference` reads ({} without a checkpoint: restoring then
+    says so)."""
+    path = find_checkpoint(run_dir, prefer_best)
+    return read_vocabularies(path) if path is not None else {}
 
 
 @dataclass

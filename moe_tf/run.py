@@ -30,10 +30,10 @@ from moe_tf.models import count_params
 from moe_tf.run_dir import Replacement, atomic_write, read_run_config
 from moe_tf.training import determinism
 from moe_tf.training.averaging import short_run_warning
-from moe_tf.training.checkpoints import checkpoint_step, list_checkpoints
+from moe_tf.training.checkpoints import checkpoint_step, list_checkpoints, resume_vocabularies
 from moe_tf.training.distillation import distillation_report, report_lines
 from moe_tf.training.hooks import Stopped
-from moe_tf.training.init_from import checkpoint_of
+from moe_tf.training.init_from import checkpoint_of, vocabularies_of
 from moe_tf.training.init_from import describe as init_lines
 from moe_tf.training.init_from import init_from as initialise_from
 from moe_tf.training.strategy import build_strategy, is_chief
@@ -136,9 +136,11 @@ def prepare(
         determinism.enable()
     if init_from:
         checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
-    # Resuming: the checkpoint sets the text vocabularies, so they are not rebuilt from (possibly changed) data.
+    # Resuming: the checkpoint's vocabularies, not ones rebuilt from (possibly changed) data; --init-from: the old
+    # run's, so its embeddings keep meaning the same values.
     resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))
-    parts = build_components(config, strategy, adapt_text=not resuming)
+    vocabularies = resume_vocabularies(run_dir) if resuming else vocabularies_of(init_from) if init_from else None
+    parts = build_components(config, strategy, vocabularies=vocabularies, warn=progress.print)
     for line in describe(parts):
         progress.print(line)
     parts.data.require_split("test")  # no test split fails now, not after training

@@ -20,7 +20,7 @@ tf.config.set_logical_device_configuration(_cpu, [tf.config.LogicalDeviceConfigu
 
 from moe_tf.config.loader import deep_merge, validate_config  # noqa: E402
 from moe_tf.testing.configs import TINY, tiny_dict  # noqa: E402,F401  (re-exported to the tests)
-from moe_tf.testing.files import write_tabular_npz  # noqa: E402
+from moe_tf.testing.files import write_census_csv, write_tabular_npz  # noqa: E402
 from tests.text_data import write_reviews_tsv  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,6 +92,47 @@ def text_dict(tsv_path, **sections) -> dict:
     return deep_merge(base, sections)
 
 
+def census_dict(csv_path, **sections) -> dict:
+    """A tiny MMoE on the census-style CSV (moe_tf.testing.files.write_census_csv): categorical `city` (missing `?`)
+    and `plan`, integer ids `user` hashed, numeric age/spend/member; tasks `bought` (binary) and `segment` (3)."""
+    base = {
+        "experiment": {"name": "census", "seed": 5},
+        "data": {
+            "sources": {
+                "census": {
+                    "type": "csv",
+                    "path": str(csv_path),
+                    "categorical": {"city": "city", "plan": {"embedding_dim": 4}, "user": {"hash_buckets": 16}},
+                    "numeric": ["age", "spend", "member"],
+                    "log1p": ["spend"],
+                    "missing": ["?"],
+                    "labels": ["bought", "segment"],
+                }
+            },
+            "shuffle_buffer": 1000,
+        },
+        "tasks": [
+            {
+                "name": "bought",
+                "dataset": "census",
+                "label": "bought",
+                "type": "binary",
+                "metrics": ["auc", "accuracy"],
+            },
+            {"name": "segment", "dataset": "census", "label": "segment", "metrics": ["accuracy", "macro_f1"]},
+        ],
+        "model": {
+            "architecture": "mmoe",
+            "stems": {"categorical": {"type": "tabular", "units": [16]}},
+            "experts": {"count": 2, "units": [16]},
+            "tower": {"units": [8]},
+        },
+        "training": {"epochs": 3, "batch_size": 32, "optimizer": {"learning_rate": 0.01}},
+        "logging": {"progress": "none"},
+    }
+    return deep_merge(base, sections)
+
+
 def tiny_config(**sections):
     return validate_config(tiny_dict(**sections))
 
@@ -146,6 +187,16 @@ def text_run(tmp_path_factory):
     tsv = write_reviews_tsv(tmp_path_factory.mktemp("data") / "reviews.tsv")
     run_dir = str(tmp_path_factory.mktemp("runs") / "text")
     return run_dir, train(validate_config(text_dict(tsv)), run_dir), tsv
+
+
+@pytest.fixture(scope="session")
+def census_run(tmp_path_factory):
+    """The tiny census MMoE trained in this process: (run_dir, metrics, csv path)."""
+    from moe_tf.run import train
+
+    csv_path = write_census_csv(tmp_path_factory.mktemp("data") / "census.csv")
+    run_dir = str(tmp_path_factory.mktemp("runs") / "census")
+    return run_dir, train(validate_config(census_dict(csv_path)), run_dir), csv_path
 
 
 def run_main(capsys, *args):

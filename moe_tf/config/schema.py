@@ -27,11 +27,17 @@ else:
     )
 
 LOSSES_BY_TYPE = {"classification": ["crossentropy"], "binary": ["crossentropy"], "regression": ["mse", "mae", "huber"]}
-METRICS_BY_TYPE = {
-    "classification": ["accuracy", "top5_accuracy"],
-    "binary": ["accuracy"],
-    "regression": ["mae", "mse"],
+METRICS_BY_TYPE = {  # the first is a task's default; moe_tf.training.metrics computes them
+    "classification": ["accuracy", "top5_accuracy", "logloss", "macro_f1"],
+    "binary": ["accuracy", "auc", "pr_auc", "logloss", "precision", "recall", "f1", "positive_rate", "mean_prediction"],
+    "regression": ["mae", "mse", "rmse", "r2"],
 }
+LOWER_IS_BETTER = {"loss", "logloss", "mae", "mse", "rmse"}
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether lower values of a metric (`eval/digit/mae`, `loss`, `rmse`) are better."""
+    return metric.rsplit("/", 1)[-1] in LOWER_IS_BETTER
 
 
 class ExperimentSection(StrictModel):
@@ -76,6 +82,9 @@ class TaskConfig(StrictModel):
     metrics: list[str] | None = None
     warmup_steps: int = Field(
         0, ge=0, description="ramp the task's loss from 0 to full over this many steps (a task added with --init-from)"
+    )
+    num_thresholds: int = Field(
+        4000, ge=10, le=100_000, description="auc and pr_auc: logit bins their counts are kept in"
     )
 
     def resolved_loss(self) -> str:

@@ -19,12 +19,15 @@ class FeatureSpec:
     Args:
         dtype: numpy dtype name (`uint8`, `float32`, `int64`, …) or `string` for text.
         shape: the shape of one example (`[]` for a scalar, `[H, W, C]` for an image).
-        modality: `image`, `numeric` or `text`; picks the feature's preprocessing and default stem.
+        modality: `image`, `numeric`, `text` or `categorical`; picks the feature's preprocessing and default stem.
+        options: per-modality settings: a categorical feature's vocabulary and embedding settings
+            (moe_tf.data.categorical); a numeric feature's `indicators`, the elements that are 0/1 columns.
     """
 
     dtype: str
     shape: tuple[int, ...]
     modality: str
+    options: dict = field(default_factory=dict, hash=False)
 
     @property
     def tf_dtype(self) -> tf.DType:
@@ -45,7 +48,8 @@ class FeatureSpec:
         return tf.zeros([batch, *self.shape], self.tf_dtype)
 
     def to_dict(self) -> dict:
-        return {"dtype": self.dtype, "shape": list(self.shape), "modality": self.modality}
+        out = {"dtype": self.dtype, "shape": list(self.shape), "modality": self.modality}
+        return {**out, "options": dict(self.options)} if self.options else out
 
 
 @dataclass

@@ -2,7 +2,14 @@
 config.
 
 - Text columns become text inputs (strings; the model's text stem builds its vocabulary from the training split).
-- Numeric columns become one numeric input of shape [columns] (`numeric_feature`, default `numeric`).
+- Numeric columns become one numeric input of shape [columns] (`numeric_feature`, default `numeric`). An empty
+  cell or a `missing` token is a missing value: the model imputes the training mean and, for a column with missing
+  values, adds a missing-indicator. `log1p` columns are read as sign(x)·log(1 + |x|); `buckets: {column: N}` also
+  makes a column a categorical input `<column>_bucket` (its quantile bucket among N of the training split).
+- Categorical columns become one categorical input each (strings, stripped; the model maps them to ids with a
+  vocabulary from the training split or a hash, see moe_tf.data.categorical). A cell equal to one of `missing`
+  is missing: its own id.
+- `aliases` rewrite cells of a column before anything else reads them (e.g. a test file's `>50K.` as `>50K`).
 - Label columns: integers are class ids, decimals are regression targets, anything else is a class name (mapped to
   ids by `classes` when declared, else by the sorted names of the training split; the names travel with the model
   and its export). An empty cell is a missing label.
@@ -25,6 +32,7 @@ from pydantic import Field, field_validator, model_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel, check_identifiers, check_label_keys
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
+from moe_tf.data.categorical import CategoricalColumn
 from moe_tf.errors import DataError
 from moe_tf.registry import DATASETS
 
@@ -40,7 +48,25 @@ class DelimitedConfig(StrictModel):
         default_factory=list, description="text columns; {input name: column} renames"
     )
     numeric: list[str] = Field(default_factory=list, description="numeric columns, fed as one input")
+    categorical: list[str] | dict[str, str | CategoricalColumn] = Field(
+        default_factory=list,
+        description="categorical (ID) columns, one input each; {input name: column, or its options}",
+    )
+    missing: list[str] = Field(
+        default_factory=lambda: [""], description="cells that mean missing (e.g. '?', 'NA'; an empty cell always does)"
+    )
+    aliases: dict[str, dict[str, str]] = Field(
+        default_factory=dict, description="{column: {cell: what it reads as}}, applied before anything else"
+    )
     numeric_feature: str = Field("numeric", pattern=NAME_PATTERN)
+    buckets: dict[str, int] = Field(
+        default_factory=dict,
+        description="{numeric column: N}: also a categorical input `<column>_bucket`, its quantile bucket of N",
+    )
+    log1p: list[str] = Field(
+        default_factory=list,
+        description="numeric columns the model reads as sign(x)·log(1 + |x|) (heavy-tailed counts, amounts)",
+    )
     labels: list[str] = Field(..., min_length=1)
     classes: dict[str, list[str]] = Field(default_factory=dict, description="declared class names per label")
     weights: dict[str, str] = Field(default_factory=dict, description="label → its sample-weight column")
@@ -69,11 +95,23 @@ class DelimitedConfig(StrictModel):
             )
         if self.path is not None and (self.eval or self.test):
             raise ValueError("`eval` and `test` files go with `train`, not with `path`")
-        if not self.text and not self.numeric:
-            raise ValueError("name at least one `text` or `numeric` column")
+        if not self.text and not self.numeric and not self.categorical and not self.buckets:
+            raise ValueError("name at least one `text`, `numeric` or `categorical` column")
         if self.token_dropout and not self.text:
             raise ValueError(f"token_dropout={self.token_dropout} needs a `text` column to drop words from")
         check_identifiers(list(self.text_columns()), "text input")
+        check_identifiers(list(self.categorical_columns()), "categorical input")
+        for c, n in self.buckets.items():
+            if n < 2:
+                raise ValueError(f"buckets.{c}: expected at least 2 buckets, got {n}")
+        for i, c in enumerate(self.log1p):
+            if c not in self.numeric:
+                raise ValueError(f"log1p[{i}]: {c!r} is not one of the numeric columns ({', '.join(self.numeric)})")
+        inputs = [*self.text_columns(), *self.categorical_columns(), *([self.numeric_feature] if self.numeric else [])]
+        inputs += [f"{c}_bucket" for c in self.buckets]
+        twice = sorted({name for name in inputs if inputs.count(name) > 1})
+        if twice:
+            raise ValueError(f"input {twice[0]!r} is named twice (text, categorical or numeric_feature)")
         check_label_keys(self.classes, self.labels, "classes")
         check_label_keys(self.weights, self.labels, "weights")
         for label, names in self.classes.items():
@@ -84,6 +122,16 @@ class DelimitedConfig(StrictModel):
     def text_columns(self) -> dict[str, str]:
         """{input name: column}."""
         return dict(self.text) if isinstance(self.text, dict) else {c: c for c in self.text}
+
+    def categorical_columns(self) -> dict[str, CategoricalColumn]:
+        """{input name: its options (with the column it reads)}."""
+        if isinstance(self.categorical, list):
+            return {c: CategoricalColumn(column=c) for c in self.categorical}
+        out = {}
+        for name, v in self.categorical.items():
+            v = CategoricalColumn(column=v) if isinstance(v, str) else v
+            out[name] = v if v.column else v.model_copy(update={"column": name})
+        return out
 
 
 def read_utf8(path: str) -> str:
@@ -146,8 +194,21 @@ class DelimitedSource(DataSource):
                     raise DataError(f"{first.path}: no training rows")
                 del arrays[role]
         specs = {name: FeatureSpec("string", (), "text") for name in cfg.text_columns()}
+        for name, column in cfg.categorical_columns().items():
+            options = {**column.options(cfg.missing), "column": column.column}
+            specs[name] = FeatureSpec("string", (), "categorical", options)
         if cfg.numeric:
-            specs[cfg.numeric_feature] = FeatureSpec("float32", (len(cfg.numeric),), "numeric")
+            options = {"columns": list(cfg.numeric)}  # `moe-tf predict` assembles the input from these columns
+            if cfg.log1p:
+                options["log1p"] = [c in cfg.log1p for c in cfg.numeric]
+            gaps = np.zeros(len(cfg.numeric), bool)  # columns with a missing cell in some file
+            for x, _ in arrays.values():
+                gaps |= np.isnan(x[cfg.numeric_feature]).any(axis=0)
+            if gaps.any():
+                options["nullable"] = gaps.tolist()
+            specs[cfg.numeric_feature] = FeatureSpec("float32", (len(cfg.numeric),), "numeric", options)
+        for column, n in cfg.buckets.items():
+            specs[f"{column}_bucket"] = FeatureSpec("float32", (), "categorical", {"buckets": n, "column": column})
         infos = dict(label_infos)
         for label in cfg.weights:
             infos[label + WEIGHT_SUFFIX] = LabelInfo(1, [], kind="weight")
@@ -196,12 +257,24 @@ class DelimitedSource(DataSource):
                     f"{path}, line {line}: {len(row)} cells, expected {len(names)} "
                     f"({', '.join(names)}); a ragged row, or a delimiter inside an unquoted field"
                 )
-        wanted = [*cfg.text_columns().values(), *cfg.numeric, *cfg.labels, *cfg.weights.values()]
+        categorical = [c.column for c in cfg.categorical_columns().values()]
+        wanted = [*cfg.text_columns().values(), *categorical, *cfg.numeric, *cfg.labels, *cfg.weights.values()]
+        wanted += [c for c in cfg.buckets if c not in wanted]
         missing = [c for c in wanted if c not in names]
         if missing:
             raise DataError(f"{path}: no column {missing[0]!r} ({field}); the columns are: {', '.join(names)}")
+        unknown = [c for c in cfg.aliases if c not in names]
+        if unknown:
+            raise DataError(
+                f"{path}: no column {unknown[0]!r} (data.sources.{self.name}.aliases); "
+                f"the columns are: {', '.join(names)}"
+            )
         index = {c: names.index(c) for c in wanted}
-        return _Table(path, {c: [row[i] for row in rows] for c, i in index.items()}, lines)
+        columns = {c: [row[i] for row in rows] for c, i in index.items()}
+        for c, table in cfg.aliases.items():
+            if c in columns:
+                columns[c] = [table.get(cell.strip(), cell) for cell in columns[c]]
+        return _Table(path, columns, lines)
 
     # ---- columns → arrays -----------------------------------------------------------------------------------
 
@@ -223,10 +296,14 @@ class DelimitedSource(DataSource):
     def _arrays(self, table: _Table, labels: dict[str, tuple[LabelInfo, str]]):
         cfg = self.config
         features = {name: np.array(table.columns[col], dtype=object) for name, col in cfg.text_columns().items()}
+        for name, column in cfg.categorical_columns().items():
+            features[name] = np.array([c.strip() for c in table.columns[column.column]], dtype=object)
         if cfg.numeric:
             features[cfg.numeric_feature] = np.stack(
-                [self._numbers(table, c, "feature") for c in cfg.numeric], axis=1
+                [self._numbers(table, c, "feature", missing=True) for c in cfg.numeric], axis=1
             ).astype(np.float32)
+        for column in cfg.buckets:
+            features[f"{column}_bucket"] = self._numbers(table, column, "feature", missing=True)
         out = {}
         for label, (info, mode) in labels.items():
             cells = [c.strip() for c in table.columns[label]]
@@ -272,19 +349,29 @@ class DelimitedSource(DataSource):
             out[label + WEIGHT_SUFFIX] = w
         return features, out
 
-    def _numbers(self, table: _Table, column: str, what: str) -> np.ndarray:
+    def _numbers(self, table: _Table, column: str, what: str, missing: bool = False) -> np.ndarray:
+        """A column's numbers; with `missing`, an empty cell or one of the source's `missing` tokens is NaN (the
+        model imputes it)."""
         values = []
+        tokens = {t.strip() for t in self.config.missing} | {""}
         for cell, line in zip(table.columns[column], table.lines):
+            if missing and cell.strip() in tokens:
+                values.append(np.nan)
+                continue
             if not cell.strip():
                 raise DataError(f"{table.path}, line {line}: {what} {column!r} is empty; {what}s cannot be missing")
             try:
                 v = float(cell)
             except ValueError:
                 raise DataError(f"{table.path}, line {line}: {what} {column!r} is {cell!r}, not a number") from None
+            if missing and math.isnan(v):
+                values.append(np.nan)
+                continue
             if not math.isfinite(v):
+                cannot = "infinite" if missing else "missing, NaN or infinite"
                 raise DataError(
                     f"{table.path}, line {line}: {what} {column!r} is {cell.strip() or 'empty'}; "
-                    f"{what}s cannot be missing, NaN or infinite"
+                    f"{what}s cannot be {cannot}"
                 )
             values.append(v)
         return np.array(values, np.float32)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from moe_tf.config.base import StrictModel, check_identifiers, check_label_keys
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
+from moe_tf.data.categorical import CategoricalColumn
 from moe_tf.errors import DataError
 from moe_tf.registry import DATASETS
 
@@ -30,7 +31,13 @@ class NpzSource(DataSource):
         path: str = Field(..., min_length=1)
         features: list[str] = Field(..., min_length=1)
         labels: list[str] = Field(..., min_length=1)
-        modality: dict[str, Literal["numeric", "image"]] = Field(default_factory=dict)
+        modality: dict[str, Literal["numeric", "image", "categorical"]] = Field(default_factory=dict)
+        categorical: dict[str, CategoricalColumn] = Field(
+            default_factory=dict, description="options of the categorical features (modality: categorical)"
+        )
+        missing: list[str | int] = Field(
+            default_factory=list, description="values of categorical features that mean missing (e.g. -1, '')"
+        )
         weights: dict[str, str] = Field(default_factory=dict, description="label → the key of its sample weights")
         eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
         test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
@@ -48,6 +55,14 @@ class NpzSource(DataSource):
         @model_validator(mode="after")
         def _weights(self):
             check_label_keys(self.weights, self.labels, "weights")
+            for key in self.modality:
+                if key not in self.features:
+                    raise ValueError(f"modality.{key}: not one of the features ({', '.join(self.features)})")
+            for key, column in self.categorical.items():
+                if self.modality.get(key) != "categorical":
+                    raise ValueError(f"categorical.{key}: the feature needs `modality: {{{key}: categorical}}`")
+                if column.column is not None:
+                    raise ValueError(f"categorical.{key}.column: an npz feature reads the array of its own name")
             return self
 
     def load(self):
@@ -125,6 +140,8 @@ class NpzSource(DataSource):
         path = self.config.path
         if a.ndim == 0:
             raise DataError(f"{path}: feature {key!r} is a scalar; expected one row per example [N, ...]")
+        if modality == "categorical":
+            return self._categorical(key, a)
         if modality == "image":
             if a.ndim == 3:
                 a = a[..., None]
@@ -145,6 +162,20 @@ class NpzSource(DataSource):
                 f"in {len(rows)} examples (first: example {int(rows[0])}); features cannot be missing"
             )
         return a, FeatureSpec("float32", tuple(a.shape[1:]), "numeric")
+
+    def _categorical(self, key: str, a: np.ndarray) -> tuple[np.ndarray, FeatureSpec]:
+        cfg = self.config
+        if a.ndim != 1:
+            raise DataError(f"{cfg.path}: categorical feature {key!r} must have shape [N], got {list(a.shape)}")
+        options = cfg.categorical.get(key, CategoricalColumn()).options([str(m) for m in cfg.missing])
+        if np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_:
+            return a.astype(np.int64), FeatureSpec("int64", (), "categorical", options)
+        if a.dtype.kind in "US":
+            values = a.astype(str).astype(object)
+            return np.array([v.strip() for v in values], dtype=object), FeatureSpec(
+                "string", (), "categorical", options
+            )
+        raise DataError(f"{cfg.path}: categorical feature {key!r} has dtype {a.dtype}; expected integer ids or strings")
 
     def _label(self, key: str, a: np.ndarray) -> tuple[np.ndarray, LabelInfo]:
         path = self.config.path

@@ -40,11 +40,13 @@ class TaskData:
     features: dict[str, FeatureSpec]  # every model input, by name
     data_config: object
     seed: int
-    vectorizers: dict = field(default_factory=dict)  # {text feature: strings [batch] → ids}, set by the model
+    vectorizers: dict = field(default_factory=dict)  # {text or categorical feature: raw [batch] → ids}, by the model
+    _statistics: dict = field(default_factory=dict, repr=False)  # feature_statistics, computed once
 
     def attach_vectorizers(self, vectorizers: dict) -> None:
-        """Batches carry token ids instead of strings for these text features (the model's own vectorizers, so
-        the training step runs on ids, which XLA and TPUs can compile, and the export still takes strings)."""
+        """Batches carry ids instead of raw values for these text and categorical features (the model's own
+        vectorizers and lookups, so the training step runs on ids, which XLA and TPUs can compile, and the export
+        still takes raw values)."""
         self.vectorizers = dict(vectorizers)
 
     def texts(self, feature: str, batch_size: int = 1024) -> tf.data.Dataset:
@@ -65,25 +67,40 @@ class TaskData:
     def size(self, role: str) -> int:
         return sum(s.sizes.get(role, 0) for s in self.sources.values())
 
-    def feature_statistics(self, feature: str) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and variance of a numeric feature over the training splits of the sources that have it, per element
-        of the feature's shape (float64 accumulation)."""
-        shape = self.features[feature].shape
-        count, total, squares = 0, np.zeros(shape), np.zeros(shape)
+    def training_chunks(self, feature: str):
+        """Numpy chunks of a feature's values over the training splits of the sources that have it."""
         for source in self.sources.values():
             if feature not in source.features:
                 continue
             if source.arrays:
-                chunks = [source.arrays["train"][0][feature]]
+                yield source.arrays["train"][0][feature]
             else:
-                chunks = (x[feature] for x, _ in source.splits["train"].batch(4096).as_numpy_iterator())
-            for chunk in chunks:
-                chunk = np.asarray(chunk, np.float64)
-                count += len(chunk)
-                total += chunk.sum(axis=0)
-                squares += np.square(chunk).sum(axis=0)
-        mean = total / max(count, 1)
-        return mean, np.maximum(squares / max(count, 1) - np.square(mean), 0.0)
+                yield from (x[feature] for x, _ in source.splits["train"].batch(4096).as_numpy_iterator())
+
+    def feature_statistics(self, feature: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Mean, variance and 0/1-indicator mask of a numeric feature over the training splits of the sources that
+        have it, per element of the feature's shape (float64 accumulation). An element is an indicator when every
+        training value of it is 0 or 1. Elements the model reads through log1p are counted transformed; missing
+        values (NaN) are left out."""
+        if feature in self._statistics:
+            return self._statistics[feature]
+        shape = self.features[feature].shape
+        count, total, squares = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        indicator = np.ones(shape, bool)
+        log1p = self.features[feature].options.get("log1p")
+        for chunk in self.training_chunks(feature):
+            chunk = np.asarray(chunk, np.float64)
+            if log1p:  # the model standardises the transformed values
+                chunk = np.where(log1p, np.sign(chunk) * np.log1p(np.abs(chunk)), chunk)
+            present = ~np.isnan(chunk)  # missing values are imputed, not counted
+            count += present.sum(axis=0)
+            total += np.where(present, chunk, 0.0).sum(axis=0)
+            squares += np.where(present, np.square(chunk), 0.0).sum(axis=0)
+            indicator &= ((chunk == 0) | (chunk == 1) | ~present).all(axis=0)
+        mean = total / np.maximum(count, 1)
+        variance = np.maximum(squares / np.maximum(count, 1) - np.square(mean), 0.0)
+        self._statistics[feature] = (mean, variance, indicator)
+        return self._statistics[feature]
 
     # ---- one source's batches --------------------------------------------------------------------------------
 
@@ -199,7 +216,11 @@ class TaskData:
         rate = getattr(self.data_config.sources[name], "token_dropout", 0.0)
         if not rate:
             return lambda batches, epoch: batches
-        texts = [f for f in sorted(self.sources[name].features) if f in self.vectorizers]
+        texts = [
+            f
+            for f, spec in sorted(self.sources[name].features.items())
+            if f in self.vectorizers and spec.modality == "text"
+        ]
         if not texts:
             raise DataError(
                 f"data.sources.{name}.token_dropout={rate}: the source has no text input to drop words from"

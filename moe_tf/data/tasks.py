@@ -32,6 +32,7 @@ class TaskInfo:
     label_table: np.ndarray | None  # source label → task label, -1 where unmapped
     features: list[str]  # the model inputs the task's source provides
     warmup_steps: int = 0  # the task's loss ramps from 0 to full over this many steps
+    num_thresholds: int = 4000  # auc / pr_auc: logit bins (moe_tf.training.metrics)
 
     @property
     def output_units(self) -> int:
@@ -114,6 +115,7 @@ def resolve_tasks(task_cfgs, sources: dict[str, SourceData]) -> list[TaskInfo]:
                 table,
                 sorted(source.features),
                 t.warmup_steps,
+                t.num_thresholds,
             )
         )
     return infos

@@ -3,7 +3,9 @@
 Inputs, by file extension:
 - `.npz`: one array per input name (`numpy.savez(path, image=..., x=...)`); `.npy`: the array of a one-input model.
 - `.txt`: one text per line, for a model with one text input.
-- `.tsv` / `.csv`: a header row naming inputs, one example per row (text inputs and scalar numeric inputs).
+- `.tsv` / `.csv`: a header row naming inputs, one example per row: text and categorical inputs (by input or column
+  name), scalar numeric inputs, and a numeric input made of several columns of a training file (by those columns'
+  names), so rows laid out like the training file can be predicted as they are.
 - `.jsonl`: one JSON object per line, `{"input name": value}` (a string, a number or a nested list).
 Tasks whose source's inputs are all in the file are predicted; the others are left out.
 """
@@ -65,6 +67,14 @@ def load_export(export_dir: str):
 
 def _check_feature(path: str, name: str, arr: np.ndarray, spec: dict) -> np.ndarray:
     shape = tuple(spec["shape"])
+    if spec["modality"] == "categorical":
+        if arr.ndim != 1:
+            raise DataError(f"{path}: categorical input {name!r} must be one value per example, got {list(arr.shape)}")
+        if spec["dtype"] == "string":
+            return np.array([str(v) for v in arr.tolist()], dtype=object)
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise DataError(f"{path}: categorical input {name!r} takes integer ids, got {arr.dtype}")
+        return arr.astype(np.int64)
     if spec["modality"] == "text":
         if arr.ndim != 1 or not all(isinstance(v, str) for v in arr.tolist()):
             raise DataError(
@@ -135,29 +145,68 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
     for i, row in enumerate(body):
         if len(row) != len(header):
             raise DataError(f"{path}, row {i + 2}: {len(row)} cells, expected {len(header)} ({', '.join(header)})")
-    if not set(header) & set(features):
+    known = set(features) | {
+        c
+        for spec in features.values()
+        for c in [spec.get("options", {}).get("column"), *spec.get("options", {}).get("columns", [])]
+        if c
+    }
+    if not set(header) & known:
         raise DataError(
             f"{path}: no column named like a model input; the header names {', '.join(header)}, "
             f"the model takes {', '.join(sorted(features))}"
         )
+    index = {name: j for j, name in enumerate(header)}
+
+    def column(name: str, feature: str) -> list[str]:
+        return [row[index[name]] for row in body]
+
     out = {}
-    for j, name in enumerate(header):
-        if name not in features:
-            continue
-        cells = [row[j] for row in body]
-        if features[name]["modality"] == "text":
-            out[name] = np.array(cells, dtype=object)
-        elif tuple(features[name]["shape"]) == ():
-            try:
-                out[name] = np.array([float(c) for c in cells])
-            except ValueError as e:
-                raise DataError(f"{path}: input {name!r}: {e}") from None
-        else:
-            raise DataError(
-                f"{path}: input {name!r} has shape {features[name]['shape']}; give it in a .jsonl "
-                "(a list per example) or a .npz"
-            )
+    for feature, spec in features.items():
+        options = spec.get("options", {})
+        names = options.get("columns") or []
+        if feature in index or options.get("column") in index:
+            name = feature if feature in index else options["column"]
+            cells = column(name, feature)
+            if spec["modality"] in ("text", "categorical"):
+                cells = cells if spec["modality"] == "text" else [c.strip() for c in cells]
+                out[feature] = np.array(cells, dtype=object) if spec["dtype"] == "string" else _ints(path, name, cells)
+            elif tuple(spec["shape"]) == ():
+                out[feature] = _floats(path, name, cells)
+            else:
+                raise DataError(
+                    f"{path}: input {feature!r} has shape {spec['shape']}; give it in a .jsonl "
+                    "(a list per example) or a .npz" + (f", or as the columns {', '.join(names)}" if names else "")
+                )
+        elif names and any(n in index for n in names):
+            absent = [n for n in names if n not in index]
+            if absent:
+                raise DataError(
+                    f"{path}: input {feature!r} is made of the columns {', '.join(names)}; the header lacks "
+                    f"{', '.join(absent)}"
+                )
+            out[feature] = np.stack([_floats(path, n, column(n, feature)) for n in names], axis=1)
     return out
+
+
+def _floats(path: str, name: str, cells: list[str]) -> np.ndarray:
+    values = []
+    for row, cell in enumerate(cells, start=2):
+        try:
+            values.append(float(cell))
+        except ValueError:
+            raise DataError(f"{path}, row {row}: column {name!r} is {cell!r}, not a number") from None
+    return np.array(values)
+
+
+def _ints(path: str, name: str, cells: list[str]) -> np.ndarray:
+    values = []
+    for row, cell in enumerate(cells, start=2):
+        try:
+            values.append(int(cell))
+        except ValueError:
+            raise DataError(f"{path}, row {row}: column {name!r} is {cell!r}, not an integer id") from None
+    return np.array(values, np.int64)
 
 
 def _read_jsonl(path: str) -> dict[str, np.ndarray]:

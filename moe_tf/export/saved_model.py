@@ -47,20 +47,31 @@ def _task_endpoint(model, task):
     return serve_task
 
 
+def ids_as_text(spec):
+    """An integer categorical input's spec as a string input (other specs unchanged)."""
+    if spec.modality == "categorical" and spec.dtype != "string":
+        return type(spec)("string", spec.shape, spec.modality, spec.options)
+    return spec
+
+
 def signature_specs(features: dict, names) -> list[dict]:
     """The input signature of an endpoint taking `names` (one dict of named, batched TensorSpecs)."""
     return [{f: features[f].tensor_spec(f) for f in sorted(names)}]
 
 
-def export_model(model, config, data, out_dir: str) -> str:
+def export_model(model, config, data, out_dir: str, integer_ids_as_text: bool = False) -> str:
     """Writes the SavedModel to `out_dir` (atomically: a failure leaves any previous export intact).
 
     Args:
         model: the trained MultiTaskModel.
         config: the run's ExperimentConfig.
         data: its TaskData (features, sources, tasks).
+        integer_ids_as_text: integer categorical inputs are taken as their decimal text (what TFLite converts: its
+            built-in lookups map strings, not integers).
     """
     tasks, features = data.tasks, data.features
+    if integer_ids_as_text:
+        features = {f: ids_as_text(spec) for f, spec in features.items()}
     out_dir = os.path.abspath(out_dir)
     parent = os.path.dirname(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
@@ -70,9 +81,9 @@ def export_model(model, config, data, out_dir: str) -> str:
     bad = nonfinite_variables(model.variables)
     if bad:
         raise MoeTfError(f"not exporting: {len(bad)} variable(s) hold a NaN or an Inf (e.g. {bad[0]})")
-    for f, vectorizers in model.text_vectorizers().items():
+    for f, vectorizers in model.vocabulary_layers().items():
         if not vectorizers[0].has_vocabulary:
-            raise ValueError(f"text input {f!r} has no vocabulary (neither built from data nor restored)")
+            raise ValueError(f"input {f!r} has no vocabulary (neither built from data nor restored)")
     archive = keras.export.ExportArchive()
     archive.track(model)
     groups: dict[tuple, list] = {}  # the tasks computed from one set of input features

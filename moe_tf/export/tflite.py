@@ -3,6 +3,8 @@ SavedModel), checked with the LiteRT interpreter against the SavedModel on the t
 
 Modes: `none` (float32), `dynamic` (int8 weights, float activations), `float16` (float16 weights), `int8` (int8
 weights and activations, calibrated on a sample of the training split; ops without an int8 kernel stay float).
+Categorical inputs with a vocabulary convert (string → id tables are TFLite built-ins); an integer categorical input
+is taken as its decimal text in the TFLite model. Hashed ones cannot (the fingerprint hash needs TensorFlow's ops).
 `compression.json` beside the models holds, per mode, the file size, the size ratio to the SavedModel, and per task
 the test metric of both and the largest difference of their outputs.
 """
@@ -32,11 +34,20 @@ def export_tflite(parts, out_dir: str, quantize: str = "none", echo=print) -> di
     it and records the comparison in `<out_dir>/compression.json`. Returns that mode's entry. `quantize` is one of
     QUANTIZE_MODES (moe_tf.run.export_tflite checks it before the run is rebuilt)."""
     data, tasks = parts.data, parts.data.tasks
-    text = [f for f, spec in data.features.items() if spec.modality == "text"]
+    text = [f for f, spec in data.features.items() if spec.modality == "text"]  # categorical ones convert (below)
     if text:
         raise MoeTfError(
             f"--format tflite: the text input(s) {text} need TensorFlow's string ops, which TFLite's "
             "built-in op set lacks; serve this model from its SavedModel (moe-tf export RUN)"
+        )
+    hashed = [
+        f for f, spec in data.features.items() if spec.modality == "categorical" and spec.options.get("hash_buckets")
+    ]
+    if hashed:
+        raise MoeTfError(
+            f"--format tflite: the categorical input(s) {hashed} are hashed (hash_buckets), and TensorFlow's "
+            "fingerprint hash is not a TFLite built-in op; give them a vocabulary instead (max_tokens, min_count), "
+            "or serve this model from its SavedModel (moe-tf export RUN)"
         )
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise MoeTfError(f"--output {out_dir} is a file; give a directory")
@@ -45,7 +56,9 @@ def export_tflite(parts, out_dir: str, quantize: str = "none", echo=print) -> di
     except OSError as e:
         raise MoeTfError(f"--output {out_dir}: cannot create it: {e.strerror}") from None
     with tempfile.TemporaryDirectory(prefix="moe_tf_tflite_") as tmp:
-        saved = export_model(parts.model, parts.config, data, os.path.join(tmp, "saved_model"))
+        saved = export_model(
+            parts.model, parts.config, data, os.path.join(tmp, "saved_model"), integer_ids_as_text=True
+        )
         echo(f"converting to TFLite (quantize: {quantize}) ...")
         signatures = [f"task_{t.name}" for t in tasks]
         content = convert(saved, signatures, quantize, lambda: calibration(data))
@@ -100,8 +113,18 @@ def calibration(data):
         if not tasks or "train" not in source.splits:
             continue
         for x, _ in source.splits["train"].take(CALIBRATION_EXAMPLES).as_numpy_iterator():
+            x = as_tflite_inputs(x, data.features)
             for t in tasks:
                 yield f"task_{t.name}", {f: x[f][None] for f in t.features}
+
+
+def as_tflite_inputs(x: dict, features: dict) -> dict:
+    """Inputs as the TFLite model takes them: integer categorical ids as their decimal text."""
+    out = dict(x)
+    for f, spec in features.items():
+        if f in out and spec.modality == "categorical" and spec.dtype != "string":
+            out[f] = np.char.mod("%d", np.asarray(out[f])).astype(object)
+    return out
 
 
 def compare_on_test(saved_model_dir: str, content: bytes, data) -> dict:
@@ -121,6 +144,7 @@ def compare_on_test(saved_model_dir: str, content: bytes, data) -> dict:
             runner = interpreter.get_signature_runner(f"task_{task.name}")
             reference, lite, labels = [], [], []
             for x, y in batches:
+                x = as_tflite_inputs(x, data.features)
                 feats = {f: x[f] for f in task.features}
                 reference.append(loaded.signatures[f"task_{task.name}"](**feats)[key].numpy())
                 lite.append(_run(runner, feats)[key])

@@ -8,7 +8,7 @@ from keras import ops
 
 from moe_tf.config.base import one_of, plain, typed
 from moe_tf.data.base import SOURCE_KEY
-from moe_tf.models.encoder import InputEncoder
+from moe_tf.models.encoder import InputEncoder, TabularEncoder
 from moe_tf.models.layers import DenseStack
 from moe_tf.registry import STEMS
 
@@ -23,7 +23,8 @@ class Backbone(keras.layers.Layer):
 
     Call: {feature: [batch, *shape], optionally "_source": int32 [batch]} → [batch, features]. An input missing
     from the dict, or absent for an example (its `_source` does not provide it), adds nothing to that example;
-    when no example of a batch has an input, its encoder does not run.
+    when no example of a batch has an input, its encoder does not run. The inputs whose stem is `tabular` share one
+    TabularEncoder (`tabular`), which counts as present when any of its inputs is.
     """
 
     def __init__(
@@ -47,40 +48,69 @@ class Backbone(keras.layers.Layer):
         self.normalize_numeric = normalize_numeric
         self.trunk_units = list(trunk_units)
         self.activation, self.dropout, self.l2 = activation, dropout, l2
-        fused = len(self.inputs_spec) > 1
+        grouped = [f for f, stem in self.stems.items() if stem.type == "tabular"]
+        own = [f for f in self.inputs_spec if f not in grouped]
+        fused = len(own) + bool(grouped) > 1
+        project = fusion_units if fused else None
         self.encoders = {
-            f: InputEncoder(
-                spec, self.stems[f], fusion_units if fused else None, normalize_numeric, l2, name=f"encoder_{f}"
-            )
-            for f, spec in self.inputs_spec.items()
+            f: InputEncoder(self.inputs_spec[f], self.stems[f], project, normalize_numeric, l2, name=f"encoder_{f}")
+            for f in own
         }
+        self.tabular = (
+            TabularEncoder(
+                {f: self.inputs_spec[f] for f in grouped},
+                self.stems[grouped[0]],
+                project,
+                normalize_numeric,
+                l2,
+                name="tabular_encoder",
+            )
+            if grouped
+            else None
+        )
         self.trunk = DenseStack(self.trunk_units, activation, dropout, l2, name="trunk")
 
+    def all_encoders(self) -> list:
+        """Every encoder: one per input, and the tabular one."""
+        return [*self.encoders.values(), *([self.tabular] if self.tabular is not None else [])]
+
+    def preprocess_layer(self, feature: str):
+        """The preprocessing layer of an input."""
+        if feature in self.encoders:
+            return self.encoders[feature].preprocess
+        return self.tabular.preprocess[feature]
+
+    def _parts(self, inputs) -> list:
+        """[(encoder, its inputs given, what it is called on)] for the encoders with an input in `inputs`."""
+        parts = [(self.encoders[f], [f], inputs[f]) for f in self.encoders if f in inputs]
+        if self.tabular is not None:
+            given = [f for f in self.tabular.inputs_spec if f in inputs]
+            if given:
+                parts.append((self.tabular, given, {f: inputs[f] for f in given}))
+        return parts
+
     def call(self, inputs, training=None):
-        given = [f for f in self.encoders if f in inputs]
-        if not given:
-            raise ValueError(f"no model input given; expected some of {sorted(self.encoders)}")
-        if len(self.encoders) == 1:
-            return self.trunk(self.encoders[given[0]](inputs[given[0]], training=training), training=training)
+        parts = self._parts(inputs)
+        if not parts:
+            raise ValueError(f"no model input given; expected some of {sorted(self.inputs_spec)}")
         source = inputs.get(SOURCE_KEY)
         total = None
-        for f in given:
-            x = inputs[f]
-            if source is None or self.sources is None:
-                h = self.encoders[f](x, training=training)
+        for encoder, given, x in parts:
+            if source is None or self.sources is None or len(parts) == 1 and len(self.all_encoders()) == 1:
+                h = encoder(x, training=training)
             else:
-                has = ops.convert_to_tensor([f in s for s in self.sources])  # [sources] bool
+                has = ops.convert_to_tensor([any(f in s for f in given) for s in self.sources])  # [sources] bool
                 present = ops.take(has, ops.cast(source, "int32"))  # [batch] bool
-                h = self._encode_present(f, x, present, training)
+                h = self._encode_present(encoder, x, present, training)
             total = h if total is None else total + h
         return self.trunk(total, training=training)
 
-    def _encode_present(self, f, x, present, training):
-        """The encoder of `f` on the examples that have it (zeros elsewhere); skipped when none has it."""
-        batch = ops.shape(x)[0]
+    def _encode_present(self, encoder, x, present, training):
+        """The encoder on the examples that have its input (zeros elsewhere); skipped when none has it."""
+        batch = ops.shape(next(iter(x.values())) if isinstance(x, dict) else x)[0]
 
         def run():
-            return self.encoders[f](x, training=training) * ops.cast(present, self.compute_dtype)[:, None]
+            return encoder(x, training=training) * ops.cast(present, self.compute_dtype)[:, None]
 
         def skip():
             return ops.zeros((batch, self.fusion_units), self.compute_dtype)

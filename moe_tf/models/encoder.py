@@ -4,6 +4,7 @@ a projection to the common width the inputs' features are summed at."""
 from __future__ import annotations
 
 import keras
+from keras import ops
 
 from moe_tf.config.base import one_of, plain, typed
 from moe_tf.models.preprocessing import build_preprocessing
@@ -44,6 +45,61 @@ class InputEncoder(keras.layers.Layer):
         return {
             **super().get_config(),
             "spec": self.spec,
+            "stem": plain(self.stem_config),
+            "project_units": self.project_units,
+            "normalize_numeric": self.normalize_numeric,
+            "l2": self.l2,
+        }
+
+
+@keras.saving.register_keras_serializable(package="moe_tf")
+class TabularEncoder(keras.layers.Layer):
+    """The inputs whose stem is `tabular`, encoded together: each input's preprocessing (a categorical lookup, a
+    numeric normalisation) → one TabularStem → (with other inputs) a projection to the common width.
+
+    Args:
+        inputs: {feature: spec} of its inputs.
+        stem: the tabular stem's config (a mapping when Keras rebuilds the layer).
+        project_units, normalize_numeric, l2: as InputEncoder.
+
+    Call: {feature: raw [batch, *shape]} (an input missing from the dict reads as missing / zeros) → [batch, features].
+    """
+
+    def __init__(self, inputs, stem, project_units=None, normalize_numeric=True, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.inputs_spec = {k: dict(v) for k, v in sorted(inputs.items())}
+        self.stem_config = typed(one_of(STEMS), stem)
+        self.project_units = project_units
+        self.normalize_numeric = normalize_numeric
+        self.l2 = l2
+        self.preprocess = {
+            f: build_preprocessing(spec, normalize_numeric, name=f"preprocess_{f}")
+            for f, spec in self.inputs_spec.items()
+        }
+        params = self.stem_config.model_dump(exclude={"type"})
+        self.stem = STEMS.get(self.stem_config.type)(inputs=self.inputs_spec, l2=l2, name="stem", **params)
+        reg = keras.regularizers.L2(l2) if l2 else None
+        self.project = (
+            keras.layers.Dense(project_units, kernel_regularizer=reg, name="project") if project_units else None
+        )
+
+    def call(self, x, training=None):
+        batch = ops.shape(next(x[f] for f in self.inputs_spec if f in x))[0]
+        prepared = {}
+        for f, spec in self.inputs_spec.items():
+            value = (
+                x[f]
+                if f in x
+                else ops.zeros((batch, *spec["shape"]), "int32" if spec["modality"] == "categorical" else "float32")
+            )
+            prepared[f] = self.preprocess[f](value)
+        h = self.stem(prepared, training=training)
+        return self.project(h) if self.project is not None else h
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "inputs": self.inputs_spec,
             "stem": plain(self.stem_config),
             "project_units": self.project_units,
             "normalize_numeric": self.normalize_numeric,

@@ -73,11 +73,12 @@ class EncoderExperts(keras.layers.Layer):
 
 
 def feature_size(spec: dict) -> int:
-    """Values per example of a feature (a scalar counts 1)."""
+    """Values per example of a preprocessed feature (a scalar counts 1; a numeric feature's missing-indicators
+    count too)."""
     size = 1
     for d in spec["shape"]:
         size *= int(d)
-    return size
+    return size + sum(bool(b) for b in spec.get("options", {}).get("nullable") or [])
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")

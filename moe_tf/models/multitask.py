@@ -93,7 +93,7 @@ class MultiTaskModel(keras.Model):
 
     def preprocessors(self, feature: str) -> list:
         """Every preprocessing layer of `feature` (one per backbone, and the gates' when experts read raw inputs)."""
-        layers = [b.encoders[feature].preprocess for b in self.all_backbones()]
+        layers = [b.preprocess_layer(feature) for b in self.all_backbones()]
         return layers + ([self.gate_input.preprocess[feature]] if self.gate_input is not None else [])
 
     def freeze(self, parts) -> dict[str, int]:
@@ -106,7 +106,7 @@ class MultiTaskModel(keras.Model):
         counts = {}
         for part in parts:
             if part == "stems":
-                layers = [e for b in self.all_backbones() for e in b.encoders.values()]
+                layers = [e for b in self.all_backbones() for e in b.all_encoders()]
             elif part == "trunk":
                 layers = [b.trunk for b in self.all_backbones()]
             else:
@@ -119,6 +119,26 @@ class MultiTaskModel(keras.Model):
     def text_vectorizers(self) -> dict[str, list]:
         """{text feature: its TextVectorizers (one per backbone; they hold one vocabulary)}."""
         return {f: self.preprocessors(f) for f, spec in self.inputs_spec.items() if spec["modality"] == "text"}
+
+    def vocabulary_layers(self) -> dict[str, list]:
+        """{text or categorical feature with a vocabulary: its preprocessing layers (one per backbone; they hold one
+        vocabulary, which checkpoints save)}. Hashed and bucketised categorical features have none."""
+        out = {}
+        for f, spec in self.inputs_spec.items():
+            options = spec.get("options", {})
+            if spec["modality"] == "text" or (
+                spec["modality"] == "categorical" and not options.get("hash_buckets") and not options.get("buckets")
+            ):
+                out[f] = self.preprocessors(f)
+        return out
+
+    def input_lookups(self) -> dict:
+        """{text or categorical feature: raw [batch] → ids}, what the input pipeline feeds the training step."""
+        return {
+            f: self.preprocessors(f)[0].ids
+            for f, spec in self.inputs_spec.items()
+            if spec["modality"] in ("text", "categorical") and not spec.get("options", {}).get("buckets")
+        }  # bucketised numbers stay numbers: their boundaries are a weight, read in the step
 
     def call(self, inputs, training=None, representation=False):
         """With `representation` (training only, for MGDA-UB) the result also holds "representation": the shared

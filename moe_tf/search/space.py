@@ -2,7 +2,7 @@
 
 ```yaml
 metric: eval/digit/accuracy          # or `metrics: [eval/a/accuracy, eval/b/accuracy]`: one objective per task
-direction: maximize                  # default: minimize for loss/mae/mse/rmse, else maximize
+direction: maximize                  # default: minimize for loss/logloss/mae/mse/rmse, else maximize
 sampler: {type: tpe, startup_trials: 10}             # tpe | random
 pruner: {type: median, startup_trials: 5, warmup_steps: 0}   # median | hyperband | none
 enqueue:                             # trials to run first, in order (e.g. the shipped values)
@@ -25,8 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from moe_tf.compare import lower_is_better
 from moe_tf.config.loader import read_yaml, set_value, validate_config
+from moe_tf.config.schema import lower_is_better
 from moe_tf.errors import ConfigError
 
 Int, Float = int, float  # the parameter models' fields `int` and `float` hide the builtins in their bodies

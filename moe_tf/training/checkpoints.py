@@ -13,6 +13,7 @@ from variables holding a NaN or an Inf.
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -49,12 +50,12 @@ SEED_STATE = re.compile(r"seed_generator(_\d+)?/seed_generator_state")
 
 
 def model_state(model) -> dict:
-    """What a checkpoint holds of the model: its variables and, with text inputs, each text feature's vocabulary
+    """What a checkpoint holds of the model: its variables and each text or categorical feature's vocabulary
     (restoring a checkpoint sets the vocabulary it was trained with)."""
     from moe_tf.models.text import VocabularyState
 
     state = {"model": model_variables(model)}
-    vocabularies = {f: VocabularyState(vs) for f, vs in model.text_vectorizers().items()}
+    vocabularies = {f: VocabularyState(vs) for f, vs in model.vocabulary_layers().items()}
     if vocabularies:
         state["vocabulary"] = vocabularies
     return state
@@ -186,6 +187,34 @@ def restore_for_inference(run_dir: str, model, prefer_best: bool = True) -> str:
 
 
 VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
+STATE_SUFFIX = "/.ATTRIBUTES/py_state"  # a PythonState's value (a vocabulary, as JSON)
+
+
+def read_vocabularies(path: str) -> dict[str, list[str]]:
+    """{feature: vocabulary} of the text and categorical inputs of the checkpoint at `path`."""
+    try:
+        reader = tf.train.load_checkpoint(path)
+        keys = reader.get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as e:
+        raise MoeTfError(f"cannot read the checkpoint {path}: {str(e)[:300]}") from None
+    out = {}
+    for key in keys:
+        if key.startswith("vocabulary/") and key.endswith(STATE_SUFFIX):
+            value = reader.get_tensor(key)
+            feature = checkpoint_key(key[len("vocabulary/") : -len(STATE_SUFFIX)])
+            out[feature] = json.loads(value.decode() if isinstance(value, bytes) else value)
+    return out
+
+
+def resume_vocabularies(run_dir: str) -> dict[str, list[str]]:
+    """The vocabularies of the newest readable checkpoint of a run (what `--resume` restores; every checkpoint of a
+    run holds the same ones), or {} without one."""
+    for path in reversed(list_checkpoints(os.path.join(run_dir, "checkpoints"))):
+        try:
+            return read_vocabularies(path)
+        except MoeTfError:
+            continue
+    return {}
 
 
 def averaged_paths(path: str) -> set[str]:

@@ -35,11 +35,13 @@ class Distillation:
         self.temperature = float(config.temperature)
         self.alpha = float(config.alpha)
         self.run_dir = config.teacher
-        text = [f for f, spec in teacher_data.features.items() if spec.modality == "text"]
-        if text:  # the student's pipeline feeds the ids of its own vocabulary, not the strings the teacher reads
+        looked_up = [f for f, spec in teacher_data.features.items() if spec.modality in ("text", "categorical")]
+        if (
+            looked_up
+        ):  # the student's pipeline feeds the ids of its own vocabulary, not the raw values the teacher reads
             raise MoeTfError(
-                f"--distill-from {config.teacher}: the teacher reads text input(s) {text}; distilling "
-                "a text model is not supported yet (each model tokenizes with its own vocabulary)"
+                f"--distill-from {config.teacher}: the teacher reads text or categorical input(s) {looked_up}; "
+                "distilling such a model is not supported yet (each model maps values to ids with its own vocabulary)"
             )
         for f, spec in teacher_data.features.items():
             mine = features.get(f)

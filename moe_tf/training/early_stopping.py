@@ -6,6 +6,8 @@ import math
 
 import tensorflow as tf
 
+from moe_tf.config.schema import lower_is_better
+
 
 def lookup_metric(summary: dict, name: str) -> float:
     """`eval/loss` → summary["loss"]; `eval/<task>/<metric>` → summary["tasks"][task][metric]."""
@@ -23,7 +25,7 @@ class EarlyStopping:
         self.monitor = config.monitor
         mode = config.mode
         if mode == "auto":
-            mode = "min" if (self.monitor or "loss").endswith(("loss", "mae", "mse")) else "max"
+            mode = "min" if lower_is_better(self.monitor or "loss") else "max"
         self.sign = 1.0 if mode == "max" else -1.0
         self.best = tf.Variable(-math.inf, dtype=tf.float64, trainable=False, name="early_stopping_best")
         self.bad_evals = tf.Variable(0, dtype=tf.int64, trainable=False, name="early_stopping_bad_evals")

@@ -51,6 +51,6 @@ class Evaluator:
             total = packed if total is None else total + packed
         if total is None:
             raise ValueError("evaluation dataset is empty")
-        summary = summarize(unflatten(total, self.template))
+        summary = summarize(unflatten(total, self.template), self.tasks)
         summary["loss"] = sum(float(task_weights[n]) * m["loss"] for n, m in summary["tasks"].items())
         return summary

@@ -4,7 +4,8 @@ Variables are keyed by their Keras path (`moe_tf_model/mixture/level_0/gate_digi
 (stems, trunk, experts) and every task that already existed (its gate, tower and head are named after it) find
 their trained values; a new task's variables are not in the old run and start fresh. A variable whose shape changed
 (e.g. more experts) is skipped with both shapes named. Text vocabularies come from the old run too, so a restored
-embedding keeps meaning the same tokens.
+embedding keeps meaning the same tokens (a categorical input's embedding table is sized by its vocabulary, so the
+new model is built with the old run's vocabularies: see `vocabularies_of`).
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import numpy as np
 import tensorflow as tf
 
 from moe_tf.errors import MoeTfError
-from moe_tf.models.text import VocabularyState
-from moe_tf.training.checkpoints import VALUE_SUFFIX, checkpoint_key, find_checkpoint, model_variables
-
-_STATE = "/.ATTRIBUTES/py_state"
+from moe_tf.training.checkpoints import (
+    VALUE_SUFFIX,
+    checkpoint_key,
+    find_checkpoint,
+    model_variables,
+    read_vocabularies,
+)
 
 
 def checkpoint_of(run_dir: str) -> str:
@@ -34,26 +38,28 @@ def checkpoint_of(run_dir: str) -> str:
 
 
 def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, list[str]]]:
-    """({variable path: value}, {text feature: vocabulary}) of a moe-tf checkpoint; a trainable variable's value is
-    its moving average where the run kept one (`training.ema_momentum`), as the run evaluated and exported it."""
+    """({variable path: value}, {text or categorical feature: vocabulary}) of a moe-tf checkpoint; a trainable
+    variable's value is its moving average where the run kept one (`training.ema_momentum`), as the run evaluated
+    and exported it."""
     try:
         reader = tf.train.load_checkpoint(path)
         keys = reader.get_variable_to_shape_map()
     except (tf.errors.OpError, ValueError) as e:
         raise MoeTfError(f"cannot read the checkpoint {path}: {str(e)[:300]}") from None
-    values, averages, vocabularies = {}, {}, {}
+    values, averages = {}, {}
     for key in keys:
         if key.startswith("model/") and key.endswith(VALUE_SUFFIX):
             values[checkpoint_key(key[len("model/") : -len(VALUE_SUFFIX)])] = reader.get_tensor(key)
         elif key.startswith("average/") and key.endswith(VALUE_SUFFIX):
             averages[checkpoint_key(key[len("average/") : -len(VALUE_SUFFIX)])] = reader.get_tensor(key)
-        elif key.startswith("vocabulary/") and key.endswith(_STATE):
-            vocabularies[checkpoint_key(key[len("vocabulary/") : -len(_STATE)])] = VocabularyState.decode(
-                reader.get_tensor(key)
-            )
     if not values:
         raise MoeTfError(f"{path} holds no model variables; is it a moe-tf checkpoint?")
-    return {**values, **averages}, vocabularies  # a run's moving averages stand for its trainable weights
+    return {**values, **averages}, read_vocabularies(path)  # a run's moving averages stand for its trainable weights
+
+
+def vocabularies_of(run_dir: str) -> dict[str, list[str]]:
+    """{feature: vocabulary} of the checkpoint `--init-from run_dir` starts from."""
+    return read_checkpoint(checkpoint_of(run_dir))[1]
 
 
 def init_from(run_dir: str, model) -> dict:
@@ -80,7 +86,7 @@ def init_from(run_dir: str, model) -> dict:
         variable.assign(value.astype(variable.dtype))
         report["restored"].append(name)
     report["unused"] = sorted(set(old) - set(current))
-    for feature, vectorizers in model.text_vectorizers().items():
+    for feature, vectorizers in model.vocabulary_layers().items():
         if feature in vocabularies:
             for v in vectorizers:
                 v.set_vocabulary(vocabularies[feature])

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from moe_tf.training.metrics import metric_sums, metric_values
+
 EPS = 1e-9
 
 
@@ -55,23 +57,7 @@ def task_stats(task, logits, labels, loss_weights=None):
     """
     loss, mask, target = _per_example_loss(task, logits, labels)
     stats = {"loss_sum": tf.reduce_sum(loss * mask), "count": tf.reduce_sum(mask)}
-    for metric in task.metrics:
-        if metric == "accuracy":
-            if task.kind == "binary":
-                pred = tf.cast(logits[:, 0] > 0, tf.float32)
-                hit = tf.cast(tf.equal(pred, target), tf.float32)
-            else:
-                hit = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=target.dtype), target), tf.float32)
-        elif metric == "top5_accuracy":
-            k = min(5, logits.shape[-1])
-            hit = tf.cast(tf.math.in_top_k(tf.cast(target, tf.int32), logits, k), tf.float32)
-        elif metric == "mae":
-            hit = tf.abs(logits[:, 0] - target)
-        elif metric == "mse":
-            hit = tf.square(logits[:, 0] - target)
-        else:
-            raise ValueError(f"unknown metric {metric!r}")
-        stats[metric] = tf.reduce_sum(hit * mask)
+    stats.update(metric_sums(task, logits, target, mask))
     weighted = None if loss_weights is None else tf.reduce_sum(loss * mask * loss_weights)
     return stats, weighted
 
@@ -125,16 +111,15 @@ def batch_stats(tasks, outputs, labels, loss_weights=None):
     return stats, losses
 
 
-def summarize(stats) -> dict:
+def summarize(stats, tasks) -> dict:
     """Accumulated sums (numpy) → metric values: {"tasks": {task: {"loss": …, metric: …}}, "gates": {gate: {"entropy",
     "expert_weights", "histogram", "aux": {loss: mean}, and for sparse gates "routed", "dropped"}}}.
 
     `loss` is the unweighted mean of the task losses over labelled examples; the caller adds the weighted total.
     """
     out = {"tasks": {}, "gates": {}}
-    for name, s in stats["tasks"].items():
-        n = max(float(s["count"]), EPS)
-        out["tasks"][name] = {k.replace("_sum", ""): float(v) / n for k, v in s.items() if k != "count"}
+    for task in tasks:
+        out["tasks"][task.name] = metric_values(task, stats["tasks"][task.name])
     for name, g in stats["gates"].items():
         n = max(float(g["n"]), EPS)
         gate = {

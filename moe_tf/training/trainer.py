@@ -375,7 +375,7 @@ class Trainer:
         """The statistics summed since the last log line (and reset): metrics, the mean loss of the applied steps,
         the task weights, examples/s and the learning rate."""
         sums = self.read_and_reset_sums()
-        summary = summarize(sums["stats"])
+        summary = summarize(sums["stats"], self.tasks)
         summary["loss"] = float(sums["loss"]) / max(sums["steps"] - sums["nonfinite"], 1)
         summary["nonfinite_steps"] = int(self.guard.total.numpy())
         summary["weights"] = dict(zip(self.weighting.names, weights.numpy().tolist()))

@@ -145,8 +145,16 @@ BAD_FILES = {
     "wrong column": (GOOD, dict(text=["txt"]), r"bad\.tsv: no column 'txt' .*the columns are: text, label, x"),
     "ragged row": (GOOD + "one\ttwo\tthree\tfour\n", {}, r"bad\.tsv, line 5: 4 cells, expected 3"),
     "not utf-8": (GOOD.encode() + b"caf\xe9\ta\t1\n", {}, r"bad\.tsv, line 5: not UTF-8 text \(byte 0xe9"),
-    "NaN feature": (GOOD + "x\ta\tnan\n", dict(numeric=["x"]), r"bad\.tsv, line 5: feature 'x' is nan"),
-    "empty feature": (GOOD + "x\ta\t\n", dict(numeric=["x"]), r"bad\.tsv, line 5: feature 'x' is empty"),
+    "infinite feature": (
+        GOOD + "x\ta\t-inf\n",
+        dict(numeric=["x"]),
+        r"bad\.tsv, line 5: feature 'x' is -inf; features cannot be infinite",
+    ),
+    "empty weight": (
+        "text\tlabel\tw\nx\ta\t1\ny\tb\t\n",
+        dict(weights={"label": "w"}),
+        r"bad\.tsv, line 3: sample weight 'w' is empty",
+    ),
     "not a number": (GOOD + "x\ta\tlots\n", dict(numeric=["x"]), r"bad\.tsv, line 5: feature 'x' is 'lots'"),
     "undeclared class": (
         GOOD + "x\tc\t1\n",
@@ -194,7 +202,7 @@ def test_unseen_class_in_a_test_file(tmp_path):
     "bad, message",
     [
         ({"train": "a.tsv"}, "give either `path`"),
-        ({"text": [], "numeric": []}, "name at least one `text` or `numeric` column"),
+        ({"text": [], "numeric": []}, "name at least one `text`, `numeric` or `categorical` column"),
         ({"classes": {"nope": ["a"]}}, r"classes\.nope: not one of the labels"),
         ({"header": False}, None),
         ({"text": ["bad name"]}, "text input 'bad name' is not an identifier"),

@@ -27,7 +27,7 @@ def task(kind, loss, metrics, units):
 
 def summary_of(t, logits, labels):
     stats, _ = task_stats(t, tf.constant(logits, tf.float32), tf.constant(labels))
-    return summarize({"tasks": {"t": {k: v.numpy() for k, v in stats.items()}}, "gates": {}})["tasks"]["t"]
+    return summarize({"tasks": {"t": {k: v.numpy() for k, v in stats.items()}}, "gates": {}}, [t])["tasks"]["t"]
 
 
 def test_classification_loss_accuracy_and_top5_against_numpy():
