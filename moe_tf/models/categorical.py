@@ -102,7 +102,7 @@ class Bucketizer(keras.layers.Layer):
         flat = tf.reshape(x, [-1])
         ids = tf.searchsorted(self.boundaries, flat, side="right", out_type=tf.int32) + 1
         ids = tf.where(tf.math.is_nan(flat), tf.constant(MISSING_ID, tf.int32), ids)
-        return tf.reshape(ids, tf.shape(x))
+        return tf.ensure_shape(tf.reshape(ids, tf.shape(x)), x.shape)
 
     def get_config(self):
         return {**super().get_config(), "options": self.options}

@@ -9,7 +9,7 @@ from keras import ops
 from moe_tf.config.base import plain
 from moe_tf.models.backbone import Backbone
 from moe_tf.models.layers import DenseStack
-from moe_tf.models.preprocessing import build_preprocessing
+from moe_tf.models.preprocessing import build_preprocessing, feature_size
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")
@@ -70,15 +70,6 @@ class EncoderExperts(keras.layers.Layer):
             "dropout": self.dropout,
             "l2": self.l2,
         }
-
-
-def feature_size(spec: dict) -> int:
-    """Values per example of a preprocessed feature (a scalar counts 1; a numeric feature's missing-indicators
-    count too)."""
-    size = 1
-    for d in spec["shape"]:
-        size *= int(d)
-    return size + sum(bool(b) for b in spec.get("options", {}).get("nullable") or [])
 
 
 @keras.saving.register_keras_serializable(package="moe_tf")

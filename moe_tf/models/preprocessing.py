@@ -119,3 +119,12 @@ def build_preprocessing(spec: dict, normalize_numeric: bool, name: str, stem=Non
         options = spec.get("options", {})
         return Bucketizer(options, name=name) if options.get("buckets") else CategoryLookup(options, name=name)
     raise ValueError(f"no preprocessing for modality {spec['modality']!r} yet")
+
+
+def feature_size(spec: dict) -> int:
+    """Values per example of a preprocessed feature (a scalar counts 1; a numeric feature's missing-indicators
+    count too)."""
+    size = 1
+    for d in spec["shape"]:
+        size *= int(d)
+    return size + sum(bool(b) for b in spec.get("options", {}).get("nullable") or [])

@@ -331,6 +331,7 @@ def test_missing_numbers_are_imputed_with_an_indicator_and_buckets_are_embedded(
         "missing": ["?"],
         "labels": ["bought"],
     }
+    data["model"]["stems"]["categorical"]["interaction"] = "cross"  # needs every width known when it is built
     data["tasks"] = [{"name": "bought", "dataset": "census", "label": "bought", "type": "binary"}]
     parts = build_components(validate_config(data), training=False)
     assert parts.data.features["numeric"].options["nullable"] == [True, True]

@@ -18,6 +18,7 @@ from pydantic import Field
 from moe_tf.config.base import StrictModel
 from moe_tf.data.categorical import default_embedding_dim, table_of
 from moe_tf.models.layers import DenseStack
+from moe_tf.models.preprocessing import feature_size
 from moe_tf.registry import STEMS
 
 
@@ -86,7 +87,7 @@ class TabularStem(keras.layers.Layer):
             if spec["modality"] == "categorical":
                 parts.append(self.tables[table_of(f, spec["options"])](x[f]))  # [batch, dim]
             else:
-                parts.append(ops.reshape(x[f], (ops.shape(x[f])[0], -1)))  # [batch, d]
+                parts.append(ops.reshape(x[f], (-1, feature_size(spec))))  # [batch, d]: static d for the cross
         h = ops.concatenate([ops.cast(p, self.compute_dtype) for p in parts], axis=-1) if len(parts) > 1 else parts[0]
         x0 = h
         for layer in self.cross:
