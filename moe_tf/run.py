@@ -165,16 +165,14 @@ def describe(parts: Components) -> list[str]:
     lines = []
     for name, source in data.sources.items():
         sizes = ", ".join(f"{k} {v}" for k, v in source.sizes.items())
-        inputs = ", ".join(f"{f} {s.modality} {s.dtype}{list(s.shape)}" for f, s in source.features.items())
+        inputs = ", ".join(input_line(data, f, s, config.model.normalize_numeric) for f, s in source.features.items())
         lines.append(f"data {name!r}: {sizes} examples; inputs: {inputs}")
     if data.multi_source:
         lines.append(
             f"sampling ({config.data.sampling.type}): "
             + ", ".join(f"{name} {q:.3f}" for name, q in zip(data.sources, data.source_probabilities()))
         )
-    lines.append(
-        "tasks: " + ", ".join(f"{t.name} ({t.kind} on {t.source}, {t.num_classes} classes)" for t in data.tasks)
-    )
+    lines.append("tasks: " + ", ".join(task_line(t, data.tasks) for t in data.tasks))
     gates = f" with {config.model.gate.type} gates" if parts.model.task_gates() else ""
     experts = " on the raw inputs" if gates and config.model.experts.input == "raw" else ""
     average = (
@@ -189,6 +187,35 @@ def describe(parts: Components) -> list[str]:
     if parts.distillation is not None:
         lines.append(parts.distillation.describe())
     return lines
+
+
+def input_line(data, name: str, spec, normalize: bool) -> str:
+    """One input as the start of a run lists it: modality, dtype and shape, and what its preprocessing does that a
+    user might not expect (0/1 columns left unscaled, imputed columns, a categorical input's vocabulary or hash)."""
+    text = f"{name} {spec.modality} {spec.dtype}{list(spec.shape)}"
+    notes = []
+    if spec.modality == "numeric" and normalize:
+        _, _, indicator = data.feature_statistics(name)
+        if indicator.any():
+            notes.append(f"{int(indicator.sum())} of {indicator.size} 0/1 columns left unscaled")
+    if spec.options.get("nullable"):
+        notes.append(f"{sum(spec.options['nullable'])} with missing values imputed + indicator")
+    if spec.options.get("hash_buckets"):
+        notes.append(f"hashed into {spec.options['hash_buckets']}")
+    if spec.options.get("buckets"):
+        notes.append(f"{spec.options['buckets']} quantile buckets of {spec.options.get('column', name)}")
+    return f"{text} ({'; '.join(notes)})" if notes else text
+
+
+def task_line(task, tasks) -> str:
+    """One task as the start of a run lists it."""
+    text = f"{task.name} ({task.kind} on {task.source}, {task.num_classes} classes"
+    if task.product_of:
+        text += f", = {' × '.join(task.product_of)}"
+    products = [t.name for t in tasks if task.name in (t.product_of or [])]
+    if products:
+        text += f", factor of {', '.join(products)}" + (", no loss of its own" if task.weight == 0 else "")
+    return text + ")"
 
 
 def restore_or_init(run: Run, resume: bool, init_from: str | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from moe_tf.config.base import NAME_PATTERN, StrictModel, one_of
 from moe_tf.errors import ConfigError
@@ -78,10 +78,18 @@ class TaskConfig(StrictModel):
     num_classes: int | None = None
     class_names: list[str] | None = None
     loss: str | None = None
-    weight: float = Field(1.0, ge=0.0)
+    weight: float | None = Field(
+        None, ge=0.0, description="α_t in the total loss; default 1, and 0 for a factor of a `product_of` task"
+    )
     metrics: list[str] | None = None
     warmup_steps: int = Field(
         0, ge=0, description="ramp the task's loss from 0 to full over this many steps (a task added with --init-from)"
+    )
+    product_of: list[str] | None = Field(
+        None,
+        min_length=2,
+        description="binary tasks whose probabilities multiply to this one's (ESMM: ctcvr = ctr × cvr); it has no "
+        "tower of its own and trains on its own label",
     )
     num_thresholds: int = Field(
         4000, ge=10, le=100_000, description="auc and pr_auc: logit bins their counts are kept in"
@@ -266,6 +274,16 @@ class ExperimentConfig(StrictModel):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
+    @model_validator(mode="after")
+    def _default_weights(self):
+        """A task's weight defaults to 1, and to 0 for a factor of a `product_of` task (ESMM trains the factor
+        through the product only, unless it is given a weight)."""
+        factors = {f for t in self.tasks for f in t.product_of or []}
+        for t in self.tasks:
+            if t.weight is None:
+                t.weight = 0.0 if t.name in factors else 1.0
+        return self
+
     def validate_all(self) -> ExperimentConfig:
         """Cross-field checks; raises ConfigError listing every problem with its path."""
         errors = []
@@ -295,6 +313,7 @@ class ExperimentConfig(StrictModel):
                     )
             if t.type == "regression" and t.label_map is not None:
                 errors.append(f"{p}.label_map: a regression task reads its targets as they are; remove label_map")
+        errors += self._product_errors()
         if all(t.weight == 0 for t in self.tasks):
             errors.append("tasks: at least one task needs weight > 0")
         if WEIGHTINGS.get(self.training.weighting.type).task_gradients:
@@ -317,6 +336,35 @@ class ExperimentConfig(StrictModel):
         if errors:
             raise ConfigError("\n".join(errors))
         return self
+
+    def _product_errors(self) -> list[str]:
+        """`product_of` names other binary tasks of the same source that are not products themselves."""
+        errors = []
+        by_name = {t.name: t for t in self.tasks}
+        for i, t in enumerate(self.tasks):
+            for j, name in enumerate(t.product_of or []):
+                where = f"tasks[{i}].product_of[{j}]"
+                factor = by_name.get(name)
+                if name == t.name:
+                    errors.append(f"{where}: task {t.name!r} cannot be a factor of itself")
+                elif factor is None:
+                    errors.append(f"{where}: no task {name!r}; the tasks are {', '.join(by_name)}")
+                elif factor.type != "binary":
+                    errors.append(f"{where}: {name!r} is a {factor.type} task; factors are binary tasks")
+                elif factor.product_of:
+                    errors.append(f"{where}: {name!r} is itself a product; name its factors instead")
+                elif factor.dataset != t.dataset:
+                    errors.append(
+                        f"{where}: {name!r} reads {factor.dataset!r}, {t.name!r} reads {t.dataset!r}; a product "
+                        "and its factors read one source"
+                    )
+            if t.product_of and t.type != "binary":
+                errors.append(
+                    f"tasks[{i}].type: a product_of task is binary (its probability is a product), got {t.type!r}"
+                )
+            if t.product_of and len(set(t.product_of)) != len(t.product_of):
+                errors.append(f"tasks[{i}].product_of: a factor is named twice ({t.product_of})")
+        return errors
 
     def _gate_errors(self) -> list[str]:
         """A top-k gate must have at least k experts to choose among in every gate of the architecture."""

@@ -33,6 +33,7 @@ class TaskInfo:
     features: list[str]  # the model inputs the task's source provides
     warmup_steps: int = 0  # the task's loss ramps from 0 to full over this many steps
     num_thresholds: int = 4000  # auc / pr_auc: logit bins (moe_tf.training.metrics)
+    product_of: list[str] | None = None  # ESMM: the tasks whose probabilities multiply to this one's
 
     @property
     def output_units(self) -> int:
@@ -116,6 +117,7 @@ def resolve_tasks(task_cfgs, sources: dict[str, SourceData]) -> list[TaskInfo]:
                 sorted(source.features),
                 t.warmup_steps,
                 t.num_thresholds,
+                list(t.product_of) if t.product_of else None,
             )
         )
     return infos

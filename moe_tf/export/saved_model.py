@@ -109,7 +109,7 @@ def export_model(model, config, data, out_dir: str, integer_ids_as_text: bool = 
             out = {}
             for names, group in groups.items():
                 routes = model({f: inputs[f] for f in names}, training=False)["gates"]
-                out.update({t.name: routes[task_gates[t.name]]["weights"] for t in group})
+                out.update({t.name: routes[task_gates[t.name]]["weights"] for t in group if t.name in task_gates})
             return out
 
         archive.add_endpoint("gates", serve_gates, input_signature=signature_specs(features, features))

@@ -109,7 +109,10 @@ def build_model(
     for f, spec in inputs.items():
         if spec["modality"] == "categorical":
             spec["options"]["table_size"] = table_size(spec["options"], len(categorical.get(f, [])))
-    specs = [{"name": t.name, "units": t.output_units} for t in data.tasks]
+    specs = [
+        {"name": t.name, "units": t.output_units, **({"product_of": t.product_of} if t.product_of else {})}
+        for t in data.tasks
+    ]
     model = MultiTaskModel(
         cfg,
         specs,

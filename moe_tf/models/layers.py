@@ -162,3 +162,16 @@ class ExpertPool(keras.layers.Layer):
             "dropout": self.dropout,
             "l2": self.l2,
         }
+
+
+LOG_ONE_MINUS_EPS = -1e-7  # log p is kept below this, so a product's logit stays finite (at most ~16)
+
+
+def product_logits(logits: list):
+    """The logit of Π σ(z_i) for binary logits z_i [batch, 1] (float32), computed in log space: log p = Σ log σ(z_i)
+    = -Σ softplus(-z_i), and logit = log p − log(1 − p), with log(1 − p) from log p without cancellation. A
+    cross-entropy on this logit is the cross-entropy of the product probability (ESMM's CTCVR loss), and its
+    gradient reaches every factor."""
+    log_p = ops.minimum(-sum(ops.softplus(-ops.cast(z, "float32")) for z in logits), LOG_ONE_MINUS_EPS)
+    log_not_p = ops.where(log_p > -0.6931471805599453, ops.log(-ops.expm1(log_p)), ops.log1p(-ops.exp(log_p)))
+    return log_p - log_not_p

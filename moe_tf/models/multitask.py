@@ -9,7 +9,7 @@ from moe_tf.config.base import one_of, plain, typed
 from moe_tf.config.schema import ModelConfig
 from moe_tf.models.backbone import Backbone
 from moe_tf.models.encoder_experts import RawGateInput
-from moe_tf.models.layers import DenseStack
+from moe_tf.models.layers import DenseStack, product_logits
 from moe_tf.models.mixture import SHARED
 from moe_tf.registry import ARCHITECTURES, STEMS
 
@@ -20,7 +20,9 @@ class MultiTaskModel(keras.Model):
 
     Args:
         model_config: the `model` config (a ModelConfig; its plain mapping when Keras rebuilds the model).
-        tasks: [{"name": str, "units": int}]: `units` is the head width (classes, or 1 for binary/regression).
+        tasks: [{"name": str, "units": int, optionally "product_of": [task, ...]}]: `units` is the head width
+            (classes, or 1 for binary/regression). A `product_of` task has no tower or head: its probability is the
+            product of its factors' (ESMM), and its logit is that probability's logit.
         inputs: {feature: {"dtype", "shape", "modality"}}: the model inputs.
         stems: {feature: stem config}: each input's resolved stem.
         sources: [[feature, ...]] per source (None with one source): which inputs each source provides.
@@ -40,7 +42,8 @@ class MultiTaskModel(keras.Model):
         self.stems = {k: typed(one_of(STEMS), v) for k, v in stems.items()}
         self.sources = [list(s) for s in sources] if sources else None
         l2, dropout, act = cfg.l2, cfg.dropout, cfg.activation
-        names = [t["name"] for t in self.tasks]
+        self.products = {t["name"]: list(t["product_of"]) for t in self.tasks if t.get("product_of")}
+        names = [t["name"] for t in self.tasks if t["name"] not in self.products]  # the tasks with their own head
         arch_cls = ARCHITECTURES.get(cfg.architecture.type)
         arch = cfg.architecture.model_dump(exclude={"type"})  # the architecture's own parameters
         backbone_args = dict(
@@ -76,10 +79,9 @@ class MultiTaskModel(keras.Model):
         else:
             self.backbones = {SHARED: Backbone(**backbone_args, name="backbone")}
         self.towers = {t: DenseStack(cfg.tower.units, act, dropout, l2, name=f"tower_{t}") for t in names}
+        units = {t["name"]: t["units"] for t in self.tasks}
         # Heads compute in float32 under mixed precision.
-        self.heads = {
-            t["name"]: keras.layers.Dense(t["units"], dtype="float32", name=f"head_{t['name']}") for t in self.tasks
-        }
+        self.heads = {t: keras.layers.Dense(units[t], dtype="float32", name=f"head_{t}") for t in names}
 
     def all_backbones(self) -> list:
         """Every Backbone: the shared one, one per task (single_task), or one per expert (raw-input experts)."""
@@ -154,6 +156,8 @@ class MultiTaskModel(keras.Model):
             mixed = self.mixture(x, training=training, **kwargs)
         features, gates = mixed[0], mixed[1]
         outputs = {name: self.heads[name](self.towers[name](features[name], training=training)) for name in features}
+        for name, factors in self.products.items():
+            outputs[name] = product_logits([outputs[f] for f in factors])
         result = {"outputs": outputs, "gates": gates}
         if representation:
             result["representation"] = mixed[2]
@@ -179,9 +183,11 @@ class MultiTaskModel(keras.Model):
         its experts, its backbone when nothing is shared); everything else is shared. Gradient-based weightings
         treat the two differently.
         """
-        own = {}
+        own = {name: [] for name in self.products}  # a product's loss reaches only its factors' variables
         for t in self.tasks:
             name = t["name"]
+            if name in self.products:
+                continue
             own[name] = [
                 *self.towers[name].trainable_variables,
                 *self.heads[name].trainable_variables,
