@@ -29,7 +29,18 @@ else:
 LOSSES_BY_TYPE = {"classification": ["crossentropy"], "binary": ["crossentropy"], "regression": ["mse", "mae", "huber"]}
 METRICS_BY_TYPE = {  # the first is a task's default; moe_tf.training.metrics computes them
     "classification": ["accuracy", "top5_accuracy", "logloss", "macro_f1"],
-    "binary": ["accuracy", "auc", "pr_auc", "logloss", "precision", "recall", "f1", "positive_rate", "mean_prediction"],
+    "binary": [
+        "accuracy",
+        "auc",
+        "pr_auc",
+        "logloss",
+        "precision",
+        "recall",
+        "f1",
+        "positive_rate",
+        "mean_prediction",
+        "gauc",
+    ],
     "regression": ["mae", "mse", "rmse", "r2"],
 }
 LOWER_IS_BETTER = {"loss", "logloss", "mae", "mse", "rmse"}
@@ -90,6 +101,9 @@ class TaskConfig(StrictModel):
         min_length=2,
         description="binary tasks whose probabilities multiply to this one's (ESMM: ctcvr = ctr × cvr); it has no "
         "tower of its own and trains on its own label",
+    )
+    group_by: str | None = Field(
+        None, pattern=NAME_PATTERN, description="gauc: the input (e.g. a user id) whose values are the groups"
     )
     num_thresholds: int = Field(
         4000, ge=10, le=100_000, description="auc and pr_auc: logit bins their counts are kept in"
@@ -313,6 +327,10 @@ class ExperimentConfig(StrictModel):
                     )
             if t.type == "regression" and t.label_map is not None:
                 errors.append(f"{p}.label_map: a regression task reads its targets as they are; remove label_map")
+            if "gauc" in (t.metrics or []) and t.group_by is None:
+                errors.append(f"{p}.group_by: gauc averages the AUC of each group; name the input that groups")
+            if t.group_by is not None and "gauc" not in (t.metrics or []):
+                errors.append(f"{p}.group_by: only the gauc metric reads it; add gauc to metrics or remove it")
         errors += self._product_errors()
         if all(t.weight == 0 for t in self.tasks):
             errors.append("tasks: at least one task needs weight > 0")

@@ -114,6 +114,7 @@ class TaskData:
         def complete(x, y):
             batch = tf.shape(next(iter(x.values())))[0]
             inputs = {f: (x[f] if f in x else spec.zeros(batch)) for f, spec in features.items()}
+            groups = {t.group_key: _group_keys(inputs[t.group_by]) for t in tasks if t.group_by is not None}
             for f, vectorize in vectorizers.items():
                 inputs[f] = vectorize(inputs[f])
             if multi:
@@ -140,6 +141,11 @@ class TaskData:
                 if t.label in own.sample_weights:  # the sample-weighted mean; a zero weight drops the example
                     mask = mask * y[own.sample_weights[t.label]]
                 weights[t.name] = mask / tf.maximum(tf.reduce_sum(mask), 1e-12)
+            for t in tasks:  # gauc's groups; another source's examples are in no group (-1)
+                if t.group_by is not None:
+                    labels[t.group_key] = (
+                        groups[t.group_key] if t.source == name else tf.fill([batch], tf.constant(-1, tf.int64))
+                    )
             return inputs, labels, weights
 
         return ds.map(complete, num_parallel_calls=tf.data.AUTOTUNE)
@@ -380,3 +386,12 @@ def build_task_data(config) -> TaskData:
     tasks = resolve_tasks(config.tasks, sources)
     check_labels(tasks, sources)
     return TaskData(sources, tasks, merge_features(sources), config.data, config.experiment.seed)
+
+
+def _group_keys(values):
+    """int64 group keys of raw values: integers as they are, strings and floats by a stable hash (the raw value, not
+    a vocabulary id, so values unseen in training stay distinct groups)."""
+    if values.dtype.is_integer:
+        return tf.cast(values, tf.int64)
+    text = values if values.dtype == tf.string else tf.strings.as_string(values)
+    return tf.strings.to_hash_bucket_fast(text, 2**62)

@@ -14,6 +14,7 @@ from moe_tf.data.base import SourceData
 from moe_tf.errors import ConfigError, DataError
 
 MISSING_LABEL = -1
+GROUP_SUFFIX = "__group"  # gauc: a task's group keys travel with its labels as "<task>__group"
 
 
 @dataclass
@@ -34,6 +35,12 @@ class TaskInfo:
     warmup_steps: int = 0  # the task's loss ramps from 0 to full over this many steps
     num_thresholds: int = 4000  # auc / pr_auc: logit bins (moe_tf.training.metrics)
     product_of: list[str] | None = None  # ESMM: the tasks whose probabilities multiply to this one's
+    group_by: str | None = None  # gauc: the input whose values group the examples
+
+    @property
+    def group_key(self) -> str:
+        """The label key the pipeline puts each example's group under (with `group_by`)."""
+        return f"{self.name}{GROUP_SUFFIX}"
 
     @property
     def output_units(self) -> int:
@@ -83,6 +90,13 @@ def resolve_tasks(task_cfgs, sources: dict[str, SourceData]) -> list[TaskInfo]:
             raise ConfigError(
                 f"tasks[{i}].label_map: a regression task reads its targets as they are; remove label_map"
             )
+        if t.group_by is not None:
+            spec = source.features.get(t.group_by)
+            if spec is None or spec.shape != () or spec.modality not in ("categorical", "numeric"):
+                raise ConfigError(
+                    f"tasks[{i}].group_by: {t.group_by!r} is not a scalar categorical or numeric input of "
+                    f"{t.dataset!r}; its inputs are {sorted(source.features)}"
+                )
         table = _label_table(t, i, src.num_classes)
         if t.type == "regression":
             num_classes, names = 1, [t.name]
@@ -118,6 +132,7 @@ def resolve_tasks(task_cfgs, sources: dict[str, SourceData]) -> list[TaskInfo]:
                 t.warmup_steps,
                 t.num_thresholds,
                 list(t.product_of) if t.product_of else None,
+                t.group_by,
             )
         )
     return infos

@@ -4,7 +4,8 @@ over a whole split under any strategy.
 
 - binary: `accuracy`, `auc` (ROC), `pr_auc` (average precision: Σ (R_k − R_{k−1}) P_k, as scikit-learn's
   `average_precision_score`), `logloss`, `precision`, `recall`, `f1` (at probability 0.5), `positive_rate` (mean
-  label) and `mean_prediction` (mean probability; beside positive_rate it shows calibration).
+  label), `mean_prediction` (mean probability; beside positive_rate it shows calibration) and `gauc` (the AUC
+  within each group of `group_by`, averaged weighted by group size: evaluations only, from gathered predictions).
 - classification: `accuracy`, `top5_accuracy`, `logloss`, `macro_f1` (over the classes present in labels or
   predictions, as scikit-learn).
 - regression: `mae`, `mse`, `rmse`, `r2`.
@@ -94,6 +95,7 @@ METRICS: dict[str, dict[str, Metric]] = {
         "f1": Metric(("confusion",), _f1),
         "positive_rate": Metric(("rates",), lambda s, n: _ratio(s["target_sum"], n)),
         "mean_prediction": Metric(("rates",), lambda s, n: _ratio(s["probability_sum"], n)),
+        "gauc": Metric(("grouped",), lambda s, n: float(s["gauc"])),  # set by the Evaluator (group_auc)
     },
     "classification": {
         "accuracy": Metric(("hits",), lambda s, n: _ratio(s["hits"], n)),
@@ -173,5 +175,29 @@ def metric_values(task, sums: dict) -> dict:
     n = float(sums["count"])
     out = {"loss": _ratio(sums["loss_sum"], n)}
     for name in task.metrics:
+        if name == "gauc" and "gauc" not in sums:
+            continue  # evaluations only: training steps do not gather predictions
         out[name] = METRICS[task.kind][name].value(sums, n)
     return out
+
+
+def group_auc(groups: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> float:
+    """GAUC: the ROC AUC of each group's examples, averaged weighted by the group's size, over the groups that have
+    both classes (ties count ½). Exact, from the gathered predictions of a whole split."""
+    order = np.lexsort((scores, groups))
+    groups, scores, labels = groups[order], scores[order], labels[order].astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    total = weight = 0.0
+    for start, stop in zip(starts, np.r_[starts[1:], len(groups)]):
+        y = labels[start:stop]
+        positives = y.sum()
+        negatives = len(y) - positives
+        if positives == 0 or negatives == 0:
+            continue
+        s = scores[start:stop]  # ascending: ranks with ties averaged
+        _, first, counts = np.unique(s, return_index=True, return_counts=True)
+        ranks = np.repeat(first + (counts + 1) / 2.0, counts)
+        auc = (ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+        total += auc * len(y)
+        weight += len(y)
+    return total / weight if weight else 0.0

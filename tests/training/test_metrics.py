@@ -13,7 +13,7 @@ from moe_tf.config.loader import validate_config
 from moe_tf.config.schema import METRICS_BY_TYPE, lower_is_better
 from moe_tf.data.tasks import TaskInfo
 from moe_tf.testing.files import write_census_csv
-from moe_tf.training.metrics import METRICS, metric_sums, metric_values
+from moe_tf.training.metrics import METRICS, group_auc, metric_sums, metric_values
 from tests.conftest import census_dict
 
 
@@ -93,10 +93,20 @@ def test_classification_and_regression_metrics_equal_scikit_learn():
     assert got["r2"] == pytest.approx(sk.r2_score(target, prediction), abs=1e-4)
 
 
+def test_group_auc_weighs_each_groups_auc_by_its_size_and_skips_one_class_groups():
+    groups = np.array([7, 7, 7, 7, 3, 3, 3, 9, 9])
+    scores = np.array([0.1, 0.4, 0.35, 0.8, 0.5, 0.5, 0.2, 0.3, 0.9])
+    labels = np.array([0, 0, 1, 1, 1, 0, 0, 1, 1])  # group 9 has one class: left out
+    expected = (
+        sk.roc_auc_score([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]) * 4 + sk.roc_auc_score([1, 0, 0], [0.5, 0.5, 0.2]) * 3
+    ) / 7
+    assert group_auc(groups, scores, labels) == pytest.approx(expected)
+
+
 @pytest.mark.parametrize("strategy_name", ["default", "mirrored"])
 def test_an_evaluation_equals_scikit_learn_on_the_models_predictions(tmp_path, mirrored, strategy_name):
     data = census_dict(write_census_csv(tmp_path / "c.csv", n=3000))
-    data["tasks"][0]["metrics"] = ["auc", "pr_auc", "logloss", "f1"]
+    data["tasks"][0].update(metrics=["auc", "pr_auc", "logloss", "f1", "gauc"], group_by="user")
     config = validate_config(data)
     strategy = mirrored if strategy_name == "mirrored" else tf.distribute.get_strategy()
     parts = build_components(config, strategy, training=False)
@@ -115,3 +125,11 @@ def test_an_evaluation_equals_scikit_learn_on_the_models_predictions(tmp_path, m
     assert got["pr_auc"] == pytest.approx(sk.average_precision_score(y, p), abs=1e-3)
     assert got["logloss"] == pytest.approx(sk.log_loss(y, p), abs=1e-3)
     assert got["f1"] == pytest.approx(sk.f1_score(y, (p > 0.5).astype(int)), abs=1e-3)
+    users = parts.data.sources["census"].arrays["test"][0]["user"]
+    total = weight = 0.0
+    for user in set(users.tolist()):
+        mine = users == user
+        if 0 < y[mine].sum() < mine.sum():
+            total += sk.roc_auc_score(y[mine], p[mine]) * mine.sum()
+            weight += mine.sum()
+    assert weight > 300 and got["gauc"] == pytest.approx(total / weight, abs=1e-6)
