@@ -51,7 +51,8 @@ class FitModel(keras.Model):
         return self.inner(inputs, training=training)["outputs"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> float:
+    """Runs the comparison (argv: this script's arguments; default sys.argv) → the loop/fit ratio of the defaults."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--config", default=os.path.join(HERE, "..", "configs", "digits_mmoe.yaml"))
     parser.add_argument("--steps", type=int, default=200)
@@ -60,7 +61,7 @@ def main() -> None:
     parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--name", default=None, help="results/<name>.txt (default: throughput[_jit_<value>])")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     total = args.steps * (args.repeats + 1)
     config = load_config(
@@ -164,6 +165,7 @@ def main() -> None:
     with open(os.path.join(HERE, "results", f"{name}.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+    return loop / fit
 
 
 if __name__ == "__main__":

@@ -178,11 +178,20 @@ DATA_CASES = {
     "csv: label out of range": _delimited_case(
         "csv", "text\ty\n" + GOOD_ROWS + "x\tseven\n", ["line 14", "'seven'"], classes={"y": ["0", "1"]}
     ),
-    "csv: NaN feature": _delimited_case(
+    "csv: infinite feature": _delimited_case(
         "csv",
-        "text\ty\tz\n" + GOOD_ROWS.replace("\n", "\t1.0\n") + "x\t1\tnan\n",
-        ["line 14", "feature 'z' is nan"],
+        "text\ty\tz\n" + GOOD_ROWS.replace("\n", "\t1.0\n") + "x\t1\tinf\n",
+        ["line 14", "feature 'z' is inf; features cannot be infinite"],
         numeric=["z"],
+    ),
+    "csv: not a number": _delimited_case(
+        "csv",
+        "text\ty\tz\n" + GOOD_ROWS.replace("\n", "\t1.0\n") + "x\t1\tmany\n",
+        ["line 14", "feature 'z' is 'many', not a number"],
+        numeric=["z"],
+    ),
+    "csv: unknown categorical column": _delimited_case(
+        "csv", "text\ty\n" + GOOD_ROWS, ["no column 'colour'"], categorical=["colour"]
     ),
     "tsv: missing file": _delimited_case("tsv", None, ["not found"]),
     "tsv: unreadable text": _delimited_case(
