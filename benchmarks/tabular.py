@@ -141,10 +141,10 @@ def adult(args) -> None:
 
 
 def census_table(path: str, rows: int = 100_000, seed: int = 0) -> str:
-    """A census-style npz: `x`, 495 one-hot columns of 40 categorical variables (2 to 39 values each), and two binary
+    """A census-style npz: `x`, 495 one-hot columns of 40 categorical variables (2 to 56 values each), and two binary
     labels that depend on a few of them and on pairs."""
     rng = np.random.default_rng(seed)
-    cardinalities = [2 + (i * 7) % 38 for i in range(40)]
+    cardinalities = [2 + (i * 7) % 20 for i in range(40)]  # 460 columns; the last variable takes the rest
     cardinalities[-1] += 495 - sum(cardinalities)
     blocks, codes = [], []
     for k in cardinalities:

@@ -77,7 +77,7 @@ def gate_stats(routing):
         "weight_sum": tf.reduce_sum(weights, axis=0),
         "entropy_sum": tf.reduce_sum(entropy),
         "n": tf.cast(tf.shape(weights)[0], tf.float32),
-        "histogram": tf.reduce_sum(tf.one_hot(tf.reshape(bins, [-1]), HISTOGRAM_BINS), axis=0),
+        "histogram": tf.math.unsorted_segment_sum(tf.ones_like(weights), bins, HISTOGRAM_BINS),
         "aux": {k: tf.cast(v, tf.float32) * share for k, v in routing["aux"].items()},
         "batches": tf.constant(share, tf.float32),
     }
