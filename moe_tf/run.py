@@ -22,6 +22,9 @@ import tensorflow as tf
 from moe_tf.components import Components, Observer, Run, build_components, build_run, restore_components
 from moe_tf.config.loader import to_yaml
 from moe_tf.config.schema import ExperimentConfig
+from moe_tf.data import TaskData
+from moe_tf.data.base import FeatureSpec
+from moe_tf.data.tasks import TaskInfo
 from moe_tf.errors import ConfigError, Interrupted, MoeTfError, error_line
 from moe_tf.export.saved_model import export_model
 from moe_tf.logging.progress import Progress, summary_table
@@ -189,7 +192,7 @@ def describe(parts: Components) -> list[str]:
     return lines
 
 
-def input_line(data, name: str, spec, normalize: bool) -> str:
+def input_line(data: TaskData, name: str, spec: FeatureSpec, normalize: bool) -> str:
     """One input as the start of a run lists it: modality, dtype and shape, and what its preprocessing does that a
     user might not expect (0/1 columns left unscaled, imputed columns, a categorical input's vocabulary or hash)."""
     text = f"{name} {spec.modality} {spec.dtype}{list(spec.shape)}"
@@ -207,7 +210,7 @@ def input_line(data, name: str, spec, normalize: bool) -> str:
     return f"{text} ({'; '.join(notes)})" if notes else text
 
 
-def task_line(task, tasks) -> str:
+def task_line(task: TaskInfo, tasks: list[TaskInfo]) -> str:
     """One task as the start of a run lists it."""
     text = f"{task.name} ({task.kind} on {task.source}, {task.num_classes} classes"
     if task.product_of:

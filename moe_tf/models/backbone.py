@@ -78,6 +78,8 @@ class Backbone(keras.layers.Layer):
         """The preprocessing layer of an input."""
         if feature in self.encoders:
             return self.encoders[feature].preprocess
+        if self.tabular is None:
+            raise KeyError(feature)
         return self.tabular.preprocess[feature]
 
     def _parts(self, inputs) -> list:

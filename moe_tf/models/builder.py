@@ -138,14 +138,14 @@ def build_model(
                 f"model.freeze: this model has no {empty[0]} to freeze "
                 f"({cfg.architecture.type}); remove it from the list"
             )
-    for f, spec in data.features.items():
-        if spec.modality == "numeric":
+    for f, feature in data.features.items():
+        if feature.modality == "numeric":
             for layer in model.preprocessors(f):
                 layer.set_statistics(*data.feature_statistics(f))
-        elif spec.options.get("buckets"):
+        elif feature.options.get("buckets"):
             values = np.concatenate([np.asarray(c, np.float64).reshape(-1) for c in data.training_chunks(f)])
             for layer in model.preprocessors(f):
-                layer.set_boundaries(quantile_boundaries(values, spec.options["buckets"]))
+                layer.set_boundaries(quantile_boundaries(values, feature.options["buckets"]))
     return model
 
 

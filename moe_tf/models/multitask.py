@@ -183,7 +183,9 @@ class MultiTaskModel(keras.Model):
         its experts, its backbone when nothing is shared); everything else is shared. Gradient-based weightings
         treat the two differently.
         """
-        own = {name: [] for name in self.products}  # a product's loss reaches only its factors' variables
+        own: dict[str, list] = {
+            name: [] for name in self.products
+        }  # a product's loss reaches only its factors' variables
         for t in self.tasks:
             name = t["name"]
             if name in self.products:

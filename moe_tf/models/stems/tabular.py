@@ -59,7 +59,7 @@ class TabularStem(keras.layers.Layer):
         self.units, self.interaction = list(units), interaction
         self.cross_layers, self.cross_projection_dim, self.l2 = cross_layers, cross_projection_dim, l2
         reg = keras.regularizers.L2(l2) if l2 else None
-        self.tables = {}
+        self.tables: dict[str, keras.layers.Embedding] = {}
         for f, spec in self.inputs_spec.items():
             if spec["modality"] != "categorical":
                 continue
