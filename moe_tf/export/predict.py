@@ -170,9 +170,11 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
             cells = column(name, feature)
             if spec["modality"] in ("text", "categorical"):
                 cells = cells if spec["modality"] == "text" else [c.strip() for c in cells]
-                out[feature] = np.array(cells, dtype=object) if spec["dtype"] == "string" else _ints(path, name, cells)
+                out[feature] = (
+                    np.array(cells, dtype=object) if spec["dtype"] == "string" else _parse(path, name, cells, int)
+                )
             elif tuple(spec["shape"]) == ():
-                out[feature] = _floats(path, name, cells)
+                out[feature] = _parse(path, name, cells)
             else:
                 raise DataError(
                     f"{path}: input {feature!r} has shape {spec['shape']}; give it in a .jsonl "
@@ -185,28 +187,20 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
                     f"{path}: input {feature!r} is made of the columns {', '.join(names)}; the header lacks "
                     f"{', '.join(absent)}"
                 )
-            out[feature] = np.stack([_floats(path, n, column(n, feature)) for n in names], axis=1)
+            out[feature] = np.stack([_parse(path, n, column(n, feature)) for n in names], axis=1)
     return out
 
 
-def _floats(path: str, name: str, cells: list[str]) -> np.ndarray:
+def _parse(path: str, name: str, cells: list[str], kind=float) -> np.ndarray:
+    """A column's cells as floats (or, with `kind=int`, int64 ids); a cell that is not one names its row."""
     values = []
     for row, cell in enumerate(cells, start=2):
         try:
-            values.append(float(cell))
+            values.append(kind(cell))
         except ValueError:
-            raise DataError(f"{path}, row {row}: column {name!r} is {cell!r}, not a number") from None
-    return np.array(values)
-
-
-def _ints(path: str, name: str, cells: list[str]) -> np.ndarray:
-    values = []
-    for row, cell in enumerate(cells, start=2):
-        try:
-            values.append(int(cell))
-        except ValueError:
-            raise DataError(f"{path}, row {row}: column {name!r} is {cell!r}, not an integer id") from None
-    return np.array(values, np.int64)
+            what = "a number" if kind is float else "an integer id"
+            raise DataError(f"{path}, row {row}: column {name!r} is {cell!r}, not {what}") from None
+    return np.array(values, np.float64 if kind is float else np.int64)
 
 
 def _read_jsonl(path: str) -> dict[str, np.ndarray]:
