@@ -14,6 +14,10 @@ process and in the export.
 A numeric column with `buckets: N` is also a categorical input (`<column>_bucket`): its id is 1 + its bucket among N
 equal-count buckets of the training split (0 when missing); the boundaries are model state.
 
+A multi-valued column (`separator`) holds several values per cell (`action|comedy`): each becomes an id as above (at
+most `max_length`, in order; padding is -1), and the column's vector is the `combiner` (mean, sum, or sum / √n) of
+their embeddings; an empty cell is one missing id.
+
 Columns naming one `shared_embedding` table share one vocabulary (built from all their training values) and one
 embedding table (one variable): the same ID in two columns, or in two sources, is one vector.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -46,6 +51,11 @@ class CategoricalColumn(StrictModel):
     embedding_dim: int | None = Field(
         None, gt=0, description="width of its embedding; default ceil(6 · ids^0.25), at most 64"
     )
+    separator: str | None = Field(
+        None, min_length=1, description="a multi-valued column: its values split at this (e.g. '|'), then pooled"
+    )
+    combiner: Literal["mean", "sum", "sqrtn"] = Field("mean", description="how a multi-valued column's vectors pool")
+    max_length: int = Field(16, ge=1, description="a multi-valued column keeps its first this many values")
     shared_embedding: str | None = Field(
         None,
         pattern=NAME_PATTERN,
@@ -81,6 +91,10 @@ def build_vocabulary(values: Iterable, options: dict) -> tuple[list[str], int, i
     Returns (tokens, values beyond `max_tokens`: distinct count, their occurrences).
     """
     missing = set(options.get("missing", []))
+    separator = options.get("separator")
+    if separator:  # a multi-valued column: each of its values counts
+        values = (t.strip() for v in values for t in str(v).split(separator)[: options.get("max_length", 16)])
+        values = (t for t in values if t)
     counts = Counter(str(v) for v in values)
     for token in missing:
         counts.pop(token, None)

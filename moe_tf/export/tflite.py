@@ -49,6 +49,12 @@ def export_tflite(parts, out_dir: str, quantize: str = "none", echo=print) -> di
             "fingerprint hash is not a TFLite built-in op; give them a vocabulary instead (max_tokens, min_count), "
             "or serve this model from its SavedModel (moe-tf export RUN)"
         )
+    split = [f for f, spec in data.features.items() if spec.options.get("separator")]
+    if split:
+        raise MoeTfError(
+            f"--format tflite: the multi-valued input(s) {split} are split into values with TensorFlow's string ops, "
+            "which TFLite's built-in op set lacks; serve this model from its SavedModel (moe-tf export RUN)"
+        )
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise MoeTfError(f"--output {out_dir} is a file; give a directory")
     try:

@@ -44,8 +44,21 @@ class CategoryLookup(keras.layers.Layer):
         return self.ids(x) if x.dtype != tf.int32 else x
 
     def ids(self, values):
-        """Raw values [batch] → int32 ids [batch], for the input pipeline (a tf.data map) and the export."""
+        """Raw values [batch] → int32 ids [batch] ([batch, max_length] for a multi-valued column, -1 padding), for the
+        input pipeline (a tf.data map) and the export."""
         text = values if values.dtype == tf.string else tf.strings.as_string(values)
+        separator = self.options.get("separator")
+        if not separator:
+            return self._ids(text)
+        length = int(self.options.get("max_length", 16))
+        tokens = tf.strings.split(text, sep=separator)[:, :length]
+        tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tf.strings.strip(tokens)) > 0)
+        ids = tokens.with_flat_values(self._ids(tf.strings.strip(tokens.flat_values)))
+        dense = ids.to_tensor(default_value=-1, shape=[None, length])
+        empty = tf.logical_and(ids.row_lengths()[:, None] == 0, tf.range(length)[None, :] == 0)
+        return tf.where(empty, tf.constant(MISSING_ID, tf.int32), dense)  # an empty cell: one missing id
+
+    def _ids(self, text):
         ids = tf.cast(self.lookup(text), tf.int32) + 1
         if self.missing:
             is_missing = tf.reduce_any(tf.equal(text[..., None], tf.constant(self.missing)), axis=-1)

@@ -87,11 +87,7 @@ class TabularEncoder(keras.layers.Layer):
         batch = ops.shape(next(x[f] for f in self.inputs_spec if f in x))[0]
         prepared = {}
         for f, spec in self.inputs_spec.items():
-            value = (
-                x[f]
-                if f in x
-                else ops.zeros((batch, *spec["shape"]), "int32" if spec["modality"] == "categorical" else "float32")
-            )
+            value = x[f] if f in x else absent(spec, batch)
             prepared[f] = self.preprocess[f](value)
         h = self.stem(prepared, training=training)
         return self.project(h) if self.project is not None else h
@@ -105,3 +101,11 @@ class TabularEncoder(keras.layers.Layer):
             "normalize_numeric": self.normalize_numeric,
             "l2": self.l2,
         }
+
+
+def absent(spec: dict, batch):
+    """What an input not given reads as: zeros (a categorical one: the missing id; a multi-valued one: no value)."""
+    options = spec.get("options", {})
+    if options.get("separator"):
+        return ops.full((batch, int(options.get("max_length", 16))), -1, "int32")
+    return ops.zeros((batch, *spec["shape"]), "int32" if spec["modality"] == "categorical" else "float32")

@@ -84,7 +84,9 @@ class TabularStem(keras.layers.Layer):
     def call(self, x, training=None):
         parts = []
         for f, spec in self.inputs_spec.items():
-            if spec["modality"] == "categorical":
+            if spec["modality"] == "categorical" and spec["options"].get("separator"):
+                parts.append(pooled(self.tables[table_of(f, spec["options"])], x[f], spec["options"]))
+            elif spec["modality"] == "categorical":
                 parts.append(self.tables[table_of(f, spec["options"])](x[f]))  # [batch, dim]
             else:
                 parts.append(ops.reshape(x[f], (-1, feature_size(spec))))  # [batch, d]: static d for the cross
@@ -104,3 +106,13 @@ class TabularStem(keras.layers.Layer):
             "cross_projection_dim": self.cross_projection_dim,
             "l2": self.l2,
         }
+
+
+def pooled(table, ids, options):
+    """A multi-valued column's vector: the `combiner` of the embeddings of its ids [batch, max_length] (-1 is
+    padding): their mean, sum, or sum / √n."""
+    present = ops.cast(ids >= 0, table.compute_dtype)[..., None]  # [batch, length, 1]
+    total = ops.sum(table(ops.maximum(ids, 0)) * present, axis=1)  # [batch, dim]
+    count = ops.maximum(ops.sum(present, axis=1), 1.0)
+    combiner = options.get("combiner", "mean")
+    return total if combiner == "sum" else total / (count if combiner == "mean" else ops.sqrt(count))
