@@ -21,7 +21,8 @@ class FeatureSpec:
         shape: the shape of one example (`[]` for a scalar, `[H, W, C]` for an image).
         modality: `image`, `numeric`, `text` or `categorical`; picks the feature's preprocessing and default stem.
         options: per-modality settings: a categorical feature's vocabulary and embedding settings
-            (moe_tf.data.categorical); a numeric feature's `indicators`, the elements that are 0/1 columns.
+            (moe_tf.data.categorical); a numeric feature's `columns` (the file columns it is made of), `log1p` and
+            `nullable` (per element: read through log1p; had missing values).
     """
 
     dtype: str

@@ -104,17 +104,20 @@ class TaskData:
 
     # ---- one source's batches --------------------------------------------------------------------------------
 
-    def _complete(self, index: int, ds: tf.data.Dataset) -> tf.data.Dataset:
-        """Batches of one source's (features, source labels) → the full (inputs, labels, loss_weights)."""
+    def _complete(self, index: int, ds: tf.data.Dataset, groups: bool = False) -> tf.data.Dataset:
+        """Batches of one source's (features, source labels) → the full (inputs, labels, loss_weights); with
+        `groups` (evaluation batches, which `gauc` reads), labels also hold each `group_by` task's group keys."""
         name = list(self.sources)[index]
         own = self.sources[name]
         tables = {t.name: tf.constant(t.label_table) for t in self.tasks if t.label_table is not None}
         tasks, features, multi, vectorizers = self.tasks, self.features, self.multi_source, self.vectorizers
+        # {group key label: (the input whose raw values group, the task's source)}
+        grouped = {t.group_key: (t.group_by, t.source) for t in tasks if t.group_by is not None} if groups else {}
 
         def complete(x, y):
             batch = tf.shape(next(iter(x.values())))[0]
             inputs = {f: (x[f] if f in x else spec.zeros(batch)) for f, spec in features.items()}
-            groups = {t.group_key: _group_keys(inputs[t.group_by]) for t in tasks if t.group_by is not None}
+            keys = {key: _group_keys(inputs[f]) for key, (f, _) in grouped.items()}  # raw values, before lookups
             for f, vectorize in vectorizers.items():
                 inputs[f] = vectorize(inputs[f])
             if multi:
@@ -141,11 +144,8 @@ class TaskData:
                 if t.label in own.sample_weights:  # the sample-weighted mean; a zero weight drops the example
                     mask = mask * y[own.sample_weights[t.label]]
                 weights[t.name] = mask / tf.maximum(tf.reduce_sum(mask), 1e-12)
-            for t in tasks:  # gauc's groups; another source's examples are in no group (-1)
-                if t.group_by is not None:
-                    labels[t.group_key] = (
-                        groups[t.group_key] if t.source == name else tf.fill([batch], tf.constant(-1, tf.int64))
-                    )
+            for key, (_, source) in grouped.items():  # gauc's groups; another source's examples are in none (-1)
+                labels[key] = keys[key] if source == name else tf.fill([batch], tf.constant(-1, tf.int64))
             return inputs, labels, weights
 
         return ds.map(complete, num_parallel_calls=tf.data.AUTOTUNE)
@@ -318,7 +318,7 @@ class TaskData:
         vectorized with the vocabulary its vectorizer holds then."""
         self.require_split(role)
         parts = [
-            self._complete(i, s.splits[role].batch(global_batch_size))
+            self._complete(i, s.splits[role].batch(global_batch_size), groups=True)
             for i, s in enumerate(self.sources.values())
             if s.sizes.get(role, 0) > 0 and role in s.splits
         ]

@@ -158,7 +158,7 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
         )
     index = {name: j for j, name in enumerate(header)}
 
-    def column(name: str, feature: str) -> list[str]:
+    def column(name: str) -> list[str]:
         return [row[index[name]] for row in body]
 
     out = {}
@@ -167,7 +167,7 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
         names = options.get("columns") or []
         if feature in index or options.get("column") in index:
             name = feature if feature in index else options["column"]
-            cells = column(name, feature)
+            cells = column(name)
             if spec["modality"] in ("text", "categorical"):
                 cells = cells if spec["modality"] == "text" else [c.strip() for c in cells]
                 out[feature] = (
@@ -187,7 +187,7 @@ def _read_table(path: str, features: dict) -> dict[str, np.ndarray]:
                     f"{path}: input {feature!r} is made of the columns {', '.join(names)}; the header lacks "
                     f"{', '.join(absent)}"
                 )
-            out[feature] = np.stack([_parse(path, n, column(n, feature)) for n in names], axis=1)
+            out[feature] = np.stack([_parse(path, n, column(n)) for n in names], axis=1)
     return out
 
 

@@ -73,7 +73,7 @@ def resolve_stems(model_cfg: ModelConfig, features: dict, sources: dict[str, lis
         if cfg != tabular[first]:
             raise ConfigError(
                 f"inputs {first!r} and {f!r} have different tabular stem settings; the tabular stem encodes all its "
-                "inputs together, so give it one config (model.stems.tabular, or model.stem)"
+                "inputs together, so give it one config (model.stems.categorical, or model.stem)"
             )
     return out
 

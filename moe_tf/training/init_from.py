@@ -59,7 +59,7 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict[str, list[st
 
 def vocabularies_of(run_dir: str) -> dict[str, list[str]]:
     """{feature: vocabulary} of the checkpoint `--init-from run_dir` starts from."""
-    return read_checkpoint(checkpoint_of(run_dir))[1]
+    return read_vocabularies(checkpoint_of(run_dir))  # not the variables: init_from reads those afterwards
 
 
 def init_from(run_dir: str, model) -> dict:
