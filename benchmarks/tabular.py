@@ -2,7 +2,8 @@
 Keras `model.fit`.
 
 `adult`: configs/adult_mmoe.yaml (tasks income, binary, and marital status, 7 classes; inputs every other column but
-`relationship`) with each architecture, over several seeds: test income ROC AUC and marital accuracy, mean ±
+`relationship`; capital_gain and capital_loss both numeric and IDs; cross layers) with each architecture and two
+ablations (no cross layers; the capital amounts numeric only), over several seeds: test income ROC AUC and marital accuracy, mean ±
 standard error, and training examples/s. The anchors are computed in the same run on the same files and inputs:
 scikit-learn's HistGradientBoostingClassifier and LogisticRegression on one-hot categoricals (one model per task).
 
@@ -11,7 +12,7 @@ and two binary tasks, an identical small MMoE (a dense stem of 32, 8 experts of 
 Adam) trained by moe-tf's loop and by Keras `fit` in one process (benchmarks/throughput.py: interleaved repeats,
 medians). Its last line is the loop/fit ratio.
 
-    python benchmarks/tabular.py adult [--seeds 42,1,2,3,4] [--variants single_task,shared_bottom,mmoe,ple,mmoe_cross]
+    python benchmarks/tabular.py adult [--seeds 42,1,2,3,4] [--variants single_task,shared_bottom,mmoe,...]
     python benchmarks/tabular.py speed [--steps 200] [--repeats 9]
 
 Results: benchmarks/results/tabular_adult.txt and tabular_speed.txt.
@@ -46,9 +47,10 @@ NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "ho
 VARIANTS = {
     "single_task": ["model.architecture=single_task"],
     "shared_bottom": ["model.architecture=shared_bottom"],
-    "mmoe": [],
+    "mmoe": [],  # the config: cross layers, capital amounts also as IDs
     "ple": ["model.architecture=ple"],
-    "mmoe_cross": ["model.stems.categorical.interaction=cross"],
+    "mmoe_no_cross": ["model.stems.categorical.interaction=none"],
+    "mmoe_amounts_numeric_only": [f"data.sources.adult.categorical=[{', '.join(CATEGORICAL)}]"],
 }
 
 
@@ -108,7 +110,7 @@ def adult(args) -> None:
     lines = [
         f"UCI Adult (configs/adult_mmoe.yaml), seeds {seeds}, {os.cpu_count()} CPUs; test split (adult.test, "
         "16,281 rows); mean ± standard error over seeds",
-        f"{'model':<22}{'income ROC AUC':>20}{'marital accuracy':>20}{'train ex/s':>12}",
+        f"{'model':<28}{'income ROC AUC':>20}{'marital accuracy':>20}{'train ex/s':>12}",
     ]
     results = {}
     for name in variants:
@@ -128,9 +130,9 @@ def adult(args) -> None:
             speed.append(metrics["examples_per_sec"])
             print(f"  {name} seed {seed}: income AUC {auc[-1]:.4f}, marital accuracy {accuracy[-1]:.4f}", flush=True)
         results[name] = (auc, accuracy)
-        lines.append(f"{name:<22}{mean_se(auc):>20}{mean_se(accuracy):>20}{statistics.median(speed):>12,.0f}")
+        lines.append(f"{name:<28}{mean_se(auc):>20}{mean_se(accuracy):>20}{statistics.median(speed):>12,.0f}")
     for name, (auc, accuracy) in anchors().items():
-        lines.append(f"{name + ' (sklearn)':<22}{auc:>20.4f}{accuracy:>20.4f}{'':>12}")
+        lines.append(f"{name + ' (sklearn)':<28}{auc:>20.4f}{accuracy:>20.4f}{'':>12}")
     best = max(results, key=lambda n: statistics.mean(results[n][0]))
     auc, accuracy = (statistics.mean(v) for v in results[best])
     lines.append(

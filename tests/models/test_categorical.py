@@ -393,3 +393,23 @@ def test_multi_valued_columns_pool_their_values_embeddings(tmp_path, capsys):
     assert served["liked"].shape == (5, 2)
     code, _, err = run_main(capsys, "export", run, "--format", "tflite", "--output", tmp_path / "lite")
     assert code != 0 and "multi-valued input(s) ['genres']" in err
+
+
+def test_a_column_can_be_numeric_and_categorical_at_once(tmp_path):
+    """configs/adult_mmoe.yaml reads the capital amounts both ways: the numeric input keeps the number, the
+    categorical one gives each distinct cell (as written in the file) an id of its own."""
+    data = census_dict(write_census_csv(tmp_path / "c.csv", n=300))
+    source = data["data"]["sources"]["census"]
+    source["categorical"] = ["city", "age"]
+    parts = build_components(validate_config(data), training=False)
+    assert parts.data.features["age"].modality == "categorical"
+    assert parts.data.features["numeric"].options["columns"] == ["age", "spend", "member"]
+    train_rows = parts.data.sources["census"].arrays["train"][0]
+    ages = train_rows["numeric"][:, 0]
+    vocabulary = parts.model.preprocessors("age")[0].vocabulary()
+    assert sorted(vocabulary, key=float) == sorted({f"{a:g}" for a in ages}, key=float)
+    mean, _, _ = parts.data.feature_statistics("numeric")
+    assert mean[0] == pytest.approx(ages.mean(), rel=1e-6)
+    x, _, _ = next(iter(parts.data.eval_dataset("train", 8)))
+    ids = x["age"].numpy()
+    assert [vocabulary[i - 2] for i in ids] == [f"{a:g}" for a in x["numeric"].numpy()[:, 0]]

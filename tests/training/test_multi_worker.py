@@ -18,7 +18,8 @@ from moe_tf.config.loader import load_config
 from moe_tf.data.base import split_arrays
 from moe_tf.run import train
 from moe_tf.testing.processes import printed_steps, read_until
-from tests.conftest import REPO, text_dict
+from moe_tf.testing.files import write_census_csv
+from tests.conftest import REPO, census_dict, text_dict
 from tests.text_data import write_reviews_tsv
 from tests.training.test_nonfinite import write_outlier_npz
 
@@ -196,3 +197,26 @@ def finish_all(procs, timeout=300):
     finally:
         for p in procs:
             p.kill()
+
+
+@pytest.mark.slow
+def test_two_workers_evaluate_auc_family_and_gauc_over_every_example(tmp_path):
+    """The census CSV (vocabularies built by each worker from the same split, a hashed `user` column) trained by two
+    workers: each evaluates its shard of the test split; the AUC family's threshold counts are summed across the
+    workers and gauc gathers every worker's predictions and group keys, so the metrics equal one worker's on the
+    whole split (a worker reporting its shard alone, or a shard counted twice, misses by far more than 1e-3)."""
+    data = census_dict(write_census_csv(tmp_path / "census.csv", n=2000))
+    data["tasks"][0].update(metrics=["auc", "pr_auc", "logloss", "f1", "gauc"], group_by="user")
+    data["training"] = {"steps": 12, "batch_size": 32, "optimizer": {"learning_rate": 0.01}, "jit_compile": False}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(data))
+    one = train(load_config(str(config), ["training.strategy=default"]), str(tmp_path / "single"), export=False)
+    errors = finish_all(start_workers(config, tmp_path / "run", "--no-export"))
+    assert "Traceback" not in errors[0] + errors[1], errors[0][-3000:] + errors[1][-3000:]
+    two = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert two["step"] == one["step"] == 12
+    assert one["tasks"]["bought"].keys() == two["tasks"]["bought"].keys() >= {"auc", "pr_auc", "logloss", "gauc"}
+    for task, metrics in one["tasks"].items():
+        for metric, value in metrics.items():
+            assert two["tasks"][task][metric] == pytest.approx(value, abs=1e-3), (task, metric)
+    assert 0.5 < one["tasks"]["bought"]["auc"] < 1.0 and 0.0 < one["tasks"]["bought"]["gauc"] < 1.0
