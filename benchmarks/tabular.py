@@ -3,8 +3,8 @@ Keras `model.fit`.
 
 `adult`: configs/adult_mmoe.yaml (tasks income, binary, and marital status, 7 classes; inputs every other column but
 `relationship`; capital_gain and capital_loss both numeric and IDs; cross layers) with each architecture and two
-ablations (no cross layers; the capital amounts numeric only), over several seeds: test income ROC AUC and marital accuracy, mean ±
-standard error, and training examples/s. The anchors are computed in the same run on the same files and inputs:
+ablations (no cross layers; the capital amounts numeric only), over several seeds: test income ROC AUC and marital
+accuracy, mean ± standard error, and training examples/s. The anchors are computed in the same run on the same files and inputs:
 scikit-learn's HistGradientBoostingClassifier and LogisticRegression on one-hot categoricals (one model per task).
 
 `speed`: a census-style table of 495 one-hot columns (40 categorical variables, generated and seeded, under /tmp)

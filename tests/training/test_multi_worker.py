@@ -17,8 +17,8 @@ import yaml
 from moe_tf.config.loader import load_config
 from moe_tf.data.base import split_arrays
 from moe_tf.run import train
-from moe_tf.testing.processes import printed_steps, read_until
 from moe_tf.testing.files import write_census_csv
+from moe_tf.testing.processes import printed_steps, read_until
 from tests.conftest import REPO, census_dict, text_dict
 from tests.text_data import write_reviews_tsv
 from tests.training.test_nonfinite import write_outlier_npz
