@@ -4,8 +4,9 @@ Keras `model.fit`.
 `adult`: configs/adult_mmoe.yaml (tasks income, binary, and marital status, 7 classes; inputs every other column but
 `relationship`; capital_gain and capital_loss both numeric and IDs; cross layers) with each architecture and two
 ablations (no cross layers; the capital amounts numeric only), over several seeds: test income ROC AUC and marital
-accuracy, mean ± standard error, and training examples/s. The anchors are computed in the same run on the same files and inputs:
-scikit-learn's HistGradientBoostingClassifier and LogisticRegression on one-hot categoricals (one model per task).
+accuracy, mean ± standard error, and training examples/s. The anchors are computed in the same run on the same
+files and inputs: scikit-learn's HistGradientBoostingClassifier and LogisticRegression on one-hot categoricals (one
+model per task).
 
 `speed`: a census-style table of 495 one-hot columns (40 categorical variables, generated and seeded, under /tmp)
 and two binary tasks, an identical small MMoE (a dense stem of 32, 8 experts of 4 units, towers of 8, batch 256,
