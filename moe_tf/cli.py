@@ -1,4 +1,4 @@
-"""`moe-tf` command line: train, validate, evaluate, export, gates, compare, search, predict.
+"""`moe-tf` command line: train, validate, evaluate, export, gates, compare, search, convert, predict.
 
 Exit codes: 0 success, 1 a runtime or data error, 2 an invalid config or usage, 3 training stopped by SIGINT/SIGTERM
 after writing a checkpoint (resume it with the command printed). Errors are one message, no traceback.
@@ -122,6 +122,16 @@ def cmd_gates(args) -> int:
     usage = gate_usage(args.run_dir, args.split, args.checkpoint)
     print(usage_table(usage, args.top))
     print(f"wrote {usage['csv']} and {usage['png']}")
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from moe_tf.config.loader import resolve_config_dict, validate_config
+    from moe_tf.convert import convert
+
+    raw = resolve_config_dict(args.config, args.set or [])
+    path = convert(validate_config(raw), args.output, args.shards, raw=raw)
+    print(f"wrote {path}: train it with  moe-tf train --config {path}")
     return 0
 
 
@@ -286,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--verbose", action="store_true", help="print each trial's training progress")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "convert", help="write a config's sources as sharded TFRecord files and a config that trains on them"
+    )
+    with_config(p)
+    p.add_argument("--output", "-o", required=True, help="a new directory: <source>/<split>-*.tfrecord.gz, config.yaml")
+    p.add_argument("--shards", type=int, default=8, help="files per split (at most one per example)")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("predict", help="predict every task with an exported SavedModel")
     p.add_argument("export_dir", help="an export directory (or a run directory)")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -81,6 +83,11 @@ class SourceData:
     sizes: dict[str, int]
     arrays: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = field(default_factory=dict)
     sample_weights: dict[str, str] = field(default_factory=dict)  # label → the label key holding its sample weights
+    # A streamed source's training examples of one epoch, from the epoch's seed (a seeded file order); None: the
+    # pipeline shuffles `splits["train"]` itself.
+    train_epoch: Callable[[tf.Tensor], tf.data.Dataset] | None = None
+    statistics: Any = None  # a streamed source's SourceStatistics, gathered while it read its files
+    skipped_files: list[str] = field(default_factory=list)  # corrupt files left out (`skip_corrupt`)
 
 
 class DataSource(abc.ABC):

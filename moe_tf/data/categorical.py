@@ -90,16 +90,21 @@ def build_vocabulary(values: Iterable, options: dict) -> tuple[list[str], int, i
 
     Returns (tokens, values beyond `max_tokens`: distinct count, their occurrences).
     """
+    from moe_tf.data.statistics import count_values
+
+    return vocabulary_from_counts(count_values(list(values), options), options)
+
+
+def vocabulary_from_counts(counts: Counter, options: dict) -> tuple[list[str], int, int]:
+    """The vocabulary from {value: occurrences in the training split}: missing tokens and values seen fewer than
+    `min_count` times left out, most frequent first (ties by value), at most `max_tokens`.
+
+    Returns (tokens, values beyond `max_tokens`: distinct count, their occurrences).
+    """
     missing = set(options.get("missing", []))
-    separator = options.get("separator")
-    if separator:  # a multi-valued column: each of its values counts
-        values = (t.strip() for v in values for t in str(v).split(separator)[: options.get("max_length", 16)])
-        values = (t for t in values if t)
-    counts = Counter(str(v) for v in values)
-    for token in missing:
-        counts.pop(token, None)
     kept = sorted(
-        ((token, n) for token, n in counts.items() if n >= options.get("min_count", 1)), key=lambda tn: (-tn[1], tn[0])
+        ((token, n) for token, n in counts.items() if n >= options.get("min_count", 1) and token not in missing),
+        key=lambda tn: (-tn[1], tn[0]),
     )
     limit = options.get("max_tokens")
     beyond = kept[limit:] if limit is not None else []

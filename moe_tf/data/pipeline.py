@@ -14,6 +14,7 @@ source's shuffled epochs.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,7 @@ import tensorflow as tf
 from moe_tf.data.augment import augment_image
 from moe_tf.data.base import SOURCE_KEY, FeatureSpec, SourceData
 from moe_tf.data.sampling import source_probabilities, source_schedule
+from moe_tf.data.statistics import Moments, count_values
 from moe_tf.data.tasks import TaskInfo, check_labels, resolve_tasks
 from moe_tf.errors import ConfigError, DataError
 from moe_tf.registry import DATASETS
@@ -67,39 +69,55 @@ class TaskData:
     def size(self, role: str) -> int:
         return sum(s.sizes.get(role, 0) for s in self.sources.values())
 
-    def training_chunks(self, feature: str):
-        """Numpy chunks of a feature's values over the training splits of the sources that have it."""
+    def _streamed(self, feature: str, kind: str):
+        """(what the streamed sources that have `feature` gathered of it in their pass, the other sources)."""
+        gathered, others = [], []
         for source in self.sources.values():
-            if feature not in source.features:
-                continue
+            if feature in source.features:
+                stats = source.statistics
+                table = getattr(stats, kind) if stats is not None else {}
+                (gathered.append(table[feature]) if feature in table else others.append(source))
+        return gathered, others
+
+    def _chunks_of(self, sources, feature: str):
+        for source in sources:
             if source.arrays:
                 yield source.arrays["train"][0][feature]
             else:
                 yield from (x[feature] for x, _ in source.splits["train"].batch(4096).as_numpy_iterator())
+
+    def value_counts(self, feature: str) -> Counter:
+        """{value: occurrences} of a categorical feature over the training splits of the sources that have it."""
+        counts, others = self._streamed(feature, "counts")
+        total: Counter = Counter()
+        for c in counts:
+            total.update(c)
+        options = self.features[feature].options
+        for chunk in self._chunks_of(others, feature):
+            total.update(count_values(chunk, options))
+        return total
+
+    def bucket_values(self, feature: str) -> np.ndarray:
+        """A bucketed feature's training values (a seeded sample of at most statistics.SAMPLE_SIZE per streamed
+        source), for its quantile boundaries."""
+        samples, others = self._streamed(feature, "samples")
+        parts = [s.values for s in samples]
+        parts += [np.asarray(c, np.float64).reshape(-1) for c in self._chunks_of(others, feature)]
+        return np.concatenate(parts) if parts else np.zeros(0)
 
     def feature_statistics(self, feature: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mean, variance and 0/1-indicator mask of a numeric feature over the training splits of the sources that
         have it, per element of the feature's shape (float64 accumulation). An element is an indicator when every
         training value of it is 0 or 1. Elements the model reads through log1p are counted transformed; missing
         values (NaN) are left out."""
-        if feature in self._statistics:
-            return self._statistics[feature]
-        shape = self.features[feature].shape
-        count, total, squares = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-        indicator = np.ones(shape, bool)
-        log1p = self.features[feature].options.get("log1p")
-        for chunk in self.training_chunks(feature):
-            chunk = np.asarray(chunk, np.float64)
-            if log1p:  # the model standardises the transformed values
-                chunk = np.where(log1p, np.sign(chunk) * np.log1p(np.abs(chunk)), chunk)
-            present = ~np.isnan(chunk)  # missing values are imputed, not counted
-            count += present.sum(axis=0)
-            total += np.where(present, chunk, 0.0).sum(axis=0)
-            squares += np.where(present, np.square(chunk), 0.0).sum(axis=0)
-            indicator &= ((chunk == 0) | (chunk == 1) | ~present).all(axis=0)
-        mean = total / np.maximum(count, 1)
-        variance = np.maximum(squares / np.maximum(count, 1) - np.square(mean), 0.0)
-        self._statistics[feature] = (mean, variance, indicator)
+        if feature not in self._statistics:
+            moments = Moments(self.features[feature])
+            gathered, others = self._streamed(feature, "moments")
+            for m in gathered:
+                moments.merge(m)
+            for chunk in self._chunks_of(others, feature):
+                moments.add(chunk)
+            self._statistics[feature] = moments.result()
         return self._statistics[feature]
 
     # ---- one source's batches --------------------------------------------------------------------------------
@@ -192,7 +210,8 @@ class TaskData:
             # The shuffle's op seed is a tensor; fixing this function graph's own seed keeps tf.data from comparing
             # it with the global seed (which fails when that is 0) and makes epoch orders independent of it.
             tf.compat.v1.set_random_seed(_GRAPH_SEED)
-            ds = base.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
+            epoch = source.train_epoch(seed + e) if source.train_epoch is not None else base
+            ds = epoch.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
             if images:
 
                 def augment(position, element):

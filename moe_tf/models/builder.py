@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 
 from moe_tf.config.schema import ModelConfig
 from moe_tf.data import TaskData
-from moe_tf.data.categorical import build_vocabulary, table_of, table_size
+from moe_tf.data.categorical import table_of, table_size, vocabulary_from_counts
 from moe_tf.errors import ConfigError, DataError
 from moe_tf.models.categorical import quantile_boundaries
 from moe_tf.models.multitask import MultiTaskModel
@@ -143,7 +145,7 @@ def build_model(
             for layer in model.preprocessors(f):
                 layer.set_statistics(*data.feature_statistics(f))
         elif feature.options.get("buckets"):
-            values = np.concatenate([np.asarray(c, np.float64).reshape(-1) for c in data.training_chunks(f)])
+            values = data.bucket_values(f)
             for layer in model.preprocessors(f):
                 layer.set_boundaries(quantile_boundaries(values, feature.options["buckets"]))
     return model
@@ -179,8 +181,10 @@ def categorical_vocabularies(data: TaskData, given: dict[str, list[str]], warn=p
         if known:
             tokens = given[known[0]]
         else:
-            values = (v for f in features for chunk in data.training_chunks(f) for v in chunk)
-            tokens, beyond, occurrences = build_vocabulary(values, options)
+            counts: Counter = Counter()
+            for f in features:
+                counts.update(data.value_counts(f))
+            tokens, beyond, occurrences = vocabulary_from_counts(counts, options)
             if beyond:
                 warn(
                     f"warning: categorical input {' and '.join(map(repr, features))}: {beyond:,} more values "
