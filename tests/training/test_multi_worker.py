@@ -200,14 +200,24 @@ def finish_all(procs, timeout=300):
 
 
 @pytest.mark.slow
-def test_two_workers_evaluate_auc_family_and_gauc_over_every_example(tmp_path):
+@pytest.mark.parametrize("streamed", [False, True], ids=["csv", "tfrecord"])
+def test_two_workers_evaluate_auc_family_and_gauc_over_every_example(tmp_path, streamed):
     """The census CSV (vocabularies built by each worker from the same split, a hashed `user` column) trained by two
     workers: each evaluates its shard of the test split; the AUC family's threshold counts are summed across the
     workers and gauc gathers every worker's predictions and group keys, so the metrics equal one worker's on the
-    whole split (a worker reporting its shard alone, or a shard counted twice, misses by far more than 1e-3)."""
+    whole split (a worker reporting its shard alone, or a shard counted twice, misses by far more than 1e-3).
+    `tfrecord`: the same data converted to shards and streamed (each worker reads the files, keeps its part of each
+    global batch)."""
     data = census_dict(write_census_csv(tmp_path / "census.csv", n=2000))
     data["tasks"][0].update(metrics=["auc", "pr_auc", "logloss", "f1", "gauc"], group_by="user")
     data["training"] = {"steps": 12, "batch_size": 32, "optimizer": {"learning_rate": 0.01}, "jit_compile": False}
+    if streamed:
+        from moe_tf.config.loader import validate_config
+        from moe_tf.convert import convert
+
+        written = convert(validate_config(data), str(tmp_path / "shards"), 3, lambda _: None, data)
+        with open(written) as f:
+            data = yaml.safe_load(f)
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(data))
     one = train(load_config(str(config), ["training.strategy=default"]), str(tmp_path / "single"), export=False)
