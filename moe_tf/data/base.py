@@ -83,9 +83,11 @@ class SourceData:
     sizes: dict[str, int]
     arrays: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = field(default_factory=dict)
     sample_weights: dict[str, str] = field(default_factory=dict)  # label → the label key holding its sample weights
-    # A streamed source's training examples of one epoch, from the epoch's seed (a seeded file order); None: the
-    # pipeline shuffles `splits["train"]` itself.
+    # A streamed source's training elements of one epoch, from the epoch's seed (a seeded file order); None: the
+    # pipeline shuffles `splits["train"]` itself. With `parse`, the elements are serialized records and `parse` turns
+    # a batch of them into a batch of examples (shuffling and batching strings, then parsing each batch in one op).
     train_epoch: Callable[[tf.Tensor], tf.data.Dataset] | None = None
+    parse: Callable | None = None
     statistics: Any = None  # a streamed source's SourceStatistics, gathered while it read its files
     skipped_files: list[str] = field(default_factory=list)  # corrupt files left out (`skip_corrupt`)
 

@@ -212,7 +212,10 @@ class TaskData:
             tf.compat.v1.set_random_seed(_GRAPH_SEED)
             epoch = source.train_epoch(seed + e) if source.train_epoch is not None else base
             ds = epoch.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
+            parse = source.parse  # serialized records: shuffled and batched as strings, each batch parsed in one op
             if images:
+                if parse is not None:
+                    ds, parse = ds.batch(256).map(parse).unbatch(), None
 
                 def augment(position, element):
                     x, y = element
@@ -224,7 +227,10 @@ class TaskData:
                     return x, y
 
                 ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-            return finish(ds.batch(global_batch_size, drop_remainder=True), e)
+            batches = ds.batch(global_batch_size, drop_remainder=True)
+            if parse is not None:
+                batches = batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+            return finish(batches, e)
 
         # Epochs are generated lazily, so a pipeline of thousands of epochs costs no more to build than one.
         return tf.data.Dataset.range(first_epoch, 2**62).flat_map(one_epoch)

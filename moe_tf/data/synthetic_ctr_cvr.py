@@ -29,13 +29,33 @@ from moe_tf.registry import DATASETS
 def generate(size, users, items, latent_dim, context_dim, click_bias, conversion_bias, seed):
     """Returns ({user, item, context}, {click, conversion, purchase, conversion_all}) as numpy arrays."""
     rng = np.random.default_rng(seed)
+    world = _world(rng, users, items, latent_dim, context_dim)
+    return impressions(rng, world, size, click_bias, conversion_bias)
+
+
+def generate_chunks(size, chunk, users, items, latent_dim, context_dim, click_bias, conversion_bias, seed):
+    """The impressions of one world in chunks of at most `chunk` (a log larger than memory, written piece by piece):
+    yields (features, labels) as `generate` returns them."""
+    rng = np.random.default_rng(seed)
+    world = _world(rng, users, items, latent_dim, context_dim)
+    for start in range(0, size, chunk):
+        yield impressions(rng, world, min(chunk, size - start), click_bias, conversion_bias)
+
+
+def _world(rng, users, items, latent_dim, context_dim):
+    """The latent user and item vectors and the context weights."""
     u = rng.normal(0, 1 / np.sqrt(latent_dim), (users, latent_dim)) * np.sqrt(2)
     v = rng.normal(0, 1 / np.sqrt(latent_dim), (items, latent_dim)) * np.sqrt(2)
     v_conversion = rng.normal(0, 1 / np.sqrt(latent_dim), (items, latent_dim)) * np.sqrt(2)
     w_click, w_conversion = rng.normal(0, 0.5, context_dim), rng.normal(0, 0.5, context_dim)
-    user = rng.zipf(1.3, size) % users  # a long tail of users and items, as in logs
-    item = rng.zipf(1.2, size) % items
-    context = rng.normal(size=(size, context_dim)).astype(np.float32)
+    return u, v, v_conversion, w_click, w_conversion
+
+
+def impressions(rng, world, size, click_bias, conversion_bias):
+    u, v, v_conversion, w_click, w_conversion = world
+    user = rng.zipf(1.3, size) % len(u)  # a long tail of users and items, as in logs
+    item = rng.zipf(1.2, size) % len(v)
+    context = rng.normal(size=(size, len(w_click))).astype(np.float32)
     affinity = np.sum(u[user] * v[item], axis=1)
     click_logit = 2.0 * affinity + context @ w_click + click_bias
     conversion_logit = 1.5 * np.sum(u[user] * v_conversion[item], axis=1) + affinity + context @ w_conversion

@@ -158,16 +158,15 @@ class TfrecordSource(DataSource):
         }
 
         def train_epoch(seed):
-            """The training examples of one epoch: the files in a seeded order, `cycle_length` at a time (called in
-            the pipeline's epoch function, whose graph seed is fixed: see pipeline._epochs)."""
+            """The serialized training records of one epoch: the files in a seeded order, `cycle_length` at a time
+            (called in the pipeline's epoch function, whose graph seed is fixed: see pipeline._epochs)."""
             order = tf.data.Dataset.from_tensor_slices(files["train"]).shuffle(len(files["train"]), seed=seed)
-            records = order.interleave(
+            # A sequential interleave: on 2 cores a parallel one (or num_parallel_reads) read 2.5-7x fewer records/s
+            # (benchmarks/RESULTS.md#streaming); the shuffle buffer mixes the files more than the cycle does.
+            return order.interleave(
                 lambda path: tf.data.TFRecordDataset(path, compression_type=compression["train"]),
                 cycle_length=min(cfg.cycle_length, len(files["train"])),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True,
             )
-            return records.batch(_PARSE_BATCH).map(parse, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
         return SourceData(
             splits=splits,
@@ -176,6 +175,7 @@ class TfrecordSource(DataSource):
             sizes=sizes,
             sample_weights={label: label + WEIGHT_SUFFIX for label in weights},
             train_epoch=train_epoch,
+            parse=parse,
             statistics=statistics,
             skipped_files=skipped,
         )
