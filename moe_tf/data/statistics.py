@@ -104,7 +104,7 @@ class SourceStatistics:
     def __init__(self, features: dict[str, FeatureSpec]):
         self.features = features
         self.moments = {f: Moments(s) for f, s in features.items() if s.modality == "numeric"}
-        self.counts = {
+        self.counts: dict[str, Counter] = {
             f: Counter()
             for f, s in features.items()
             if s.modality == "categorical" and not s.options.get("hash_buckets") and not s.options.get("buckets")
