@@ -226,3 +226,24 @@ def run_fresh_python(script: str, *args, cwd) -> dict:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def straight_and_resumed(capsys, config, tmp_path, steps: int) -> tuple[dict, dict]:
+    """`config` trained `steps` steps straight, and trained half of them then resumed to `steps`: the checkpoint
+    variables of both runs ({name: array}), which an exact resume makes equal."""
+    from moe_tf.run import train
+    from moe_tf.run_dir import read_run_config
+    from tests.training.test_trainer import _weights
+
+    out = {}
+    for name, n in (("straight", steps), ("resumed", steps // 2)):
+        code, _, err = run_main(
+            capsys, "train", "--config", config, "--output-dir", tmp_path / name, "--no-export",
+            "--set", f"training.steps={n}",
+        )  # fmt: skip
+        assert code == 0, err[-3000:]
+        out[name] = str(tmp_path / name)
+    resumed = read_run_config(out["resumed"])
+    resumed.training.steps = steps
+    train(resumed, out["resumed"], resume=True, export=False)
+    return _weights(out["straight"]), _weights(out["resumed"])

@@ -17,10 +17,8 @@ from moe_tf.config.loader import validate_config
 from moe_tf.convert import convert
 from moe_tf.data.pipeline import build_task_data
 from moe_tf.errors import DataError, MoeTfError
-from moe_tf.run import train
-from moe_tf.run_dir import read_run_config
 from moe_tf.testing.files import write_census_csv
-from tests.conftest import census_dict, run_main
+from tests.conftest import census_dict, run_main, straight_and_resumed
 
 
 def weighted_npz(path, n=240, seed=0):
@@ -174,24 +172,11 @@ def test_convert_then_train_from_the_command_line_matches_the_in_memory_run(tmp_
 
 
 def test_a_resumed_streamed_run_ends_where_an_uninterrupted_one_does(tmp_path, capsys):
-    from tests.training.test_trainer import _weights
-
     data = census_dict(write_census_csv(tmp_path / "c.csv", n=400), training={"steps": 16, "checkpoint_every": 8})
     data["data"]["shuffle_buffer"] = 64  # smaller than the split: the streamed order is its own
     config = tmp_path / "s.yaml"
     config.write_text(yaml.safe_dump(converted(tmp_path, data, shards=4)))
-    out = {}
-    for name, steps in (("straight", 16), ("resumed", 8)):
-        code, _, err = run_main(
-            capsys, "train", "--config", config, "--output-dir", tmp_path / name, "--no-export",
-            "--set", f"training.steps={steps}",
-        )  # fmt: skip
-        assert code == 0, err[-3000:]
-        out[name] = str(tmp_path / name)
-    resumed = read_run_config(out["resumed"])
-    resumed.training.steps = 16
-    train(resumed, out["resumed"], resume=True, export=False)
-    a, b = _weights(out["straight"]), _weights(out["resumed"])
+    a, b = straight_and_resumed(capsys, config, tmp_path, 16)
     assert a.keys() == b.keys() and len(a) > 5
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -18,7 +18,7 @@ from moe_tf.models.categorical import CategoryLookup
 from moe_tf.run import train
 from moe_tf.run_dir import read_run_config
 from moe_tf.testing.files import write_census_csv
-from tests.conftest import census_dict, run_fresh_python, run_main
+from tests.conftest import census_dict, run_fresh_python, run_main, straight_and_resumed
 
 
 def split_files(tmp_path, extra_city="rome"):
@@ -154,23 +154,10 @@ def test_the_vocabulary_is_in_the_checkpoint_and_survives_changed_data(census_ru
 def test_resume_is_exact_with_vocabularies(tmp_path, capsys):
     import yaml
 
-    from tests.training.test_trainer import _weights
-
     csv_path = write_census_csv(tmp_path / "c.csv", n=300)
     data = census_dict(csv_path, training={"steps": 16, "checkpoint_every": 8, "eval_every": 8})
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(data))
-    out = {}
-    for name, steps in (("straight", 16), ("resumed", 8)):
-        code, _, err = run_main(
-            capsys, "train", "--config", tmp_path / "c.yaml", "--output-dir", tmp_path / name, "--no-export",
-            "--set", f"training.steps={steps}",
-        )  # fmt: skip
-        assert code == 0, err[-3000:]
-        out[name] = str(tmp_path / name)
-    config = read_run_config(out["resumed"])
-    config.training.steps = 16
-    train(config, out["resumed"], resume=True, export=False)
-    a, b = _weights(out["straight"]), _weights(out["resumed"])
+    a, b = straight_and_resumed(capsys, tmp_path / "c.yaml", tmp_path, 16)
     assert a.keys() == b.keys() and any("embedding_city" in k for k in a)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
