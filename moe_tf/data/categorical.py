@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -83,16 +82,6 @@ def default_embedding_dim(ids: int) -> int:
 def table_of(feature: str, options: dict) -> str:
     """The embedding table a categorical feature reads: its `shared_embedding`, or its own."""
     return options.get("shared_embedding") or feature
-
-
-def build_vocabulary(values: Iterable, options: dict) -> tuple[list[str], int, int]:
-    """The vocabulary of a column from its training values (strings or integers; missing tokens excluded).
-
-    Returns (tokens, values beyond `max_tokens`: distinct count, their occurrences).
-    """
-    from moe_tf.data.statistics import count_values
-
-    return vocabulary_from_counts(count_values(list(values), options), options)
 
 
 def vocabulary_from_counts(counts: Counter, options: dict) -> tuple[list[str], int, int]:

@@ -76,7 +76,10 @@ class TaskData:
             if feature in source.features:
                 stats = source.statistics
                 table = getattr(stats, kind) if stats is not None else {}
-                (gathered.append(table[feature]) if feature in table else others.append(source))
+                if feature in table:
+                    gathered.append(table[feature])
+                else:
+                    others.append(source)
         return gathered, others
 
     def _chunks_of(self, sources, feature: str):

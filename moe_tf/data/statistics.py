@@ -87,11 +87,7 @@ class Reservoir:
         from each side's sample."""
         total = self.seen + other.seen
         keep = min(self.size, total)
-        mine = (
-            int(self.rng.hypergeometric(self.seen, other.seen, keep))
-            if self.seen and other.seen
-            else (keep if other.seen == 0 else 0)
-        )
+        mine = int(self.rng.hypergeometric(self.seen, other.seen, keep))  # 0 or `keep` when one side is empty
         ours = self.rng.choice(self.values, mine, replace=False) if mine else np.empty(0)
         theirs = self.rng.choice(other.values, keep - mine, replace=False) if keep - mine else np.empty(0)
         self.values = np.concatenate([ours, theirs])

@@ -11,7 +11,6 @@ per epoch, `cycle_length` files interleaved, through the shuffle buffer (`data.s
 from __future__ import annotations
 
 import json
-import os
 import re
 from typing import Literal
 
@@ -393,7 +392,3 @@ def example_of(x: dict, y: dict) -> tf.train.Example:
         else:
             feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=np.ravel(v).astype(np.float32)))
     return tf.train.Example(features=tf.train.Features(feature=feature))
-
-
-def shard_name(directory: str, source: str, role: str, index: int, shards: int) -> str:
-    return os.path.join(directory, source, f"{role}-{index:05d}-of-{shards:05d}.tfrecord.gz")

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from moe_tf.components import build_components, restore_components
 from moe_tf.config.loader import validate_config
-from moe_tf.data.categorical import build_vocabulary, default_embedding_dim
+from moe_tf.data.categorical import default_embedding_dim, vocabulary_from_counts
+from moe_tf.data.statistics import count_values
 from moe_tf.errors import ConfigError, DataError
 from moe_tf.models.categorical import CategoryLookup
 from moe_tf.run import train
@@ -30,6 +31,10 @@ def split_files(tmp_path, extra_city="rome"):
     del source["path"]
     source.update(train=train_csv, test=test_csv, eval_fraction=0.0)
     return data
+
+
+def build_vocabulary(values, options):
+    return vocabulary_from_counts(count_values(values, options), options)
 
 
 def test_vocabulary_orders_by_count_and_drops_rare_and_missing_values():
