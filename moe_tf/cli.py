@@ -35,6 +35,7 @@ def cmd_train(args) -> int:
         export=not args.no_export,
         init_from=args.init_from,
         overwrite=args.overwrite,
+        allow_data_change=args.allow_data_change,
     )
     return 0
 
@@ -176,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--output-dir", "-o", help="run directory (default: experiment.output_dir/experiment.name)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    p.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="--resume: read a streamed source's changed files again (refused by default, the change named)",
+    )
     p.add_argument(
         "--overwrite",
         action="store_true",

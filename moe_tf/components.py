@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from moe_tf.config.schema import ExperimentConfig
 from moe_tf.data import TaskData, build_task_data
+from moe_tf.data.streamed import StoredPass, read_stored_pass
 from moe_tf.errors import MoeTfError
 from moe_tf.logging.progress import Progress
 from moe_tf.logging.tensorboard import TensorBoardLogger
@@ -96,6 +97,7 @@ def build_components(
     data: TaskData | None = None,
     initial_weights: list | None = None,
     vocabularies: dict[str, list[str]] | None = None,
+    stored: StoredPass | None = None,
     warn: Callable[[str], None] = print,
 ) -> Components:
     """Builds every component of `config` under `strategy` (default: the current one).
@@ -106,11 +108,13 @@ def build_components(
         initial_weights: model weights to start from (e.g. to compare strategies from one initialisation).
         vocabularies: {feature: tokens} of text and categorical inputs from a checkpoint (a resumed, restored or
             --init-from run), instead of building them from the training split.
+        stored: the run directory's record of the streamed sources' pass over their files (a resumed or restored
+            run), read instead of passing again.
         warn: prints warnings (a categorical vocabulary cut at max_tokens).
     """
     strategy = strategy or tf.distribute.get_strategy()
     keras.mixed_precision.set_global_policy(config.training.mixed_precision)
-    data = data or build_task_data(config)
+    data = data or build_task_data(config, stored)
     cfg = config.training
     optimizer = lr_scale = average = None
     with strategy.scope():
@@ -167,7 +171,8 @@ def restore_components(run_dir: str, checkpoint: str = "best") -> tuple[Componen
     """
     config = read_run_config(run_dir)
     vocabularies = checkpoint_vocabularies(run_dir, prefer_best=checkpoint == "best")
-    components = build_components(config, training=False, vocabularies=vocabularies)
+    stored = read_stored_pass(run_dir, on_change="keep")  # the training statistics, whatever the files hold now
+    components = build_components(config, training=False, vocabularies=vocabularies, stored=stored)
     path = restore_for_inference(run_dir, components.model, prefer_best=checkpoint == "best")
     return components, path
 

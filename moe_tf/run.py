@@ -24,6 +24,7 @@ from moe_tf.config.loader import to_yaml
 from moe_tf.config.schema import ExperimentConfig
 from moe_tf.data import TaskData
 from moe_tf.data.base import FeatureSpec
+from moe_tf.data.streamed import STATISTICS_FILE, StoredPass, pass_records_json, read_stored_pass
 from moe_tf.data.tasks import TaskInfo
 from moe_tf.errors import ConfigError, Interrupted, MoeTfError, error_line
 from moe_tf.export.saved_model import export_model
@@ -59,6 +60,7 @@ def train(
     init_from: str | None = None,
     overwrite: bool = False,
     observer: Observer | None = None,
+    allow_data_change: bool = False,
 ) -> dict:
     """Trains, evaluates on the test split, writes metrics.json and (on the chief) the export. Returns metrics:
     the test split's, and under "eval" the evaluation of the final weights (the best one's, if early stopping
@@ -68,6 +70,7 @@ def train(
         init_from: a trained run directory whose variables (and text vocabularies) start this run, matched by name;
             ignored when resuming from a checkpoint of this run.
         overwrite: replace an existing run in `run_dir` (only once this run has written its first checkpoint).
+        allow_data_change: resuming, read a streamed source's changed files again instead of refusing them.
         observer: called as observer(step, eval_summary) after each evaluation; returning True stops training there
             (as early stopping does: the test split is still evaluated and metrics.json written). Search uses it
             to prune a trial.
@@ -85,7 +88,8 @@ def train(
     created = chief and not os.path.exists(run_dir)
     replacement = prepare_run_dir(config, run_dir, resume, overwrite) if chief else None
     try:
-        run = prepare(config, run_dir, strategy, chief, resume, init_from, replacement, observer)
+        stored = read_stored_pass(run_dir, "rescan" if allow_data_change else "refuse") if resume else None
+        run = prepare(config, run_dir, strategy, chief, resume, init_from, replacement, observer, stored)
         with run:
             restore_or_init(run, resume, init_from)
             with translated_errors(run):
@@ -124,6 +128,7 @@ def prepare(
     init_from: str | None,
     replacement: Replacement | None,
     observer: Observer | None,
+    stored: StoredPass | None = None,
 ) -> Run:
     """Seeds, builds the run and says what it is; a bad --init-from, a missing test split or a profile window
     outside the run fail here, before training."""
@@ -139,11 +144,13 @@ def prepare(
         determinism.enable()
     if init_from:
         checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
+    if stored is not None and stored.records:
+        progress.print(f"data: the streamed files' statistics and counts are read from {STATISTICS_FILE}")
     # Resuming: the checkpoint's vocabularies, not ones rebuilt from (possibly changed) data; --init-from: the old
     # run's, so its embeddings keep meaning the same values.
     resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))
     vocabularies = resume_vocabularies(run_dir) if resuming else vocabularies_of(init_from) if init_from else None
-    parts = build_components(config, strategy, vocabularies=vocabularies, warn=progress.print)
+    parts = build_components(config, strategy, vocabularies=vocabularies, stored=stored, warn=progress.print)
     for line in describe(parts):
         progress.print(line)
     parts.data.require_split("test")  # no test split fails now, not after training
@@ -248,6 +255,9 @@ def restore_or_init(run: Run, resume: bool, init_from: str | None) -> None:
         progress.print(f"--init-from {init_from} ignored: resuming from this run's own checkpoint")
     if run.chief:
         atomic_write(os.path.join(run.run_dir, "config.yaml"), to_yaml(config))
+        records = run.parts.data.pass_records()
+        if records:  # what --resume, evaluate and export read instead of passing over the files again
+            atomic_write(os.path.join(run.run_dir, STATISTICS_FILE), pass_records_json(records))
     if restored is None:
         run.tensorboard.config(to_yaml(config))  # a resumed run's config text is already in its logs at step 0
         run.tensorboard.hparams(config.model_dump(), os.path.basename(os.path.abspath(run.run_dir)))

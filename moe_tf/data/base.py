@@ -90,6 +90,7 @@ class SourceData:
     parse: Callable | None = None
     statistics: Any = None  # a streamed source's SourceStatistics, gathered while it read its files
     skipped_files: list[str] = field(default_factory=list)  # corrupt files left out (`skip_corrupt`)
+    pass_record: dict | None = None  # a streamed source's pass (moe_tf.data.streamed), kept in the run directory
 
 
 class DataSource(abc.ABC):
@@ -99,14 +100,17 @@ class DataSource(abc.ABC):
         config: the source's `Config`.
         seed: `experiment.seed` (splits are seeded by it).
         name: the key of the source in `data.sources` (for error messages).
+        stored: a streamed source's pass as the run directory keeps it (moe_tf.data.streamed.StoredPass), read
+            instead of passing over the files again.
     """
 
     Config: type
 
-    def __init__(self, config, seed: int, name: str = "source"):
+    def __init__(self, config, seed: int, name: str = "source", stored=None):
         self.config = config
         self.seed = seed
         self.name = name
+        self.stored = stored
 
     @abc.abstractmethod
     def load(self) -> SourceData:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,10 +39,23 @@ from moe_tf.registry import DATASETS
 
 
 class DelimitedConfig(StrictModel):
-    path: str | None = Field(None, min_length=1, description="one file, split by eval_fraction and test_fraction")
-    train: str | None = Field(None, min_length=1, description="the training file (instead of `path`)")
-    eval: str | None = Field(None, min_length=1)
-    test: str | None = Field(None, min_length=1)
+    path: str | list[str] | None = Field(
+        None, description="one file, split by eval_fraction and test_fraction (streamed: globs of files)"
+    )
+    train: str | list[str] | None = Field(
+        None, description="the training file, instead of `path` (streamed: globs of files)"
+    )
+    eval: str | list[str] | None = None
+    test: str | list[str] | None = None
+    stream: bool = Field(
+        False, description="read the files in chunks each epoch instead of loading them (data larger than memory)"
+    )
+    split_by: str | None = Field(
+        None,
+        description="a key column: each row's split by a hash of its key (eval_fraction, test_fraction), so a key's "
+        "rows stay in one split; needed to split a streamed `path`",
+    )
+    skip_corrupt: bool = Field(False, description="streamed Parquet: leave out (and name) unreadable files")
     header: bool = True
     columns: list[str] | None = Field(None, min_length=1, description="column names of header-less files")
     text: list[str] | dict[str, str] = Field(
@@ -95,6 +109,21 @@ class DelimitedConfig(StrictModel):
             )
         if self.path is not None and (self.eval or self.test):
             raise ValueError("`eval` and `test` files go with `train`, not with `path`")
+        for role in ("path", "train", "eval", "test"):
+            value = getattr(self, role)
+            if not self.stream and value is not None and not isinstance(value, str):
+                raise ValueError(f"{role}: one file (a list of files or globs needs `stream: true`)")
+            if value is not None and not all(value if isinstance(value, list) else [value]):
+                raise ValueError(f"{role}: an empty path")
+        cut = [r for r in ("eval", "test") if getattr(self, r) is None and getattr(self, f"{r}_fraction") > 0]
+        if self.stream and cut and self.split_by is None:
+            raise ValueError(
+                f"a streamed source cuts its {' and '.join(cut)} split from the training files by `split_by` (a key "
+                f"column whose hash picks each row's split): name one, give {' and '.join(f'`{r}`' for r in cut)} "
+                f"files, or set {' and '.join(f'{r}_fraction' for r in cut)} to 0"
+            )
+        if self.stream and self.limit is not None:
+            raise ValueError("`limit` reads the first rows of an in-memory file; a streamed source reads every row")
         if not self.text and not self.numeric and not self.categorical and not self.buckets:
             raise ValueError("name at least one `text`, `numeric` or `categorical` column")
         if self.token_dropout and not self.text:
@@ -150,49 +179,201 @@ def read_utf8(path: str) -> str:
 
 
 @dataclass
-class _Table:
-    """One file's cells by column, with the line number of each row (for messages)."""
+class Table:
+    """Rows of one file, cells by column, with the line (or row) number of each row (for messages). A cell is a
+    string, except in the float arrays a Parquet file's numeric columns give (NaN: missing)."""
 
     path: str
-    columns: dict[str, list[str]]
+    columns: dict[str, list | np.ndarray]
     lines: list[int]
+    unit: str = "line"
 
     def __len__(self):
         return len(self.lines)
 
+    def at(self, line: int) -> str:
+        """Where a row is, for a message: `path, line 12`."""
+        return f"{self.path}, {self.unit} {line}"
+
+
+class LabelCells:
+    """What a label column's cells say of it, gathered table by table over every split: whether every cell is an
+    integer, or a number; the largest and smallest integer; where the first infinite number is; and where each
+    distinct cell first occurs, per split (class names; at most `CAP` distinct cells are kept)."""
+
+    CAP = 100_000
+
+    def __init__(self):
+        self.ints = self.numbers = True
+        self.any = self.capped = False
+        self.max_id, self.low, self.infinite = -1, None, None
+        self.first: dict[str, dict[str, str]] = {}  # role → {cell: where it first occurs}
+
+    def add(self, role: str, table: Table, column: str) -> None:
+        cells = np.array([c.strip() for c in table.columns[column]], dtype=object)
+        present = cells != ""
+        if not present.any():
+            return
+        self.any = True
+        seen = self.first.setdefault(role, {})
+        if not self.capped:
+            for index in np.flatnonzero(present):
+                if cells[index] not in seen:
+                    seen[cells[index]] = table.at(table.lines[index])
+            self.capped = len(seen) > self.CAP
+        values = cells[present].astype(str)
+        if self.ints:
+            try:
+                ids = values.astype(np.int64)
+            except (ValueError, OverflowError):
+                self.ints = False
+            else:
+                self.max_id = max(self.max_id, int(ids.max()))
+                if self.low is None and ids.min() < -1:
+                    at = int(np.argmax(ids < -1))
+                    self.low = (table.at(table.lines[np.flatnonzero(present)[at]]), int(ids[at]))
+        if self.numbers and not self.ints:
+            try:
+                numbers = values.astype(np.float64)
+            except ValueError:
+                self.numbers = False
+            else:
+                if self.infinite is None and np.isinf(numbers).any():
+                    self.infinite = table.at(table.lines[np.flatnonzero(present)[int(np.argmax(np.isinf(numbers)))]])
+
+    def info(self, label: str, declared: list[str] | None, where: str) -> tuple[LabelInfo, str]:
+        """The label's classes and how its cells read: `declared` or `names` (class names, declared or the sorted
+        names of the training split), `ids` (integers) or `value` (regression targets)."""
+        if declared is not None:
+            return LabelInfo(len(declared), list(declared)), "declared"
+        if self.any and self.ints:
+            num_classes = max(self.max_id + 1, 2)
+            return LabelInfo(num_classes, [str(i) for i in range(num_classes)]), "ids"
+        if self.any and self.numbers:
+            return LabelInfo(1, [label], kind="value"), "value"
+        if self.capped:
+            raise DataError(
+                f"{where}: label {label!r} has more than {self.CAP} distinct non-numeric values; declare its "
+                f"classes ({where}.classes.{label}) if it is a class label"
+            )
+        names = sorted(self.first.get("train", {}))
+        return LabelInfo(max(len(names), 1), names or [""]), "names"
+
+    def check(self, label: str, info: LabelInfo, mode: str, source: str) -> None:
+        """The errors `DelimitedSource.arrays` raises on a bad cell, from what was gathered (a streamed source's
+        pass, which does not convert labels)."""
+        if mode in ("declared", "names"):
+            for seen in self.first.values():
+                for cell, at in seen.items():
+                    if cell not in info.class_names:
+                        raise DataError(unknown_class(at, label, cell, mode, info, source))
+        elif mode == "ids" and self.low is not None:
+            raise DataError(
+                f"{self.low[0]}: label {label!r} is {self.low[1]}; class ids are >= 0 (an empty cell is missing)"
+            )
+        elif mode == "value" and self.infinite is not None:
+            raise DataError(f"{self.infinite}: label {label!r} is infinite (an empty cell marks a missing target)")
+
+
+def unknown_class(at: str, label: str, cell: str, mode: str, info: LabelInfo, source: str) -> str:
+    declared = (
+        f"the declared classes (data.sources.{source}.classes.{label})"
+        if mode == "declared"
+        else "the classes of the training file"
+    )
+    return f"{at}: label {label!r} is {cell!r}, which is not one of {declared} ({', '.join(info.class_names)})"
+
+
+ROLES = ("train", "eval", "test")  # a row's role index in `DelimitedSource.roles`
+
+
+def hash_fraction(keys: np.ndarray) -> np.ndarray:
+    """Each key's place in [0, 1): its fingerprint hash (FarmHash, the same in every process) over 2^20 buckets."""
+    import tensorflow as tf
+
+    buckets = tf.strings.to_hash_bucket_fast(tf.constant(keys.astype(str)), 1 << 20).numpy()
+    return buckets / float(1 << 20)
+
 
 class DelimitedSource(DataSource):
     delimiter = ","
+    unit = "line"  # what a row's number counts in messages
+    unreadable: tuple[type[Exception], ...] = ()  # what makes a streamed file unreadable (`skip_corrupt` leaves it)
 
     def load(self):
         cfg = self.config
+        if cfg.stream:
+            from moe_tf.data.chunked import load_streamed
+
+            return load_streamed(self)
         where = f"data.sources.{self.name}"
         files = {"train": cfg.path or cfg.train, "eval": cfg.eval, "test": cfg.test}
         tables = {
             role: self._read(path, f"{where}.{'path' if cfg.path else role}") for role, path in files.items() if path
         }
         first = tables["train"]
-        kinds = {label: self._label_info(label, tables) for label in cfg.labels}
+        cells = {label: LabelCells() for label in cfg.labels}
+        for role, table in tables.items():
+            for label, gathered in cells.items():
+                gathered.add(role, table, label)
+        kinds = {label: gathered.info(label, cfg.classes.get(label), where) for label, gathered in cells.items()}
         label_infos = {label: info for label, (info, _) in kinds.items()}
-        arrays = {role: self._arrays(t, kinds) for role, t in tables.items()}
-        fractions = {}
-        if "eval" not in tables and cfg.eval_fraction > 0:
-            fractions["eval"] = cfg.eval_fraction
-        if "test" not in tables and cfg.test_fraction > 0:
-            fractions["test"] = cfg.test_fraction
-        if fractions:
-            if sum(fractions.values()) >= 1.0:
-                raise DataError(
-                    f"{where}: eval_fraction + test_fraction must leave examples for training, "
-                    f"got {' + '.join(str(v) for v in fractions.values())}"
-                )
-            fractions["train"] = 0.0
-            arrays.update(split_arrays(*arrays["train"], fractions, self.seed))
+        arrays = {role: self.arrays(t, kinds) for role, t in tables.items()}
+        fractions = self.fractions(tables, where)
+        if fractions and cfg.split_by is not None:
+            arrays.update(self._hashed_splits(tables["train"], arrays["train"], fractions))
+        elif fractions:
+            arrays.update(split_arrays(*arrays["train"], {**fractions, "train": 0.0}, self.seed))
         for role in ("train", "eval", "test"):
             if role in arrays and not len(next(iter(arrays[role][1].values()))):
                 if role == "train":
                     raise DataError(f"{first.path}: no training rows")
                 del arrays[role]
+        gaps = np.zeros(len(cfg.numeric), bool)  # columns with a missing cell in some file
+        for x, _ in arrays.values():
+            if cfg.numeric:
+                gaps |= np.isnan(x[cfg.numeric_feature]).any(axis=0)
+        data = from_arrays(arrays, self.label_infos(label_infos), self.specs(gaps))
+        data.sample_weights = {label: label + WEIGHT_SUFFIX for label in cfg.weights}
+        return data
+
+    def fractions(self, files: dict, where: str) -> dict[str, float]:
+        """{role: fraction of the training file} of the splits without files of their own."""
+        cfg = self.config
+        fractions = {}
+        if "eval" not in files and cfg.eval_fraction > 0:
+            fractions["eval"] = cfg.eval_fraction
+        if "test" not in files and cfg.test_fraction > 0:
+            fractions["test"] = cfg.test_fraction
+        if sum(fractions.values()) >= 1.0:
+            raise DataError(
+                f"{where}: eval_fraction + test_fraction must leave examples for training, "
+                f"got {' + '.join(str(v) for v in fractions.values())}"
+            )
+        return fractions
+
+    def roles(self, table: Table) -> np.ndarray:
+        """`split_by`: each row's role as 0 train, 1 eval, 2 test, from a fingerprint hash of its key cell (the
+        same rows in every process and every pass, whatever the file order)."""
+        cfg = self.config
+        keys = np.array([str(c).strip() for c in table.columns[cfg.split_by]], dtype=object)
+        where = hash_fraction(keys)
+        eval_end = cfg.eval_fraction if cfg.eval is None else 0.0
+        test_end = eval_end + (cfg.test_fraction if cfg.test is None else 0.0)
+        return np.where(where < eval_end, 1, np.where(where < test_end, 2, 0))
+
+    def _hashed_splits(self, table: Table, arrays, fractions: dict):
+        """The training file's arrays split by `roles` into train and the roles of `fractions`."""
+        roles, (x, y) = self.roles(table), arrays
+        return {
+            role: ({k: v[roles == i] for k, v in x.items()}, {k: v[roles == i] for k, v in y.items()})
+            for i, role in enumerate(ROLES)
+            if role == "train" or role in fractions
+        }
+
+    def specs(self, gaps: np.ndarray) -> dict[str, FeatureSpec]:
+        """The inputs' specs; `gaps`: the numeric columns with a missing cell in some split."""
+        cfg = self.config
         specs = {name: FeatureSpec("string", (), "text") for name in cfg.text_columns()}
         for name, column in cfg.categorical_columns().items():
             options = {**column.options(cfg.missing), "column": column.column}
@@ -201,118 +382,137 @@ class DelimitedSource(DataSource):
             options = {"columns": list(cfg.numeric)}  # `moe-tf predict` assembles the input from these columns
             if cfg.log1p:
                 options["log1p"] = [c in cfg.log1p for c in cfg.numeric]
-            gaps = np.zeros(len(cfg.numeric), bool)  # columns with a missing cell in some file
-            for x, _ in arrays.values():
-                gaps |= np.isnan(x[cfg.numeric_feature]).any(axis=0)
             if gaps.any():
-                options["nullable"] = gaps.tolist()
+                options["nullable"] = [bool(g) for g in gaps]
             specs[cfg.numeric_feature] = FeatureSpec("float32", (len(cfg.numeric),), "numeric", options)
         for column, n in cfg.buckets.items():
             specs[f"{column}_bucket"] = FeatureSpec("float32", (), "categorical", {"buckets": n, "column": column})
-        infos = dict(label_infos)
-        for label in cfg.weights:
-            infos[label + WEIGHT_SUFFIX] = LabelInfo(1, [], kind="weight")
-        data = from_arrays(arrays, infos, specs)
-        data.sample_weights = {label: label + WEIGHT_SUFFIX for label in cfg.weights}
-        return data
+        return specs
+
+    def label_infos(self, infos: dict[str, LabelInfo]) -> dict[str, LabelInfo]:
+        """The labels, and each sample-weight column as a label of kind `weight`."""
+        out = dict(infos)
+        for label in self.config.weights:
+            out[label + WEIGHT_SUFFIX] = LabelInfo(1, [], kind="weight")
+        return out
 
     # ---- reading --------------------------------------------------------------------------------------------
 
-    def _read(self, path: str, field: str) -> _Table:
-        cfg = self.config
+    def _read(self, path: str, field: str) -> Table:
+        """A whole file as one table."""
         if not os.path.isfile(path):
             raise DataError(f"file not found: {path} ({field})")
-        text = read_utf8(path)
-        quoting = cfg.quoting if cfg.quoting != "auto" else ("none" if self.delimiter == "\t" else "minimal")
-        reader = csv.reader(
-            text.splitlines(),
-            delimiter=self.delimiter,
-            quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL,
-            strict=True,
-        )
-        rows, lines = [], []
-        try:
-            for row in reader:
-                if not row or row == [""]:
-                    continue  # blank line
-                if cfg.limit is not None and len(rows) > cfg.limit - (0 if cfg.header else 1):
-                    break
-                rows.append(row)
-                lines.append(reader.line_num)
-        except csv.Error as e:
-            raise DataError(f"{path}, line {reader.line_num}: {e}") from None
-        if cfg.header:
-            if not rows:
-                raise DataError(f"{path}: empty file (expected a header row)")
-            names, rows, lines = [c.strip() for c in rows[0]], rows[1:], lines[1:]
-            if cfg.columns is not None:
-                names = list(cfg.columns)
-        else:
-            if cfg.columns is None:
-                raise DataError(f"{path}: `header: false` needs `columns:` (the name of each column, in order)")
-            names = list(cfg.columns)
-        for row, line in zip(rows, lines):
-            if len(row) != len(names):
-                raise DataError(
-                    f"{path}, line {line}: {len(row)} cells, expected {len(names)} "
-                    f"({', '.join(names)}); a ragged row, or a delimiter inside an unquoted field"
-                )
+        return next(self.tables(path, read_utf8(path).splitlines(), field))
+
+    def file_tables(self, path: str, where: str) -> Iterator[Table]:
+        """A streamed file's rows in tables of moe_tf.data.chunked.CHUNK_ROWS rows."""
+        from moe_tf.data.chunked import CHUNK_ROWS, open_lines
+
+        return self.tables(path, open_lines(path), where, CHUNK_ROWS)
+
+    def wanted(self) -> list[str]:
+        """The columns the config reads."""
+        cfg = self.config
         categorical = [c.column for c in cfg.categorical_columns().values()]
         wanted = [*cfg.text_columns().values(), *categorical, *cfg.numeric, *cfg.labels, *cfg.weights.values()]
-        wanted += [c for c in cfg.buckets if c not in wanted]
-        missing = [c for c in wanted if c not in names]
+        wanted += [c for c in [*cfg.buckets, *([cfg.split_by] if cfg.split_by else [])] if c not in wanted]
+        return list(dict.fromkeys(wanted))
+
+    def check_columns(self, path: str, names: list[str], field: str) -> None:
+        """Every column the config reads (and every aliased one) is in the file."""
+        missing = [c for c in self.wanted() if c not in names]
         if missing:
             raise DataError(f"{path}: no column {missing[0]!r} ({field}); the columns are: {', '.join(names)}")
-        unknown = [c for c in cfg.aliases if c not in names]
+        unknown = [c for c in self.config.aliases if c not in names]
         if unknown:
             raise DataError(
                 f"{path}: no column {unknown[0]!r} (data.sources.{self.name}.aliases); "
                 f"the columns are: {', '.join(names)}"
             )
-        index = {c: names.index(c) for c in wanted}
-        columns = {c: [row[i] for row in rows] for c, i in index.items()}
-        for c, table in cfg.aliases.items():
+
+    def table(self, path: str, columns: dict, lines: list[int]) -> Table:
+        """A table of the wanted columns, aliases applied."""
+        for c, table in self.config.aliases.items():
             if c in columns:
-                columns[c] = [table.get(cell.strip(), cell) for cell in columns[c]]
-        return _Table(path, columns, lines)
+                columns[c] = [table.get(str(cell).strip(), cell) for cell in columns[c]]
+        return Table(path, columns, lines, self.unit)
+
+    def tables(self, path: str, lines, field: str, chunk_rows: int | None = None) -> Iterator[Table]:
+        """A delimited file's rows (`lines`: its lines, an iterable) as tables of `chunk_rows` rows (None: one
+        table of every row); the columns are checked when the header is read."""
+        cfg = self.config
+        quoting = cfg.quoting if cfg.quoting != "auto" else ("none" if self.delimiter == "\t" else "minimal")
+        reader = csv.reader(
+            lines,
+            delimiter=self.delimiter,
+            quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL,
+            strict=True,
+        )
+        names: list[str] | None = None
+        if not cfg.header:
+            if cfg.columns is None:
+                raise DataError(f"{path}: `header: false` needs `columns:` (the name of each column, in order)")
+            names = list(cfg.columns)
+            self.check_columns(path, names, field)
+        index: dict[str, int] = {c: names.index(c) for c in self.wanted()} if names else {}
+        rows, numbers, count = [], [], 0
+        try:
+            for row in reader:
+                if not row or row == [""]:
+                    continue  # blank line
+                if names is None:
+                    names = list(cfg.columns) if cfg.columns is not None else [c.strip() for c in row]
+                    self.check_columns(path, names, field)
+                    index = {c: names.index(c) for c in self.wanted()}
+                    continue
+                if cfg.limit is not None and count >= cfg.limit:
+                    break
+                if len(row) != len(names):
+                    raise DataError(
+                        f"{path}, line {reader.line_num}: {len(row)} cells, expected {len(names)} "
+                        f"({', '.join(names)}); a ragged row, or a delimiter inside an unquoted field"
+                    )
+                rows.append(row)
+                numbers.append(reader.line_num)
+                count += 1
+                if chunk_rows is not None and len(rows) == chunk_rows:
+                    yield self.table(path, {c: [r[i] for r in rows] for c, i in index.items()}, numbers)
+                    rows, numbers = [], []
+        except csv.Error as e:
+            raise DataError(f"{path}, line {reader.line_num}: {e}") from None
+        if names is None:
+            raise DataError(f"{path}: empty file (expected a header row)")
+        if rows or chunk_rows is None:
+            yield self.table(path, {c: [r[i] for r in rows] for c, i in index.items()}, numbers)
 
     # ---- columns → arrays -----------------------------------------------------------------------------------
 
-    def _label_info(self, label: str, tables: dict[str, _Table]) -> tuple[LabelInfo, str]:
-        """The classes of a label column and how its cells read: `declared` or `names` (class names, declared or
-        the sorted names of the training file), `ids` (integers) or `value` (regression targets)."""
+    def arrays(self, table: Table, labels: dict[str, tuple[LabelInfo, str]]):
+        """A table's ({input: [n, ...]}, {label: [n]}); a bad cell is an error naming its file and line."""
         cfg = self.config
-        if label in cfg.classes:
-            return LabelInfo(len(cfg.classes[label]), list(cfg.classes[label])), "declared"
-        cells = [c.strip() for t in tables.values() for c in t.columns[label] if c.strip()]
-        if cells and all(_parses(c, int) for c in cells):
-            num_classes = max(max(int(c) for c in cells) + 1, 2)
-            return LabelInfo(num_classes, [str(i) for i in range(num_classes)]), "ids"
-        if cells and all(_parses(c, float) for c in cells):
-            return LabelInfo(1, [label], kind="value"), "value"
-        names = sorted({c.strip() for c in tables["train"].columns[label] if c.strip()})
-        return LabelInfo(max(len(names), 1), names or [""]), "names"
-
-    def _arrays(self, table: _Table, labels: dict[str, tuple[LabelInfo, str]]):
-        cfg = self.config
-        features = {name: np.array(table.columns[col], dtype=object) for name, col in cfg.text_columns().items()}
+        features = {
+            name: np.array([str(c) for c in table.columns[col]], dtype=object)
+            for name, col in cfg.text_columns().items()
+        }
         for name, column in cfg.categorical_columns().items():
-            features[name] = np.array([c.strip() for c in table.columns[column.column]], dtype=object)
+            features[name] = np.array([str(c).strip() for c in table.columns[column.column]], dtype=object)
         if cfg.numeric:
-            features[cfg.numeric_feature] = np.stack(
-                [self._numbers(table, c, "feature", missing=True) for c in cfg.numeric], axis=1
-            ).astype(np.float32)
+            features[cfg.numeric_feature] = (
+                np.stack([self._numbers(table, c, "feature", missing=True) for c in cfg.numeric], axis=1)
+                .astype(np.float32)
+                .reshape(len(table), len(cfg.numeric))
+            )
         for column in cfg.buckets:
             features[f"{column}_bucket"] = self._numbers(table, column, "feature", missing=True)
         out = {}
         for label, (info, mode) in labels.items():
-            cells = [c.strip() for c in table.columns[label]]
+            cells = [str(c).strip() for c in table.columns[label]]
             if mode == "value":
                 out[label] = np.array([float(c) if c else np.nan for c in cells], np.float32)
                 bad = np.isinf(out[label])
                 if bad.any():
                     raise DataError(
-                        f"{table.path}, line {table.lines[int(np.argmax(bad))]}: label {label!r} is "
+                        f"{table.at(table.lines[int(np.argmax(bad))])}: label {label!r} is "
                         "infinite (an empty cell marks a missing target)"
                     )
             elif mode in ("declared", "names"):
@@ -320,15 +520,7 @@ class DelimitedSource(DataSource):
                 values = []
                 for c, line in zip(cells, table.lines):
                     if c and c not in ids:
-                        declared = (
-                            f"the declared classes (data.sources.{self.name}.classes.{label})"
-                            if mode == "declared"
-                            else "the classes of the training file"
-                        )
-                        raise DataError(
-                            f"{table.path}, line {line}: label {label!r} is {c!r}, which is not one of "
-                            f"{declared} ({', '.join(info.class_names)})"
-                        )
+                        raise DataError(unknown_class(table.at(line), label, c, mode, info, self.name))
                     values.append(ids[c] if c else -1)
                 out[label] = np.array(values, np.int64)
             else:
@@ -336,54 +528,67 @@ class DelimitedSource(DataSource):
                 below = out[label] < -1
                 if below.any():
                     raise DataError(
-                        f"{table.path}, line {table.lines[int(np.argmax(below))]}: label {label!r} is "
+                        f"{table.at(table.lines[int(np.argmax(below))])}: label {label!r} is "
                         f"{int(out[label][below][0])}; class ids are >= 0 (an empty cell is missing)"
                     )
         for label, column in cfg.weights.items():
             w = self._numbers(table, column, "sample weight")
             if (w < 0).any():
                 raise DataError(
-                    f"{table.path}, line {table.lines[int(np.argmax(w < 0))]}: sample weight "
+                    f"{table.at(table.lines[int(np.argmax(w < 0))])}: sample weight "
                     f"{column!r} is negative ({float(w[w < 0][0])})"
                 )
             out[label + WEIGHT_SUFFIX] = w
         return features, out
 
-    def _numbers(self, table: _Table, column: str, what: str, missing: bool = False) -> np.ndarray:
+    def _numbers(self, table: Table, column: str, what: str, missing: bool = False) -> np.ndarray:
         """A column's numbers; with `missing`, an empty cell or one of the source's `missing` tokens is NaN (the
-        model imputes it)."""
+        model imputes it). Parsed in one numpy call; a column that does not parse is read cell by cell to name the
+        first bad cell."""
+        cells = table.columns[column]
+        if isinstance(cells, np.ndarray) and cells.dtype.kind == "f":  # a typed (Parquet) column: NaN is null
+            values = cells.astype(np.float64)
+            absent = np.isnan(values)
+        else:
+            text = np.char.strip(np.asarray(cells, dtype=str)) if len(cells) else np.zeros(0, str)
+            tokens = sorted({t.strip() for t in self.config.missing} | {""})
+            absent = np.isin(text, tokens) if missing else np.zeros(len(text), bool)
+            values = np.full(len(text), np.nan)
+            try:
+                values[~absent] = text[~absent].astype(np.float64)
+            except ValueError:
+                return self._numbers_one_by_one(table, column, what, missing)
+            absent |= np.isnan(values)
+        if absent.any() and not missing:
+            return self._numbers_one_by_one(table, column, what, missing)
+        if np.isinf(values).any():
+            return self._numbers_one_by_one(table, column, what, missing)
+        return values.astype(np.float32)
+
+    def _numbers_one_by_one(self, table: Table, column: str, what: str, missing: bool) -> np.ndarray:
         values = []
         tokens = {t.strip() for t in self.config.missing} | {""}
         for cell, line in zip(table.columns[column], table.lines):
+            cell = "" if isinstance(cell, float) and math.isnan(cell) else str(cell)
             if missing and cell.strip() in tokens:
                 values.append(np.nan)
                 continue
             if not cell.strip():
-                raise DataError(f"{table.path}, line {line}: {what} {column!r} is empty; {what}s cannot be missing")
+                raise DataError(f"{table.at(line)}: {what} {column!r} is empty; {what}s cannot be missing")
             try:
                 v = float(cell)
             except ValueError:
-                raise DataError(f"{table.path}, line {line}: {what} {column!r} is {cell!r}, not a number") from None
+                raise DataError(f"{table.at(line)}: {what} {column!r} is {cell!r}, not a number") from None
             if missing and math.isnan(v):
                 values.append(np.nan)
                 continue
             if not math.isfinite(v):
                 cannot = "infinite" if missing else "missing, NaN or infinite"
                 raise DataError(
-                    f"{table.path}, line {line}: {what} {column!r} is {cell.strip() or 'empty'}; "
-                    f"{what}s cannot be {cannot}"
+                    f"{table.at(line)}: {what} {column!r} is {cell.strip() or 'empty'}; {what}s cannot be {cannot}"
                 )
             values.append(v)
         return np.array(values, np.float32)
-
-
-def _parses(cell: str, kind) -> bool:
-    """Whether `kind(cell)` (int or float) accepts the cell."""
-    try:
-        kind(cell)
-        return True
-    except ValueError:
-        return False
 
 
 @DATASETS.register("csv")

@@ -62,6 +62,10 @@ class TaskData:
             ]
         ).batch(batch_size)
 
+    def pass_records(self) -> dict:
+        """{source: its pass record} of the streamed sources (what the run directory keeps; {} without any)."""
+        return {name: s.pass_record for name, s in self.sources.items() if s.pass_record is not None}
+
     @property
     def multi_source(self) -> bool:
         return len(self.sources) > 1
@@ -397,18 +401,20 @@ def merge_features(sources: dict[str, SourceData]) -> dict[str, FeatureSpec]:
     return dict(sorted(merged.items()))
 
 
-def build_task_data(config) -> TaskData:
+def build_task_data(config, stored=None) -> TaskData:
     """Loads the data sources the tasks read and resolves the tasks against them.
 
     Args:
         config: the whole ExperimentConfig.
+        stored: the run directory's record of the streamed sources' pass (moe_tf.data.streamed.StoredPass), read
+            instead of passing over their files again.
     """
     used = [name for name in config.data.sources if any(t.dataset == name for t in config.tasks)]
     sources = {}
     for name in used:
         src_cfg = config.data.sources[name]
         cls = DATASETS.get(src_cfg.type, f"data.sources.{name}.type")
-        sources[name] = cls(src_cfg, config.experiment.seed, name).load()
+        sources[name] = cls(src_cfg, config.experiment.seed, name, stored).load()
         if sources[name].sizes.get("train", 0) == 0:
             raise DataError(f"data source {name!r} has an empty training split")
     tasks = resolve_tasks(config.tasks, sources)

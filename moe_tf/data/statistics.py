@@ -43,6 +43,14 @@ class Moments:
         self.squares += other.squares
         self.indicator &= other.indicator
 
+    def to_record(self) -> dict:
+        return {k: getattr(self, k).tolist() for k in ("count", "total", "squares", "indicator")}
+
+    def load_record(self, record: dict) -> None:
+        for k in ("count", "total", "squares"):
+            setattr(self, k, np.asarray(record[k], np.float64).reshape(self.count.shape))
+        self.indicator = np.asarray(record["indicator"], bool).reshape(self.count.shape)
+
     def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(mean, variance, indicator mask)."""
         mean = self.total / np.maximum(self.count, 1)
@@ -121,6 +129,39 @@ class SourceStatistics:
         for f, sample in self.samples.items():
             sample.merge(other.samples[f])
         self.rows += other.rows
+
+    def to_record(self) -> dict:
+        """What the pass gathered, as JSON (kept in the run directory: a resumed or restored run reads it instead of
+        passing over the files again)."""
+        return {
+            "rows": self.rows,
+            "moments": {f: m.to_record() for f, m in self.moments.items()},
+            "counts": {f: dict(c) for f, c in self.counts.items()},
+            "samples": {f: {"seen": s.seen, "values": s.values.tolist()} for f, s in self.samples.items()},
+        }
+
+    def from_record(self, record: dict) -> SourceStatistics | None:
+        """New statistics of the same features holding `record` (`to_record`'s), or None when the record is of
+        other features (a changed config: the pass is made again)."""
+        out = self.empty()
+        try:
+            if set(record["moments"]) != set(out.moments) or set(record["counts"]) != set(out.counts):
+                return None
+            if set(record["samples"]) != set(out.samples):
+                return None
+            for f, m in out.moments.items():
+                m.load_record(record["moments"][f])
+            for f in out.counts:
+                out.counts[f] = Counter(record["counts"][f])
+            for f, sample in out.samples.items():
+                sample.seen, sample.values = (
+                    int(record["samples"][f]["seen"]),
+                    np.asarray(record["samples"][f]["values"]),
+                )
+            out.rows = int(record["rows"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        return out
 
     def add(self, x: dict) -> None:
         for f, moments in self.moments.items():

@@ -22,6 +22,7 @@ from moe_tf.config.base import StrictModel, check_identifiers
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, SourceData
 from moe_tf.data.categorical import CategoricalColumn
 from moe_tf.data.statistics import SourceStatistics
+from moe_tf.data.streamed import file_sizes, match_files, reusable_splits
 from moe_tf.errors import DataError
 from moe_tf.registry import DATASETS
 
@@ -131,24 +132,36 @@ class TfrecordSource(DataSource):
     def load(self) -> SourceData:
         cfg, where = self.config, f"data.sources.{self.name}"
         features, labels, keys, weights = self._schema(where)
-        files = {role: self._files(role, where) for role in ("train", "eval", "test")}
+        files = {role: match_files(getattr(cfg, role), f"{where}.{role}") for role in ("train", "eval", "test")}
         files = {role: paths for role, paths in files.items() if paths}
         parse = _parser(features, labels, keys, weights)
         compression = {role: self._compression(role, paths, where) for role, paths in files.items()}
+        identity = {role: file_sizes(paths) for role, paths in files.items()}
+        stored = reusable_splits(self.stored, self.name, identity, where)
         statistics = SourceStatistics(features)
+        if "train" in stored:
+            kept = statistics.from_record(self.stored.of(self.name).get("statistics", {}))
+            stored, statistics = (stored, kept) if kept is not None else ({}, statistics)  # None: other features
+        record: dict = {"splits": {}}
         sizes, skipped = {}, []
         for role, paths in files.items():
-            gather = statistics if role == "train" else None
-            sizes[role], bad = _scan(paths, parse, compression[role], gather)
+            if role in stored:
+                sizes[role], bad = stored[role]["examples"], [(p, "") for p in stored[role]["skipped"]]
+            else:
+                gather = statistics if role == "train" else None
+                sizes[role], bad = _scan(paths, parse, compression[role], gather)
             if bad and not cfg.skip_corrupt:
                 path, error = bad[0]
                 raise DataError(
                     f"{path}: {error} ({where}.{role}; set {where}.skip_corrupt: true to leave out such files)"
                 )
-            skipped += [path for path, _ in bad]
-            files[role] = [p for p in paths if p not in {path for path, _ in bad}]
+            left_out = [path for path, _ in bad]
+            skipped += left_out
+            record["splits"][role] = {"files": identity[role], "examples": sizes[role], "skipped": left_out}
+            files[role] = [p for p in paths if p not in left_out]
             if not files[role]:
                 raise DataError(f"{where}.{role}: every file is corrupt ({', '.join(paths)})")
+        record["statistics"] = statistics.to_record()
         for label in weights:
             labels[label + WEIGHT_SUFFIX] = LabelInfo(1, [], kind="weight")
         splits = {
@@ -177,6 +190,7 @@ class TfrecordSource(DataSource):
             parse=parse,
             statistics=statistics,
             skipped_files=skipped,
+            pass_record=record,
         )
 
     # ---- the schema ----------------------------------------------------------------------------------------------
@@ -214,20 +228,6 @@ class TfrecordSource(DataSource):
                 f"give one split one kind, or set {where}.compression"
             )
         return kinds.pop()
-
-    def _files(self, role: str, where: str) -> list[str]:
-        globs = getattr(self.config, role)
-        if globs is None:
-            return []
-        globs = [globs] if isinstance(globs, str) else list(globs)
-        out = []
-        for i, pattern in enumerate(globs):
-            matched = sorted(tf.io.gfile.glob(pattern))
-            if not matched:
-                field = f"{where}.{role}" + (f"[{i}]" if len(globs) > 1 else "")
-                raise DataError(f"{field}: {pattern!r} matches no file")
-            out += [m for m in matched if m not in out]
-        return out
 
 
 def read_schema(path: str, where: str, weights: dict[str, str] | None = None):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import numpy as np
 import pytest
@@ -180,6 +181,51 @@ def test_a_resumed_streamed_run_ends_where_an_uninterrupted_one_does(tmp_path, c
     assert a.keys() == b.keys() and len(a) > 5
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_the_pass_is_kept_in_the_run_and_read_by_resume_and_evaluate_and_changed_files_are_refused(
+    tmp_path, capsys, monkeypatch
+):
+    import moe_tf.data.tfrecord as tfrecord
+
+    data = census_dict(write_census_csv(tmp_path / "c.csv", n=300), training={"steps": 4, "checkpoint_every": 2})
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(converted(tmp_path, data, shards=3)))
+    run = tmp_path / "run"
+    code, _, err = run_main(capsys, "train", "--config", tmp_path / "s.yaml", "--output-dir", run, "--no-export")
+    assert code == 0, err[-3000:]
+    record = json.loads((run / "data_statistics.json").read_text())["sources"]["census"]
+    train = record["splits"]["train"]
+    assert len(train["files"]) == 3 and record["statistics"]["rows"] == train["examples"] > 0
+    assert set(record["statistics"]["counts"]) == {"city", "plan"}
+
+    def no_pass(*args):
+        raise AssertionError("the pass over the files was made again")
+
+    monkeypatch.setattr(tfrecord, "_scan", no_pass)
+    resume = ["train", "--config", run / "config.yaml", "--output-dir", run, "--resume", "--no-export"]
+    code, out, err = run_main(capsys, *resume, "--set", "training.steps=6", "--set", "logging.progress=lines")
+    assert code == 0, err[-3000:]
+    assert "statistics and counts are read from data_statistics.json" in err
+    code, out, err = run_main(capsys, "evaluate", run, "--json")
+    assert code == 0, err[-3000:]
+    before = json.loads(out)["tasks"]
+
+    # A training file gone: evaluate keeps the stored statistics (the model's); --resume refuses, naming the file.
+    gone = train["files"][-1][0]
+    os.remove(gone)
+    code, out, err = run_main(capsys, "evaluate", run, "--json")
+    assert code == 0, err[-3000:]
+    assert json.loads(out)["tasks"] == before
+    code, _, err = run_main(capsys, *resume, "--set", "training.steps=8")
+    assert (
+        code == 1 and f"the train files of data.sources.census changed since the run started (1 removed: {gone})" in err
+    )
+    assert "--allow-data-change" in err
+    monkeypatch.undo()
+    code, _, err = run_main(capsys, *resume, "--set", "training.steps=8", "--allow-data-change")
+    assert code == 0, err[-3000:]
+    record = json.loads((run / "data_statistics.json").read_text())["sources"]["census"]
+    assert len(record["splits"]["train"]["files"]) == 2 and record["statistics"]["rows"] < train["examples"]
 
 
 def declared(tmp_path, records: list[dict], **source):
