@@ -8,9 +8,12 @@ esmm_synthetic.yaml's ESMM: ctr, cvr, ctcvr = ctr × cvr) trains a fixed number 
 process per run:
   - peak RSS of the process (os.wait4) on 2 M and on 20 M rows: memory does not grow with the rows (goal: within 10 %);
   - examples/s streaming vs the npz source on the 2 M log (repeats interleaved, medians; goal ≥ 0.8);
-  - the statistics pass (every training file read, parsed, counted and its statistics gathered): rows/s.
+  - the statistics pass (every training file read, parsed, counted and its statistics gathered): rows/s;
+  - the same 2 M log as CSV and as Parquet shards (streamed csv and parquet sources): their pass rows/s and
+    examples/s against the npz source (`--parts formats`).
 
     python benchmarks/streaming.py [--sizes 2000000,20000000] [--steps 1500] [--repeats 3] [--keep]
+                                   [--parts memory,formats]
 
 Results: benchmarks/results/streaming.txt (and the raw runs beside it).
 """
@@ -103,7 +106,43 @@ def _example(columns, i) -> bytes:
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
+def write_tables(directory: str, shards: int) -> None:
+    """The log.npz of `directory` as CSV and Parquet shards (training rows; the test rows as one file each)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    with np.load(os.path.join(directory, "log.npz")) as f:
+        arrays = {k: f[k] for k in f.files}
+    columns = {"user": arrays["user"], "item": arrays["item"]}
+    columns.update({f"context_{k}": arrays["context"][:, k] for k in range(WORLD["context_dim"])})
+    columns.update({k: arrays[k] for k in ("click", "conversion", "purchase")})
+    table = pa.table(columns)
+    train = table.num_rows - TEST_ROWS
+    bounds = np.linspace(0, train, shards + 1).astype(int)
+    parts = {f"train-{k:05d}": table.slice(a, b - a) for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))}
+    parts["test"] = table.slice(train)
+    for kind in ("csv", "parquet"):
+        os.makedirs(os.path.join(directory, kind), exist_ok=True)
+        for name, part in parts.items():
+            path = os.path.join(directory, kind, f"{name}.{kind}")
+            pacsv.write_csv(part, path) if kind == "csv" else pq.write_table(part, path)
+    print(f"  wrote {train:,} + {TEST_ROWS:,} rows as CSV and Parquet shards in {directory}", flush=True)
+
+
 def source(directory: str, kind: str) -> dict:
+    if kind in ("csv", "parquet"):
+        return {
+            "type": kind,
+            **({"stream": True} if kind == "csv" else {}),
+            "train": os.path.join(directory, kind, f"train-*.{kind}"),
+            "test": os.path.join(directory, kind, f"test.{kind}"),
+            "eval_fraction": 0.0,
+            "categorical": {name: {"column": name, **options} for name, options in HASHED.items()},
+            "numeric": [f"context_{k}" for k in range(WORLD["context_dim"])],
+            "numeric_feature": "context",
+            "labels": ["click", "conversion", "purchase"],
+        }
     if kind == "npz":
         return {
             "type": "npz",
@@ -186,6 +225,7 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/moe_tf_streaming")
     p.add_argument("--keep", action="store_true", help="keep the generated logs (reused by the next run)")
     p.add_argument("--name", default="streaming")
+    p.add_argument("--parts", default="memory,formats", help="memory (TFRecord on every size), formats (CSV, Parquet)")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     os.makedirs(args.work, exist_ok=True)
@@ -196,20 +236,31 @@ def main() -> None:
             write_log(directory, rows, shards=max(4, rows // 500_000), npz=rows == sizes[0])
         logs[rows] = directory
     small, large = sizes[0], sizes[-1]
+    parts = args.parts.split(",")
     lines = [
         f"synthetic_ctr_cvr click log ({WORLD['users']:,} users, {WORLD['items']:,} items), GZIP TFRecord shards; "
         f"configs/esmm_synthetic.yaml's model, {args.steps} steps of batch 1024 per run; {os.cpu_count()} CPUs",
     ]
-    # the statistics pass
-    for directory in logs.values():
-        seconds, counted = statistics_pass(config(directory, "tfrecord", args.steps, args.work))
-        lines.append(f"statistics pass, {counted:,} training rows: {seconds:.1f} s ({counted / seconds:,.0f} rows/s)")
-        print(lines[-1], flush=True)
-    # memory and speed, interleaved repeats
-    variants = {f"tfrecord {rows:,}": config(d, "tfrecord", args.steps, args.work) for rows, d in logs.items()}
+    variants = {}
+    if "memory" in parts:
+        for directory in logs.values():  # the statistics pass
+            seconds, counted = statistics_pass(config(directory, "tfrecord", args.steps, args.work))
+            lines.append(f"tfrecord pass, {counted:,} training rows: {seconds:.1f} s ({counted / seconds:,.0f} rows/s)")
+            print(lines[-1], flush=True)
+        variants.update(
+            {f"tfrecord {rows:,}": config(d, "tfrecord", args.steps, args.work) for rows, d in logs.items()}
+        )
+    if "formats" in parts:
+        if not os.path.exists(os.path.join(logs[small], "parquet", "test.parquet")):
+            write_tables(logs[small], shards=max(4, small // 500_000))
+        for kind in ("csv", "parquet"):
+            variants[f"{kind} {small:,}"] = path = config(logs[small], kind, args.steps, args.work)
+            seconds, counted = statistics_pass(path)
+            lines.append(f"{kind} pass, {counted:,} training rows: {seconds:.1f} s ({counted / seconds:,.0f} rows/s)")
+            print(lines[-1], flush=True)
     variants[f"npz {small:,}"] = config(logs[small], "npz", args.steps, args.work)
     results = {name: [] for name in variants}
-    for r in range(args.repeats):
+    for r in range(args.repeats):  # interleaved repeats
         for name, path in variants.items():
             results[name].append(run(path, os.path.join(args.work, "run")))
             last = results[name][-1]
@@ -229,10 +280,19 @@ def main() -> None:
             f"{name:<22} examples/s {speed:>9,.0f} (runs: {speeds}); peak RSS {rss:,.0f} MiB (runs: {peaks}); "
             f"test ctcvr AUC {runs[0]['metrics']['tasks']['ctcvr']['auc']:.4f}"
         )
-    rss_ratio = median[f"tfrecord {large:,}"][1] / median[f"tfrecord {small:,}"][1]
-    speed_ratio = median[f"tfrecord {small:,}"][0] / median[f"npz {small:,}"][0]
-    lines.append(f"peak RSS {large:,} rows / {small:,} rows: {rss_ratio:.3f} (goal <= 1.10)")
-    lines.append(f"examples/s streaming / in-memory npz on {small:,} rows: {speed_ratio:.3f} (goal >= 0.8)")
+    npz = median[f"npz {small:,}"][0]
+    if "memory" in parts:
+        rss_ratio = median[f"tfrecord {large:,}"][1] / median[f"tfrecord {small:,}"][1]
+        lines.append(f"peak RSS {large:,} rows / {small:,} rows: {rss_ratio:.3f} (goal <= 1.10)")
+        lines.append(
+            f"examples/s tfrecord / in-memory npz on {small:,} rows: {median[f'tfrecord {small:,}'][0] / npz:.3f} "
+            "(goal >= 0.8)"
+        )
+    if "formats" in parts:
+        for kind in ("csv", "parquet"):
+            lines.append(
+                f"examples/s {kind} / in-memory npz on {small:,} rows: {median[f'{kind} {small:,}'][0] / npz:.3f}"
+            )
     write_results(args.name, lines)
     if not args.keep:
         shutil.rmtree(args.work, ignore_errors=True)

@@ -36,6 +36,7 @@ from moe_tf.training.optimizer import build_optimizer
 from moe_tf.training.profiling import ProfileWindow
 from moe_tf.training.replicas import resolve_jit_compile
 from moe_tf.training.signals import StopRequest
+from moe_tf.training.strategy import worker_count
 from moe_tf.training.trainer import Trainer, TrainerParts, total_steps
 from moe_tf.training.weightings import build_weighting
 from moe_tf.training.weightings.base import Weighting
@@ -110,12 +111,14 @@ def build_components(
             --init-from run), instead of building them from the training split.
         stored: the run directory's record of the streamed sources' pass over their files (a resumed or restored
             run), read instead of passing again.
-        warn: prints warnings (a categorical vocabulary cut at max_tokens).
+        warn: prints warnings (a categorical vocabulary cut at max_tokens) and a streamed source's pass.
     """
     strategy = strategy or tf.distribute.get_strategy()
     keras.mixed_precision.set_global_policy(config.training.mixed_precision)
-    data = data or build_task_data(config, stored)
+    data = data or build_task_data(config, stored, warn)
     cfg = config.training
+    if training:
+        data.configure_sharding(worker_count(strategy), cfg.batch_size)
     optimizer = lr_scale = average = None
     with strategy.scope():
         model = build_model(config.model, data, vocabularies, warn)

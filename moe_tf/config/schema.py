@@ -78,6 +78,17 @@ class DataConfig(StrictModel):
     shuffle_buffer: int = Field(10_000, ge=1)
     cache: bool = True
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    sharding: Literal["auto", "files", "data"] = Field(
+        "auto",
+        description="multi_worker: `files` (each worker reads its own training files), `data` (each worker reads "
+        "every file and keeps its part of each batch); auto: files when every source is streamed",
+    )
+    file_shards: int | None = Field(
+        None,
+        ge=1,
+        description="one process: read the streamed training files as N shards, each global batch 1/N from each "
+        "(the batches N multi_worker workers read); multi_worker: the number of workers",
+    )
 
 
 class TaskConfig(StrictModel):

@@ -83,14 +83,16 @@ class SourceData:
     sizes: dict[str, int]
     arrays: dict[str, tuple[dict[str, np.ndarray], dict[str, np.ndarray]]] = field(default_factory=dict)
     sample_weights: dict[str, str] = field(default_factory=dict)  # label → the label key holding its sample weights
-    # A streamed source's training elements of one epoch, from the epoch's seed (a seeded file order); None: the
-    # pipeline shuffles `splits["train"]` itself. With `parse`, the elements are serialized records and `parse` turns
+    # A streamed source's training elements of one epoch, from the epoch's seed (a seeded file order) and a file
+    # shard (k, n) or None (the files of shard k of n: the order's files k, k + n, …); None: the pipeline shuffles
+    # `splits["train"]` itself. With `parse`, the elements are serialized records and `parse` turns
     # a batch of them into a batch of examples (shuffling and batching strings, then parsing each batch in one op).
-    train_epoch: Callable[[tf.Tensor], tf.data.Dataset] | None = None
+    train_epoch: Callable[..., tf.data.Dataset] | None = None
     parse: Callable | None = None
     statistics: Any = None  # a streamed source's SourceStatistics, gathered while it read its files
     skipped_files: list[str] = field(default_factory=list)  # corrupt files left out (`skip_corrupt`)
     pass_record: dict | None = None  # a streamed source's pass (moe_tf.data.streamed), kept in the run directory
+    file_examples: list[int] = field(default_factory=list)  # a streamed source's training examples per file
 
 
 class DataSource(abc.ABC):
@@ -102,15 +104,17 @@ class DataSource(abc.ABC):
         name: the key of the source in `data.sources` (for error messages).
         stored: a streamed source's pass as the run directory keeps it (moe_tf.data.streamed.StoredPass), read
             instead of passing over the files again.
+        echo: prints a streamed source's progress through its pass (None: silent).
     """
 
     Config: type
 
-    def __init__(self, config, seed: int, name: str = "source", stored=None):
+    def __init__(self, config, seed: int, name: str = "source", stored=None, echo=None):
         self.config = config
         self.seed = seed
         self.name = name
         self.stored = stored
+        self.echo = echo
 
     @abc.abstractmethod
     def load(self) -> SourceData:

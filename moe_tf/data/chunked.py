@@ -23,7 +23,7 @@ import tensorflow as tf
 from moe_tf.data.base import SourceData
 from moe_tf.data.delimited import ROLES, DelimitedSource, LabelCells, Table
 from moe_tf.data.statistics import SourceStatistics
-from moe_tf.data.streamed import file_sizes, match_files, reusable_splits
+from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits
 from moe_tf.errors import DataError
 
 CHUNK_ROWS = 4096
@@ -106,12 +106,14 @@ def load_streamed(source: DelimitedSource) -> SourceData:
         else:
             statistics = kept
     sizes = {role: entry["examples"] for role, entry in stored.items()}
+    per_file = dict(stored["train"].get("per_file", {})) if "train" in stored else {}
     cells = {label: LabelCells() for label in cfg.labels}
     gaps = np.zeros(len(cfg.numeric), bool)
     skipped: list[str] = []
     if scan:
-        counted, gaps, skipped = _pass(files, scan, cells, statistics if "train" in scan else None)
+        counted, gaps, skipped, train_files = _pass(files, scan, cells, statistics if "train" in scan else None)
         sizes.update(counted)
+        per_file.update(train_files)
     if stored and record is not None:  # the stored kinds; a rescanned eval or test split is checked against them
         kinds = {label: (_info(entry), entry["mode"]) for label, entry in record["labels"].items()}
         gaps = np.asarray(record["gaps"], bool)
@@ -142,17 +144,25 @@ def load_streamed(source: DelimitedSource) -> SourceData:
             cycle_length=1,
         )
 
-    def train_epoch(seed):
-        """The training rows of one epoch: the files in a seeded order, CYCLE_LENGTH of them interleaved."""
+    def train_epoch(seed, shard=None):
+        """The training rows of one epoch: the files in a seeded order (shard k of n: its files k, k + n, …),
+        CYCLE_LENGTH of them interleaved."""
         order = tf.data.Dataset.from_tensor_slices(good["train"]).shuffle(len(good["train"]), seed=seed)
+        if shard is not None:
+            order = order.shard(shard[1], shard[0])
         return order.interleave(
             lambda path: tf.data.Dataset.from_generator(chunks, output_signature=signature, args=(path, "train")),
-            cycle_length=min(CYCLE_LENGTH, len(good["train"])),
+            cycle_length=max(1, min(CYCLE_LENGTH, len(good["train"]) // (shard[1] if shard else 1))),
         ).unbatch()
 
     record_out = {
         "splits": {
-            role: {"files": identity[role], "examples": sizes[role], "skipped": [p for p in skipped if p in paths]}
+            role: {
+                "files": identity[role],
+                "examples": sizes[role],
+                "skipped": [p for p in skipped if p in paths],
+                **({"per_file": per_file} if role == "train" else {}),
+            }
             for role, paths in files.files.items()
         },
         "statistics": statistics.to_record(),
@@ -172,6 +182,7 @@ def load_streamed(source: DelimitedSource) -> SourceData:
         statistics=statistics,
         skipped_files=skipped,
         pass_record=record_out,
+        file_examples=[per_file.get(p, 0) for p in good["train"]],
     )
 
 
@@ -183,7 +194,8 @@ def _info(entry: dict):
 
 def _pass(files: StreamedFiles, roles: list[str], cells: dict[str, LabelCells], statistics):
     """One pass over the files of `roles` (each file read once): → ({role: rows}, numeric columns with a missing
-    cell, files left out as unreadable). Gathers label cells, and the training statistics when given."""
+    cell, files left out as unreadable, {file: training rows}). Gathers label cells, and the training statistics
+    when given."""
     source, cfg = files.source, files.source.config
     readers: dict[str, list[str]] = {}
     for role in roles:
@@ -191,9 +203,11 @@ def _pass(files: StreamedFiles, roles: list[str], cells: dict[str, LabelCells], 
             readers.setdefault(path, []).append(role)
     sizes = {role: 0 for role in roles}
     gaps = np.zeros(len(cfg.numeric), bool)
-    skipped = []
+    skipped, train_rows = [], {}
+    progress = PassProgress(source.echo, files.where, len(readers))
     for path, its_roles in readers.items():
-        mine = statistics.empty() if statistics is not None else None
+        capped = statistics is not None and cfg.max_rows is not None and statistics.rows >= cfg.max_rows
+        mine = statistics.empty() if statistics is not None and not capped else None
         counts = {role: 0 for role in its_roles}
         try:
             for role, table in files.tables(path, its_roles):
@@ -207,6 +221,7 @@ def _pass(files: StreamedFiles, roles: list[str], cells: dict[str, LabelCells], 
                 if role == "train" and mine is not None:
                     mine.add(x)
                 counts[role] += len(table)
+                progress.add(len(table))
         except source.unreadable as e:
             if not cfg.skip_corrupt:
                 raise DataError(
@@ -218,7 +233,11 @@ def _pass(files: StreamedFiles, roles: list[str], cells: dict[str, LabelCells], 
             statistics.merge(mine)
         for role, n in counts.items():
             sizes[role] += n
-    return sizes, gaps, skipped
+        if "train" in counts:
+            train_rows[path] = counts["train"]
+        progress.file_done()
+    progress.end(statistics.rows if statistics is not None else None, cfg.max_rows)
+    return sizes, gaps, skipped, train_rows
 
 
 def _signature(specs, labels):

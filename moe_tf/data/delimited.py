@@ -56,6 +56,12 @@ class DelimitedConfig(StrictModel):
         "rows stay in one split; needed to split a streamed `path`",
     )
     skip_corrupt: bool = Field(False, description="streamed Parquet: leave out (and name) unreadable files")
+    max_rows: int | None = Field(
+        None,
+        ge=1,
+        description="streamed: the training statistics from the first files up to this many training rows (the "
+        "later files are still read, to count and check them)",
+    )
     header: bool = True
     columns: list[str] | None = Field(None, min_length=1, description="column names of header-less files")
     text: list[str] | dict[str, str] = Field(
@@ -122,6 +128,8 @@ class DelimitedConfig(StrictModel):
                 f"column whose hash picks each row's split): name one, give {' and '.join(f'`{r}`' for r in cut)} "
                 f"files, or set {' and '.join(f'{r}_fraction' for r in cut)} to 0"
             )
+        if self.max_rows is not None and not self.stream:
+            raise ValueError("max_rows caps a streamed source's pass; an in-memory file's statistics use every row")
         if self.stream and self.limit is not None:
             raise ValueError("`limit` reads the first rows of an in-memory file; a streamed source reads every row")
         if not self.text and not self.numeric and not self.categorical and not self.buckets:
@@ -507,8 +515,10 @@ class DelimitedSource(DataSource):
         out = {}
         for label, (info, mode) in labels.items():
             cells = [str(c).strip() for c in table.columns[label]]
+            present = np.array([bool(c) for c in cells], bool)
             if mode == "value":
-                out[label] = np.array([float(c) if c else np.nan for c in cells], np.float32)
+                out[label] = np.full(len(cells), np.nan, np.float32)
+                out[label][present] = np.asarray(cells, dtype=str)[present].astype(np.float64)
                 bad = np.isinf(out[label])
                 if bad.any():
                     raise DataError(
@@ -524,7 +534,8 @@ class DelimitedSource(DataSource):
                     values.append(ids[c] if c else -1)
                 out[label] = np.array(values, np.int64)
             else:
-                out[label] = np.array([int(c) if c else -1 for c in cells], np.int64)
+                out[label] = np.full(len(cells), -1, np.int64)
+                out[label][present] = np.asarray(cells, dtype=str)[present].astype(np.int64)
                 below = out[label] < -1
                 if below.any():
                     raise DataError(

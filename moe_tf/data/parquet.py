@@ -38,7 +38,8 @@ class ParquetSource(DelimitedSource):
         def _parquet(self):
             if not self.stream:
                 raise ValueError("a parquet source is always streamed (stream: true)")
-            text_only = sorted({"header", "columns", "quoting", "limit"} & self.model_fields_set)
+            defaults = {"header": True, "columns": None, "quoting": "auto", "limit": None}  # what a dumped config holds
+            text_only = [key for key, value in defaults.items() if getattr(self, key) != value]
             if text_only:
                 raise ValueError(f"{text_only[0]}: a setting of text files; a Parquet file names its own columns")
             return self

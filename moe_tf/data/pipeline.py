@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -40,10 +41,15 @@ class TaskData:
     sources: dict[str, SourceData]  # in config order
     tasks: list[TaskInfo]
     features: dict[str, FeatureSpec]  # every model input, by name
-    data_config: object
+    data_config: Any  # the config's `data` section (moe_tf.config.schema.DataConfig)
     seed: int
     vectorizers: dict = field(default_factory=dict)  # {text or categorical feature: raw [batch] → ids}, by the model
     _statistics: dict = field(default_factory=dict, repr=False)  # feature_statistics, computed once
+    # Training batches are read from this many shards of the streamed training files (configure_sharding): each
+    # global batch is 1/N of a batch from each. `per_worker`: each multi_worker worker reads its shard alone, so its
+    # loss weights are normalised in the step (the labelled examples of the global batch are summed across workers).
+    file_shards: int = 1
+    per_worker: bool = False
 
     def attach_vectorizers(self, vectorizers: dict) -> None:
         """Batches carry ids instead of raw values for these text and categorical features (the model's own
@@ -129,9 +135,11 @@ class TaskData:
 
     # ---- one source's batches --------------------------------------------------------------------------------
 
-    def _complete(self, index: int, ds: tf.data.Dataset, groups: bool = False) -> tf.data.Dataset:
+    def _complete(self, index: int, ds: tf.data.Dataset, groups: bool = False, normalize: bool = True):
         """Batches of one source's (features, source labels) → the full (inputs, labels, loss_weights); with
-        `groups` (evaluation batches, which `gauc` reads), labels also hold each `group_by` task's group keys."""
+        `groups` (evaluation batches, which `gauc` reads), labels also hold each `group_by` task's group keys.
+        Without `normalize` (a shard of the global batch), loss weights are the labelled-example masks (times sample
+        weights), normalised once the global batch is whole (`normalized_weights`)."""
         name = list(self.sources)[index]
         own = self.sources[name]
         tables = {t.name: tf.constant(t.label_table) for t in self.tasks if t.label_table is not None}
@@ -168,18 +176,23 @@ class TaskData:
                 mask = tf.cast(mask, tf.float32)
                 if t.label in own.sample_weights:  # the sample-weighted mean; a zero weight drops the example
                     mask = mask * y[own.sample_weights[t.label]]
-                weights[t.name] = mask / tf.maximum(tf.reduce_sum(mask), 1e-12)
+                weights[t.name] = mask / tf.maximum(tf.reduce_sum(mask), 1e-12) if normalize else mask
             for key, (_, source) in grouped.items():  # gauc's groups; another source's examples are in none (-1)
                 labels[key] = keys[key] if source == name else tf.fill([batch], tf.constant(-1, tf.int64))
             return inputs, labels, weights
 
         return ds.map(complete, num_parallel_calls=tf.data.AUTOTUNE)
 
-    def _epochs(self, index: int, global_batch_size: int, first_epoch: int) -> tf.data.Dataset:
+    def _epochs(self, index: int, global_batch_size: int, first_epoch: int, shard=None) -> tf.data.Dataset:
         """Source `index`'s full training batches from epoch `first_epoch` on, without end.
 
         Epoch `e` is shuffled with seed `experiment.seed + index·stride + e` and augmented with per-example seeds,
         so it is the same batches whether it is read alone or after other epochs (exact resume relies on this).
+
+        `shard` (k, n): shard k of n of a streamed source's training files — the epoch's files in its seeded order,
+        dealt round-robin — in batches of global_batch_size / n, exactly as many per epoch as the global batches of
+        an epoch (a shard short of examples starts over its files; one with more leaves the rest), with unnormalised
+        loss weights.
         """
         source = list(self.sources.values())[index]
         cfg = self.data_config
@@ -192,7 +205,10 @@ class TaskData:
         drop_words = self._word_dropout(index)
 
         def finish(batches, e):
-            return drop_words(self._complete(index, batches), e)
+            return drop_words(self._complete(index, batches, normalize=shard is None), e)
+
+        batch_size = global_batch_size // (shard[1] if shard else 1)
+        per_epoch = self.batches_per_epoch(global_batch_size)[index]
 
         if source.arrays and not images:
             # In-memory arrays: shuffle the example indices and gather each batch in one op. tf.data's shuffle draws
@@ -217,7 +233,7 @@ class TaskData:
             # The shuffle's op seed is a tensor; fixing this function graph's own seed keeps tf.data from comparing
             # it with the global seed (which fails when that is 0) and makes epoch orders independent of it.
             tf.compat.v1.set_random_seed(_GRAPH_SEED)
-            epoch = source.train_epoch(seed + e) if source.train_epoch is not None else base
+            epoch = source.train_epoch(seed + e, shard) if source.train_epoch is not None else base
             ds = epoch.shuffle(buffer, seed=seed + e, reshuffle_each_iteration=False)
             parse = source.parse  # serialized records: shuffled and batched as strings, each batch parsed in one op
             if images:
@@ -226,7 +242,7 @@ class TaskData:
 
                 def augment(position, element):
                     x, y = element
-                    example_seed = tf.stack([self._epoch_seed(e), position])
+                    example_seed = tf.stack([self._epoch_seed(e), position + (shard[0] << 40 if shard else 0)])
                     x = dict(x)
                     for k, f in enumerate(images):
                         s = example_seed if k == 0 else tf.random.experimental.stateless_fold_in(example_seed, k)
@@ -234,7 +250,9 @@ class TaskData:
                     return x, y
 
                 ds = ds.enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-            batches = ds.batch(global_batch_size, drop_remainder=True)
+            batches = ds.batch(batch_size, drop_remainder=True)
+            if shard is not None:
+                batches = batches.repeat().take(per_epoch)
             if parse is not None:
                 batches = batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
             return finish(batches, e)
@@ -310,17 +328,32 @@ class TaskData:
             return np.zeros(total_steps, np.uint8)
         return source_schedule(self.source_probabilities(), total_steps, self.seed)
 
-    def train_dataset(self, global_batch_size: int, start_step: int = 0, total_steps: int | None = None):
+    def train_dataset(self, global_batch_size: int, start_step: int = 0, total_steps: int | None = None, shard=None):
         """The training batches of steps `start_step` … `total_steps - 1` (without end when `total_steps` is None
-        and there is one source), each exactly the batch that step sees in an uninterrupted run."""
+        and there is one source), each exactly the batch that step sees in an uninterrupted run.
+
+        With `shard` (k, n): a multi_worker worker's part of each batch (shard k of the training files, loss weights
+        normalised in the step). With `file_shards` N > 1 in one process: each batch is the N shards' parts
+        together, the batches of N workers."""
+        if shard is not None:
+            return _finish(self._batches(global_batch_size, start_step, total_steps, shard))
+        if self.file_shards == 1:
+            return _finish(self._batches(global_batch_size, start_step, total_steps))
+        n = self.file_shards
+        parts = tuple(self._batches(global_batch_size, start_step, total_steps, (k, n)) for k in range(n))
+        whole = tf.data.Dataset.zip(parts).map(
+            lambda *batches: normalized_weights(tf.nest.map_structure(lambda *t: tf.concat(t, 0), *batches)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        return _finish(whole)
+
+    def _batches(self, global_batch_size: int, start_step: int, total_steps: int | None, shard=None):
         per_source = self.batches_per_epoch(global_batch_size)
         self.steps_per_epoch(global_batch_size)  # checks every source has a batch
         if not self.multi_source:
             first_epoch, offset = divmod(start_step, per_source[0])
-            ds = self._epochs(0, global_batch_size, first_epoch).skip(offset)
-            if total_steps is not None:
-                ds = ds.take(total_steps - start_step)
-            return _finish(ds)
+            ds = self._epochs(0, global_batch_size, first_epoch, shard).skip(offset)
+            return ds.take(total_steps - start_step) if total_steps is not None else ds
         if total_steps is None:
             raise ValueError("several sources need total_steps (the source schedule is drawn for them)")
         schedule = self.source_schedule(total_steps)
@@ -328,9 +361,37 @@ class TaskData:
         streams = []
         for index, (count, n) in enumerate(zip(drawn, per_source)):
             first_epoch, offset = divmod(int(count), n)
-            streams.append(self._epochs(index, global_batch_size, first_epoch).skip(offset))
+            streams.append(self._epochs(index, global_batch_size, first_epoch, shard).skip(offset))
         choices = tf.data.Dataset.from_tensor_slices(schedule[start_step:].astype(np.int64))
-        return _finish(tf.data.Dataset.choose_from_datasets(streams, choices))
+        return tf.data.Dataset.choose_from_datasets(streams, choices)
+
+    def configure_sharding(self, workers: int, global_batch_size: int) -> None:
+        """Sets `file_shards` and `per_worker` for `workers` multi_worker workers (1: one process), from
+        `data.sharding` and `data.file_shards`; a configuration that cannot work is an error saying what to do."""
+        cfg = self.data_config
+        memory = [name for name, s in self.sources.items() if s.train_epoch is None]
+        files = cfg.sharding == "files" or (cfg.sharding == "auto" and not memory and workers > 1)
+        if workers > 1:
+            if cfg.file_shards not in (None, workers):
+                raise ConfigError(
+                    f"data.file_shards: {cfg.file_shards}, but multi_worker reads one shard per worker ({workers})"
+                )
+            n = workers if files else 1
+        else:
+            n = cfg.file_shards or 1
+            if n > 1 and cfg.sharding == "data":
+                raise ConfigError(f"data.file_shards: {n} shards the files; it does not go with data.sharding: data")
+        if n > 1 and memory:
+            raise ConfigError(
+                f"data.sharding: files: source {memory[0]!r} is held in memory, not streamed from files; set "
+                "data.sharding: data (every worker reads every example and keeps its part of each batch)"
+            )
+        if n > 1 and global_batch_size % n:
+            raise ConfigError(f"training.batch_size {global_batch_size} does not split into {n} equal file shards")
+        for name, source in self.sources.items():
+            if n > 1:
+                check_shards(name, source, n, global_batch_size // n)
+        self.file_shards, self.per_worker = n, n > 1 and workers > 1
 
     def has_split(self, role: str) -> bool:
         return self.size(role) > 0
@@ -355,6 +416,32 @@ class TaskData:
             if s.sizes.get(role, 0) > 0 and role in s.splits
         ]
         return _finish(_concatenate(parts))
+
+
+def normalized_weights(batch):
+    """A whole global batch's loss weights from the labelled-example masks of its parts (`_complete` without
+    `normalize`): each task's mask over its sum, as `_complete` gives a batch read whole."""
+    inputs, labels, masks = batch
+    return inputs, labels, {t: m / tf.maximum(tf.reduce_sum(m), 1e-12) for t, m in masks.items()}
+
+
+def check_shards(name: str, source: SourceData, n: int, shard_batch: int) -> None:
+    """A streamed source can be read as `n` file shards: at least `n` training files, and the fewest examples a
+    shard can be dealt in an epoch (its files, round-robin, the smallest ones) fill one batch of `shard_batch`."""
+    counts = sorted(source.file_examples)
+    if len(counts) < n:
+        raise DataError(
+            f"data.sources.{name}: {len(counts)} training file(s) for {n} file shards (one per worker): write the "
+            f"data as more files (e.g. `moe-tf convert --shards {max(8, 2 * n)}`), or set data.sharding: data "
+            "(every worker reads every file and keeps its part of each batch)"
+        )
+    fewest = sum(counts[: len(counts) // n])
+    if fewest < shard_batch:
+        raise DataError(
+            f"data.sources.{name}: a file shard can hold as few as {fewest} training examples (the smallest "
+            f"{len(counts) // n} of {len(counts)} files), fewer than its part of a batch ({shard_batch}); write "
+            "files of more even size, lower training.batch_size, or set data.sharding: data"
+        )
 
 
 def _concatenate(parts: list[tf.data.Dataset]) -> tf.data.Dataset:
@@ -401,20 +488,21 @@ def merge_features(sources: dict[str, SourceData]) -> dict[str, FeatureSpec]:
     return dict(sorted(merged.items()))
 
 
-def build_task_data(config, stored=None) -> TaskData:
+def build_task_data(config, stored=None, echo=None) -> TaskData:
     """Loads the data sources the tasks read and resolves the tasks against them.
 
     Args:
         config: the whole ExperimentConfig.
         stored: the run directory's record of the streamed sources' pass (moe_tf.data.streamed.StoredPass), read
             instead of passing over their files again.
+        echo: prints the progress of a streamed source's pass over its files.
     """
     used = [name for name in config.data.sources if any(t.dataset == name for t in config.tasks)]
     sources = {}
     for name in used:
         src_cfg = config.data.sources[name]
         cls = DATASETS.get(src_cfg.type, f"data.sources.{name}.type")
-        sources[name] = cls(src_cfg, config.experiment.seed, name, stored).load()
+        sources[name] = cls(src_cfg, config.experiment.seed, name, stored, echo).load()
         if sources[name].sizes.get("train", 0) == 0:
             raise DataError(f"data source {name!r} has an empty training split")
     tasks = resolve_tasks(config.tasks, sources)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -113,3 +115,37 @@ def reusable_splits(stored: StoredPass | None, source: str, files: dict[str, lis
                 "than an uninterrupted one would)"
             )
     return out
+
+
+class PassProgress:
+    """What a streamed source's pass says while it reads: a line every `EVERY` seconds (files done, rows, rows/s),
+    and one at the end (with how many rows the statistics came from, under `max_rows`)."""
+
+    EVERY = 10.0
+
+    def __init__(self, echo: Callable[[str], None] | None, where: str, files: int):
+        self.echo, self.where, self.files = echo, where, files
+        self.rows = self.done = 0
+        self.started = self.last = time.perf_counter()
+
+    def add(self, rows: int) -> None:
+        self.rows += rows
+        now = time.perf_counter()
+        if self.echo is not None and now - self.last >= self.EVERY:
+            rate = self.rows / max(now - self.started, 1e-9)
+            self.echo(
+                f"{self.where}: pass over the files: {self.done}/{self.files} files, {self.rows:,} rows ({rate:,.0f}/s)"
+            )
+            self.last = now
+
+    def file_done(self) -> None:
+        self.done += 1
+
+    def end(self, gathered: int | None, max_rows: int | None) -> None:
+        if self.echo is None:
+            return
+        seconds = time.perf_counter() - self.started
+        line = f"{self.where}: one pass over {self.files} file(s), {self.rows:,} rows in {seconds:.1f} s"
+        if max_rows is not None and gathered is not None:
+            line += f"; training statistics from the first {gathered:,} training rows (max_rows {max_rows:,})"
+        self.echo(line)

@@ -22,7 +22,7 @@ from moe_tf.config.base import StrictModel, check_identifiers
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, SourceData
 from moe_tf.data.categorical import CategoricalColumn
 from moe_tf.data.statistics import SourceStatistics
-from moe_tf.data.streamed import file_sizes, match_files, reusable_splits
+from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits
 from moe_tf.errors import DataError
 from moe_tf.registry import DATASETS
 
@@ -108,6 +108,12 @@ class TfrecordSource(DataSource):
         )
         cycle_length: int = Field(4, ge=1, description="training files read at once (interleaved)")
         skip_corrupt: bool = Field(False, description="leave out (and name) files that are corrupt or truncated")
+        max_rows: int | None = Field(
+            None,
+            ge=1,
+            description="the training statistics from the first files up to this many rows; the later files are "
+            "counted, not parsed",
+        )
 
         @model_validator(mode="after")
         def _check(self):
@@ -144,12 +150,17 @@ class TfrecordSource(DataSource):
             stored, statistics = (stored, kept) if kept is not None else ({}, statistics)  # None: other features
         record: dict = {"splits": {}}
         sizes, skipped = {}, []
+        per_file: dict[str, int] = {}
+        progress = PassProgress(self.echo, where, sum(len(p) for r, p in files.items() if r not in stored))
         for role, paths in files.items():
             if role in stored:
                 sizes[role], bad = stored[role]["examples"], [(p, "") for p in stored[role]["skipped"]]
+                per_file.update(stored[role].get("per_file", {}))
             else:
                 gather = statistics if role == "train" else None
-                sizes[role], bad = _scan(paths, parse, compression[role], gather)
+                counts, bad = _scan(paths, parse, compression[role], gather, progress, cfg.max_rows)
+                sizes[role] = sum(counts.values())
+                per_file.update(counts)
             if bad and not cfg.skip_corrupt:
                 path, error = bad[0]
                 raise DataError(
@@ -157,11 +168,18 @@ class TfrecordSource(DataSource):
                 )
             left_out = [path for path, _ in bad]
             skipped += left_out
-            record["splits"][role] = {"files": identity[role], "examples": sizes[role], "skipped": left_out}
+            record["splits"][role] = {
+                "files": identity[role],
+                "examples": sizes[role],
+                "skipped": left_out,
+                "per_file": {p: per_file[p] for p in paths if p in per_file},
+            }
             files[role] = [p for p in paths if p not in left_out]
             if not files[role]:
                 raise DataError(f"{where}.{role}: every file is corrupt ({', '.join(paths)})")
         record["statistics"] = statistics.to_record()
+        if progress.files:
+            progress.end(statistics.rows, cfg.max_rows)
         for label in weights:
             labels[label + WEIGHT_SUFFIX] = LabelInfo(1, [], kind="weight")
         splits = {
@@ -169,15 +187,18 @@ class TfrecordSource(DataSource):
             for role, paths in files.items()
         }
 
-        def train_epoch(seed):
-            """The serialized training records of one epoch: the files in a seeded order, `cycle_length` at a time
-            (called in the pipeline's epoch function, whose graph seed is fixed: see pipeline._epochs)."""
+        def train_epoch(seed, shard=None):
+            """The serialized training records of one epoch: the files in a seeded order (shard k of n: its files
+            k, k + n, …), `cycle_length` at a time (called in the pipeline's epoch function, whose graph seed is
+            fixed: see pipeline._epochs)."""
             order = tf.data.Dataset.from_tensor_slices(files["train"]).shuffle(len(files["train"]), seed=seed)
+            if shard is not None:
+                order = order.shard(shard[1], shard[0])
             # A sequential interleave: on 2 cores a parallel one (or num_parallel_reads) read 2.5-7x fewer records/s
             # (benchmarks/RESULTS.md#streaming); the shuffle buffer mixes the files more than the cycle does.
             return order.interleave(
                 lambda path: tf.data.TFRecordDataset(path, compression_type=compression["train"]),
-                cycle_length=min(cfg.cycle_length, len(files["train"])),
+                cycle_length=max(1, min(cfg.cycle_length, len(files["train"]) // (shard[1] if shard else 1))),
             )
 
         return SourceData(
@@ -191,6 +212,7 @@ class TfrecordSource(DataSource):
             statistics=statistics,
             skipped_files=skipped,
             pass_record=record,
+            file_examples=[per_file[p] for p in files["train"]],
         )
 
     # ---- the schema ----------------------------------------------------------------------------------------------
@@ -341,17 +363,28 @@ def _decode_images(v, f: FeatureSpec):
     )
 
 
-def _scan(paths, parse, compression, statistics):
-    """One pass over the files: → (examples, [(path, error) of files that failed]). The examples of the files that
-    read whole are added to `statistics` when given (a corrupt file's are not: it is left out of training)."""
-    total, bad = 0, []
+def _scan(paths, parse, compression, statistics, progress, max_rows=None):
+    """One pass over the files: → ({path: examples} of the files that read whole, [(path, error) of files that
+    failed]). Their examples are added to `statistics` when given (a corrupt file's are not: it is left out of
+    training); once `statistics` holds `max_rows` rows, the later files are counted without being parsed."""
+    total, bad = {}, []
     for path in paths:
-        count, mine = 0, statistics.empty() if statistics is not None else None
+        mine = statistics.empty() if statistics is not None else None
+        if mine is not None and max_rows is not None and statistics.rows >= max_rows:
+            mine, batches = (
+                None,
+                ((None, len(c)) for c in _records([path], compression).batch(4096).as_numpy_iterator()),
+            )
+        else:
+            parsed = _records([path], compression).batch(_PARSE_BATCH).map(parse).as_numpy_iterator()
+            batches = ((x, len(next(iter({**x, **y}.values())))) for x, y in parsed)
+        count = 0
         try:
-            for x, y in _records([path], compression).batch(_PARSE_BATCH).map(parse).as_numpy_iterator():
+            for x, rows in batches:
                 if mine is not None:
                     mine.add(x)
-                count += len(next(iter(y.values()))) if y else len(next(iter(x.values())))
+                count += rows
+                progress.add(rows)
         except tf.errors.DataLossError as e:
             bad.append((path, f"corrupt or truncated after {count} records ({_first(e)})"))
             continue
@@ -362,9 +395,10 @@ def _scan(paths, parse, compression, statistics):
         if count == 0 and tf.io.gfile.stat(path).length > 0:  # a GZIP file cut early can read as no records at all
             bad.append((path, "holds bytes but no complete record (corrupt or truncated)"))
             continue
-        if statistics is not None:
+        if statistics is not None and mine is not None:
             statistics.merge(mine)
-        total += count
+        total[path] = count
+        progress.file_done()
     return total, bad
 
 

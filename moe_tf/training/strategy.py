@@ -89,6 +89,15 @@ def _tpu_strategy(tpu: str | None) -> tf.distribute.Strategy:
     return tf.distribute.TPUStrategy(resolver)
 
 
+def worker_count(strategy: tf.distribute.Strategy) -> int:
+    """The machines (workers and chief) a multi_worker run spans; 1 under every other strategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 1
+    cluster = resolver.cluster_spec().as_dict()
+    return max(1, len(cluster.get("worker", [])) + len(cluster.get("chief", [])))
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True on the worker that writes logs, checkpoints and exports (always true outside multi-worker)."""
     resolver = getattr(strategy, "cluster_resolver", None)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -168,7 +168,7 @@ class Trainer:
     def replica_step(self, inputs: dict, labels: dict, loss_weights: dict) -> StepResult:
         """One replica's step: phase 1 (forward and the weighting's backward pass), the step's one cross-replica
         sum, phase 2 (the weighting combines the global pieces) and the guarded update."""
-        phase = self.compiled.forward_backward(inputs, labels, loss_weights)
+        phase = self.compiled.forward_backward(inputs, labels, self._global_weights(loss_weights))
         ctx = self._context()
         pieces, losses = ctx.all_reduce((phase.pieces, phase.losses))  # the one reduction of the step's gradients
         losses_finite = tf.reduce_all(tf.math.is_finite(losses))
@@ -259,6 +259,31 @@ class Trainer:
             for name, loss in task_losses.items()
         }
 
+    def _distributed_batches(self, batch: int, step: int, total: int) -> Any:
+        """The training batches from `step` on, split across replicas: each multi_worker worker reads its own file
+        shard (data.sharding: files), or every worker reads the whole batch stream and keeps its part."""
+        if not self.data.per_worker:
+            dataset = self.data.train_dataset(batch, start_step=step, total_steps=total)
+            return self.strategy.experimental_distribute_dataset(dataset)
+
+        def worker_batches(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+            shard = (ctx.input_pipeline_id, ctx.num_input_pipelines)
+            dataset = self.data.train_dataset(batch, start_step=step, total_steps=total, shard=shard)
+            per_replica = ctx.get_per_replica_batch_size(batch)
+            return dataset if per_replica == batch // ctx.num_input_pipelines else dataset.rebatch(per_replica)
+
+        return self.strategy.distribute_datasets_from_function(worker_batches)
+
+    def _global_weights(self, loss_weights: dict) -> dict:
+        """A multi_worker worker reading its own file shard has each task's labelled-example masks: divided here
+        by their sum over the global batch (one small sum across replicas), they are the weights the pipeline gives
+        a batch read whole."""
+        if not self.data.per_worker:
+            return loss_weights
+        names = list(loss_weights)
+        totals = self._context().all_reduce(tf.stack([tf.reduce_sum(loss_weights[n]) for n in names]))
+        return {n: loss_weights[n] / tf.maximum(totals[i], 1e-12) for i, n in enumerate(names)}
+
     def _context(self) -> StepContext:
         replicas = self.strategy.num_replicas_in_sync
         scale = getattr(self.optimizer, "dynamic_scale", None)
@@ -278,6 +303,7 @@ class Trainer:
         dropout or gate noise, so measuring does not change the run's random draws): → (norms [tasks], cosine
         similarities [tasks, tasks])."""
         scale = self.optimizer.scale_loss
+        loss_weights = self._global_weights(loss_weights)
         with tf.GradientTape(persistent=True) as tape:
             outputs = self.model(inputs, training=False)
             _, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
@@ -327,8 +353,7 @@ class Trainer:
         per_call = total if cfg.steps_per_execution == "auto" else cfg.steps_per_execution
         stats_every = self.gradient_stats_every
         step = int(self.optimizer.iterations.numpy())
-        dataset = self.data.train_dataset(batch, start_step=step, total_steps=total)
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        iterator = iter(self._distributed_batches(batch, step, total))
         if cfg.deterministic:  # traced now rather than at the first call (the same trace serves every call)
             hooks.on_step_ops(graph_op_types(self.train_chunk.get_concrete_function(iterator, tf.constant(1))))
         while step < total:

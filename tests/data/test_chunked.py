@@ -5,6 +5,7 @@ reads the stored pass instead of passing over the files again."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pyarrow.csv as pacsv
@@ -184,3 +185,36 @@ def test_a_corrupt_parquet_file_is_named_or_left_out_with_skip_corrupt(tmp_path)
     assert data.sources["census"].skipped_files == [str(broken)] and data.sources["census"].sizes["train"] == 300
     with pytest.raises(Exception, match="a setting of text files"):
         validate_config(files_dict(files, type="parquet", header=False))
+
+
+@pytest.mark.slow
+def test_a_killed_streamed_parquet_run_resumes_at_the_exact_batch(tmp_path):
+    """SIGKILL between checkpoints, then --resume: every checkpointed tensor equals an uninterrupted run's (the
+    epoch's file order and shuffle are seeded, and the resumed pipeline skips to the step's batch)."""
+    from moe_tf.testing.processes import finish, printed_steps, read_until, start
+    from tests.training.test_trainer import _weights
+
+    data = files_dict(split_files(tmp_path, shards=3, kind="parquet"), type="parquet")
+    data["training"] = {"steps": 24, "checkpoint_every": 8, "log_every": 1, "batch_size": 32, "deterministic": True}
+    data["logging"] = {"progress": "lines", "tensorboard": False}
+    data["data"]["shuffle_buffer"] = 64
+    config = str(tmp_path / "p.yaml")
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+    straight = start(config, str(tmp_path / "straight"))
+    rest = finish(straight)
+    assert straight.returncode == 0, rest[-3000:]
+    run_dir = tmp_path / "run"
+    proc = start(config, str(run_dir))
+    lines = read_until(proc.stderr, r"\bstep 13  loss")
+    proc.kill()
+    lines += finish(proc).splitlines(keepends=True)
+    last = max(int(f.split("-")[1].split(".")[0]) for f in os.listdir(run_dir / "checkpoints") if f.endswith(".index"))
+    assert 8 <= last < max(printed_steps(lines))  # killed between checkpoints: steps are lost and replayed
+    proc = start(config, str(run_dir), "--resume")
+    rest = finish(proc)
+    assert proc.returncode == 0 and f"resumed from step {last}" in rest, rest[-3000:]
+    assert "statistics and counts are read from data_statistics.json" in rest
+    a, b = _weights(str(tmp_path / "straight")), _weights(str(run_dir))
+    assert a.keys() == b.keys() and len(a) > 5
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -339,3 +339,54 @@ def test_convert_refuses_bad_arguments_before_writing(tmp_path):
     with pytest.raises(MoeTfError, match="does not exist"):
         convert(validate_config(data), str(tmp_path / "no" / "s"), 2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.npz"]
+
+
+def test_file_shards_need_streamed_sources_enough_files_and_full_batches(tmp_path):
+    data = npz_dict(weighted_npz(tmp_path / "t.npz"))
+    with pytest.raises(MoeTfError, match="source 'tab' is held in memory, not streamed"):
+        build_components(validate_config({**data, "data": {**data["data"], "file_shards": 2}}))
+    one = converted(tmp_path, data, shards=1)
+    one["data"]["file_shards"] = 2
+    with pytest.raises(DataError, match=r"1 training file\(s\) for 2 file shards .*moe-tf convert --shards 8"):
+        build_components(validate_config(one))
+    three = converted(tmp_path, data, shards=3, name="three")
+    three["data"]["file_shards"] = 2
+    three["training"]["batch_size"] = 128  # 168 training examples in 3 files: a shard may get one file of 56
+    with pytest.raises(DataError, match=r"a file shard can hold as few as 56 training examples"):
+        build_components(validate_config(three))
+    three["training"]["batch_size"] = 16
+    parts = build_components(validate_config(three))
+    for _, labels, weights in parts.data.train_dataset(16, 0, 12):  # two shards' halves, weights over the whole
+        labelled = ~np.isnan(labels["score"].numpy())
+        assert len(labelled) == 16
+        np.testing.assert_allclose(weights["score"].numpy(), labelled / labelled.sum(), rtol=1e-6)
+        kind = weights["kind"].numpy()
+        assert kind.sum() == pytest.approx(1.0) and (kind[labels["kind"].numpy() < 0] == 0).all()
+
+
+def test_max_rows_caps_the_statistics_and_the_pass_says_so(tmp_path):
+    data = converted(tmp_path, npz_dict(weighted_npz(tmp_path / "t.npz")), shards=3)
+    lines = []
+    whole = build_task_data(validate_config(data), echo=lines.append).sources["tab"]
+    assert whole.statistics.rows == whole.sizes["train"] == 168 and whole.file_examples == [56, 56, 56]
+    assert any("one pass over 9 file(s), 240 rows in" in line for line in lines), lines
+    data["data"]["sources"]["tab"]["max_rows"] = 50
+    lines.clear()
+    capped = build_task_data(validate_config(data), echo=lines.append).sources["tab"]
+    assert capped.sizes == whole.sizes and capped.statistics.rows == 56  # whole files, in order, up to max_rows
+    assert any("training statistics from the first 56 training rows (max_rows 50)" in line for line in lines)
+    first = whole.statistics.empty()
+    first.add(next(iter(split_arrays_of_file(data, 0))))
+    np.testing.assert_allclose(capped.statistics.moments["x"].total, first.moments["x"].total)
+
+
+def split_arrays_of_file(data, k):
+    """The inputs of training file k of a converted source, parsed."""
+    import glob
+
+    from moe_tf.data.tfrecord import TfrecordSource
+
+    source = TfrecordSource(TfrecordSource.Config(**data["data"]["sources"]["tab"]), 0, "tab").load()
+    path = sorted(glob.glob(data["data"]["sources"]["tab"]["train"]))[k]
+    records = tf.data.TFRecordDataset([path], compression_type="GZIP").batch(10_000).map(source.parse)
+    return [x for x, _ in records.as_numpy_iterator()]

@@ -199,34 +199,71 @@ def finish_all(procs, timeout=300):
             p.kill()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("streamed", [False, True], ids=["csv", "tfrecord"])
-def test_two_workers_evaluate_auc_family_and_gauc_over_every_example(tmp_path, streamed):
-    """The census CSV (vocabularies built by each worker from the same split, a hashed `user` column) trained by two
-    workers: each evaluates its shard of the test split; the AUC family's threshold counts are summed across the
-    workers and gauc gathers every worker's predictions and group keys, so the metrics equal one worker's on the
-    whole split (a worker reporting its shard alone, or a shard counted twice, misses by far more than 1e-3).
-    `tfrecord`: the same data converted to shards and streamed (each worker reads the files, keeps its part of each
-    global batch)."""
+def census_config(tmp_path, shards=None, **training) -> str:
+    """The census CSV (tasks `bought` with the AUC family and gauc by `user`, `segment`), or converted to `shards`
+    TFRecord files: the config's path."""
     data = census_dict(write_census_csv(tmp_path / "census.csv", n=2000))
     data["tasks"][0].update(metrics=["auc", "pr_auc", "logloss", "f1", "gauc"], group_by="user")
-    data["training"] = {"steps": 12, "batch_size": 32, "optimizer": {"learning_rate": 0.01}, "jit_compile": False}
-    if streamed:
+    data["training"] = {
+        "steps": 12, "batch_size": 32, "optimizer": {"learning_rate": 0.01}, "jit_compile": False, **training
+    }  # fmt: skip
+    if shards:
         from moe_tf.config.loader import validate_config
         from moe_tf.convert import convert
 
-        written = convert(validate_config(data), str(tmp_path / "shards"), 3, lambda _: None, data)
+        written = convert(validate_config(data), str(tmp_path / "shards"), shards, lambda _: None, data)
         with open(written) as f:
             data = yaml.safe_load(f)
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(data))
-    one = train(load_config(str(config), ["training.strategy=default"]), str(tmp_path / "single"), export=False)
-    errors = finish_all(start_workers(config, tmp_path / "run", "--no-export"))
-    assert "Traceback" not in errors[0] + errors[1], errors[0][-3000:] + errors[1][-3000:]
-    two = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    return str(config)
+
+
+def assert_census_metrics_equal(one, two, tolerance=1e-3):
     assert two["step"] == one["step"] == 12
     assert one["tasks"]["bought"].keys() == two["tasks"]["bought"].keys() >= {"auc", "pr_auc", "logloss", "gauc"}
     for task, metrics in one["tasks"].items():
         for metric, value in metrics.items():
-            assert two["tasks"][task][metric] == pytest.approx(value, abs=1e-3), (task, metric)
+            assert two["tasks"][task][metric] == pytest.approx(value, abs=tolerance), (task, metric)
     assert 0.5 < one["tasks"]["bought"]["auc"] < 1.0 and 0.0 < one["tasks"]["bought"]["gauc"] < 1.0
+
+
+@pytest.mark.slow
+def test_two_workers_evaluate_auc_family_and_gauc_over_every_example(tmp_path):
+    """The census CSV (vocabularies built by each worker from the same split, a hashed `user` column) trained by two
+    workers: each evaluates its shard of the test split; the AUC family's threshold counts are summed across the
+    workers and gauc gathers every worker's predictions and group keys, so the metrics equal one worker's on the
+    whole split (a worker reporting its shard alone, or a shard counted twice, misses by far more than 1e-3)."""
+    config = census_config(tmp_path)
+    one = train(load_config(config, ["training.strategy=default"]), str(tmp_path / "single"), export=False)
+    errors = finish_all(start_workers(config, tmp_path / "run", "--no-export"))
+    assert "Traceback" not in errors[0] + errors[1], errors[0][-3000:] + errors[1][-3000:]
+    assert_census_metrics_equal(one, json.loads((tmp_path / "run" / "metrics.json").read_text()))
+
+
+@pytest.mark.slow
+def test_two_streaming_workers_read_their_own_files_resume_after_a_kill_and_match_one_process(tmp_path):
+    """The census data as 5 TFRecord files, streamed: each of two workers reads its own files (data.sharding auto:
+    files), its loss weights normalised over the global batch in the step. Worker 1 is SIGKILLed between
+    checkpoints; both resumed, they end where one process reading the same two file shards (data.file_shards: 2,
+    the same global batches) ends, uninterrupted. Workers reading every file and keeping their part of each batch
+    (the data sharding) would see other batches and miss by far more than the tolerance."""
+    config = census_config(tmp_path, shards=5, checkpoint_every=4, log_every=1, collective_timeout=30)
+    one = train(load_config(config, ["data.file_shards=2"]), str(tmp_path / "single"), export=False)
+    run_dir = tmp_path / "run"
+    procs = start_workers(config, run_dir, "--no-export", "--set", "logging.progress=lines")
+    try:
+        read_until(procs[0].stderr, r"\bstep 6  loss")
+        procs[1].kill()
+        procs[1].wait(timeout=30)
+        procs[0].communicate(timeout=120)
+    finally:
+        for p in procs:
+            p.kill()
+    assert procs[0].returncode == 1
+    last = max(int(f.split("-")[1].split(".")[0]) for f in os.listdir(run_dir / "checkpoints") if f.endswith(".index"))
+    assert 4 <= last < 12
+    errors = finish_all(start_workers(config, run_dir, "--resume", "--no-export", "--set", "logging.progress=lines"))
+    assert f"resumed from step {last}" in errors[0], errors[0][-3000:] + errors[1][-3000:]
+    assert "Traceback" not in errors[0] + errors[1], errors[0][-3000:] + errors[1][-3000:]
+    assert_census_metrics_equal(one, json.loads((run_dir / "metrics.json").read_text()), tolerance=1e-4)
