@@ -6,7 +6,7 @@ labels) is generated seeded, in chunks, and written as GZIP TFRecord shards unde
 20 M training rows, plus a 100 k-row test file), and the 2 M log also as one npz. The same model (configs/
 esmm_synthetic.yaml's ESMM: ctr, cvr, ctcvr = ctr × cvr) trains a fixed number of steps on each, one `moe-tf train`
 process per run:
-  - peak RSS of the process (os.wait4) on 2 M and on 20 M rows: memory does not grow with the rows (goal: within 10 %);
+  - peak RSS of the process (its VmHWM) on 2 M and on 20 M rows: memory does not grow with the rows (goal: within 10 %);
   - examples/s streaming vs the npz source on the 2 M log (repeats interleaved, medians; goal ≥ 0.8);
   - the statistics pass (every training file read, parsed, counted and its statistics gathered): rows/s;
   - the same 2 M log as CSV and as Parquet shards (streamed csv and parquet sources): their pass rows/s and
@@ -181,24 +181,34 @@ def config(directory: str, kind: str, steps: int, work: str) -> str:
     return path
 
 
+# The child reports its own peak (VmHWM of its image after exec): os.wait4's ru_maxrss also counts the forked copy of
+# this process before the exec, which holds TensorFlow and the arrays when this process generated the logs.
+PEAK = (
+    "import sys\n"
+    "from moe_tf import cli\n"
+    "code = cli.main(sys.argv[1:])\n"
+    "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "print('PEAK', code, peak)\n"
+)
+
+
 def run(config_path: str, run_dir: str) -> dict:
     """One `moe-tf train` process → its metrics, peak RSS (MiB) and wall time."""
     shutil.rmtree(run_dir, ignore_errors=True)
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moe_tf", "train", "--config", config_path, "--output-dir", run_dir, "--no-export"],
+    proc = subprocess.run(
+        [sys.executable, "-c", PEAK, "train", "--config", config_path, "--output-dir", run_dir, "--no-export"],
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        capture_output=True,
+        text=True,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if status != 0:
-        raise SystemExit(f"{config_path} failed:\n{err[-3000:]}")
+    last = proc.stdout.strip().splitlines()[-1].split() if proc.stdout.strip() else []
+    if proc.returncode != 0 or last[:2] != ["PEAK", "0"]:
+        raise SystemExit(f"{config_path} failed:\n{proc.stderr[-3000:]}")
     with open(os.path.join(run_dir, "metrics.json")) as f:
         metrics = json.load(f)
-    return {"metrics": metrics, "rss_mib": usage.ru_maxrss / 1024, "seconds": seconds}
+    return {"metrics": metrics, "rss_mib": int(last[2]) / 1024, "seconds": seconds}
 
 
 def statistics_pass(config_path: str) -> tuple[float, int]:
