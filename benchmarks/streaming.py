@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from benchmarks.report import write_results  # noqa: E402
+from moe_tf.testing.processes import peak_rss_mib  # noqa: E402
 
 WORLD = {
     "users": 200_000,
@@ -181,34 +182,17 @@ def config(directory: str, kind: str, steps: int, work: str) -> str:
     return path
 
 
-# The child reports its own peak (VmHWM of its image after exec): os.wait4's ru_maxrss also counts the forked copy of
-# this process before the exec, which holds TensorFlow and the arrays when this process generated the logs.
-PEAK = (
-    "import sys\n"
-    "from moe_tf import cli\n"
-    "code = cli.main(sys.argv[1:])\n"
-    "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
-    "print('PEAK', code, peak)\n"
-)
-
-
 def run(config_path: str, run_dir: str) -> dict:
-    """One `moe-tf train` process → its metrics, peak RSS (MiB) and wall time."""
+    """One `moe-tf train` process → its metrics, peak RSS (MiB, the child's own VmHWM) and wall time."""
     shutil.rmtree(run_dir, ignore_errors=True)
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", PEAK, "train", "--config", config_path, "--output-dir", run_dir, "--no-export"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    mib, err = peak_rss_mib("train", "--config", config_path, "--output-dir", run_dir, "--no-export", cwd=REPO)
     seconds = time.perf_counter() - started
-    last = proc.stdout.strip().splitlines()[-1].split() if proc.stdout.strip() else []
-    if proc.returncode != 0 or last[:2] != ["PEAK", "0"]:
-        raise SystemExit(f"{config_path} failed:\n{proc.stderr[-3000:]}")
+    if mib is None:
+        raise SystemExit(f"{config_path} failed:\n{err[-3000:]}")
     with open(os.path.join(run_dir, "metrics.json")) as f:
         metrics = json.load(f)
-    return {"metrics": metrics, "rss_mib": int(last[2]) / 1024, "seconds": seconds}
+    return {"metrics": metrics, "rss_mib": mib, "seconds": seconds}
 
 
 def statistics_pass(config_path: str) -> tuple[float, int]:

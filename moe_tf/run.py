@@ -145,7 +145,10 @@ def prepare(
     if init_from:
         checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
     if stored is not None and stored.records:
-        progress.print(f"data: the streamed files' statistics and counts are read from {STATISTICS_FILE}")
+        progress.print(
+            f"data: the streamed files' statistics and counts are read from {STATISTICS_FILE} (files that changed, "
+            "with --allow-data-change, are read again)"
+        )
     # Resuming: the checkpoint's vocabularies, not ones rebuilt from (possibly changed) data; --init-from: the old
     # run's, so its embeddings keep meaning the same values.
     resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))

@@ -16,14 +16,15 @@ from __future__ import annotations
 import gzip
 import io
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from moe_tf.data.base import SourceData
-from moe_tf.data.delimited import ROLES, DelimitedSource, LabelCells, Table
 from moe_tf.data.statistics import SourceStatistics
-from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits
+from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits, settings_of
+from moe_tf.data.table import ROLES, LabelCells, Table
 from moe_tf.errors import DataError
 
 CHUNK_ROWS = 4096
@@ -57,7 +58,7 @@ class StreamedFiles:
     """A streamed delimited or Parquet source: its files per split, which splits are cut by `split_by`, and the
     tables of each split's rows."""
 
-    def __init__(self, source: DelimitedSource):
+    def __init__(self, source: Any):  # a DelimitedSource
         self.source = source
         cfg, self.where = source.config, f"data.sources.{source.name}"
         own = {role: getattr(cfg, role) for role in ("eval", "test")}
@@ -86,13 +87,14 @@ class StreamedFiles:
                     yield role, table
 
 
-def load_streamed(source: DelimitedSource) -> SourceData:
+def load_streamed(source: Any) -> SourceData:  # a DelimitedSource
     """A streamed delimited or Parquet source: one pass over its files (or the run's stored pass), and datasets
     that read them in chunks."""
     cfg = source.config
     files = StreamedFiles(source)
     identity = {role: file_sizes(paths) for role, paths in files.files.items()}
-    stored = reusable_splits(source.stored, source.name, identity, files.where)
+    settings = settings_of(cfg)
+    stored = reusable_splits(source.stored, source.name, identity, files.where, settings)
     record = source.stored.of(source.name) if stored else None
     if "train" not in stored:
         stored = {}  # a changed training split: the whole pass again (label kinds come from every split)
@@ -109,13 +111,14 @@ def load_streamed(source: DelimitedSource) -> SourceData:
     per_file = dict(stored["train"].get("per_file", {})) if "train" in stored else {}
     cells = {label: LabelCells() for label in cfg.labels}
     gaps = np.zeros(len(cfg.numeric), bool)
-    skipped: list[str] = []
+    skipped = sorted({p for entry in stored.values() for p in entry.get("skipped", [])})  # left out before
     if scan:
-        counted, gaps, skipped, train_files = _pass(files, scan, cells, statistics if "train" in scan else None)
+        counted, gaps, bad, train_files = _pass(files, scan, cells, statistics if "train" in scan else None)
         sizes.update(counted)
         per_file.update(train_files)
+        skipped = sorted({*skipped, *bad})
     if stored and record is not None:  # the stored kinds; a rescanned eval or test split is checked against them
-        kinds = {label: (_info(entry), entry["mode"]) for label, entry in record["labels"].items()}
+        kinds = {label: (_info(entry), entry["mode"]) for label, entry in record["labels"].items() if label in cells}
         gaps = np.asarray(record["gaps"], bool)
     else:
         kinds = {label: c.info(label, cfg.classes.get(label), files.where) for label, c in cells.items()}
@@ -123,12 +126,11 @@ def load_streamed(source: DelimitedSource) -> SourceData:
         c.check(label, *kinds[label], source.name)
     if sizes.get("train", 0) == 0:
         raise DataError(f"{files.where}: no training rows in {', '.join(files.files['train'])}")
-    for role in [r for r in ("eval", "test") if sizes.get(r, 0) == 0 and r in files.files]:
-        del files.files[role]
+    empty = [r for r in ("eval", "test") if sizes.get(r, 0) == 0 and r in files.files]  # recorded, not read
     specs = source.specs(gaps)
     statistics.features = specs
     labels = source.label_infos({label: info for label, (info, _) in kinds.items()})
-    good = {role: [p for p in paths if p not in skipped] for role, paths in files.files.items()}
+    good = {role: [p for p in paths if p not in skipped] for role, paths in files.files.items() if role not in empty}
     signature = _signature(specs, labels)
 
     def chunks(path, role):
@@ -147,7 +149,8 @@ def load_streamed(source: DelimitedSource) -> SourceData:
     def train_epoch(seed, shard=None):
         """The training rows of one epoch: the files in a seeded order (shard k of n: its files k, k + n, …),
         CYCLE_LENGTH of them interleaved."""
-        order = tf.data.Dataset.from_tensor_slices(good["train"]).shuffle(len(good["train"]), seed=seed)
+        order = tf.data.Dataset.from_tensor_slices(good["train"])
+        order = order.shuffle(len(good["train"]), seed=seed, reshuffle_each_iteration=False)  # a shard repeats it
         if shard is not None:
             order = order.shard(shard[1], shard[0])
         return order.interleave(
@@ -156,6 +159,7 @@ def load_streamed(source: DelimitedSource) -> SourceData:
         ).unbatch()
 
     record_out = {
+        "settings": settings,
         "splits": {
             role: {
                 "files": identity[role],

@@ -24,8 +24,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -34,6 +34,8 @@ from pydantic import Field, field_validator, model_validator
 from moe_tf.config.base import NAME_PATTERN, StrictModel, check_identifiers, check_label_keys
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, from_arrays, split_arrays
 from moe_tf.data.categorical import CategoricalColumn
+from moe_tf.data.chunked import CHUNK_ROWS, load_streamed, open_lines
+from moe_tf.data.table import ROLES, LabelCells, Table, unknown_class
 from moe_tf.errors import DataError
 from moe_tf.registry import DATASETS
 
@@ -55,7 +57,9 @@ class DelimitedConfig(StrictModel):
         description="a key column: each row's split by a hash of its key (eval_fraction, test_fraction), so a key's "
         "rows stay in one split; needed to split a streamed `path`",
     )
-    skip_corrupt: bool = Field(False, description="streamed Parquet: leave out (and name) unreadable files")
+    skip_corrupt: bool = Field(
+        False, description="streamed: leave out (and name) unreadable files (a corrupt Parquet file or *.gz)"
+    )
     max_rows: int | None = Field(
         None,
         ge=1,
@@ -186,115 +190,6 @@ def read_utf8(path: str) -> str:
         ) from None
 
 
-@dataclass
-class Table:
-    """Rows of one file, cells by column, with the line (or row) number of each row (for messages). A cell is a
-    string, except in the float arrays a Parquet file's numeric columns give (NaN: missing)."""
-
-    path: str
-    columns: dict[str, list | np.ndarray]
-    lines: list[int]
-    unit: str = "line"
-
-    def __len__(self):
-        return len(self.lines)
-
-    def at(self, line: int) -> str:
-        """Where a row is, for a message: `path, line 12`."""
-        return f"{self.path}, {self.unit} {line}"
-
-
-class LabelCells:
-    """What a label column's cells say of it, gathered table by table over every split: whether every cell is an
-    integer, or a number; the largest and smallest integer; where the first infinite number is; and where each
-    distinct cell first occurs, per split (class names; at most `CAP` distinct cells are kept)."""
-
-    CAP = 100_000
-
-    def __init__(self):
-        self.ints = self.numbers = True
-        self.any = self.capped = False
-        self.max_id, self.low, self.infinite = -1, None, None
-        self.first: dict[str, dict[str, str]] = {}  # role → {cell: where it first occurs}
-
-    def add(self, role: str, table: Table, column: str) -> None:
-        cells = np.array([c.strip() for c in table.columns[column]], dtype=object)
-        present = cells != ""
-        if not present.any():
-            return
-        self.any = True
-        seen = self.first.setdefault(role, {})
-        if not self.capped:
-            for index in np.flatnonzero(present):
-                if cells[index] not in seen:
-                    seen[cells[index]] = table.at(table.lines[index])
-            self.capped = len(seen) > self.CAP
-        values = cells[present].astype(str)
-        if self.ints:
-            try:
-                ids = values.astype(np.int64)
-            except (ValueError, OverflowError):
-                self.ints = False
-            else:
-                self.max_id = max(self.max_id, int(ids.max()))
-                if self.low is None and ids.min() < -1:
-                    at = int(np.argmax(ids < -1))
-                    self.low = (table.at(table.lines[np.flatnonzero(present)[at]]), int(ids[at]))
-        if self.numbers and not self.ints:
-            try:
-                numbers = values.astype(np.float64)
-            except ValueError:
-                self.numbers = False
-            else:
-                if self.infinite is None and np.isinf(numbers).any():
-                    self.infinite = table.at(table.lines[np.flatnonzero(present)[int(np.argmax(np.isinf(numbers)))]])
-
-    def info(self, label: str, declared: list[str] | None, where: str) -> tuple[LabelInfo, str]:
-        """The label's classes and how its cells read: `declared` or `names` (class names, declared or the sorted
-        names of the training split), `ids` (integers) or `value` (regression targets)."""
-        if declared is not None:
-            return LabelInfo(len(declared), list(declared)), "declared"
-        if self.any and self.ints:
-            num_classes = max(self.max_id + 1, 2)
-            return LabelInfo(num_classes, [str(i) for i in range(num_classes)]), "ids"
-        if self.any and self.numbers:
-            return LabelInfo(1, [label], kind="value"), "value"
-        if self.capped:
-            raise DataError(
-                f"{where}: label {label!r} has more than {self.CAP} distinct non-numeric values; declare its "
-                f"classes ({where}.classes.{label}) if it is a class label"
-            )
-        names = sorted(self.first.get("train", {}))
-        return LabelInfo(max(len(names), 1), names or [""]), "names"
-
-    def check(self, label: str, info: LabelInfo, mode: str, source: str) -> None:
-        """The errors `DelimitedSource.arrays` raises on a bad cell, from what was gathered (a streamed source's
-        pass, which does not convert labels)."""
-        if mode in ("declared", "names"):
-            for seen in self.first.values():
-                for cell, at in seen.items():
-                    if cell not in info.class_names:
-                        raise DataError(unknown_class(at, label, cell, mode, info, source))
-        elif mode == "ids" and self.low is not None:
-            raise DataError(
-                f"{self.low[0]}: label {label!r} is {self.low[1]}; class ids are >= 0 (an empty cell is missing)"
-            )
-        elif mode == "value" and self.infinite is not None:
-            raise DataError(f"{self.infinite}: label {label!r} is infinite (an empty cell marks a missing target)")
-
-
-def unknown_class(at: str, label: str, cell: str, mode: str, info: LabelInfo, source: str) -> str:
-    declared = (
-        f"the declared classes (data.sources.{source}.classes.{label})"
-        if mode == "declared"
-        else "the classes of the training file"
-    )
-    return f"{at}: label {label!r} is {cell!r}, which is not one of {declared} ({', '.join(info.class_names)})"
-
-
-ROLES = ("train", "eval", "test")  # a row's role index in `DelimitedSource.roles`
-
-
 def hash_fraction(keys: np.ndarray) -> np.ndarray:
     """Each key's place in [0, 1): its fingerprint hash (FarmHash, the same in every process) over 2^20 buckets."""
     import tensorflow as tf
@@ -306,13 +201,13 @@ def hash_fraction(keys: np.ndarray) -> np.ndarray:
 class DelimitedSource(DataSource):
     delimiter = ","
     unit = "line"  # what a row's number counts in messages
-    unreadable: tuple[type[Exception], ...] = ()  # what makes a streamed file unreadable (`skip_corrupt` leaves it)
+    # What makes a streamed file unreadable (`skip_corrupt` leaves it out): a vanished file, a truncated or corrupt
+    # *.gz (EOFError, BadGzipFile, zlib.error).
+    unreadable: tuple[type[Exception], ...] = (OSError, EOFError, zlib.error)
 
     def load(self):
         cfg = self.config
         if cfg.stream:
-            from moe_tf.data.chunked import load_streamed
-
             return load_streamed(self)
         where = f"data.sources.{self.name}"
         files = {"train": cfg.path or cfg.train, "eval": cfg.eval, "test": cfg.test}
@@ -414,8 +309,6 @@ class DelimitedSource(DataSource):
 
     def file_tables(self, path: str, where: str) -> Iterator[Table]:
         """A streamed file's rows in tables of moe_tf.data.chunked.CHUNK_ROWS rows."""
-        from moe_tf.data.chunked import CHUNK_ROWS, open_lines
-
         return self.tables(path, open_lines(path), where, CHUNK_ROWS)
 
     def wanted(self) -> list[str]:

@@ -1,9 +1,10 @@
 """Parquet files, streamed: read in record batches through pyarrow (never a whole file), with the column options of
 the csv source (moe_tf.data.delimited) and its errors, a row named by its file and row number.
 
-Numeric columns read as numbers (a null is a missing value); every other column the config reads is read as text
-(pyarrow's cast to string: an integer ID 17 reads as `17`, as it does in a CSV file), so vocabularies and the export
-see the values a CSV of the same data gives.
+Numeric columns read as numbers (a null is a missing value; the source's `missing` tokens apply to text cells only);
+every other column the config reads is read as text (pyarrow's cast to string: an integer ID 17 reads as `17`, as it
+does in a CSV file; a float column as Python writes it, `1.0`, so a float label is a regression target), so
+vocabularies and the export see the values a CSV of the same data gives.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ class ParquetSource(DelimitedSource):
                 number = pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
                 if c not in as_text and number:
                     columns[c] = column.to_numpy(zero_copy_only=False).astype(np.float64)  # null → NaN
+                elif pa.types.is_floating(column.type):  # as Python writes it (1.0, not pyarrow's 1): a target
+                    values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+                    columns[c] = np.where(np.isnan(values), "", values.astype(str)).astype(object)
                 else:
                     text = pc.cast(column, pa.string()).fill_null("")
                     columns[c] = np.asarray(text.to_numpy(zero_copy_only=False), dtype=object)

@@ -5,7 +5,9 @@
 - `labels`: {task: [batch]}: int64 class ids (-1 missing) or float32 targets (NaN missing).
 - `loss_weights`: {task: float32 [batch]}: 1 / (labelled examples of the task in the *global* batch) where the example
   carries the task's label, else 0. A replica's Σ weight · loss sums, across replicas, to the task's mean loss over
-  its labelled examples in the global batch, exactly, with no communication in the step. With sample weights
+  its labelled examples in the global batch, exactly, with no communication in the step — except when each
+  multi_worker worker reads its own file shard: the pipeline then gives the masks and the step divides them by their
+  sum across workers (`TaskData.per_worker`). With sample weights
   (`weights:` of a source) it is w / Σ w over the labelled examples: the sample-weighted mean.
 
 Every training batch comes from one source (`data.sampling`, see sampling.py); with one source the pipeline is that
@@ -202,7 +204,7 @@ class TaskData:
         aug, buffer = cfg.augmentation, cfg.shuffle_buffer
         seed = self.seed + index * _SOURCE_SEED_STRIDE
         images = [f for f, spec in source.features.items() if spec.modality == "image"] if aug.enabled else []
-        drop_words = self._word_dropout(index)
+        drop_words = self._word_dropout(index, shard)
 
         def finish(batches, e):
             return drop_words(self._complete(index, batches, normalize=shard is None), e)
@@ -264,7 +266,7 @@ class TaskData:
         """The first half of the stateless seeds of epoch `epoch`'s augmentation and word dropout."""
         return self.seed * 100_003 + epoch
 
-    def _word_dropout(self, index: int):
+    def _word_dropout(self, index: int, shard=None):
         """Source `index`'s `token_dropout` as `(batches, epoch) → batches`: each token id of its text inputs is
         deleted with that chance (the kept ones close up, in order; the row is padded at the end). Seeded by epoch and
         batch position, so a resumed run deletes the same words. Batches pass unchanged at rate 0."""
@@ -282,6 +284,8 @@ class TaskData:
                 f"data.sources.{name}.token_dropout={rate}: the source has no text input to drop words from"
             )
 
+        offset = shard[0] << 40 if shard else 0  # file shards: each shard's batches its own draws
+
         def apply(batches, epoch):
             def drop(position, batch):
                 inputs, labels, weights = batch
@@ -289,7 +293,7 @@ class TaskData:
                 for k, f in enumerate(texts):
                     ids = inputs[f]
                     seed = tf.random.experimental.stateless_fold_in(
-                        tf.stack([self._epoch_seed(epoch), position]), _WORD_DROP_SALT + k
+                        tf.stack([self._epoch_seed(epoch), position + offset]), _WORD_DROP_SALT + k
                     )
                     keep = tf.logical_and(tf.random.stateless_uniform(tf.shape(ids), seed) >= rate, ids != 0)
                     inputs[f] = tf.ragged.boolean_mask(ids, keep).to_tensor(0, shape=tf.shape(ids))

@@ -11,6 +11,7 @@ again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -95,11 +96,32 @@ def difference(before: list[list], now: list[list]) -> str:
     return "; ".join(parts)
 
 
-def reusable_splits(stored: StoredPass | None, source: str, files: dict[str, list[list]], where: str) -> dict:
+FILE_FIELDS = ("path", "train", "eval", "test")
+
+
+def settings_of(config) -> str:
+    """A fingerprint of a streamed source's settings other than its files (what the stored pass also depends on:
+    columns, label classes, fractions, split_by, max_rows, …)."""
+    settings = config.model_dump(mode="json", exclude=set(FILE_FIELDS))
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def reusable_splits(
+    stored: StoredPass | None, source: str, files: dict[str, list[list]], where: str, settings: str
+) -> dict:
     """The stored record's splits this load takes as they are: {role: its stored entry}; raises (on_change
-    `refuse`) when a split's files changed. A `keep` load takes the stored training split whatever its files now."""
+    `refuse`) when a split's files, or the source's other settings, changed. A `keep` load takes the stored
+    training split whatever its files now."""
     record = stored.of(source) if stored is not None else None
     if stored is None or record is None:
+        return {}
+    if record.get("settings", settings) != settings:
+        if stored.on_change == "refuse":
+            raise DataError(
+                f"--resume: the settings of {where} changed since the run started (columns, labels, fractions, "
+                "split_by, …); the run's statistics and its position in the data are of the old settings. Resume "
+                "with the run's own config.yaml, or pass --allow-data-change to read the files again"
+            )
         return {}
     out = {}
     for role, now in files.items():

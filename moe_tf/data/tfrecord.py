@@ -22,7 +22,7 @@ from moe_tf.config.base import StrictModel, check_identifiers
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, SourceData
 from moe_tf.data.categorical import CategoricalColumn
 from moe_tf.data.statistics import SourceStatistics
-from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits
+from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits, settings_of
 from moe_tf.errors import DataError
 from moe_tf.registry import DATASETS
 
@@ -143,12 +143,13 @@ class TfrecordSource(DataSource):
         parse = _parser(features, labels, keys, weights)
         compression = {role: self._compression(role, paths, where) for role, paths in files.items()}
         identity = {role: file_sizes(paths) for role, paths in files.items()}
-        stored = reusable_splits(self.stored, self.name, identity, where)
+        settings = settings_of(cfg)
+        stored = reusable_splits(self.stored, self.name, identity, where, settings)
         statistics = SourceStatistics(features)
         if "train" in stored:
             kept = statistics.from_record(self.stored.of(self.name).get("statistics", {}))
             stored, statistics = (stored, kept) if kept is not None else ({}, statistics)  # None: other features
-        record: dict = {"splits": {}}
+        record: dict = {"splits": {}, "settings": settings}
         sizes, skipped = {}, []
         per_file: dict[str, int] = {}
         progress = PassProgress(self.echo, where, sum(len(p) for r, p in files.items() if r not in stored))
@@ -191,7 +192,8 @@ class TfrecordSource(DataSource):
             """The serialized training records of one epoch: the files in a seeded order (shard k of n: its files
             k, k + n, …), `cycle_length` at a time (called in the pipeline's epoch function, whose graph seed is
             fixed: see pipeline._epochs)."""
-            order = tf.data.Dataset.from_tensor_slices(files["train"]).shuffle(len(files["train"]), seed=seed)
+            order = tf.data.Dataset.from_tensor_slices(files["train"])
+            order = order.shuffle(len(files["train"]), seed=seed, reshuffle_each_iteration=False)  # a shard repeats it
             if shard is not None:
                 order = order.shard(shard[1], shard[0])
             # A sequential interleave: on 2 cores a parallel one (or num_parallel_reads) read 2.5-7x fewer records/s
@@ -212,7 +214,7 @@ class TfrecordSource(DataSource):
             statistics=statistics,
             skipped_files=skipped,
             pass_record=record,
-            file_examples=[per_file[p] for p in files["train"]],
+            file_examples=[per_file.get(p, 0) for p in files["train"]],
         )
 
     # ---- the schema ----------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """`moe-tf train` processes the tests and the robustness benchmark start (the kill-and-resume config, start, finish),
-and reading their output with a deadline."""
+reading their output with a deadline, and a run's peak memory."""
 
 from __future__ import annotations
 
@@ -107,3 +107,31 @@ def start_command(command: list[str], cwd: str | None = None) -> subprocess.Pope
     """A moe-tf process with its stdout and stderr merged into one pipe (read it with `read_until`)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
+
+
+# The child reports its own peak (VmHWM of its image after exec): the ru_maxrss os.wait4 gives also counts the forked
+# copy of the parent before the exec, which may hold TensorFlow and generated data (it made a benchmark's figure a
+# floor: the parent's size, the same to the MiB on every run).
+_PEAK = (
+    "import sys\n"
+    "from moe_tf import cli\n"
+    "code = cli.main(sys.argv[1:])\n"
+    "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
+    "print('PEAK', code, peak)\n"
+)
+
+
+def peak_rss_mib(*args: str, cwd: str, timeout: float = 1800) -> tuple[float | None, str]:
+    """`moe-tf ARGS` in a fresh process: (its peak resident memory in MiB, or None when it failed; its stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        timeout=timeout,
+    )
+    last = proc.stdout.strip().splitlines()[-1].split() if proc.stdout.strip() else []
+    if proc.returncode != 0 or last[:2] != ["PEAK", "0"]:
+        return None, proc.stderr
+    return int(last[2]) / 1024, proc.stderr

@@ -218,3 +218,44 @@ def test_a_killed_streamed_parquet_run_resumes_at_the_exact_batch(tmp_path):
     assert a.keys() == b.keys() and len(a) > 5
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_a_stored_pass_keeps_files_left_out_and_refuses_other_settings(tmp_path):
+    from moe_tf.data.streamed import StoredPass
+
+    files = split_files(tmp_path, shards=2, kind="parquet")
+    broken = tmp_path / "train-9.parquet"
+    broken.write_bytes(open(files["train"][0], "rb").read()[:200])
+    files["train"].append(str(broken))
+    data = files_dict(files, type="parquet", skip_corrupt=True)
+    first = build_task_data(validate_config(data)).sources["census"]
+    stored = StoredPass({"census": json.loads(json.dumps(first.pass_record))}, "refuse")
+    again = build_task_data(validate_config(data), stored).sources["census"]
+    assert again.skipped_files == first.skipped_files == [str(broken)] and again.sizes == first.sizes
+    assert again.file_examples == first.file_examples and 0 not in again.file_examples
+    data["data"]["sources"]["census"]["classes"] = {"segment": ["0", "1", "2"]}
+    with pytest.raises(DataError, match="the settings of data.sources.census changed since the run started"):
+        build_task_data(validate_config(data), stored)
+
+
+def test_parquet_float_labels_are_targets_and_a_truncated_gzip_csv_is_named(tmp_path):
+    import gzip
+
+    import pyarrow as pa
+
+    rows = 64
+    table = pa.table({"x": np.arange(rows, dtype=float), "y": np.arange(rows, dtype=float) % 3, "k": ["a"] * rows})
+    pq.write_table(table, str(tmp_path / "t.parquet"))
+    source = {"type": "parquet", "train": str(tmp_path / "t.parquet"), "numeric": ["x"], "categorical": ["k"]}
+    source.update(labels=["y"], eval_fraction=0.0, test_fraction=0.0)
+    data = {
+        "data": {"sources": {"p": source}},
+        "tasks": [{"name": "y", "dataset": "p", "label": "y", "type": "regression"}],
+    }
+    loaded = build_task_data(validate_config(data)).sources["p"]
+    assert loaded.labels["y"].kind == "value"  # 0.0, 1.0, 2.0: numbers, not class ids
+    text = open(split_files(tmp_path)["train"][0], "rb").read()
+    (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(text)[:-40])
+    data = files_dict({"train": [str(tmp_path / "cut.csv.gz")]}, stream=True, eval_fraction=0.0, test_fraction=0.0)
+    with pytest.raises(DataError, match=r"cut\.csv\.gz: unreadable .*skip_corrupt: true"):
+        build_task_data(validate_config(data))

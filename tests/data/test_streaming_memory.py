@@ -7,14 +7,13 @@ enough to see growth). A generous bound on peak RSS, not a timing; benchmarks/st
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
 
+from moe_tf.testing.processes import peak_rss_mib
 from tests.conftest import REPO
 
 WIDTH = 512
@@ -70,29 +69,10 @@ def config(directory, kind) -> str:
     return path
 
 
-# The child reports its own peak (VmHWM of its image after exec): the ru_maxrss os.wait4 gives would also count the
-# forked copy of this test process, which holds TensorFlow and the generated arrays.
-PEAK = (
-    "import sys\n"
-    "from moe_tf import cli\n"
-    "code = cli.main(sys.argv[1:])\n"
-    "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM:')][0].split()[1]\n"
-    "print('PEAK', code, peak)\n"
-)
-
-
-def peak_rss_mib(config_path, run_dir) -> float:
-    proc = subprocess.run(
-        [sys.executable, "-c", PEAK, "train", "--config", config_path, "--output-dir", run_dir, "--no-export"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        timeout=300,
-    )
-    last = proc.stdout.strip().splitlines()[-1].split() if proc.stdout.strip() else []
-    assert proc.returncode == 0 and last[:2] == ["PEAK", "0"], proc.stderr[-3000:]
-    return int(last[2]) / 1024
+def peak(config_path, run_dir) -> float:
+    mib, err = peak_rss_mib("train", "--config", config_path, "--output-dir", run_dir, "--no-export", cwd=REPO)
+    assert mib is not None, err[-3000:]
+    return mib
 
 
 @pytest.mark.slow
@@ -102,7 +82,7 @@ def test_streamed_memory_does_not_grow_with_the_rows(tmp_path):
         directory = str(tmp_path / str(rows))
         write_rows(directory, rows, seed=rows)
         for kind in ("tfrecord", "npz"):
-            peaks[kind, rows] = peak_rss_mib(config(directory, kind), str(tmp_path / f"run-{kind}-{rows}"))
+            peaks[kind, rows] = peak(config(directory, kind), str(tmp_path / f"run-{kind}-{rows}"))
     data_mib = 54_000 * WIDTH * 4 / 2**20  # the rows the large set has beyond the small one: 105 MiB
     assert peaks["npz", 60_000] - peaks["npz", 6_000] > data_mib, peaks  # held in memory: grows by the data
     assert peaks["tfrecord", 60_000] - peaks["tfrecord", 6_000] < data_mib / 4, peaks  # streamed: it does not
