@@ -153,7 +153,11 @@ def build_distillation(
     policy = keras.mixed_precision.global_policy()
     try:
         teacher = build_components(
-            read_run_config(cfg.teacher), strategy, training=False, vocabularies=checkpoint_vocabularies(cfg.teacher)
+            read_run_config(cfg.teacher),
+            strategy,
+            training=False,
+            vocabularies=checkpoint_vocabularies(cfg.teacher),
+            stored=read_stored_pass(cfg.teacher, on_change="keep"),  # its streamed sources: no second pass
         )
         restore_for_inference(cfg.teacher, teacher.model)
     except MoeTfError as e:

@@ -219,7 +219,7 @@ def _pass(files: StreamedFiles, roles: list[str], cells: dict[str, LabelCells], 
                     continue
                 x, _ = source.arrays(table, {})
                 for label, c in cells.items():
-                    c.add(role, table, label)
+                    c.add("train" if files.hashed(role) else role, table, label)  # as in memory: the whole file
                 if cfg.numeric:
                     gaps |= np.isnan(x[cfg.numeric_feature]).any(axis=0)
                 if role == "train" and mine is not None:
