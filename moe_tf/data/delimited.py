@@ -453,6 +453,9 @@ class DelimitedSource(DataSource):
         if isinstance(cells, np.ndarray) and cells.dtype.kind == "f":  # a typed (Parquet) column: NaN is null
             values = cells.astype(np.float64)
             absent = np.isnan(values)
+            if missing:  # the `missing` tokens that are numbers (e.g. -999) mark missing values here too
+                absent |= np.isin(values, [float(t) for t in self.config.missing if _number(t)])
+                values = np.where(absent, np.nan, values)
         else:
             text = np.char.strip(np.asarray(cells, dtype=str)) if len(cells) else np.zeros(0, str)
             tokens = sorted({t.strip() for t in self.config.missing} | {""})
@@ -493,6 +496,14 @@ class DelimitedSource(DataSource):
                 )
             values.append(v)
         return np.array(values, np.float32)
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @DATASETS.register("csv")

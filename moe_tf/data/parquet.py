@@ -1,10 +1,10 @@
 """Parquet files, streamed: read in record batches through pyarrow (never a whole file), with the column options of
 the csv source (moe_tf.data.delimited) and its errors, a row named by its file and row number.
 
-Numeric columns read as numbers (a null is a missing value; the source's `missing` tokens apply to text cells only);
-every other column the config reads is read as text (pyarrow's cast to string: an integer ID 17 reads as `17`, as it
-does in a CSV file; a float column as Python writes it, `1.0`, so a float label is a regression target), so
-vocabularies and the export see the values a CSV of the same data gives.
+Numeric columns read as numbers (a null is a missing value, and so is a value equal to one of the source's
+`missing` tokens, e.g. -999); every other column the config reads is read as text (pyarrow's cast to string: an
+integer ID 17 reads as `17`, as it does in a CSV file; a float column as Python writes it, `1.0`, so a float label is
+a regression target), so vocabularies and the export see the values a CSV of the same data gives.
 """
 
 from __future__ import annotations

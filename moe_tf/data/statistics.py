@@ -95,7 +95,10 @@ class Reservoir:
         from each side's sample."""
         total = self.seen + other.seen
         keep = min(self.size, total)
-        mine = int(self.rng.hypergeometric(self.seen, other.seen, keep))  # 0 or `keep` when one side is empty
+        if max(self.seen, other.seen) < 10**9:  # numpy's hypergeometric takes counts below 10^9
+            mine = int(self.rng.hypergeometric(self.seen, other.seen, keep))  # 0 or `keep` when one side is empty
+        else:  # beyond, drawing `keep` of billions without replacement is drawing them with it
+            mine = int(self.rng.binomial(keep, self.seen / total))
         ours = self.rng.choice(self.values, mine, replace=False) if mine else np.empty(0)
         theirs = self.rng.choice(other.values, keep - mine, replace=False) if keep - mine else np.empty(0)
         self.values = np.concatenate([ours, theirs])

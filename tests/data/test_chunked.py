@@ -259,3 +259,17 @@ def test_parquet_float_labels_are_targets_and_a_truncated_gzip_csv_is_named(tmp_
     data = files_dict({"train": [str(tmp_path / "cut.csv.gz")]}, stream=True, eval_fraction=0.0, test_fraction=0.0)
     with pytest.raises(DataError, match=r"cut\.csv\.gz: unreadable .*skip_corrupt: true"):
         build_task_data(validate_config(data))
+
+
+def test_parquet_numbers_equal_to_a_missing_token_are_missing(tmp_path):
+    import pyarrow as pa
+
+    x = np.array([1.0, -999.0, 3.0, np.nan] * 8)
+    pq.write_table(pa.table({"x": x, "y": [0, 1] * 16}), str(tmp_path / "t.parquet"))
+    source = {"type": "parquet", "train": str(tmp_path / "t.parquet"), "numeric": ["x"], "labels": ["y"]}
+    source.update(missing=["", "-999"], eval_fraction=0.0, test_fraction=0.0)
+    data = {"data": {"sources": {"p": source}}, "tasks": [{"name": "y", "dataset": "p", "label": "y"}]}
+    loaded = build_task_data(validate_config(data))
+    assert loaded.sources["p"].features["numeric"].options["nullable"] == [True]
+    mean, _, _ = loaded.feature_statistics("numeric")
+    assert mean[0] == pytest.approx(2.0)  # -999 and the nulls left out
