@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from moe_tf.data.base import SourceData
+from moe_tf.data.base import LabelInfo, SourceData
 from moe_tf.data.statistics import SourceStatistics
-from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits, settings_of
+from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits, seeded_files, settings_of
 from moe_tf.data.table import ROLES, LabelCells, Table
 from moe_tf.errors import DataError
 
@@ -140,23 +140,17 @@ def load_streamed(source: Any) -> SourceData:  # a DelimitedSource
             if len(table):
                 yield source.arrays(table, kinds)
 
+    def file_chunks(role):
+        """path → the dataset of one file's chunks of `role`."""
+        return lambda path: tf.data.Dataset.from_generator(chunks, output_signature=signature, args=(path, role))
+
     def read(paths, role):
-        return tf.data.Dataset.from_tensor_slices(paths).interleave(
-            lambda path: tf.data.Dataset.from_generator(chunks, output_signature=signature, args=(path, role)),
-            cycle_length=1,
-        )
+        return tf.data.Dataset.from_tensor_slices(paths).flat_map(file_chunks(role))
 
     def train_epoch(seed, shard=None):
         """The training rows of one epoch: the files in a seeded order (shard k of n: its files k, k + n, …),
         CYCLE_LENGTH of them interleaved."""
-        order = tf.data.Dataset.from_tensor_slices(good["train"])
-        order = order.shuffle(len(good["train"]), seed=seed, reshuffle_each_iteration=False)  # a shard repeats it
-        if shard is not None:
-            order = order.shard(shard[1], shard[0])
-        return order.interleave(
-            lambda path: tf.data.Dataset.from_generator(chunks, output_signature=signature, args=(path, "train")),
-            cycle_length=max(1, min(CYCLE_LENGTH, len(good["train"]) // (shard[1] if shard else 1))),
-        ).unbatch()
+        return seeded_files(good["train"], seed, shard, file_chunks("train"), CYCLE_LENGTH).unbatch()
 
     record_out = {
         "settings": settings,
@@ -190,9 +184,7 @@ def load_streamed(source: Any) -> SourceData:  # a DelimitedSource
     )
 
 
-def _info(entry: dict):
-    from moe_tf.data.base import LabelInfo
-
+def _info(entry: dict) -> LabelInfo:
     return LabelInfo(int(entry["num_classes"]), list(entry["class_names"]), entry["kind"])
 
 

@@ -51,7 +51,7 @@ class ParquetSource(DelimitedSource):
         file = pq.ParquetFile(handle)
         self.check_columns(path, file.schema_arrow.names, where)
         wanted = self.wanted()
-        as_text = set(self.wanted()) - set(cfg.numeric) - set(cfg.buckets) - set(cfg.weights.values())
+        as_text = set(wanted) - set(cfg.numeric) - set(cfg.buckets) - set(cfg.weights.values())
         as_text |= {*cfg.text_columns().values(), *(c.column for c in cfg.categorical_columns().values())}
         as_text |= {*cfg.labels, *([cfg.split_by] if cfg.split_by else [])}
         row = 0

@@ -392,8 +392,8 @@ class TaskData:
             )
         if n > 1 and global_batch_size % n:
             raise ConfigError(f"training.batch_size {global_batch_size} does not split into {n} equal file shards")
-        for name, source in self.sources.items():
-            if n > 1:
+        if n > 1:
+            for name, source in self.sources.items():
                 check_shards(name, source, n, global_batch_size // n)
         self.file_shards, self.per_worker = n, n > 1 and workers > 1
 

@@ -139,6 +139,19 @@ def reusable_splits(
     return out
 
 
+def seeded_files(paths: list[str], seed, shard, read_file, cycle_length: int) -> tf.data.Dataset:
+    """One epoch of a streamed source's training files: their order shuffled with the epoch's `seed` (not again when
+    a short file shard repeats it), shard k of n keeping files k, k + n, … of that order (`shard` (k, n) or None),
+    each file read by `read_file(path)`, up to `cycle_length` of them interleaved."""
+    order = tf.data.Dataset.from_tensor_slices(paths).shuffle(len(paths), seed=seed, reshuffle_each_iteration=False)
+    if shard is not None:
+        order = order.shard(shard[1], shard[0])
+    # A sequential interleave: on 2 cores a parallel one (or num_parallel_reads) read 2.5-7x fewer records/s
+    # (benchmarks/RESULTS.md#streaming); the shuffle buffer mixes the files more than the cycle does.
+    per_shard = len(paths) // (shard[1] if shard else 1)
+    return order.interleave(read_file, cycle_length=max(1, min(cycle_length, per_shard)))
+
+
 class PassProgress:
     """What a streamed source's pass says while it reads: a line every `EVERY` seconds (files done, rows, rows/s),
     and one at the end (with how many rows the statistics came from, under `max_rows`)."""

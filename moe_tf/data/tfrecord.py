@@ -22,7 +22,7 @@ from moe_tf.config.base import StrictModel, check_identifiers
 from moe_tf.data.base import WEIGHT_SUFFIX, DataSource, FeatureSpec, LabelInfo, SourceData
 from moe_tf.data.categorical import CategoricalColumn
 from moe_tf.data.statistics import SourceStatistics
-from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits, settings_of
+from moe_tf.data.streamed import PassProgress, file_sizes, match_files, reusable_splits, seeded_files, settings_of
 from moe_tf.errors import DataError
 from moe_tf.registry import DATASETS
 
@@ -192,16 +192,10 @@ class TfrecordSource(DataSource):
             """The serialized training records of one epoch: the files in a seeded order (shard k of n: its files
             k, k + n, …), `cycle_length` at a time (called in the pipeline's epoch function, whose graph seed is
             fixed: see pipeline._epochs)."""
-            order = tf.data.Dataset.from_tensor_slices(files["train"])
-            order = order.shuffle(len(files["train"]), seed=seed, reshuffle_each_iteration=False)  # a shard repeats it
-            if shard is not None:
-                order = order.shard(shard[1], shard[0])
-            # A sequential interleave: on 2 cores a parallel one (or num_parallel_reads) read 2.5-7x fewer records/s
-            # (benchmarks/RESULTS.md#streaming); the shuffle buffer mixes the files more than the cycle does.
-            return order.interleave(
-                lambda path: tf.data.TFRecordDataset(path, compression_type=compression["train"]),
-                cycle_length=max(1, min(cfg.cycle_length, len(files["train"]) // (shard[1] if shard else 1))),
-            )
+            return seeded_files(files["train"], seed, shard, read_train_file, cfg.cycle_length)
+
+        def read_train_file(path):
+            return tf.data.TFRecordDataset(path, compression_type=compression["train"])
 
         return SourceData(
             splits=splits,
@@ -397,7 +391,7 @@ def _scan(paths, parse, compression, statistics, progress, max_rows=None):
         if count == 0 and tf.io.gfile.stat(path).length > 0:  # a GZIP file cut early can read as no records at all
             bad.append((path, "holds bytes but no complete record (corrupt or truncated)"))
             continue
-        if statistics is not None and mine is not None:
+        if mine is not None:
             statistics.merge(mine)
         total[path] = count
         progress.file_done()
