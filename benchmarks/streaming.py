@@ -10,10 +10,14 @@ process per run:
   - examples/s streaming vs the npz source on the 2 M log (repeats interleaved, medians; goal ≥ 0.8);
   - the statistics pass (every training file read, parsed, counted and its statistics gathered): rows/s;
   - the same 2 M log as CSV and as Parquet shards (streamed csv and parquet sources): their pass rows/s and
-    examples/s against the npz source (`--parts formats`).
+    examples/s against the npz source (`--parts formats`);
+  - what `--resume` costs (`--parts resume`, the largest TFRecord log): seconds to the first batch of a pipeline
+    started at step 0, a quarter, half and the end of an epoch (a resumed epoch is read from its start and the
+    batches before the step skipped, which is what keeps the batches, shuffle buffer included, exactly those of an
+    uninterrupted run).
 
     python benchmarks/streaming.py [--sizes 2000000,20000000] [--steps 1500] [--repeats 3] [--keep]
-                                   [--parts memory,formats]
+                                   [--parts memory,formats,resume]
 
 Results: benchmarks/results/streaming.txt (and the raw runs beside it).
 """
@@ -211,6 +215,29 @@ def statistics_pass(config_path: str) -> tuple[float, int]:
     return seconds, rows
 
 
+def resume_cost(config_path: str, repeats: int) -> list[tuple[int, float]]:
+    """[(start step, seconds to its first training batch)] in one fresh process (the pass made once, first)."""
+    script = (
+        "import json, sys, time\n"
+        "from moe_tf.config.loader import load_config\n"
+        "from moe_tf.data.pipeline import build_task_data\n"
+        "c = load_config(sys.argv[1]); d = build_task_data(c); batch = c.training.batch_size\n"
+        "per_epoch = d.size('train') // batch\n"
+        "out = []\n"
+        "for r in range(int(sys.argv[2])):\n"
+        "    for step in (0, per_epoch // 4, per_epoch // 2, per_epoch - 1):\n"
+        "        t = time.perf_counter(); next(iter(d.train_dataset(batch, start_step=step)))\n"
+        "        out.append([step, time.perf_counter() - t])\n"
+        "print(json.dumps(out))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, config_path, str(repeats)], cwd=REPO, capture_output=True, text=True
+    )
+    if out.returncode:
+        raise SystemExit(out.stderr[-3000:])
+    return [tuple(x) for x in json.loads(out.stdout.strip().splitlines()[-1])]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--sizes", default="2000000,20000000")
@@ -219,7 +246,11 @@ def main() -> None:
     p.add_argument("--work", default="/tmp/moe_tf_streaming")
     p.add_argument("--keep", action="store_true", help="keep the generated logs (reused by the next run)")
     p.add_argument("--name", default="streaming")
-    p.add_argument("--parts", default="memory,formats", help="memory (TFRecord on every size), formats (CSV, Parquet)")
+    p.add_argument(
+        "--parts",
+        default="memory,formats,resume",
+        help="memory (TFRecord on every size), formats (CSV, Parquet), resume (time to a resumed step's batch)",
+    )
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     os.makedirs(args.work, exist_ok=True)
@@ -252,6 +283,18 @@ def main() -> None:
             seconds, counted = statistics_pass(path)
             lines.append(f"{kind} pass, {counted:,} training rows: {seconds:.1f} s ({counted / seconds:,.0f} rows/s)")
             print(lines[-1], flush=True)
+    if "resume" in parts:
+        timed = resume_cost(config(logs[large], "tfrecord", args.steps, args.work), args.repeats)
+        for step in sorted({s for s, _ in timed}):
+            runs = [t for s, t in timed if s == step]
+            lines.append(
+                f"resume at step {step:,} of a {large:,}-row epoch (batch 1024): {statistics.median(runs):.1f} s to "
+                f"its first batch (runs: {', '.join(f'{t:.1f}' for t in runs)})"
+            )
+            print(lines[-1], flush=True)
+        if parts == ["resume"]:
+            write_results(args.name, lines)
+            return
     variants[f"npz {small:,}"] = config(logs[small], "npz", args.steps, args.work)
     results = {name: [] for name in variants}
     for r in range(args.repeats):  # interleaved repeats

@@ -197,6 +197,7 @@ def describe(parts: Components) -> list[str]:
         f"model: {config.model.architecture.type}{gates}{experts}, {count_params(parts.model):,} trainable "
         f"parameters; weighting: {config.training.weighting.type}{average}"
     )
+    lines += [text for stem in parts.model.tabular_stems()[:1] if (text := stem.describe_tables())]
     if parts.distillation is not None:
         lines.append(parts.distillation.describe())
     return lines

@@ -84,6 +84,16 @@ def table_of(feature: str, options: dict) -> str:
     return options.get("shared_embedding") or feature
 
 
+def table_shapes(features: dict[str, dict]) -> dict[str, tuple[int, int]]:
+    """{table: (rows, width)} of categorical `features` ({feature: spec with options, `table_size` set})."""
+    out = {}
+    for f, spec in features.items():
+        options = spec["options"]
+        size = int(options["table_size"])
+        out.setdefault(table_of(f, options), (size, int(options.get("embedding_dim") or default_embedding_dim(size))))
+    return out
+
+
 def vocabulary_from_counts(counts: Counter, options: dict) -> tuple[list[str], int, int]:
     """The vocabulary from {value: occurrences in the training split}: missing tokens and values seen fewer than
     `min_count` times left out, most frequent first (ties by value), at most `max_tokens`.

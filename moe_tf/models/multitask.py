@@ -87,6 +87,10 @@ class MultiTaskModel(keras.Model):
         """Every Backbone: the shared one, one per task (single_task), or one per expert (raw-input experts)."""
         return [*self.backbones.values(), *self.mixture.expert_backbones()]
 
+    def tabular_stems(self) -> list:
+        """Every TabularStem (one per backbone that has tabular inputs)."""
+        return [b.tabular.stem for b in self.all_backbones() if b.tabular is not None]
+
     @property
     def encoders(self) -> dict:
         """{feature: InputEncoder} of the first backbone (the only one unless the architecture is independent or

@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from moe_tf.config.schema import TrainingConfig
 from moe_tf.data import TaskData
+from moe_tf.models.distributed_tables import check_engine_tables
 from moe_tf.models.multitask import MultiTaskModel
 from moe_tf.training.averaging import WeightAverage
 from moe_tf.training.determinism import graph_op_types
@@ -130,6 +131,7 @@ class Trainer:
         self._skipped_step = flatten({**self._template, "steps": tf.ones(()), "nonfinite": tf.ones(())})
         self.guard = NonfiniteGuard(config.nonfinite, self.weighting.names, parts.lr_scale)
         self.mixed_float16 = getattr(self.optimizer, "dynamic_scale", None) is not None
+        check_engine_tables(self.model, self.weighting, self.gradient_stats_every, self.mixed_float16)
         self.multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
         # Set from a signal-watching thread (never under multi-worker, where workers must agree on where to stop);
         # read by the multi-step loop between steps.

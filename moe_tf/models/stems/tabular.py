@@ -5,6 +5,10 @@ has categorical ones (so they meet in one stem).
 
 `interaction: cross` stacks DCN-v2 cross layers (Wang et al. 2021, x_{l+1} = x0 ⊙ (W x_l + b) + x_l), keras-rs's
 `FeatureCross`, before the MLP.
+
+`embeddings: distributed` puts the tables in one keras-rs `DistributedEmbedding` (moe_tf.models.distributed_tables):
+on a TPU with SparseCores they are sharded across the chips (tables larger than one device); elsewhere each is one
+plain table, as with `keras`.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ from typing import Literal
 
 import keras
 from keras import ops
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from moe_tf.config.base import StrictModel
-from moe_tf.data.categorical import default_embedding_dim, table_of
+from moe_tf.data.categorical import table_of, table_shapes
+from moe_tf.models.distributed_tables import TABLE_OPTIMIZERS, distributed_embedding, engine_ids, engine_tables
 from moe_tf.models.layers import DenseStack
 from moe_tf.models.preprocessing import feature_size
 from moe_tf.registry import STEMS
@@ -31,6 +36,10 @@ class TabularStem(keras.layers.Layer):
         interaction: `none` or `cross`.
         cross_layers: how many cross layers.
         cross_projection_dim: a low-rank cross layer's rank (None: full rank).
+        embeddings: `keras` (a keras.layers.Embedding per table) or `distributed` (one keras-rs
+            DistributedEmbedding for all of them).
+        placement, table_optimizer, table_learning_rate: a distributed layer's table placement, and the optimizer
+            the TPU embedding engine updates SparseCore tables with.
 
     Call: {feature: ids int32 [batch] (categorical) or float [batch, d] (numeric)} → [batch, features].
     """
@@ -43,6 +52,25 @@ class TabularStem(keras.layers.Layer):
         interaction: Literal["none", "cross"] = Field("none", description="cross: DCN-v2 cross layers first")
         cross_layers: int = Field(2, ge=1)
         cross_projection_dim: int | None = Field(None, ge=1, description="low-rank cross layers (None: full)")
+        embeddings: Literal["keras", "distributed"] = Field(
+            "keras", description="distributed: keras-rs DistributedEmbedding (tables sharded on TPU SparseCores)"
+        )
+        placement: Literal["auto", "default_device", "sparsecore"] = Field(
+            "auto", description="distributed tables: auto (SparseCore where there is one), default_device, sparsecore"
+        )
+        table_optimizer: Literal[tuple(TABLE_OPTIMIZERS)] = Field(  # type: ignore[valid-type]
+            "adam", description="SparseCore tables: the optimizer the TPU embedding engine updates them with"
+        )
+        table_learning_rate: float = Field(0.001, gt=0, description="SparseCore tables: that optimizer's rate")
+
+        @model_validator(mode="after")
+        def _check(self):
+            fields = ("placement", "table_optimizer", "table_learning_rate")
+            # values, not the fields set: a run's written config.yaml holds every default
+            set_here = [f for f in fields if getattr(self, f) != type(self).model_fields[f].default]
+            if self.embeddings == "keras" and set_here:
+                raise ValueError(f"{set_here[0]} applies to distributed tables: set embeddings: distributed")
+            return self
 
     def __init__(
         self,
@@ -51,6 +79,10 @@ class TabularStem(keras.layers.Layer):
         interaction="none",
         cross_layers=2,
         cross_projection_dim=None,
+        embeddings="keras",
+        placement="auto",
+        table_optimizer="adam",
+        table_learning_rate=0.001,
         l2=0.0,
         **kwargs,
     ):
@@ -58,16 +90,19 @@ class TabularStem(keras.layers.Layer):
         self.inputs_spec = {k: dict(v) for k, v in sorted(inputs.items())}
         self.units, self.interaction = list(units), interaction
         self.cross_layers, self.cross_projection_dim, self.l2 = cross_layers, cross_projection_dim, l2
+        self.embeddings, self.placement = embeddings, placement
+        self.table_optimizer, self.table_learning_rate = table_optimizer, table_learning_rate
         reg = keras.regularizers.L2(l2) if l2 else None
         self.tables: dict[str, keras.layers.Embedding] = {}
-        for f, spec in self.inputs_spec.items():
-            if spec["modality"] != "categorical":
-                continue
-            options = spec["options"]
-            table = table_of(f, options)
-            if table not in self.tables:
-                size = int(options["table_size"])
-                dim = int(options.get("embedding_dim") or default_embedding_dim(size))
+        categorical = {f: s for f, s in self.inputs_spec.items() if s["modality"] == "categorical"}
+        self.table_shapes = table_shapes(categorical)
+        self.distributed = None
+        if embeddings == "distributed" and categorical:
+            self.distributed = distributed_embedding(
+                categorical, self.table_shapes, placement, table_optimizer, table_learning_rate
+            )
+        else:
+            for table, (size, dim) in self.table_shapes.items():
                 self.tables[table] = keras.layers.Embedding(
                     size, dim, embeddings_regularizer=reg, name=f"embedding_{table}"
                 )
@@ -81,10 +116,33 @@ class TabularStem(keras.layers.Layer):
             ]
         self.mlp = DenseStack(self.units, l2=l2, name="mlp")
 
+    def engine_tables(self) -> list[str]:
+        """The tables the TPU embedding engine holds and updates (placement sparsecore)."""
+        return engine_tables(self.distributed) if self.distributed is not None else []
+
+    def describe_tables(self) -> str:
+        """Its embedding tables as the start of a run lists them: rows × width each, the sum, where they live."""
+        shapes, engine = self.table_shapes, set(self.engine_tables())
+        if not shapes:
+            return ""
+        count = sum(rows * dim for rows, dim in shapes.values())
+        where = []
+        if engine:
+            where.append(f"{', '.join(sorted(engine))} sharded across the TPU's SparseCores")
+        if len(engine) < len(shapes):
+            where.append("the others held whole by every replica" if engine else "held whole by every replica")
+        listed = ", ".join(f"{t} {rows:,}×{dim}" for t, (rows, dim) in sorted(shapes.items()))
+        size = f"{count * 4 / 2**20:,.1f} MiB" if count * 4 >= 2**20 else f"{count * 4 / 2**10:,.1f} KiB"
+        size += " in float32, before the optimizer's slots"
+        return f"embedding tables ({self.embeddings}): {listed}; {count:,} parameters ({size}), {'; '.join(where)}"
+
     def call(self, x, training=None):
         parts = []
+        vectors = self._distributed(x) if self.distributed is not None else {}
         for f, spec in self.inputs_spec.items():
-            if spec["modality"] == "categorical" and spec["options"].get("separator"):
+            if f in vectors:
+                parts.append(vectors[f])
+            elif spec["modality"] == "categorical" and spec["options"].get("separator"):
                 parts.append(pooled(self.tables[table_of(f, spec["options"])], x[f], spec["options"]))
             elif spec["modality"] == "categorical":
                 parts.append(self.tables[table_of(f, spec["options"])](x[f]))  # [batch, dim]
@@ -96,6 +154,17 @@ class TabularStem(keras.layers.Layer):
             h = layer(x0, h)
         return self.mlp(h, training=training)
 
+    def _distributed(self, x) -> dict:
+        """{categorical feature: [batch, dim]} from the distributed layer. Its default-device tables get the model's
+        L2 penalty as keras.layers.Embedding tables do (SparseCore tables are not Keras variables)."""
+        ids = {f: engine_ids(x[f], s["options"]) for f, s in self.inputs_spec.items() if s["modality"] == "categorical"}
+        vectors = self.distributed(ids)
+        if self.l2:
+            for variable in self.distributed.trainable_weights:
+                if variable.regularizer is None and not variable.path.endswith("_gradient_trap_dummy"):
+                    variable.regularizer = keras.regularizers.L2(self.l2)
+        return vectors
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -104,6 +173,10 @@ class TabularStem(keras.layers.Layer):
             "interaction": self.interaction,
             "cross_layers": self.cross_layers,
             "cross_projection_dim": self.cross_projection_dim,
+            "embeddings": self.embeddings,
+            "placement": self.placement,
+            "table_optimizer": self.table_optimizer,
+            "table_learning_rate": self.table_learning_rate,
             "l2": self.l2,
         }
 
