@@ -86,7 +86,7 @@ def table_of(feature: str, options: dict) -> str:
 
 def table_shapes(features: dict[str, dict]) -> dict[str, tuple[int, int]]:
     """{table: (rows, width)} of categorical `features` ({feature: spec with options, `table_size` set})."""
-    out = {}
+    out: dict[str, tuple[int, int]] = {}
     for f, spec in features.items():
         options = spec["options"]
         size = int(options["table_size"])

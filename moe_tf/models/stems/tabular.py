@@ -157,10 +157,12 @@ class TabularStem(keras.layers.Layer):
     def _distributed(self, x) -> dict:
         """{categorical feature: [batch, dim]} from the distributed layer. Its default-device tables get the model's
         L2 penalty as keras.layers.Embedding tables do (SparseCore tables are not Keras variables)."""
+        layer = self.distributed
+        assert layer is not None
         ids = {f: engine_ids(x[f], s["options"]) for f, s in self.inputs_spec.items() if s["modality"] == "categorical"}
-        vectors = self.distributed(ids)
+        vectors = layer(ids)
         if self.l2:
-            for variable in self.distributed.trainable_weights:
+            for variable in layer.trainable_weights:
                 if variable.regularizer is None and not variable.path.endswith("_gradient_trap_dummy"):
                     variable.regularizer = keras.regularizers.L2(self.l2)
         return vectors
