@@ -63,6 +63,8 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/fashion_mnist.py --seeds 42,1,2,7
 	$(BIN)/python benchmarks/fashion_mnist.py --epochs 1 --set training.jit_compile=false --name fashion_mnist_1epoch_no_xla
 	$(BIN)/python benchmarks/fashion_mnist.py --epochs 1 --set training.jit_compile=true --name fashion_mnist_1epoch_xla
+	$(BIN)/python benchmarks/fashion_mnist.py --config configs/fashion_mnist_resnet.yaml --epochs 12 --seeds 42,1,2 --name fashion_mnist_resnet
+	$(BIN)/python benchmarks/image_stems.py
 	$(BIN)/python benchmarks/robustness.py --configs 2000 --kill-trials 6
 	$(BIN)/python benchmarks/soak.py --steps 20000
 	$(BIN)/python benchmarks/compression.py --epochs 3

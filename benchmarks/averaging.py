@@ -26,7 +26,7 @@ import moe_tf  # noqa: E402,F401  (first: it sets TensorFlow's environment, as t
 # isort: split
 import keras  # noqa: E402
 
-from benchmarks.report import train_for, write_results  # noqa: E402
+from benchmarks.report import interleaved_seconds, train_for, write_results  # noqa: E402
 from moe_tf.components import build_components  # noqa: E402
 from moe_tf.config.loader import load_config  # noqa: E402
 from moe_tf.models import count_params  # noqa: E402
@@ -55,12 +55,7 @@ def main() -> None:
         data, params = parts.data, count_params(parts.model)
         trainers[name] = parts.trainer()
         train_for(trainers[name], 20)  # warm-up: tracing, the input pipeline's first batches
-    seconds = {name: [] for name in trainers}
-    for repeat in range(args.repeats):
-        order = list(trainers) if repeat % 2 == 0 else list(reversed(trainers))
-        for name in order:
-            seconds[name].append(train_for(trainers[name], args.steps) / args.steps)
-        print(f"repeat {repeat}: " + ", ".join(f"{n} {seconds[n][-1] * 1e3:.2f} ms/step" for n in trainers), flush=True)
+    seconds = interleaved_seconds(trainers, args.steps, args.repeats)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     lines = [
         f"training.ema_momentum step cost: {os.path.relpath(args.config, REPO)}"

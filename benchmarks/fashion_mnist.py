@@ -58,9 +58,11 @@ def main() -> None:
         )
     if len(seeds) > 1:
         for task, values in accuracies.items():
+            mean = sum(values) / len(values)
+            se = (sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values)) ** 0.5
             lines.append(
-                f"{task} test accuracy over {len(values)} seeds: min {min(values):.4f}, "
-                f"mean {sum(values) / len(values):.4f}"
+                f"{task} test accuracy over {len(values)} seeds: min {min(values):.4f}, mean {mean:.4f} ± {se:.4f} "
+                "(s.e.)"
             )
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     with open(os.path.join(HERE, "results", f"{args.name}.txt"), "w") as f:

@@ -34,6 +34,19 @@ def train_for(trainer, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def interleaved_seconds(trainers: dict, steps: int, repeats: int, digits: int = 2) -> dict[str, list[float]]:
+    """Seconds per step of each trainer over `repeats` repeats of `steps` steps, the order reversed every other repeat
+    (so drift in a shared machine's speed falls on every variant alike); prints each repeat's ms/step."""
+    seconds: dict[str, list[float]] = {name: [] for name in trainers}
+    for repeat in range(repeats):
+        order = list(trainers) if repeat % 2 == 0 else list(reversed(trainers))
+        for name in order:
+            seconds[name].append(train_for(trainers[name], steps) / steps)
+        times = ", ".join(f"{n} {seconds[n][-1] * 1e3:.{digits}f} ms/step" for n in trainers)
+        print(f"repeat {repeat}: {times}", flush=True)
+    return seconds
+
+
 def write_results(name: str, lines: list[str]) -> None:
     """Prints `lines` and writes them to results/<name>.txt."""
     os.makedirs(RESULTS, exist_ok=True)

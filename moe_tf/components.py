@@ -25,6 +25,7 @@ from moe_tf.logging.progress import Progress
 from moe_tf.logging.tensorboard import TensorBoardLogger
 from moe_tf.models import build_model
 from moe_tf.models.multitask import MultiTaskModel
+from moe_tf.models.normalization import norm_parameters
 from moe_tf.run_dir import Replacement, read_run_config
 from moe_tf.run_hooks import GateReport, RunHooks
 from moe_tf.training.averaging import WeightAverage
@@ -32,6 +33,7 @@ from moe_tf.training.checkpoints import Checkpointer, find_checkpoint, read_voca
 from moe_tf.training.distillation import Distillation
 from moe_tf.training.early_stopping import EarlyStopping
 from moe_tf.training.evaluator import Evaluator
+from moe_tf.training.mixup import build_mixup
 from moe_tf.training.optimizer import build_optimizer
 from moe_tf.training.profiling import ProfileWindow
 from moe_tf.training.replicas import resolve_jit_compile
@@ -73,6 +75,7 @@ class Components:
                 lr_scale=self.lr_scale,
                 distillation=self.distillation,
                 average=self.average,
+                mixup=build_mixup(self.config, self.data),
             ),
             self.config.training,
             self.config.logging.gradient_stats_every,
@@ -133,7 +136,9 @@ def build_components(
             lr_scale = keras.Variable(
                 1.0, dtype="float32", trainable=False, name="nonfinite_lr_scale", aggregation="only_first_replica"
             )
-            optimizer = build_optimizer(cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision, lr_scale)
+            optimizer = build_optimizer(
+                cfg.optimizer, total_steps(cfg, data), cfg.mixed_precision, lr_scale, norm_parameters(model)
+            )
             optimizer.build(list(model.trainable_variables) + list(weighting.trainable_variables))
     if training and cfg.ema_momentum is not None:
         average = WeightAverage(model, strategy, cfg.ema_momentum)

@@ -40,6 +40,7 @@ from moe_tf.training.hooks import Stopped
 from moe_tf.training.init_from import checkpoint_of, vocabularies_of
 from moe_tf.training.init_from import describe as init_lines
 from moe_tf.training.init_from import init_from as initialise_from
+from moe_tf.training.part_rates import PartRates
 from moe_tf.training.strategy import build_strategy, is_chief
 from moe_tf.training.trainer import total_steps
 
@@ -154,6 +155,9 @@ def prepare(
     resuming = resume and bool(list_checkpoints(os.path.join(run_dir, "checkpoints")))
     vocabularies = resume_vocabularies(run_dir) if resuming else vocabularies_of(init_from) if init_from else None
     parts = build_components(config, strategy, vocabularies=vocabularies, stored=stored, warn=progress.print)
+    if not resuming:  # pretrained stems start a new run (--init-from's weights then replace those it matches)
+        for line in parts.model.load_pretrained():
+            progress.print(line)
     for line in describe(parts):
         progress.print(line)
     parts.data.require_split("test")  # no test split fails now, not after training
@@ -198,6 +202,9 @@ def describe(parts: Components) -> list[str]:
         f"parameters; weighting: {config.training.weighting.type}{average}"
     )
     lines += [text for stem in parts.model.tabular_stems()[:1] if (text := stem.describe_tables())]
+    rates = PartRates(config.training.optimizer.parts, parts.model, parts.strategy)
+    if rates:
+        lines.append(rates.describe())
     if parts.distillation is not None:
         lines.append(parts.distillation.describe())
     return lines

@@ -33,14 +33,20 @@ def read_yaml(path: str) -> dict:
 
 
 def deep_merge(base: dict, override: dict) -> dict:
-    """Mappings merge key by key; any other value (lists included) in `override` replaces the base's."""
+    """Mappings merge key by key; any other value (lists included) in `override` replaces the base's, and so does a
+    mapping that names another `type:` than the base's (a stem, gate or source of another kind keeps none of the
+    other kind's settings)."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _retyped(out[key], value):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _retyped(base: dict, override: dict) -> bool:
+    return "type" in override and "type" in base and override["type"] != base["type"]
 
 
 def load_with_bases(path: str, _chain: tuple = ()) -> dict:

@@ -61,10 +61,15 @@ class AugmentationConfig(StrictModel):
     flip: Literal["none", "horizontal", "vertical", "both"] = "none"
     crop_padding: int = Field(0, ge=0)
     translate: float = Field(0.0, ge=0.0, le=0.5)
+    cutout: int = Field(0, ge=0, description="side in pixels of a square zeroed at a random place per image; 0: off")
+    mixup: float = Field(
+        0.0, ge=0.0, description="α of mixup's Beta(α, α) mixing weight (0.2–0.4 for CIFAR; 0: off); images only"
+    )
 
     @property
     def enabled(self) -> bool:
-        return self.flip != "none" or self.crop_padding > 0 or self.translate > 0
+        """Per-example augmentation (mixup mixes batches in the training step)."""
+        return self.flip != "none" or self.crop_padding > 0 or self.translate > 0 or self.cutout > 0
 
 
 class SamplingConfig(StrictModel):
@@ -144,6 +149,9 @@ class ExpertsConfig(StrictModel):
     input: Literal["trunk", "raw"] = "trunk"
 
 
+ModelPart = Literal["stems", "trunk", "experts", "gates"]  # what model.freeze and training.optimizer.parts name
+
+
 class ModelConfig(StrictModel):
     architecture: ArchitectureChoice = Field(default_factory=lambda: ARCHITECTURES.get("mmoe").Config())
     stem: StemChoice | None = None
@@ -157,7 +165,7 @@ class ModelConfig(StrictModel):
     activation: Literal["relu", "gelu", "silu", "tanh", "elu"] = "relu"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     l2: float = Field(0.0, ge=0.0)
-    freeze: list[Literal["stems", "trunk", "experts", "gates"]] = Field(
+    freeze: list[ModelPart] = Field(
         default_factory=list, description="parts whose variables are not trained (e.g. after --init-from)"
     )
 
@@ -170,12 +178,24 @@ class ScheduleConfig(StrictModel):
     alpha: float = Field(0.0, ge=0.0, le=1.0)
 
 
+class PartOptimizerConfig(StrictModel):
+    """A part's own learning rate: the optimizer's times `learning_rate_scale`, and 0 for its first `frozen_steps`."""
+
+    learning_rate_scale: float = Field(1.0, ge=0.0, description="times the optimizer's (scheduled) learning rate")
+    frozen_steps: int = Field(0, ge=0, description="steps at the start in which the part does not move")
+
+
 class OptimizerConfig(StrictModel):
     type: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     learning_rate: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(0.0, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    parts: dict[ModelPart, PartOptimizerConfig] = Field(
+        default_factory=dict,
+        description="per part (stems, trunk, experts, gates): a learning-rate factor and a freeze at the start, e.g. "
+        "for a pretrained backbone",
+    )
 
 
 class EarlyStoppingConfig(StrictModel):

@@ -68,6 +68,13 @@ def resolve_stems(model_cfg: ModelConfig, features: dict, sources: dict[str, lis
             )
         if hasattr(stem_cls, "check_input"):  # a stem that can tell a config does not fit the input's shape
             stem_cls.check_input(cfg, spec.shape, where or f"the default {cfg.type} stem")
+        norm = getattr(cfg, "batch_norm", None)
+        if len(sources) > 1 and getattr(norm, "synchronized", False):
+            raise ConfigError(
+                f"{where}.batch_norm.synchronized: not in a run with several sources: a stem runs only on the batches "
+                "of the sources that have its input, in a branch that cannot hold a cross-replica sum; use "
+                "synchronized: false (each replica normalises over its part of the batch)"
+            )
         out[f] = cfg
     tabular = {f: cfg for f, cfg in out.items() if cfg.type == "tabular"}
     first = next(iter(tabular), None)

@@ -30,8 +30,10 @@ class InputEncoder(keras.layers.Layer):
         self.normalize_numeric = normalize_numeric
         self.l2 = l2
         self.preprocess = build_preprocessing(self.spec, normalize_numeric, name="preprocess", stem=self.stem_config)
-        params = self.stem_config.model_dump(exclude={"type"})
-        self.stem = STEMS.get(self.stem_config.type)(l2=l2, name="stem", **params)
+        stem_cls = STEMS.get(self.stem_config.type)
+        renames = getattr(stem_cls, "config_renames", {})  # config keys that are also Keras layer arguments
+        params = {renames.get(k, k): v for k, v in self.stem_config.model_dump(exclude={"type"}).items()}
+        self.stem = stem_cls(l2=l2, name="stem", **params)
         reg = keras.regularizers.L2(l2) if l2 else None
         self.project = (
             keras.layers.Dense(project_units, kernel_regularizer=reg, name="project") if project_units else None

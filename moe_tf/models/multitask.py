@@ -91,6 +91,13 @@ class MultiTaskModel(keras.Model):
         """Every TabularStem (one per backbone that has tabular inputs)."""
         return [b.tabular.stem for b in self.all_backbones() if b.tabular is not None]
 
+    def load_pretrained(self) -> list[str]:
+        """Loads the pretrained weights stems name (a `keras_applications` stem's `weights`): a new run's start.
+        Returns a line per stem that loaded some."""
+        stems = [e.stem for b in self.all_backbones() for e in b.all_encoders()]
+        loaded = [s.load_pretrained() for s in stems if s is not None and hasattr(s, "load_pretrained")]
+        return [line for line in loaded if line]
+
     @property
     def encoders(self) -> dict:
         """{feature: InputEncoder} of the first backbone (the only one unless the architecture is independent or
@@ -111,16 +118,23 @@ class MultiTaskModel(keras.Model):
         """
         counts = {}
         for part in parts:
-            if part == "stems":
-                layers = [e for b in self.all_backbones() for e in b.all_encoders()]
-            elif part == "trunk":
-                layers = [b.trunk for b in self.all_backbones()]
-            else:
-                layers = self.mixture.part_layers(part)
+            layers = self.part_layers(part)
             counts[part] = sum(len(layer.trainable_variables) for layer in layers)
             for layer in layers:
                 layer.trainable = False
         return counts
+
+    def part_layers(self, part: str) -> list:
+        """The layers of a part (`stems`, `trunk`, `experts` or `gates`; see `freeze`)."""
+        if part == "stems":
+            return [e for b in self.all_backbones() for e in b.all_encoders()]
+        if part == "trunk":
+            return [b.trunk for b in self.all_backbones()]
+        return self.mixture.part_layers(part)
+
+    def part_variables(self, part: str) -> list:
+        """The trainable variables of a part (see `part_layers`)."""
+        return [v for layer in self.part_layers(part) for v in layer.trainable_variables]
 
     def text_vectorizers(self) -> dict[str, list]:
         """{text feature: its TextVectorizers (one per backbone; they hold one vocabulary)}."""

@@ -1,4 +1,5 @@
-"""An exponential moving average of the model's trainable weights (`training.ema_momentum`).
+"""An exponential moving average of the model's trainable weights and batch-norm moving statistics
+(`training.ema_momentum`).
 
 After every step the optimizer applies, each average moves toward its variable: a ← m·a + (1 − m)·w (the first
 applied step copies the weights, as Keras' `use_ema` does). Training always updates the raw weights; evaluation
@@ -17,12 +18,14 @@ import math
 
 import tensorflow as tf
 
+from moe_tf.models.normalization import moving_statistics
 from moe_tf.training.checkpoints import model_variables
 from moe_tf.training.optimizer import tf_variable
 
 
 class WeightAverage:
-    """The averages of `model`'s trainable variables, created under the current strategy's scope.
+    """The averages of `model`'s trainable variables and batch-norm moving statistics (the averaged weights are
+    evaluated with averaged statistics, as timm's ModelEmaV2 does), created under the current strategy's scope.
 
     Args:
         model: the built MultiTaskModel.
@@ -33,8 +36,8 @@ class WeightAverage:
     def __init__(self, model, strategy, momentum: float):
         self.strategy = strategy
         self.momentum = momentum
-        trainable = {id(v) for v in model.trainable_variables}
-        self.variables = {path: v for path, v in model_variables(model).items() if id(v) in trainable}
+        averaged = {id(v) for v in [*model.trainable_variables, *moving_statistics(model)]}
+        self.variables = {path: v for path, v in model_variables(model).items() if id(v) in averaged}
         with strategy.scope():
             self.averages = {
                 path: tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f"average/{path}")

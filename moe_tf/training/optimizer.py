@@ -114,9 +114,10 @@ _OPTIMIZERS = {
 _PRE_REDUCED = {key: type(bases[-1].__name__, (PreReducedGradients, *bases), {}) for key, bases in _OPTIMIZERS.items()}
 
 
-def build_optimizer(cfg, total_steps: int, mixed_precision: str, lr_scale=None):
-    """Args: `training.optimizer`, the total step count (for decay), the mixed precision policy name, and a variable
-    factor on the learning rate (the non-finite guard's `reduce_lr`) or None.
+def build_optimizer(cfg, total_steps: int, mixed_precision: str, lr_scale=None, no_decay=()):
+    """Args: `training.optimizer`, the total step count (for decay), the mixed precision policy name, a variable
+    factor on the learning rate (the non-finite guard's `reduce_lr`) or None, and the variables weight decay leaves
+    alone (batch-norm scales and offsets).
 
     `weight_decay` is decoupled weight decay (w ← w − lr · wd · w after each update) for every optimizer type, as
     Keras applies it; 0 turns it off (`adamw` with 0 is `adam`).
@@ -133,6 +134,8 @@ def build_optimizer(cfg, total_steps: int, mixed_precision: str, lr_scale=None):
     if cfg.type in ("sgd", "rmsprop"):
         kwargs["momentum"] = cfg.momentum
     opt = _PRE_REDUCED[cfg.type](**kwargs)
+    if no_decay and cfg.weight_decay:
+        opt.exclude_from_weight_decay(var_list=list(no_decay))
     if mixed_precision == "mixed_float16":
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt

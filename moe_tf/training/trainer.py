@@ -26,13 +26,16 @@ from moe_tf.config.schema import TrainingConfig
 from moe_tf.data import TaskData
 from moe_tf.models.distributed_tables import check_engine_tables
 from moe_tf.models.multitask import MultiTaskModel
+from moe_tf.models.normalization import moving_statistics, synchronized_norm
 from moe_tf.training.averaging import WeightAverage
 from moe_tf.training.determinism import graph_op_types
 from moe_tf.training.distillation import Distillation
 from moe_tf.training.evaluator import Evaluator
 from moe_tf.training.hooks import Stopped, TrainerHooks
+from moe_tf.training.mixup import Mixup
 from moe_tf.training.nonfinite import NonfiniteGuard, apply_if
 from moe_tf.training.objectives import aux_total, batch_stats, summarize, task_presence
+from moe_tf.training.part_rates import PartRates
 from moe_tf.training.profiling import ProfileWindow
 from moe_tf.training.replicas import SUM, all_reduce, dense, resolve_jit_compile, run_replicas, single_device, xla
 from moe_tf.training.signals import StopRequest
@@ -49,7 +52,7 @@ class TrainerParts:
     summed across replicas. data: the TaskData (tasks, model inputs, pipelines). lr_scale: the learning-rate factor
     `training.nonfinite.action: reduce_lr` lowers. distillation: mixes a teacher's soft targets into the shared
     tasks' losses. average: the `training.ema_momentum` weight average, updated after every applied step;
-    evaluations during training use it.
+    evaluations during training use it. mixup: mixes each training batch (`data.augmentation.mixup`).
     """
 
     model: MultiTaskModel
@@ -60,6 +63,7 @@ class TrainerParts:
     lr_scale: keras.Variable | None = None
     distillation: Distillation | None = None
     average: WeightAverage | None = None
+    mixup: Mixup | None = None
 
 
 class PhaseOne(NamedTuple):
@@ -108,7 +112,7 @@ class Trainer:
     ):
         self.model, self.weighting, self.optimizer = parts.model, parts.weighting, parts.optimizer
         self.strategy, self.data, self.tasks = parts.strategy, parts.data, parts.data.tasks
-        self.distillation, self.average = parts.distillation, parts.average
+        self.distillation, self.average, self.mixup = parts.distillation, parts.average, parts.mixup
         self.config = config
         self.global_batch_size = config.batch_size
         shared, own = self.model.variable_groups()
@@ -149,8 +153,13 @@ class Trainer:
         # gradient pieces are all-reduced between the two phases (a cross-replica call XLA cannot hold), so the
         # forward and backward pass compile.
         # A weighting that sums values across replicas inside phase 1 (FAMO, MGDA-UB) keeps phase 1 out of XLA then.
+        # So does a batch norm that normalises over the global batch (a cross-replica sum in every such layer).
         whole_step = self.jit_compile and single_device(self.strategy)
         phase_one = self.jit_compile and not whole_step and not self.weighting.reduces_in_backward
+        phase_one = phase_one and not synchronized_norm(self.model)
+        # Batch-norm moving statistics each replica updated on its own sub-batch: averaged in the step's all-reduce.
+        self.moving = moving_statistics(self.model) if self.strategy.num_replicas_in_sync > 1 else []
+        self.part_rates = PartRates(config.optimizer.parts, self.model, self.strategy)
         self.compiled = SimpleNamespace(
             forward_backward=xla(self.forward_backward, phase_one), replica_step=xla(self.replica_step, whole_step)
         )
@@ -172,7 +181,11 @@ class Trainer:
         sum, phase 2 (the weighting combines the global pieces) and the guarded update."""
         phase = self.compiled.forward_backward(inputs, labels, self._global_weights(loss_weights))
         ctx = self._context()
-        pieces, losses = ctx.all_reduce((phase.pieces, phase.losses))  # the one reduction of the step's gradients
+        moving = [tf.identity(v.value) for v in self.moving]  # this replica's, after its forward pass updated them
+        # The one reduction of the step: gradients, losses and the replicas' batch-norm moving statistics.
+        pieces, losses, moving = ctx.all_reduce((phase.pieces, phase.losses, moving))
+        for variable, total in zip(self.moving, moving):
+            variable.assign(total / self.strategy.num_replicas_in_sync)  # this replica's copy; all get the same
         losses_finite = tf.reduce_all(tf.math.is_finite(losses))
         ctx.finite = losses_finite & all_finite(pieces)
         grads = self.weighting.combine(pieces, self.groups, ctx)
@@ -191,10 +204,16 @@ class Trainer:
         """Phase 1 on one replica's batch: forward, losses, the weighting's objectives and gradient pieces
         (XLA-compiled under `training.jit_compile`)."""
         ctx = self._context()
+        if self.mixup is not None:
+            inputs, lam, order = self.mixup.mix(inputs, ctx.step)
         with tf.GradientTape(persistent=self.weighting.persistent_tape) as tape:
             outputs = self.model(inputs, training=True, representation=self.weighting.needs_representation)
             ctx.representation = outputs.get("representation")
             stats, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
+            if self.mixup is not None:  # λ·L(y) + (1 − λ)·L(y[π])
+                partner = Mixup.partner
+                _, other = batch_stats(self.tasks, outputs, partner(labels, order), partner(loss_weights, order))
+                task_losses = {n: lam * loss + (1.0 - lam) * other[n] for n, loss in task_losses.items()}
             if self.distillation is not None:  # the teacher's soft targets (the metrics stay on the true labels)
                 task_losses = self.distillation.mix(inputs, outputs, labels, loss_weights, task_losses)
             presence = task_presence(self.tasks, labels, loss_weights)
@@ -215,8 +234,10 @@ class Trainer:
 
     def train_batch(self, batch: tuple) -> tf.Tensor:
         """One step on every replica; its statistics are added to `self.sums`. Returns the task weights [tasks]."""
+        step, before = tf.identity(self.optimizer.iterations), self.part_rates.before()  # before: [] if no part rates
         result = run_replicas(self.strategy, self.compiled.replica_step, batch)
         bad, losses, applied = self._first((result.bad, result.losses, result.applied))
+        self.part_rates.rescale(before, step)
         if self.average is not None:
             self.average.update(applied)
         summed = self.strategy.reduce(SUM, result.stats, axis=None)

@@ -102,6 +102,16 @@ def test_base_inheritance_and_overrides(tmp_path):
     assert config.training.mixed_precision == "mixed_bfloat16"
 
 
+def test_a_base_mapping_of_another_type_is_replaced_not_merged(tmp_path):
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(tiny_dict()))  # stem: {type: conv, filters: [8]}
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nmodel: {stem: {type: resnet, blocks: 1}}\n")
+    (tmp_path / "same.yaml").write_text("base: base.yaml\nmodel: {stem: {type: conv, batch_norm: true}}\n")
+    stem = load_config(str(tmp_path / "child.yaml")).model.stem
+    assert stem.type == "resnet" and stem.blocks == 1 and not hasattr(stem, "filters")
+    stem = load_config(str(tmp_path / "same.yaml")).model.stem
+    assert stem.filters == [8] and stem.batch_norm is True  # the same type merges
+
+
 def test_override_errors():
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         apply_override({}, "training.epochs")

@@ -216,3 +216,22 @@ def test_a_pipeline_of_a_million_epochs_is_built_lazily():
     ((x5, y5, _),) = data.train_dataset(64, 95, 96)
     np.testing.assert_array_equal(x["image"], x5["image"])
     np.testing.assert_array_equal(y["high"], y5["high"])
+
+
+def test_cutout_zeroes_one_clipped_square_per_image_seeded():
+    """Over 40 seeds each image has exactly one zeroed size×size square (clipped at the borders, so 4 to 16 pixels
+    of a 4-square on 8×8), everything else untouched, the same for the same seed."""
+    aug = tiny_config(data={"augmentation": {"cutout": 4}}).data.augmentation
+    image = np.arange(1, 8 * 8 + 1, dtype=np.uint8).reshape(8, 8, 1)  # no zero pixel before
+    sizes = set()
+    for i in range(40):
+        seed = tf.constant([5, i], tf.int64)
+        out = augment_image(tf.constant(image), aug, seed).numpy()
+        np.testing.assert_array_equal(out, augment_image(tf.constant(image), aug, seed).numpy())
+        zero = out[..., 0] == 0
+        rows, cols = np.nonzero(zero)
+        assert zero.sum() == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)  # one rectangle
+        assert rows.max() - rows.min() < 4 and cols.max() - cols.min() < 4
+        np.testing.assert_array_equal(out[~zero], image[~zero])
+        sizes.add(int(zero.sum()))
+    assert 16 in sizes and min(sizes) < 16  # whole squares and squares clipped at a border

@@ -7,16 +7,22 @@ from moe_tf.config.loader import load_config
 from moe_tf.run import train
 from tests.conftest import REPO
 
+SMALL_STEMS = {
+    "mnist_mmoe": ["model.stem.filters=[4]"],
+    "cifar10_mmoe": ["model.stem.widths=[4,8]", "model.stem.blocks=1"],  # the residual stem, two stages
+    "cifar10_shared_bottom": ["model.stem.widths=[4]", "model.stem.blocks=1"],
+}
 
-@pytest.mark.parametrize("name", ["mnist_mmoe", "cifar10_shared_bottom"])
+
+@pytest.mark.parametrize("name", sorted(SMALL_STEMS))
 def test_tfds_config_trains_on_mock_data(name, tmp_path):
     import tensorflow_datasets as tfds
 
     overrides = [
+        *SMALL_STEMS[name],
         "training.steps=2",
         "training.batch_size=8",
         "logging.progress=none",
-        "model.stem.filters=[4]",
         "model.trunk.units=[8]",
         "model.experts.units=[8]",
         "model.tower.units=[4]",
@@ -28,6 +34,7 @@ def test_tfds_config_trains_on_mock_data(name, tmp_path):
     assert metrics["step"] == 2
     assert set(metrics["tasks"]) == {t.name for t in config.tasks}
     assert (tmp_path / name / "export" / "saved_model.pb").exists()
+    assert config.model.stem.type == ("conv" if name.startswith("mnist") else "resnet")
 
 
 TEXT_OVERRIDES = [

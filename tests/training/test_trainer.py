@@ -39,6 +39,12 @@ def step_losses(trainer, data, steps):
     return losses
 
 
+def one_step(trainer, data) -> None:
+    """Exactly one training step, on the first global batch."""
+    batches = data.train_dataset(trainer.global_batch_size, 0, 1)
+    trainer.train_chunk(iter(trainer.strategy.experimental_distribute_dataset(batches)), tf.constant(1))
+
+
 def test_a_few_steps_reduce_the_loss():
     config = tiny_config()
     trainer, data = make_trainer(config, tf.distribute.get_strategy())

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from moe_tf.config.base import StrictModel
 from moe_tf.errors import ConfigError
+from moe_tf.models.normalization import BatchNormConfig, batch_norm_layer
 from moe_tf.registry import STEMS
 
 
@@ -66,7 +67,9 @@ class ConvStem(keras.layers.Layer):
         filters: list[int] | None = Field(None, min_length=1, description="default [32, 64] unless `layers`")
         layers: list[ConvLayerConfig] | None = Field(None, min_length=1)
         kernel_size: int = Field(3, ge=1)
-        batch_norm: bool = False
+        batch_norm: bool | BatchNormConfig = Field(
+            False, description="true, or its settings {momentum, epsilon, synchronized}: BatchNorm after each conv"
+        )
         flatten: bool = True
 
         @model_validator(mode="after")
@@ -87,6 +90,7 @@ class ConvStem(keras.layers.Layer):
             c["kernel_size"] = c["kernel_size"] or kernel_size
         self.kernel_size = kernel_size
         self.batch_norm = batch_norm
+        norm = None if batch_norm is False else ({} if batch_norm is True else batch_norm)
         self.flatten = flatten
         self.l2 = l2
         reg = keras.regularizers.L2(l2) if l2 else None
@@ -98,12 +102,13 @@ class ConvStem(keras.layers.Layer):
                     c["kernel_size"],
                     strides=c["stride"],
                     padding=c["padding"],
+                    use_bias=norm is None,  # a batch norm's offset follows
                     kernel_regularizer=reg,
                     name=f"conv_{i}",
                 )
             ]
-            if batch_norm:
-                block.append(keras.layers.BatchNormalization(name=f"bn_{i}"))
+            if norm is not None:
+                block.append(batch_norm_layer(norm, f"bn_{i}"))
             # Every layer named, also those without variables: a Keras default name ("re_lu_8") depends on how many
             # layers the process made before, and the exports (TFLite's bytes among them) carry it.
             block.append(keras.layers.ReLU(name=f"relu_{i}"))
