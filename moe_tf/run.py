@@ -31,6 +31,7 @@ from moe_tf.export.saved_model import export_model
 from moe_tf.logging.progress import Progress, summary_table
 from moe_tf.logging.tensorboard import purge_after
 from moe_tf.models import count_params
+from moe_tf.models.stems.applications import check_weights_files
 from moe_tf.run_dir import Replacement, atomic_write, read_run_config
 from moe_tf.training import determinism
 from moe_tf.training.averaging import short_run_warning
@@ -145,6 +146,8 @@ def prepare(
         determinism.enable()
     if init_from:
         checkpoint_of(init_from)  # a wrong --init-from fails before any data is read
+    if not resume:
+        check_weights_files(config.model)  # a pretrained stem's file, likewise
     if stored is not None and stored.records:
         progress.print(
             f"data: the streamed files' statistics and counts are read from {STATISTICS_FILE} (files that changed, "

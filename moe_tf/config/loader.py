@@ -32,14 +32,21 @@ def read_yaml(path: str) -> dict:
     return data
 
 
-def deep_merge(base: dict, override: dict) -> dict:
+# The mappings that choose a component by `type` (a registry's): one of another type replaces the base's whole (its
+# settings are another component's); the entries of `model.stems` and `data.sources` are such mappings too.
+TYPED_KEYS = {"stem", "gate", "architecture", "weighting", "source"}
+TYPED_ENTRIES = {"stems", "sources"}
+
+
+def deep_merge(base: dict, override: dict, _parent: str = "") -> dict:
     """Mappings merge key by key; any other value (lists included) in `override` replaces the base's, and so does a
-    mapping that names another `type:` than the base's (a stem, gate or source of another kind keeps none of the
-    other kind's settings)."""
+    component's mapping (a stem, gate, architecture, weighting or source) that names another `type:` than the
+    base's: it keeps none of the other kind's settings."""
     out = copy.deepcopy(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and not _retyped(out[key], value):
-            out[key] = deep_merge(out[key], value)
+        typed = key in TYPED_KEYS or _parent in TYPED_ENTRIES
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and not (typed and _retyped(out[key], value)):
+            out[key] = deep_merge(out[key], value, key)
         else:
             out[key] = copy.deepcopy(value)
     return out

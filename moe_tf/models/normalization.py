@@ -6,11 +6,13 @@ The layers are keras.layers.BatchNormalization. What the training loop adds (moe
   under `mirrored` or `multi_worker` each copy would drift to its replica's sub-batches and a checkpoint would keep
   the first one's. After each step's forward pass the replicas' moving means and variances are averaged in the
   step's one all-reduce (no extra round of communication), so every replica holds the same statistics: those of
-  the global batch's mean over replicas, which checkpoints, the weight average and the export see.
+  the global batch's mean over replicas, which checkpoints, the weight average and the export see. A step the
+  non-finite guard does not apply leaves them as they were.
 - What a replica normalises over in training: its own part of the global batch (Keras' default and the ResNet
   papers' setting), or with `synchronized: true` the whole global batch: every batch-norm layer sums the batch
-  moments across replicas, the same numbers as on one device, at one small all-reduce per layer and step. Such a
-  step's forward pass then does not compile with XLA under several replicas (a cross-replica call inside it).
+  moments across replicas, the same numbers as on one device, at three small all-reduces per layer in the forward
+  pass (and their gradients in the backward pass). Such a step's forward pass then does not compile with XLA under
+  several replicas (a cross-replica call inside it).
 - The scale and offset (gamma, beta) are left out of weight decay, the usual convention for normalisation
   parameters; `model.l2` never applied to them.
 - Moving statistics update only in training (`training=True`) and in a layer that is trainable: a frozen stem

@@ -11,11 +11,20 @@ mix has no single meaning).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import tensorflow as tf
 
 from moe_tf.errors import ConfigError
 
 _SALT = 104_729  # mixup's draws are seeded apart from the pipeline's augmentation
+
+
+class MixDraw(NamedTuple):
+    """A step's mixing: λ (float32 scalar) and the partner of each example of a replica's batch (int32 [batch])."""
+
+    lam: tf.Tensor
+    order: tf.Tensor
 
 
 class Mixup:
@@ -24,25 +33,23 @@ class Mixup:
     def __init__(self, alpha: float, seed: int, images: list[str]):
         self.alpha, self.seed, self.images = float(alpha), int(seed), list(images)
 
-    def draw(self, step, batch):
-        """(λ, π) of a step: a float32 scalar and an int32 [batch] permutation."""
+    def draw(self, step, batch: int) -> MixDraw:
+        """The draw of step `step` for replica batches of `batch` examples. Drawn outside the compiled step (XLA has
+        no gamma sampler) and handed to every replica."""
         seed = tf.stack([tf.constant(self.seed + _SALT, tf.int64), tf.cast(step, tf.int64)])
         seeds = tf.random.experimental.stateless_split(seed, num=3)
         a = tf.random.stateless_gamma([], seeds[0], alpha=self.alpha)
         b = tf.random.stateless_gamma([], seeds[1], alpha=self.alpha)
-        lam = a / tf.maximum(a + b, 1e-12)
         order = tf.argsort(tf.random.stateless_uniform([batch], seeds[2]))
-        return lam, order
+        return MixDraw(a / tf.maximum(a + b, 1e-12), tf.cast(order, tf.int32))
 
-    def mix(self, inputs: dict, step):
-        """(mixed inputs (images float32 in the 0–255 range), λ, π)."""
-        batch = tf.shape(inputs[self.images[0]])[0]
-        lam, order = self.draw(step, batch)
+    def mix(self, inputs: dict, draw: MixDraw) -> dict:
+        """The inputs with every image mixed with its partner's (float32 in the 0–255 range)."""
         mixed = dict(inputs)
         for f in self.images:
             x = tf.cast(inputs[f], tf.float32)
-            mixed[f] = lam * x + (1.0 - lam) * tf.gather(x, order)
-        return mixed, lam, order
+            mixed[f] = draw.lam * x + (1.0 - draw.lam) * tf.gather(x, draw.order)
+        return mixed
 
     @staticmethod
     def partner(nest: dict, order) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from moe_tf.errors import ConfigError
 from moe_tf.training.optimizer import tf_variable
 
 
@@ -29,7 +30,12 @@ class PartRates:
         self.groups = []
         for name, cfg in sorted(parts.items()):
             variables = model.part_variables(name)
-            if variables and (cfg.learning_rate_scale != 1.0 or cfg.frozen_steps):
+            if not variables:
+                raise ConfigError(
+                    f"training.optimizer.parts.{name}: this model has no trainable {name} (its architecture has "
+                    "none, or model.freeze lists them)"
+                )
+            if cfg.learning_rate_scale != 1.0 or cfg.frozen_steps:
                 self.groups.append((name, variables, cfg.learning_rate_scale, cfg.frozen_steps))
 
     def __bool__(self) -> bool:

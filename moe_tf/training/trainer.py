@@ -32,7 +32,7 @@ from moe_tf.training.determinism import graph_op_types
 from moe_tf.training.distillation import Distillation
 from moe_tf.training.evaluator import Evaluator
 from moe_tf.training.hooks import Stopped, TrainerHooks
-from moe_tf.training.mixup import Mixup
+from moe_tf.training.mixup import MixDraw, Mixup
 from moe_tf.training.nonfinite import NonfiniteGuard, apply_if
 from moe_tf.training.objectives import aux_total, batch_stats, summarize, task_presence
 from moe_tf.training.part_rates import PartRates
@@ -157,8 +157,9 @@ class Trainer:
         whole_step = self.jit_compile and single_device(self.strategy)
         phase_one = self.jit_compile and not whole_step and not self.weighting.reduces_in_backward
         phase_one = phase_one and not synchronized_norm(self.model)
-        # Batch-norm moving statistics each replica updated on its own sub-batch: averaged in the step's all-reduce.
-        self.moving = moving_statistics(self.model) if self.strategy.num_replicas_in_sync > 1 else []
+        # Batch-norm moving statistics: each replica updates them on its own sub-batch; averaged in the step's
+        # all-reduce, and put back as they were when the step is not applied (non-finite).
+        self.moving = moving_statistics(self.model)
         self.part_rates = PartRates(config.optimizer.parts, self.model, self.strategy)
         self.compiled = SimpleNamespace(
             forward_backward=xla(self.forward_backward, phase_one), replica_step=xla(self.replica_step, whole_step)
@@ -176,18 +177,19 @@ class Trainer:
 
     # ---- the step (graph) -------------------------------------------------------------------------------------
 
-    def replica_step(self, inputs: dict, labels: dict, loss_weights: dict) -> StepResult:
+    def replica_step(self, inputs: dict, labels: dict, loss_weights: dict, mix: MixDraw | None = None) -> StepResult:
         """One replica's step: phase 1 (forward and the weighting's backward pass), the step's one cross-replica
-        sum, phase 2 (the weighting combines the global pieces) and the guarded update."""
-        phase = self.compiled.forward_backward(inputs, labels, self._global_weights(loss_weights))
+        sum, phase 2 (the weighting combines the global pieces) and the guarded update. `mix`: the step's mixup."""
+        kept = [tf.identity(v.value) for v in self.moving]  # before the forward pass moves them
+        phase = self.compiled.forward_backward(inputs, labels, self._global_weights(loss_weights), mix)
         ctx = self._context()
-        moving = [tf.identity(v.value) for v in self.moving]  # this replica's, after its forward pass updated them
+        moving = [tf.identity(v.value) for v in self.moving]  # this replica's, after its forward pass
         # The one reduction of the step: gradients, losses and the replicas' batch-norm moving statistics.
         pieces, losses, moving = ctx.all_reduce((phase.pieces, phase.losses, moving))
-        for variable, total in zip(self.moving, moving):
-            variable.assign(total / self.strategy.num_replicas_in_sync)  # this replica's copy; all get the same
         losses_finite = tf.reduce_all(tf.math.is_finite(losses))
         ctx.finite = losses_finite & all_finite(pieces)
+        for variable, total, old in zip(self.moving, moving, kept):  # this replica's copy; every replica alike
+            variable.assign(tf.where(ctx.finite, total / self.strategy.num_replicas_in_sync, old))
         grads = self.weighting.combine(pieces, self.groups, ctx)
         if self.mixed_float16:
             # The LossScaleOptimizer skips a step whose (scaled) gradients are not finite: an overflow halves its
@@ -200,20 +202,22 @@ class Trainer:
         apply_if(self.optimizer, applied, grads, self.variables)
         return StepResult(phase.stats, phase.weights, losses, ~applied, applied)
 
-    def forward_backward(self, inputs: dict, labels: dict, loss_weights: dict) -> PhaseOne:
+    def forward_backward(self, inputs: dict, labels: dict, loss_weights: dict, mix: MixDraw | None = None) -> PhaseOne:
         """Phase 1 on one replica's batch: forward, losses, the weighting's objectives and gradient pieces
         (XLA-compiled under `training.jit_compile`)."""
         ctx = self._context()
-        if self.mixup is not None:
-            inputs, lam, order = self.mixup.mix(inputs, ctx.step)
+        if self.mixup is not None and mix is not None:
+            inputs = self.mixup.mix(inputs, mix)
         with tf.GradientTape(persistent=self.weighting.persistent_tape) as tape:
             outputs = self.model(inputs, training=True, representation=self.weighting.needs_representation)
             ctx.representation = outputs.get("representation")
             stats, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
-            if self.mixup is not None:  # λ·L(y) + (1 − λ)·L(y[π])
+            if self.mixup is not None and mix is not None:  # λ·L(y) + (1 − λ)·L(y[π])
                 partner = Mixup.partner
-                _, other = batch_stats(self.tasks, outputs, partner(labels, order), partner(loss_weights, order))
-                task_losses = {n: lam * loss + (1.0 - lam) * other[n] for n, loss in task_losses.items()}
+                _, other = batch_stats(
+                    self.tasks, outputs, partner(labels, mix.order), partner(loss_weights, mix.order)
+                )
+                task_losses = {n: mix.lam * loss + (1.0 - mix.lam) * other[n] for n, loss in task_losses.items()}
             if self.distillation is not None:  # the teacher's soft targets (the metrics stay on the true labels)
                 task_losses = self.distillation.mix(inputs, outputs, labels, loss_weights, task_losses)
             presence = task_presence(self.tasks, labels, loss_weights)
@@ -235,6 +239,9 @@ class Trainer:
     def train_batch(self, batch: tuple) -> tf.Tensor:
         """One step on every replica; its statistics are added to `self.sums`. Returns the task weights [tasks]."""
         step, before = tf.identity(self.optimizer.iterations), self.part_rates.before()  # before: [] if no part rates
+        if self.mixup is not None:  # drawn here, outside XLA, for every replica's batch
+            replica_batch = self.global_batch_size // self.strategy.num_replicas_in_sync
+            batch = (*batch, self.mixup.draw(step, replica_batch))
         result = run_replicas(self.strategy, self.compiled.replica_step, batch)
         bad, losses, applied = self._first((result.bad, result.losses, result.applied))
         self.part_rates.rescale(before, step)

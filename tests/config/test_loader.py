@@ -110,6 +110,10 @@ def test_a_base_mapping_of_another_type_is_replaced_not_merged(tmp_path):
     assert stem.type == "resnet" and stem.blocks == 1 and not hasattr(stem, "filters")
     stem = load_config(str(tmp_path / "same.yaml")).model.stem
     assert stem.filters == [8] and stem.batch_norm is True  # the same type merges
+    # settings every type shares (the optimizer's, the schedule's) still merge across a change of type
+    (tmp_path / "sgd.yaml").write_text("base: base.yaml\ntraining: {optimizer: {type: sgd}}\n")
+    optimizer = load_config(str(tmp_path / "sgd.yaml")).training.optimizer
+    assert optimizer.type == "sgd" and optimizer.learning_rate == 0.01  # the base's rate
 
 
 def test_override_errors():

@@ -57,7 +57,7 @@ def test_the_residual_stem_builds_the_cifar_resnet_layout():
         ({"type": "keras_applications", "name": "MobileNetV3Smal"}, r"not a Keras Applications .*MobileNetV3Small"),
         ({"type": "keras_applications", "name": "ResNet50"}, r"ResNet50 does not take \[8, 8, 3\] inputs.*resize"),
         ({**MOBILENET, "trainable": 0}, r"trainable.*positive count"),
-        ({**MOBILENET, "weights": "/nowhere/m.weights.h5"}, r"MobileNetV3Small, weights: no file '/nowhere/m.weight"),
+        ({**MOBILENET, "weights": "/nowhere/m.weights.h5"}, r"model.stem.weights: no file '/nowhere/m.weights.h5'"),
     ],
 )
 def test_image_stem_config_errors(stem, message, tmp_path, capsys):
@@ -169,3 +169,24 @@ def test_a_weights_file_of_another_network_is_a_clear_error(tmp_path):
     parts = build_components(validate_config(stem_dict({**MOBILENET, "weights": path})), training=False)
     with pytest.raises(ConfigError, match=r"weights: '.*large.weights.h5' does not load into MobileNetV3Small"):
         parts.model.load_pretrained()
+
+
+def test_model_l2_reaches_the_backbones_kernels():
+    config = validate_config(stem_dict(MOBILENET, model={"l2": 1e-4}))
+    parts = build_components(config, training=False)
+    backbone = stem_of(parts.model).backbone
+    kernels = [v for v in backbone.trainable_weights if v.path.endswith("kernel")]
+    assert any(isinstance(layer, keras.layers.DepthwiseConv2D) for layer in backbone.layers)
+    assert len(backbone.losses) == len(kernels) > 0
+
+
+def test_a_backbones_variable_paths_do_not_depend_on_what_the_process_built_before():
+    """EfficientNet's input Normalization layer has no name of its own; Keras would number it by the models the
+    process made before, and a checkpoint or --init-from would miss it."""
+    stem = {"type": "keras_applications", "name": "EfficientNetB0", "resize": [32, 32]}
+    paths = []
+    for _ in range(2):
+        parts = build_components(validate_config(stem_dict(stem)), training=False)
+        paths.append(sorted(v.path for v in parts.model.weights))
+    assert paths[0] == paths[1]
+    assert any("/normalization/" in p for p in paths[0])

@@ -143,3 +143,17 @@ def test_synchronized_batch_norm_in_a_run_with_several_sources_is_refused(tabula
     data["model"]["stems"] = {"image": {**RESNET, "batch_norm": {"synchronized": True}}}
     with pytest.raises(ConfigError, match=r"model.stems.image.batch_norm.synchronized: not in a run with several"):
         build_components(validate_config(data), training=False)
+
+
+def test_a_step_the_guard_skips_leaves_the_moving_statistics_as_they_were():
+    """An infinite kernel in the stem's first convolution: its batch norm's batch moments are non-finite, the step is
+    skipped, and every moving statistic keeps its value (one NaN would stay in them for good)."""
+    trainer, data = make_trainer(bn_config(), tf.distribute.get_strategy())
+    stats = moving_statistics(trainer.model)
+    before = values(stats)
+    kernel = next(v for v in trainer.model.trainable_variables if v.path.endswith("stem/conv/kernel"))
+    kernel.assign(np.full(kernel.shape, np.inf, np.float32))
+    one_step(trainer, data)
+    assert int(trainer.read_and_reset_sums()["nonfinite"]) == 1
+    for a, v in zip(before, stats):
+        np.testing.assert_array_equal(a, v.numpy(), err_msg=v.path)

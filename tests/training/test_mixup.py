@@ -11,7 +11,7 @@ from moe_tf.config.loader import validate_config
 from moe_tf.testing.configs import tiny_dict
 from moe_tf.training.mixup import Mixup
 from tests.conftest import multi_dict, run_main, straight_and_resumed
-from tests.training.test_trainer import make_trainer
+from tests.training.test_trainer import make_trainer, step_losses
 
 
 def test_draws_are_seeded_by_the_step():
@@ -31,9 +31,9 @@ def test_the_step_mixes_images_and_losses():
     trainer, data = make_trainer(config, tf.distribute.get_strategy())
     inputs, labels, weights = next(iter(data.train_dataset(32, 0, 1)))
     weights = trainer._global_weights(weights)
-    step = trainer.optimizer.iterations
-    lam, order = (t.numpy() for t in trainer.mixup.draw(step, 32))
-    mixed, _, _ = trainer.mixup.mix(inputs, step)
+    draw = trainer.mixup.draw(trainer.optimizer.iterations, 32)
+    lam, order = draw.lam.numpy(), draw.order.numpy()
+    mixed = trainer.mixup.mix(inputs, draw)
     x = inputs["image"].numpy().astype(np.float32)
     np.testing.assert_allclose(mixed["image"].numpy(), lam * x + (1 - lam) * x[order], rtol=1e-6)
     logits = trainer.model(mixed, training=True)["outputs"]["digit"].numpy()  # no dropout: the step's logits
@@ -42,7 +42,7 @@ def test_the_step_mixes_images_and_losses():
     ce = -log_p[np.arange(32), y]
     ce_partner = -log_p[np.arange(32), y[order]]
     expected = lam * (w * ce).sum() + (1 - lam) * (w[order] * ce_partner).sum()
-    losses = trainer.forward_backward(inputs, labels, weights).losses.numpy()
+    losses = trainer.forward_backward(inputs, labels, weights, draw).losses.numpy()
     assert losses[0] == pytest.approx(expected, rel=1e-5)
     assert 0.0 < lam < 1.0 and order.tolist() != list(range(32))
 
@@ -62,3 +62,11 @@ def test_a_run_with_mixup_and_cutout_resumes_exactly(tmp_path, capsys):
     assert sorted(straight) == sorted(resumed)
     for name in straight:
         np.testing.assert_array_equal(straight[name], resumed[name], err_msg=name)
+
+
+def test_mixup_trains_inside_an_xla_compiled_step():
+    """The draw (a gamma sample XLA has no kernel for) happens outside the compiled step."""
+    config = validate_config(tiny_dict(data={"augmentation": {"mixup": 0.4}}, training={"jit_compile": True}))
+    trainer, data = make_trainer(config, tf.distribute.get_strategy())
+    losses = step_losses(trainer, data, 2)
+    assert np.isfinite(losses).all() and int(trainer.optimizer.iterations.numpy()) == 3

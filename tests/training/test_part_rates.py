@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from moe_tf.config.loader import validate_config
+from moe_tf.errors import ConfigError
 from moe_tf.testing.configs import tiny_dict
 from tests.training.test_trainer import make_trainer, one_step, step_losses
 
@@ -47,8 +49,17 @@ def test_a_frozen_part_stays_still_for_its_steps_then_moves():
     for a, b in zip(start, snapshot(stems)):
         np.testing.assert_array_equal(a, b)
     assert all(not np.array_equal(a, b) for a, b in zip(experts_start, snapshot(experts)))
-    step_losses(trainer, data, 1)  # steps 3 and 4
+    one_step(trainer, data)  # step 3: the first one that moves them
+    assert int(trainer.optimizer.iterations.numpy()) == 4
     assert all(not np.array_equal(a, b) for a, b in zip(start, snapshot(stems)))
     assert trainer.part_rates.describe() == (
         f"learning rate per part: stems ×1, still for the first 3 steps ({len(stems)} variables)"
     )
+
+
+def test_a_part_the_model_does_not_train_is_a_config_error():
+    config = validate_config(
+        tiny_dict(model={"architecture": "shared_bottom"}, training={"optimizer": {"parts": {"gates": {}}}})
+    )
+    with pytest.raises(ConfigError, match=r"training.optimizer.parts.gates: this model has no trainable gates"):
+        make_trainer(config, tf.distribute.get_strategy())

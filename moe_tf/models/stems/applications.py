@@ -10,6 +10,8 @@ rescale inside the network), so exports keep taking raw uint8 images. A grayscal
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import difflib
 import functools
 import importlib
@@ -51,30 +53,61 @@ def load_backbone(name: str, shape: tuple, weights: str | None, where: str):
     (downloaded once into Keras' cache, ~/.keras/models), None (random initialisation) or a .weights.h5 file.
     Errors are ConfigErrors naming `where`."""
     fn = application(name, where)
-    if weights not in (None, "imagenet") and not os.path.exists(weights):
-        raise ConfigError(
-            f"{where}, weights: no file {weights!r}; give a .weights.h5 file of {name} without its top "
-            "(include_top=False), 'imagenet' or null"
-        )
+    check_weights_file(name, weights, where)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return fn(include_top=False, weights=weights, input_shape=tuple(shape), pooling="avg")
+        with fresh_layer_names():
+            return fn(include_top=False, weights=weights, input_shape=tuple(shape), pooling="avg")
     except ValueError as e:
         if weights not in (None, "imagenet"):
-            raise ConfigError(f"{where}, weights: {weights!r} does not load into {name} without its top: {e}") from None
-        hint = " (set resize: [32, 32] or larger)" if "at least" in str(e) or "input" in str(e).lower() else ""
+            raise ConfigError(f"{where}.weights: {weights!r} does not load into {name} without its top: {e}") from None
+        hint = " (set resize: [32, 32] or larger)" if "at least" in str(e) else ""
         raise ConfigError(f"{where}: {name} does not take {list(shape)} inputs: {e}{hint}") from None
     except Exception as e:  # noqa: BLE001 - Keras wraps every download failure in a bare Exception
         if weights == "imagenet":
             raise ConfigError(
-                f"{where}, weights: imagenet: the ImageNet weights of {name} are not in Keras' cache ({cache_dir()}) "
+                f"{where}.weights: imagenet: the ImageNet weights of {name} are not in Keras' cache ({cache_dir()}) "
                 f"and downloading them failed ({str(e).splitlines()[0][:200]}). On a machine without network, copy "
                 "the file there, or give weights: a .weights.h5 path, or weights: null"
             ) from None
-        raise ConfigError(f"{where}, weights: {weights!r} does not load into {name} without its top: {e}") from None
+        raise ConfigError(f"{where}.weights: {weights!r} does not load into {name} without its top: {e}") from None
     finally:
         socket.setdefaulttimeout(previous)
+
+
+def check_weights_files(model_config) -> None:
+    """A new run's check, before any data is read: every keras_applications stem's `weights` file exists (a restored
+    run reads its checkpoint and needs no file)."""
+    stems = {"model.stem": model_config.stem, **{f"model.stems.{k}": v for k, v in model_config.stems.items()}}
+    for where, stem in stems.items():
+        if stem is not None and stem.type == "keras_applications":
+            check_weights_file(stem.name, stem.weights, where)
+
+
+def check_weights_file(name: str, weights: str | None, where: str) -> None:
+    """A ConfigError unless `weights` is imagenet, None or an existing file."""
+    if weights not in (None, "imagenet") and not os.path.exists(weights):
+        raise ConfigError(
+            f"{where}.weights: no file {weights!r}; give a .weights.h5 file of {name} without its top "
+            "(include_top=False), 'imagenet' or null"
+        )
+
+
+@contextlib.contextmanager
+def fresh_layer_names():
+    """Keras' layer-name counters start afresh inside the block and are restored after it: the few layers an
+    application leaves unnamed (ConvNeXt's last LayerNormalization, EfficientNet's Normalization) get the same
+    names, and so their variables the same paths, however many models the process built before (checkpoints,
+    --init-from and a distillation teacher match variables by path)."""
+    from keras.src.backend.common import global_state
+
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)
 
 
 def cache_dir() -> str:
@@ -101,7 +134,7 @@ class ApplicationStem(keras.layers.Layer):
     """
 
     modalities = ("image",)
-    config_renames = {"name": "application"}  # `name` is the Keras layer's own argument
+    config_renames = {"name": "application", "trainable": "train_backbone"}  # Keras layer arguments of their own
 
     class Config(StrictModel):
         type: Literal["keras_applications"] = "keras_applications"
@@ -132,25 +165,33 @@ class ApplicationStem(keras.layers.Layer):
         application(config.name, where)
         _checked(config.name, backbone_shape(shape, config.resize), where)
 
-    def __init__(self, application, weights=None, trainable=True, resize=None, l2=0.0, **kwargs):
+    def __init__(self, application, weights=None, train_backbone=True, resize=None, l2=0.0, **kwargs):
         super().__init__(**kwargs)
         self.application = application
-        self.weights_source, self.backbone_trainable = weights, trainable
+        self.weights_source, self.backbone_trainable = weights, train_backbone
         self.resize = list(resize) if resize else None
         self.l2 = l2
         self.resizing = keras.layers.Resizing(*self.resize, name="resize") if self.resize else None
         self.preprocess_input = preprocess_input(application)
         self.backbone: Any = None  # built with the input's shape
+        self.normalizations: list = []
 
     def build(self, input_shape):
         self.input_size = backbone_shape(input_shape[1:], self.resize)
         where = f"the keras_applications stem ({self.application})"
         self.backbone = load_backbone(self.application, self.input_size, None, where)
         set_trainable(self.backbone, self.backbone_trainable)
-        if self.l2:
-            for layer in self.backbone.layers:
-                if isinstance(layer, keras.layers.Conv2D | keras.layers.Dense) and layer.trainable:
-                    layer.kernel_regularizer = keras.regularizers.L2(self.l2)
+        # A Normalization layer (EfficientNet's input) keeps its statistics as tensors made when they were last set:
+        # stale after set_weights or a checkpoint restore, and out of scope in another tf.function. Remade per call.
+        self.normalizations = [
+            layer
+            for layer in self.backbone.layers
+            if isinstance(layer, keras.layers.Normalization) and getattr(layer, "adapt_mean", None) is not None
+        ]
+        if self.l2:  # on the built kernels (a layer's kernel_regularizer is read when it creates them)
+            for variable in self.backbone.trainable_weights:
+                if variable.path.endswith("kernel"):  # also depthwise_kernel
+                    variable.regularizer = keras.regularizers.L2(self.l2)
         self.built = True
 
     def load_pretrained(self) -> str | None:
@@ -159,7 +200,7 @@ class ApplicationStem(keras.layers.Layer):
         the log, or None without pretrained weights."""
         if self.weights_source is None:
             return None
-        where = f"model: the keras_applications stem {self.application}"
+        where = f"the keras_applications stem ({self.application})"
         source = load_backbone(self.application, self.input_size, self.weights_source, where)
         self.backbone.set_weights(source.get_weights())
         return f"{self.application}: weights from {self.weights_source}"
@@ -170,6 +211,8 @@ class ApplicationStem(keras.layers.Layer):
         if self.resizing is not None:
             x = self.resizing(x)
         x = self.preprocess_input(x * 255.0)
+        for layer in self.normalizations:  # their mean and variance as tensors of this graph, from their variables
+            layer.finalize_state()
         return self.backbone(x, training=training)
 
     def get_config(self):
@@ -177,7 +220,7 @@ class ApplicationStem(keras.layers.Layer):
             **super().get_config(),
             "application": self.application,
             "weights": self.weights_source,
-            "trainable": self.backbone_trainable,
+            "train_backbone": self.backbone_trainable,
             "resize": self.resize,
             "l2": self.l2,
         }
