@@ -41,7 +41,7 @@ class Mixup:
         a = tf.random.stateless_gamma([], seeds[0], alpha=self.alpha)
         b = tf.random.stateless_gamma([], seeds[1], alpha=self.alpha)
         order = tf.argsort(tf.random.stateless_uniform([batch], seeds[2]))
-        return MixDraw(a / tf.maximum(a + b, 1e-12), tf.cast(order, tf.int32))
+        return MixDraw(a / tf.maximum(a + b, 1e-12), order)  # argsort gives int32
 
     def mix(self, inputs: dict, draw: MixDraw) -> dict:
         """The inputs with every image mixed with its partner's (float32 in the 0–255 range)."""

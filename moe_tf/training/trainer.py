@@ -212,11 +212,9 @@ class Trainer:
             outputs = self.model(inputs, training=True, representation=self.weighting.needs_representation)
             ctx.representation = outputs.get("representation")
             stats, task_losses = batch_stats(self.tasks, outputs, labels, loss_weights)
-            if self.mixup is not None and mix is not None:  # λ·L(y) + (1 − λ)·L(y[π])
-                partner = Mixup.partner
-                _, other = batch_stats(
-                    self.tasks, outputs, partner(labels, mix.order), partner(loss_weights, mix.order)
-                )
+            if mix is not None:  # λ·L(y) + (1 − λ)·L(y[π])
+                partners = Mixup.partner(labels, mix.order), Mixup.partner(loss_weights, mix.order)
+                _, other = batch_stats(self.tasks, outputs, *partners)
                 task_losses = {n: mix.lam * loss + (1.0 - mix.lam) * other[n] for n, loss in task_losses.items()}
             if self.distillation is not None:  # the teacher's soft targets (the metrics stay on the true labels)
                 task_losses = self.distillation.mix(inputs, outputs, labels, loss_weights, task_losses)
