@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Test processes (pytest-xdist): one per core, at most 4 (each holds a TensorFlow runtime). 2 cores: 524 s vs 838 s.
 TEST_WORKERS ?= $(shell python3 -c 'import os; print(min(4, os.cpu_count() or 1))')
 
-.PHONY: install demo test lint format typecheck typecheck-baseline tensorboard clean benchmarks benchmarks-peer
+.PHONY: install demo test lint format typecheck typecheck-baseline docs tensorboard clean benchmarks benchmarks-peer
 
 $(STAMP): setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -41,6 +41,10 @@ typecheck: $(STAMP)
 
 typecheck-baseline: $(STAMP)
 	$(BIN)/mypy | $(BIN)/mypy-baseline sync --baseline-path mypy-baseline.txt --sort-baseline
+
+# the documentation site (mkdocs.yml; the config reference is generated from the schema by docs/hooks.py)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site  # (the variable: material's banner about MkDocs 2)
 
 tensorboard: $(STAMP)
 	$(BIN)/tensorboard --logdir runs
@@ -79,4 +83,4 @@ benchmarks-peer: $(STAMP)
 	TF_ENABLE_ONEDNN_OPTS=0 $(BIN)/python benchmarks/peer_pytorch.py --name peer_pytorch_no_onednn
 
 clean:
-	rm -rf runs build *.egg-info
+	rm -rf runs build site *.egg-info

@@ -20,9 +20,9 @@ def _load(args):
 
 
 def cmd_train(args) -> int:
-    from moe_tf.run import train
+    from moe_tf.api import Config, train
 
-    config = _load(args)
+    config = Config.from_yaml(args.config, args.set or [])
     if args.distill_from:
         config.training.distillation.teacher = os.path.abspath(args.distill_from)  # absolute: --resume finds it
     if args.profile is not None:
@@ -30,7 +30,7 @@ def cmd_train(args) -> int:
     run_dir = args.output_dir or os.path.join(config.experiment.output_dir, config.experiment.name)
     train(
         config,
-        run_dir,
+        output_dir=run_dir,
         resume=args.resume,
         export=not args.no_export,
         init_from=args.init_from,
@@ -157,8 +157,31 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def version_line() -> str:
+    """moe-tf's version and the TensorFlow, Keras and Python it runs on (read without importing TensorFlow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from moe_tf import __version__
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"moe-tf {__version__} (TensorFlow {installed('tensorflow')}, Keras {installed('keras')}, Python {python})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="moe-tf", description="Multi-task mixture-of-experts training.")
+    parser.add_argument("--version", action="version", version=version_line())
+    parser.add_argument(
+        "--verbose",
+        dest="native_logs",
+        action="store_true",
+        help="show TensorFlow's native start-up and information logs, hidden by default (also: MOE_TF_VERBOSE=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_config(p, positional=False):
@@ -327,11 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that never load TensorFlow (the others load it first, without its start-up chatter).
+WITHOUT_TENSORFLOW = {"compare"}
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from moe_tf.errors import MoeTfError
+    from moe_tf.native_logs import load_tensorflow
 
     try:
+        if args.command not in WITHOUT_TENSORFLOW:
+            load_tensorflow(args.native_logs)
         return args.func(args)
     except MoeTfError as e:
         print(f"moe-tf {args.command}: {e.label}: {e}", file=sys.stderr)

@@ -344,7 +344,7 @@ def translated_errors(run: Run) -> Iterator[None]:
 
 
 def run_metrics(run: Run, fitted: Fitted, test: dict, final_eval: tuple[int, dict] | None) -> dict:
-    """metrics.json (README, "What a run writes")."""
+    """metrics.json (docs/guides/what-a-run-writes.md)."""
     seconds = fitted.seconds
     metrics = {
         "tasks": test["tasks"],
@@ -437,6 +437,11 @@ def _holds_anything(run_dir: str) -> bool:
 def evaluate(run_dir: str, split: str = "test", checkpoint: str = "best") -> dict:
     """Restores a finished run's weights and returns exact metrics on `split` ("eval" or "test")."""
     parts, path = restore_components(run_dir, checkpoint)
+    return evaluation(parts, path, split)
+
+
+def evaluation(parts: Components, path: str, split: str) -> dict:
+    """Exact metrics of restored components on `split`, with the step and path of the checkpoint they hold."""
     summary = parts.evaluate(split)
     step = int(path.rsplit("-", 1)[-1])
     return {

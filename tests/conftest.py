@@ -151,6 +151,14 @@ def trained_run(tmp_path_factory):
     return run_dir, metrics
 
 
+@pytest.fixture
+def tfds_online(monkeypatch):
+    """TFDS's storage counts as reachable (the tests that load mocked TFDS data run on machines without a network)."""
+    import moe_tf.data.tfds
+
+    monkeypatch.setattr(moe_tf.data.tfds, "unreachable_reason", lambda *args, **kwargs: None)
+
+
 @pytest.fixture(scope="session")
 def mirrored():
     """One MirroredStrategy on the two logical CPUs for the whole session: strategies created one after another in a

@@ -146,7 +146,7 @@ class Choice:
 def config_models(annotation: object) -> list[type[BaseModel]]:
     """The config classes a field's annotation can hold, through Optional, list, dict, Union and Annotated; a
     registry choice gives every registered component's Config. What walkers of the schema use (error paths, the
-    fuzz's broken configs, the README check)."""
+    fuzz's broken configs, the config reference and its test)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     if isinstance(annotation, type) and issubclass(annotation, Choice):

@@ -94,7 +94,28 @@ def apply_override(data: dict, assignment: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as e:
         raise ConfigError(f"--set {key}: cannot parse value {raw!r}: {e}") from None
+    glued = _glued_key(value)
+    if glued is not None:
+        name, _, rest = glued.partition(":")
+        raise ConfigError(
+            f"--set {key}: {raw!r} reads as a key {glued!r} without a value; YAML needs a space after ':' "
+            f"(e.g. {{{name}: {rest}}})"
+        )
     set_value(data, key.strip(), value)
+
+
+def _glued_key(value: object) -> str | None:
+    """A mapping key written `a:b` with no value (a flow mapping missing the space after ':'), if `value` has one."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if v is None and isinstance(k, str) and ":" in k and not k.startswith(":"):
+                return k
+            found = _glued_key(v)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        return next((g for g in map(_glued_key, value) if g is not None), None)
+    return None
 
 
 def set_value(data: dict, key: str, value: object, origin: str = "--set") -> None:
@@ -148,15 +169,21 @@ def load_config(path: str, overrides: typing.Sequence[str] = ()) -> ExperimentCo
     try:
         return validate_config(data)
     except ConfigError as e:
-        lines = str(e).splitlines()
-        if len(lines) == 1:
-            raise ConfigError(f"{path}: {lines[0]}") from None
-        raise ConfigError(f"{path}:\n" + "\n".join(f"  {line}" for line in lines)) from None
+        raise in_file(path, e) from None
 
 
-def validate_config(data: dict) -> ExperimentConfig:
+def in_file(path: str, error: ConfigError) -> ConfigError:
+    """`error` (one bad field a line) as an error of the config file `path`."""
+    lines = str(error).splitlines()
+    if len(lines) == 1:
+        return ConfigError(f"{path}: {lines[0]}")
+    return ConfigError(f"{path}:\n" + "\n".join(f"  {line}" for line in lines))
+
+
+def validate_config(data: dict, model: type[ExperimentConfig] = ExperimentConfig) -> ExperimentConfig:
+    """`data` as a `model` (ExperimentConfig or a subclass); raises ConfigError naming every bad field."""
     try:
-        config = ExperimentConfig.model_validate(data)
+        config = model.model_validate(data)
     except ValidationError as e:
         raise ConfigError("\n".join(format_error(err, data, ExperimentConfig) for err in e.errors())) from None
     return config.validate_all()

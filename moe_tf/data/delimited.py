@@ -47,8 +47,12 @@ class DelimitedConfig(StrictModel):
     train: str | list[str] | None = Field(
         None, description="the training file, instead of `path` (streamed: globs of files)"
     )
-    eval: str | list[str] | None = None
-    test: str | list[str] | None = None
+    eval: str | list[str] | None = Field(
+        None, description="the eval file, with `train` (default: cut from the training file by `eval_fraction`)"
+    )
+    test: str | list[str] | None = Field(
+        None, description="the test file, with `train` (default: cut from the training file by `test_fraction`)"
+    )
     stream: bool = Field(
         False, description="read the files in chunks each epoch instead of loading them (data larger than memory)"
     )
@@ -66,7 +70,7 @@ class DelimitedConfig(StrictModel):
         description="streamed: the training statistics from the first files up to this many training rows (the "
         "later files are still read, to count and check them)",
     )
-    header: bool = True
+    header: bool = Field(True, description="the first line names the columns")
     columns: list[str] | None = Field(None, min_length=1, description="column names of header-less files")
     text: list[str] | dict[str, str] = Field(
         default_factory=list, description="text columns; {input name: column} renames"
@@ -82,7 +86,9 @@ class DelimitedConfig(StrictModel):
     aliases: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="{column: {cell: what it reads as}}, applied before anything else"
     )
-    numeric_feature: str = Field("numeric", pattern=NAME_PATTERN)
+    numeric_feature: str = Field(
+        "numeric", pattern=NAME_PATTERN, description="name of the one numeric input the `numeric` columns form"
+    )
     buckets: dict[str, int] = Field(
         default_factory=dict,
         description="{numeric column: N}: also a categorical input `<column>_bucket`, its quantile bucket of N",
@@ -91,12 +97,17 @@ class DelimitedConfig(StrictModel):
         default_factory=list,
         description="numeric columns the model reads as sign(x)·log(1 + |x|) (heavy-tailed counts, amounts)",
     )
-    labels: list[str] = Field(..., min_length=1)
+    labels: list[str] = Field(
+        ...,
+        min_length=1,
+        description="label columns: integers are class ids, decimals regression targets, anything else class "
+        "names; an empty cell is a missing label",
+    )
     classes: dict[str, list[str]] = Field(default_factory=dict, description="declared class names per label")
     weights: dict[str, str] = Field(default_factory=dict, description="label → its sample-weight column")
     quoting: Literal["auto", "minimal", "none"] = Field("auto", description="auto: csv minimal, tsv none")
-    eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    eval_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the rows in the eval split")
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0, description="share of the rows in the test split")
     limit: int | None = Field(None, ge=1, description="read only the first N rows of each file (quick trials)")
     token_dropout: float = Field(
         0.0,
@@ -513,7 +524,11 @@ class CsvSource(DelimitedSource):
     delimiter = ","
 
     class Config(DelimitedConfig):
-        type: Literal["csv"] = "csv"
+        type: Literal["csv"] = Field(
+            "csv",
+            description="your own comma-separated files (quoted fields allowed): text, numeric and categorical "
+            "columns, label columns; in memory, or streamed with `stream: true`",
+        )
 
 
 @DATASETS.register("tsv")
@@ -523,4 +538,7 @@ class TsvSource(DelimitedSource):
     delimiter = "\t"
 
     class Config(DelimitedConfig):
-        type: Literal["tsv"] = "tsv"
+        type: Literal["tsv"] = Field(
+            "tsv",
+            description="your own tab-separated files (no quoting by default: quotes are text); the keys of `csv`",
+        )

@@ -19,10 +19,14 @@ class DigitsSource(DataSource):
     """
 
     class Config(StrictModel):
-        type: Literal["digits"] = "digits"
+        type: Literal["digits"] = Field(
+            "digits",
+            description="scikit-learn's 1,797 8×8 digits as the uint8 image input `feature`; label `label` (0–9); "
+            "seeded split; no download",
+        )
         feature: str = feature_name_field()
-        eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-        test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+        eval_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the examples in the eval split")
+        test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the examples in the test split")
 
     def load(self):
         from sklearn.datasets import load_digits

@@ -68,11 +68,23 @@ class IdxSource(DataSource):
     """
 
     class Config(StrictModel):
-        type: Literal["idx"] = "idx"
+        type: Literal["idx"] = Field(
+            "idx",
+            description="MNIST-format `train-*`/`t10k-*` IDX files, `.gz` or not; eval is carved from train, test is "
+            "t10k",
+        )
         feature: str = feature_name_field()
-        path: str = "/usr/share/datasets/fashion-mnist"
-        eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-        class_names: list[str] | None = None
+        path: str = Field(
+            "/usr/share/datasets/fashion-mnist",
+            description="directory of the `train-*` and `t10k-*` files (Debian: `apt-get install "
+            "dataset-fashion-mnist`)",
+        )
+        eval_fraction: float = Field(
+            0.1, ge=0.0, lt=1.0, description="share of the training files' examples in the eval split"
+        )
+        class_names: list[str] | None = Field(
+            None, description="default: Fashion-MNIST's for a path naming `fashion`, else 0..N-1"
+        )
         limit: int | None = Field(None, ge=1, description="use only the first N training examples")
 
     def load(self):

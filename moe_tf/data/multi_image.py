@@ -49,16 +49,20 @@ class MultiImageSource(DataSource):
     """Composites of the base `source` (any image source config, e.g. `{type: idx, path: ...}`)."""
 
     class Config(StrictModel):
-        type: Literal["multi_image"] = "multi_image"
+        type: Literal["multi_image"] = Field(
+            "multi_image",
+            description="Multi-MNIST-style composites of any image source (labels `left`, `right`; Sener & Koltun "
+            "2018)",
+        )
         source: dict = Field(..., description="the base image source's config (any image source type)")
         label: str = Field("label", description="the base source's label to compose")
         canvas: int | None = Field(
             None, ge=1, description="canvas side (default: the item's side + 8, as 36 for 28×28 items)"
         )
         max_shift: int = Field(4, ge=0, description="each item moves up to this many pixels inward")
-        pairs_per_image: int = Field(1, ge=1)
+        pairs_per_image: int = Field(1, ge=1, description="composites made per base image")
         seed: int | None = Field(None, description="default: experiment.seed")
-        feature: str = Field("image", pattern=NAME_PATTERN)
+        feature: str = Field("image", pattern=NAME_PATTERN, description="model input name")
 
         @field_validator("source")
         @classmethod

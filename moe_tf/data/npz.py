@@ -27,11 +27,26 @@ class NpzSource(DataSource):
     """
 
     class Config(StrictModel):
-        type: Literal["npz"] = "npz"
-        path: str = Field(..., min_length=1)
-        features: list[str] = Field(..., min_length=1)
-        labels: list[str] = Field(..., min_length=1)
-        modality: dict[str, Literal["numeric", "image", "categorical"]] = Field(default_factory=dict)
+        type: Literal["npz"] = Field(
+            "npz",
+            description="your own arrays in one `.npz` (features `[N, ...]`, labels `[N]`); loaded without pickle; "
+            "seeded split",
+        )
+        path: str = Field(..., min_length=1, description="the `.npz` file")
+        features: list[str] = Field(
+            ..., min_length=1, description="array keys of the features `[N, ...]`, each a model input"
+        )
+        labels: list[str] = Field(
+            ...,
+            min_length=1,
+            description="array keys of the labels `[N]`: integers are class ids (-1 = missing), floats are "
+            "regression targets (NaN = missing)",
+        )
+        modality: dict[str, Literal["numeric", "image", "categorical"]] = Field(
+            default_factory=dict,
+            description="`{key: numeric|image|categorical}` per feature (default numeric; images are uint8 "
+            "`[N, H, W(, C)]`)",
+        )
         categorical: dict[str, CategoricalColumn] = Field(
             default_factory=dict, description="options of the categorical features (modality: categorical)"
         )
@@ -39,8 +54,8 @@ class NpzSource(DataSource):
             default_factory=list, description="values of categorical features that mean missing (e.g. -1, '')"
         )
         weights: dict[str, str] = Field(default_factory=dict, description="label → the key of its sample weights")
-        eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-        test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+        eval_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the examples in the eval split")
+        test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the examples in the test split")
 
         @field_validator("features")
         @classmethod

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import tensorflow as tf
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from moe_tf.data.chunked import CHUNK_ROWS
 from moe_tf.data.delimited import DelimitedConfig, DelimitedSource, Table
@@ -32,8 +32,12 @@ class ParquetSource(DelimitedSource):
     unreadable = (pa.ArrowException, OSError)
 
     class Config(DelimitedConfig):
-        type: Literal["parquet"] = "parquet"
-        stream: bool = True
+        type: Literal["parquet"] = Field(
+            "parquet",
+            description="Parquet files read in record batches through pyarrow; always streamed; the `csv` keys without "
+            "`header`, `columns`, `quoting`, `limit`",
+        )
+        stream: bool = Field(True, description="always true: Parquet sources are streamed")
 
         @model_validator(mode="after")
         def _parquet(self):

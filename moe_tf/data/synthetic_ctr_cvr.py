@@ -76,17 +76,22 @@ class SyntheticCtrCvrSource(DataSource):
     """See the module docstring."""
 
     class Config(StrictModel):
-        type: Literal["synthetic_ctr_cvr"] = "synthetic_ctr_cvr"
+        type: Literal["synthetic_ctr_cvr"] = Field(
+            "synthetic_ctr_cvr",
+            description="impressions → clicks → conversions with sample-selection bias (inputs `user`, `item` "
+            "categorical, `context` numeric; labels `click`, `conversion` (-1 where not clicked), "
+            "`purchase` and `conversion_all`, every impression's outcome as if clicked)",
+        )
         size: int = Field(200_000, ge=100, description="impressions")
-        users: int = Field(2000, ge=2)
-        items: int = Field(1000, ge=2)
-        latent_dim: int = Field(8, ge=1)
-        context_dim: int = Field(8, ge=1)
+        users: int = Field(2000, ge=2, description="distinct user ids")
+        items: int = Field(1000, ge=2, description="distinct item ids")
+        latent_dim: int = Field(8, ge=1, description="width of the hidden user and item factors")
+        context_dim: int = Field(8, ge=1, description="width of the numeric `context` input")
         click_bias: float = Field(-3.0, description="sets the click rate (-3: about 10 %)")
         conversion_bias: float = Field(-1.0, description="sets the conversion rate of clicks")
         seed: int | None = Field(None, description="default: experiment.seed")
-        eval_fraction: float = Field(0.1, ge=0.0, lt=1.0)
-        test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+        eval_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="share of the impressions in the eval split")
+        test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="share of the impressions in the test split")
 
     def load(self):
         cfg = self.config

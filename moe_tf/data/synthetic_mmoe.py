@@ -48,17 +48,20 @@ class SyntheticMmoeSource(DataSource):
     """Input `feature` (default `x`, numeric [dim]); regression labels `y1` and `y2`."""
 
     class Config(StrictModel):
-        type: Literal["synthetic_mmoe"] = "synthetic_mmoe"
+        type: Literal["synthetic_mmoe"] = Field(
+            "synthetic_mmoe",
+            description="the two-task regression of Ma et al. 2018 (labels `y1`, `y2`), generated from the seed",
+        )
         correlation: float = Field(0.5, ge=-1.0, le=1.0, description="cosine of the task weight vectors (p)")
         dim: int = Field(100, ge=2, description="input dimension d")
-        sinusoids: int = Field(10, ge=0, description="m")
+        sinusoids: int = Field(10, ge=0, description="m, the sinusoids in each label")
         scale: float = Field(1.0, gt=0.0, description="c, the norm of the weight vectors")
         noise_std: float = Field(0.1, ge=0.0, description="label noise standard deviation (the paper: 0.1)")
-        size: int = Field(12000, ge=10)
+        size: int = Field(12000, ge=10, description="examples generated")
         seed: int | None = Field(None, description="default: experiment.seed")
-        feature: str = Field("x", pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-        eval_fraction: float = Field(1 / 12, ge=0.0, lt=1.0)
-        test_fraction: float = Field(1 / 12, gt=0.0, lt=1.0)
+        feature: str = Field("x", pattern=r"^[A-Za-z][A-Za-z0-9_]*$", description="model input name")
+        eval_fraction: float = Field(1 / 12, ge=0.0, lt=1.0, description="share of the examples in the eval split")
+        test_fraction: float = Field(1 / 12, gt=0.0, lt=1.0, description="share of the examples in the test split")
 
     def load(self):
         cfg = self.config

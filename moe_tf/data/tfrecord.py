@@ -33,7 +33,9 @@ _PARSE_BATCH = 512  # records parsed per parse_example call
 class TfrecordFeature(StrictModel):
     """One input stored in the Examples."""
 
-    modality: Literal["numeric", "categorical", "text", "image"]
+    modality: Literal["numeric", "categorical", "text", "image"] = Field(
+        ..., description="`numeric`, `categorical`, `text` or `image`"
+    )
     key: str | None = Field(None, min_length=1, description="the Example's feature key (default: the input's name)")
     dtype: Literal["float32", "int64", "string"] | None = Field(
         None, description="numeric: float32 (default) or int64; categorical: string (default) or int64"
@@ -89,15 +91,21 @@ class TfrecordSource(DataSource):
     """TFRecord files of `tf.train.Example`s, streamed (see the module docstring)."""
 
     class Config(StrictModel):
-        type: Literal["tfrecord"] = "tfrecord"
+        type: Literal["tfrecord"] = Field(
+            "tfrecord", description="`tf.train.Example` files streamed from disk, never loaded whole"
+        )
         train: str | list[str] = Field(..., description="glob(s) of the training files")
-        eval: str | list[str] | None = None
-        test: str | list[str] | None = None
+        eval: str | list[str] | None = Field(None, description="glob(s) of the eval files")
+        test: str | list[str] | None = Field(None, description="glob(s) of the test files")
         schema_file: str | None = Field(
             None, description="a schema.json (what `moe-tf convert` writes) instead of `features` and `labels`"
         )
-        features: dict[str, TfrecordFeature] = Field(default_factory=dict)
-        labels: dict[str, TfrecordLabel] = Field(default_factory=dict)
+        features: dict[str, TfrecordFeature] = Field(
+            default_factory=dict, description="the inputs stored in the Examples, by input name"
+        )
+        labels: dict[str, TfrecordLabel] = Field(
+            default_factory=dict, description="the labels stored in the Examples, by label name"
+        )
         categorical: dict[str, CategoricalColumn] = Field(
             default_factory=dict, description="options of categorical features (vocabulary, hashing, embedding)"
         )

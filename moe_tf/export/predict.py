@@ -229,10 +229,29 @@ def _read_jsonl(path: str) -> dict[str, np.ndarray]:
     return out
 
 
-def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
-    """Reads an input file (see the module docstring) and checks each input against its spec."""
+INPUT_TYPES = {
+    ".npz": "one array per input name",
+    ".npy": "the array of a one-input model",
+    ".txt": "one text per line",
+    ".tsv": "a header row naming inputs, one example per row",
+    ".csv": "a header row naming inputs, one example per row",
+    ".jsonl": "one {input: value} object per line",
+}
+
+
+def check_input_file(path: str) -> None:
+    """An input file exists and is of a type `read_inputs` reads (a DataError listing the types otherwise)."""
     if not os.path.isfile(path):
         raise DataError(f"input file not found: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in INPUT_TYPES:
+        kinds = "; ".join(f"{e} ({what})" for e, what in INPUT_TYPES.items())
+        raise DataError(f"{path}: input type {ext or '(no extension)'!r} is not supported; give one of: {kinds}")
+
+
+def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
+    """Reads an input file (see the module docstring) and checks each input against its spec."""
+    check_input_file(path)
     ext = os.path.splitext(path)[1].lower()
     if ext in (".txt", ".tsv", ".csv", ".jsonl"):
         arrays = (
@@ -242,7 +261,7 @@ def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
             if ext == ".jsonl"
             else _read_table(path, features)
         )
-        return _checked(path, arrays, features)
+        return check_inputs(path, arrays, features)
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.lib.npyio.NpzFile):
@@ -257,10 +276,12 @@ def read_inputs(path: str, features: dict) -> dict[str, np.ndarray]:
             arrays = {next(iter(features)): loaded}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"cannot read {path} as .npy/.npz: {e}") from None
-    return _checked(path, arrays, features)
+    return check_inputs(path, arrays, features)
 
 
-def _checked(path: str, arrays: dict, features: dict) -> dict[str, np.ndarray]:
+def check_inputs(path: str, arrays: dict, features: dict) -> dict[str, np.ndarray]:
+    """`arrays` ({name: array}) checked against the model's input specs (`moe_tf_export.json`'s "features") and
+    converted to what the model takes; `path` names them in errors."""
     known = {k: v for k, v in arrays.items() if k in features}
     if not known:
         if len(arrays) == 1 and len(features) == 1:  # one unnamed array for a one-input model
@@ -282,6 +303,7 @@ def predict(export_dir: str, input_path: str, batch_size: int = 256) -> list[dic
 
     Only tasks whose inputs are all in the file are predicted.
     """
+    check_input_file(input_path)  # before the SavedModel loads (seconds)
     loaded, meta = load_export(export_dir)
     inputs = read_inputs(input_path, meta["features"])
     tasks = [t for t in meta["tasks"] if set(t["features"]) <= set(inputs)]

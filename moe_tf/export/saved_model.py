@@ -27,7 +27,9 @@ METADATA_FILE = "moe_tf_export.json"
 FORMAT_VERSION = 2
 
 
-def _task_outputs(task, logits):
+def task_outputs(task, logits):
+    """A task's logits as what the export serves: (probabilities [batch, classes], class ids [batch]) for
+    classification and binary tasks (binary: [1 - p, p]), (values, None) for regression."""
     logits = tf.cast(logits, tf.float32)
     if task.kind == "classification":
         probs = tf.nn.softmax(logits, axis=-1)
@@ -41,7 +43,7 @@ def _task_outputs(task, logits):
 
 def _task_endpoint(model, task):
     def serve_task(inputs):
-        probs, class_id = _task_outputs(task, model(inputs, training=False)["outputs"][task.name])
+        probs, class_id = task_outputs(task, model(inputs, training=False)["outputs"][task.name])
         return {"value": probs} if class_id is None else {"probabilities": probs, "class_id": class_id}
 
     return serve_task
@@ -94,7 +96,7 @@ def export_model(model, config, data, out_dir: str, integer_ids_as_text: bool = 
         out = {}
         for names, group in groups.items():
             logits = model({f: inputs[f] for f in names}, training=False)["outputs"]
-            out.update({t.name: _task_outputs(t, logits[t.name])[0] for t in group})
+            out.update({t.name: task_outputs(t, logits[t.name])[0] for t in group})
         return out
 
     archive.add_endpoint("serving_default", serve, input_signature=signature_specs(features, features))

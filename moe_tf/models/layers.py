@@ -90,7 +90,9 @@ class ExpertPool(keras.layers.Layer):
     Args:
         num_experts: number of experts E.
         units: widths of each expert's layers (all experts share the shape, not the weights).
-        activation, dropout, l2: as in DenseStack.
+        activation: the activation of every layer, as in DenseStack.
+        dropout: dropout rate after each layer in training, as in DenseStack.
+        l2: L2 penalty on the kernels, as in DenseStack.
 
     Call: x [batch, features] → [batch, experts, units[-1]].
     """

@@ -33,8 +33,12 @@ class BatchNormConfig(StrictModel):
     momentum: float = Field(
         0.99, gt=0.0, lt=1.0, description="moving statistics: m ← momentum·m + (1 − momentum)·batch"
     )
-    epsilon: float = Field(1e-3, gt=0.0)
-    synchronized: bool = Field(False, description="normalise over the global batch under several replicas")
+    epsilon: float = Field(1e-3, gt=0.0, description="added to the variance")
+    synchronized: bool = Field(
+        False,
+        description="normalise over the global batch under several replicas (default: each replica over its "
+        "own part of the batch)",
+    )
 
 
 def batch_norm_layer(settings, name: str) -> keras.layers.BatchNormalization:

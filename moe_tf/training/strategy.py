@@ -65,7 +65,7 @@ def _check_tf_config() -> None:
         raise MoeTfError(
             "training.strategy=multi_worker needs the TF_CONFIG environment variable "
             '(e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": {"type": "worker", '
-            '"index": 0}}); see README, "Distributed training"'
+            '"index": 0}}); see docs/guides/distributed.md'
         )
     try:
         spec = json.loads(raw)

@@ -123,6 +123,15 @@ def test_override_errors():
         apply_override(tiny_dict(), "tasks.nope.weight=1")
     with pytest.raises(ConfigError, match="index 5 out of range"):
         apply_override(tiny_dict(), "tasks[5].weight=1")
+    with pytest.raises(
+        ConfigError, match=r"'type:adam' without a value; YAML needs a space after ':' \(e\.g\. \{type: adam\}\)"
+    ):
+        apply_override(tiny_dict(), "training.optimizer={type:adam}")
+    with pytest.raises(ConfigError, match="'k:2' without a value"):
+        apply_override(tiny_dict(), "model.gate={type: noisy_top_k, k:2}")
+    data = tiny_dict()
+    apply_override(data, "data.sources.digits.path=http://host:80/x")  # a ':' inside a plain value is fine
+    assert data["data"]["sources"]["digits"]["path"] == "http://host:80/x"
 
 
 def test_missing_and_circular_files(tmp_path):

@@ -67,7 +67,7 @@ def test_idx_reads_debian_fashion_mnist():
 @pytest.mark.parametrize(
     "name,shape", [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))]
 )
-def test_tfds_with_mock_data(name, shape):
+def test_tfds_with_mock_data(name, shape, tfds_online):
     import tensorflow_datasets as tfds
 
     cfg = TfdsSource.Config(name=name, train_split="train", eval_split="test[:50%]", test_split="test[50%:]")

@@ -7,6 +7,8 @@ from moe_tf.config.loader import load_config
 from moe_tf.run import train
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.usefixtures("tfds_online")
+
 SMALL_STEMS = {
     "mnist_mmoe": ["model.stem.filters=[4]"],
     "cifar10_mmoe": ["model.stem.widths=[4,8]", "model.stem.blocks=1"],  # the residual stem, two stages

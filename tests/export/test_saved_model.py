@@ -118,6 +118,8 @@ def test_cli_errors_without_tracebacks(trained_run, tmp_path, capsys):
     (export_copy / "moe_tf_export.json").write_text("{not json")
     code, _, err = run_main(capsys, "predict", export_copy, "--input", tmp_path / "x.npy")
     assert code == 1 and "moe_tf_export.json is corrupt" in err
+    code, _, err = run_main(capsys, "predict", f"{run_dir}/export", "--input", f"{REPO}/configs/digits_mmoe.yaml")
+    assert code == 1 and "input type '.yaml' is not supported; give one of: .npz" in err and ".jsonl" in err
     (tmp_path / "a_file").write_text("")
     code, _, err = run_main(
         capsys, "train", "--config", f"{REPO}/configs/digits_mmoe.yaml", "--output-dir", tmp_path / "a_file"

@@ -23,7 +23,12 @@ class CGC(ExpertArchitecture):
     """
 
     class Config(StrictModel):
-        type: Literal["cgc"] = "cgc"
+        type: Literal["cgc"] = Field(
+            "cgc",
+            description="shared experts plus experts only one task reaches; each task's gate mixes the shared experts "
+            "and its own, so a task keeps capacity the others cannot overwrite (Tang et al. 2020); for "
+            "conflicting tasks (seesaw effect)",
+        )
         task_experts: int = Field(1, ge=1, description="experts of each task's own group")
 
     def __init__(self, task_names, experts, gate, task_experts=1, **kwargs):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import keras
+from pydantic import Field
 
 from moe_tf.config.base import StrictModel
 from moe_tf.models.architectures.base import ExpertArchitecture
@@ -20,7 +21,11 @@ class MMoE(ExpertArchitecture):
     """
 
     class Config(StrictModel):
-        type: Literal["mmoe"] = "mmoe"
+        type: Literal["mmoe"] = Field(
+            "mmoe",
+            description="a gate per task over a shared pool of experts (Ma et al. 2018); the default; helps as task "
+            "correlation falls",
+        )
 
     def __init__(self, task_names, experts, gate, **kwargs):
         super().__init__(task_names, experts, gate, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import keras
+from pydantic import Field
 
 from moe_tf.config.base import StrictModel
 from moe_tf.models.architectures.base import ExpertArchitecture
@@ -20,7 +21,11 @@ class OMoE(ExpertArchitecture):
     """
 
     class Config(StrictModel):
-        type: Literal["omoe"] = "omoe"
+        type: Literal["omoe"] = Field(
+            "omoe",
+            description="one gate for all tasks over a pool of experts; the control for MMoE's per-task gates (Ma et "
+            "al. 2018)",
+        )
 
     def __init__(self, task_names, experts, gate, **kwargs):
         kwargs.pop("task_gates", None)

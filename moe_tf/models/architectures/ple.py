@@ -22,8 +22,13 @@ class PLE(ExpertArchitecture):
     """
 
     class Config(StrictModel):
-        type: Literal["ple"] = "ple"
-        levels: int = Field(2, ge=1)
+        type: Literal["ple"] = Field(
+            "ple",
+            description="CGC levels stacked: each task's mixture feeds its experts and gate in the next level, and a "
+            "shared gate over all experts of a level feeds the next level's shared experts (Tang et al. "
+            "2020); for larger models and strongly conflicting tasks",
+        )
+        levels: int = Field(2, ge=1, description="stacked CGC levels")
         task_experts: int = Field(1, ge=1, description="experts of each task's own group, in every level")
 
     def __init__(self, task_names, experts, gate, levels=2, task_experts=1, **kwargs):

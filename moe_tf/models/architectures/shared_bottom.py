@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import keras
+from pydantic import Field
 
 from moe_tf.config.base import StrictModel
 from moe_tf.models.architectures.base import UngatedArchitecture
@@ -21,7 +22,11 @@ class SharedBottom(UngatedArchitecture):
     """
 
     class Config(StrictModel):
-        type: Literal["shared_bottom"] = "shared_bottom"
+        type: Literal["shared_bottom"] = Field(
+            "shared_bottom",
+            description="one shared block (`model.experts.units`) under the task towers; cheapest; works when the "
+            "tasks are closely related",
+        )
 
     def __init__(self, task_names, experts, **kwargs):
         super().__init__(task_names, experts, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import keras
+from pydantic import Field
 
 from moe_tf.config.base import StrictModel
 from moe_tf.models.architectures.base import UngatedArchitecture
@@ -23,7 +24,11 @@ class SingleTask(UngatedArchitecture):
     independent = True  # the model builds encoders and a trunk per task and passes {task: features}
 
     class Config(StrictModel):
-        type: Literal["single_task"] = "single_task"
+        type: Literal["single_task"] = Field(
+            "single_task",
+            description="a whole network per task (its own stems, trunk and MLP), nothing shared: the baseline every "
+            "multi-task paper reports; training the tasks together equals training each alone",
+        )
 
     def __init__(self, task_names, experts, **kwargs):
         super().__init__(task_names, experts, **kwargs)

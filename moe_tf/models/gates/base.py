@@ -22,7 +22,9 @@ from moe_tf.models import routing
 class GateConfig(StrictModel):
     """Fields every gate takes."""
 
-    z_loss: float = Field(0.0, ge=0.0, description="router z-loss coefficient (ST-MoE); 0 disables it")
+    z_loss: float = Field(
+        0.0, ge=0.0, description="router z-loss coefficient (mean of logsumexp(logits)², ST-MoE); 0 disables it"
+    )
 
 
 class Gate(keras.layers.Layer):

@@ -27,8 +27,17 @@ class ExpertChoiceGate(Gate):
     sparse = True
 
     class Config(GateConfig):
-        type: Literal["expert_choice"] = "expert_choice"
-        capacity_factor: float = Field(2.0, gt=0.0)
+        type: Literal["expert_choice"] = Field(
+            "expert_choice",
+            description="each expert picks its ceil(c · batch / E) most probable examples (Zhou et al. 2022); an "
+            "example no expert picks takes the skip path; sparse",
+        )
+        capacity_factor: float = Field(
+            2.0,
+            gt=0.0,
+            description="c, the average experts per example: each expert picks its ceil(c · batch / E) most "
+            "probable examples",
+        )
 
     def __init__(self, num_experts, capacity_factor=2.0, **kwargs):
         super().__init__(num_experts, **kwargs)

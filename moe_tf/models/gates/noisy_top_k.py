@@ -30,13 +30,30 @@ class NoisyTopKGate(Gate):
     sparse = True
 
     class Config(GateConfig):
-        type: Literal["noisy_top_k"] = "noisy_top_k"
-        k: int = Field(2, ge=1, description="experts per example")
-        noise: bool = True
-        importance_loss: float = Field(0.01, ge=0.0)
-        load_loss: float = Field(0.01, ge=0.0)
-        capacity_factor: float = Field(2.0, gt=0.0)
-        eval_capacity_factor: float = Field(2.0, gt=0.0)
+        type: Literal["noisy_top_k"] = Field(
+            "noisy_top_k",
+            description="the k largest (noisy in training) logits, weights renormalised to sum to 1; importance and "
+            "load losses (Shazeer et al. 2017); sparse",
+        )
+        k: int = Field(
+            2, ge=1, description="experts per example (≤ the experts a gate chooses among: a config error otherwise)"
+        )
+        noise: bool = Field(True, description="learned Gaussian noise on the logits in training")
+        importance_loss: float = Field(
+            0.01,
+            ge=0.0,
+            description="coefficient of CV²(importance), importance = Σ over the batch of each expert's gate weights",
+        )
+        load_loss: float = Field(
+            0.01,
+            ge=0.0,
+            description="coefficient of CV²(load), load = Σ over the batch of P(expert stays in the top k under "
+            "resampled noise)",
+        )
+        capacity_factor: float = Field(
+            2.0, gt=0.0, description="each expert takes at most ceil(factor · batch · k / E) examples in training"
+        )
+        eval_capacity_factor: float = Field(2.0, gt=0.0, description="the same in evaluation and in the export")
 
     def __init__(
         self,

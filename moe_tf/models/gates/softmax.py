@@ -23,8 +23,10 @@ class SoftmaxGate(Gate):
     """
 
     class Config(GateConfig):
-        type: Literal["softmax"] = "softmax"
-        temperature: float = Field(1.0, gt=0.0)
+        type: Literal["softmax"] = Field(
+            "softmax", description="softmax(W x / T) over all experts (MMoE); dense: every expert runs on every example"
+        )
+        temperature: float = Field(1.0, gt=0.0, description="softmax temperature T")
 
     def __init__(self, num_experts, temperature=1.0, **kwargs):
         super().__init__(num_experts, **kwargs)

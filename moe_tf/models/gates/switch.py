@@ -27,10 +27,17 @@ class SwitchGate(Gate):
     sparse = True
 
     class Config(GateConfig):
-        type: Literal["switch"] = "switch"
-        capacity_factor: float = Field(1.25, gt=0.0)
-        eval_capacity_factor: float = Field(2.0, gt=0.0)
-        balance_loss: float = Field(0.01, ge=0.0, description="α of the load-balancing loss")
+        type: Literal["switch"] = Field(
+            "switch",
+            description="top-1, weighted by its probability; capacity factor in training and evaluation; overflow "
+            "examples take the skip path (identity, or a linear projection when widths differ) and are "
+            "counted; balance loss α·E·Σ f·P (Fedus et al. 2021); sparse",
+        )
+        capacity_factor: float = Field(
+            1.25, gt=0.0, description="each expert takes at most ceil(factor · batch / E) examples in training"
+        )
+        eval_capacity_factor: float = Field(2.0, gt=0.0, description="the same in evaluation and in the export")
+        balance_loss: float = Field(0.01, ge=0.0, description="α of the load-balancing loss α·E·Σ f_e·P_e")
 
     def __init__(self, num_experts, capacity_factor=1.25, eval_capacity_factor=2.0, balance_loss=0.01, **kwargs):
         super().__init__(num_experts, **kwargs)

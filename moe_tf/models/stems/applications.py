@@ -137,12 +137,32 @@ class ApplicationStem(keras.layers.Layer):
     config_renames = {"name": "application", "trainable": "train_backbone"}  # Keras layer arguments of their own
 
     class Config(StrictModel):
-        type: Literal["keras_applications"] = "keras_applications"
-        name: str = Field(..., description="a keras.applications model, e.g. MobileNetV3Small, ResNet50")
-        weights: str | None = Field(None, description="imagenet | null (random) | a .weights.h5 file without the top")
-        trainable: bool | int = Field(True, description="true, false, or N: the backbone's last N layers")
+        type: Literal["keras_applications"] = Field(
+            "keras_applications",
+            description="images: any `keras.applications` network without its classifier, randomly initialised or with "
+            "ImageNet weights, frozen, partly or wholly fine-tuned; the network's own preprocessing, "
+            "grayscale tiling and resizing run inside the model, so the export takes raw uint8 images",
+        )
+        name: str = Field(
+            ...,
+            description="the model, e.g. `MobileNetV3Small`, `EfficientNetV2B0`, `ResNet50`, `ConvNeXtTiny` (any "
+            "`keras.applications` name; a wrong one lists close names)",
+        )
+        weights: str | None = Field(
+            None,
+            description="`imagenet` (downloaded on first use into `~/.keras/models`), null (random initialisation) "
+            "or a `.weights.h5` file of the model without its top",
+        )
+        trainable: bool | int = Field(
+            True,
+            description="`true`, `false` (frozen: its batch norms keep their statistics), or N: the backbone's last N "
+            "layers train, their batch norms excepted",
+        )
         resize: list[int] | None = Field(
-            None, min_length=2, max_length=2, description="[H, W] the inputs are resized to"
+            None,
+            min_length=2,
+            max_length=2,
+            description="`[H, W]` the images are resized to inside the model (most networks need at least 32×32)",
         )
 
         @field_validator("trainable")

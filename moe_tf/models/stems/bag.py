@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import keras
+from pydantic import Field
 
 from moe_tf.models.stems.text_base import TextStem, TextStemConfig, masked_max, masked_mean
 from moe_tf.registry import STEMS
@@ -16,8 +17,10 @@ class BagOfEmbeddings(TextStem):
     """Call: ids [batch, length] → [batch, embedding_dim]."""
 
     class Config(TextStemConfig):
-        type: Literal["bag"] = "bag"
-        pooling: Literal["mean", "max"] = "mean"
+        type: Literal["bag"] = Field(
+            "bag", description="text: the mean (or max) of the token and n-gram embeddings, fastText-style"
+        )
+        pooling: Literal["mean", "max"] = Field("mean", description="`mean` or `max` over the tokens")
 
     def __init__(self, pooling="mean", **kwargs):
         super().__init__(**kwargs)

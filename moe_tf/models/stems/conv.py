@@ -16,12 +16,14 @@ from moe_tf.registry import STEMS
 class ConvLayerConfig(StrictModel):
     """One convolution block: Conv2D(filters, kernel_size, stride, padding) → [BatchNorm] → ReLU → pooling."""
 
-    filters: int = Field(..., ge=1)
-    kernel_size: int | None = Field(None, ge=1, description="default: the stem's kernel_size")
-    stride: int = Field(1, ge=1)
-    padding: Literal["same", "valid"] = "same"
-    pool: int = Field(2, ge=1, description="pooling window and stride; 1 = no pooling")
-    pool_type: Literal["max", "avg"] = "max"
+    filters: int = Field(..., ge=1, description="the block's output channels")
+    kernel_size: int | None = Field(
+        None, ge=1, description="the block's kernel size (default: the stem's `kernel_size`)"
+    )
+    stride: int = Field(1, ge=1, description="the block's convolution stride")
+    padding: Literal["same", "valid"] = Field("same", description="`same` or `valid`")
+    pool: int = Field(2, ge=1, description="pooling window and stride after the block; 1 = no pooling")
+    pool_type: Literal["max", "avg"] = Field("max", description="`max` or `avg` pooling")
 
 
 def block_configs(filters=None, layers=None) -> list[dict]:
@@ -63,14 +65,30 @@ class ConvStem(keras.layers.Layer):
     modalities = ("image",)
 
     class Config(StrictModel):
-        type: Literal["conv"] = "conv"
-        filters: list[int] | None = Field(None, min_length=1, description="default [32, 64] unless `layers`")
-        layers: list[ConvLayerConfig] | None = Field(None, min_length=1)
-        kernel_size: int = Field(3, ge=1)
-        batch_norm: bool | BatchNormConfig = Field(
-            False, description="true, or its settings {momentum, epsilon, synchronized}: BatchNorm after each conv"
+        type: Literal["conv"] = Field(
+            "conv",
+            description="images: a plain stack of convolutions and pooling, short form `filters` (a 3×3 `same` conv + "
+            "ReLU + 2×2 max-pool per entry) or block by block in `layers`, with batch norm on request",
         )
-        flatten: bool = True
+        filters: list[int] | None = Field(
+            None,
+            min_length=1,
+            description="short form: a 3×3 `same` conv + ReLU + 2×2 max-pool per entry, these filters (default "
+            "[32, 64] unless `layers`)",
+        )
+        layers: list[ConvLayerConfig] | None = Field(
+            None,
+            min_length=1,
+            description="long form (instead of `filters`): a list of blocks, each a conv + ReLU + pooling; a `valid` "
+            "kernel that no longer fits the feature map is a config error naming the layer",
+        )
+        kernel_size: int = Field(3, ge=1, description="conv kernel size (the default of each layer)")
+        batch_norm: bool | BatchNormConfig = Field(
+            False,
+            description="batch normalisation after each conv: `true`, or its settings `{momentum, epsilon, "
+            "synchronized}`; the conv then has no bias",
+        )
+        flatten: bool = Field(True, description="flatten the last feature map (false: global average pooling)")
 
         @model_validator(mode="after")
         def _filters_or_layers(self):

@@ -20,8 +20,10 @@ class DenseStem(keras.layers.Layer):
     modalities = ("image", "numeric")
 
     class Config(StrictModel):
-        type: Literal["dense"] = "dense"
-        units: list[int] = Field(default_factory=lambda: [128], min_length=1)
+        type: Literal["dense"] = Field("dense", description="images and numeric inputs: flatten, then dense layers")
+        units: list[int] = Field(
+            default_factory=lambda: [128], min_length=1, description="widths of the dense layers after flattening"
+        )
 
     def __init__(self, units=(128,), l2=0.0, **kwargs):
         super().__init__(**kwargs)

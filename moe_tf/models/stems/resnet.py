@@ -82,15 +82,33 @@ class ResNetStem(keras.layers.Layer):
     modalities = ("image",)
 
     class Config(StrictModel):
-        type: Literal["resnet"] = "resnet"
-        widths: list[int] = Field([16, 32, 64], min_length=1, description="each stage's filters")
-        blocks: int | list[int] = Field(3, description="basic blocks per stage (one number: every stage)")
+        type: Literal["resnet"] = Field(
+            "resnet",
+            description="images: the CIFAR ResNets of He et al. (2016, §4.2): a 3×3 convolution, stages of basic "
+            "blocks with batch norm (each stage after the first halving the feature map), then global "
+            "average pooling",
+        )
+        widths: list[int] = Field(
+            [16, 32, 64],
+            min_length=1,
+            description="each stage's filters; a stage after the first starts with a stride-2 block",
+        )
+        blocks: int | list[int] = Field(
+            3,
+            description="basic blocks per stage, one number (every stage) or one per stage (3: ResNet-20, 5: "
+            "ResNet-32, "
+            "9: ResNet-56)",
+        )
         stem_filters: int | None = Field(None, ge=1, description="the first convolution's filters (default widths[0])")
         stem_stride: Literal[1, 2] = Field(1, description="2 halves the input first (inputs larger than 64×64)")
         zero_init_residual: bool = Field(
-            True, description="each block's last BN scale starts at 0, so a block starts as the identity"
+            True,
+            description="each block's last batch-norm scale starts at 0, so a block starts as its shortcut (Goyal "
+            "et al. 2017)",
         )
-        batch_norm: BatchNormConfig = Field(default_factory=BatchNormConfig)
+        batch_norm: BatchNormConfig = Field(
+            default_factory=BatchNormConfig, description="the settings of every batch normalisation"
+        )
 
         @model_validator(mode="after")
         def _blocks_per_stage(self):

@@ -47,19 +47,34 @@ class TabularStem(keras.layers.Layer):
     modalities = ("categorical", "numeric")
 
     class Config(StrictModel):
-        type: Literal["tabular"] = "tabular"
-        units: list[int] = Field(default_factory=lambda: [64], description="the MLP after the embeddings")
-        interaction: Literal["none", "cross"] = Field("none", description="cross: DCN-v2 cross layers first")
-        cross_layers: int = Field(2, ge=1)
-        cross_projection_dim: int | None = Field(None, ge=1, description="low-rank cross layers (None: full)")
+        type: Literal["tabular"] = Field(
+            "tabular",
+            description="categorical (and numeric) inputs: an embedding per categorical input, concatenated with the "
+            "numeric inputs, optional DCN-v2 cross layers, then an MLP; it encodes all its inputs together",
+        )
+        units: list[int] = Field(
+            default_factory=lambda: [64], description="the MLP's widths after the embeddings (`[]`: none)"
+        )
+        interaction: Literal["none", "cross"] = Field(
+            "none", description="`cross` adds DCN-v2 cross layers (keras-rs `FeatureCross`) before the MLP"
+        )
+        cross_layers: int = Field(2, ge=1, description="how many cross layers")
+        cross_projection_dim: int | None = Field(
+            None, ge=1, description="low-rank cross layers of this rank (null: full rank)"
+        )
         embeddings: Literal["keras", "distributed"] = Field(
-            "keras", description="distributed: keras-rs DistributedEmbedding (tables sharded on TPU SparseCores)"
+            "keras",
+            description="`keras` (a `keras.layers.Embedding` per table) or `distributed` (one keras-rs "
+            "`DistributedEmbedding`: tables sharded on TPU SparseCores)",
         )
         placement: Literal["auto", "default_device", "sparsecore"] = Field(
-            "auto", description="distributed tables: auto (SparseCore where there is one), default_device, sparsecore"
+            "auto",
+            description="`embeddings: distributed`: `auto` (SparseCore where there is one), `default_device` or "
+            "`sparsecore`",
         )
         table_optimizer: Literal[tuple(TABLE_OPTIMIZERS)] = Field(  # type: ignore[valid-type]
-            "adam", description="SparseCore tables: the optimizer the TPU embedding engine updates them with"
+            "adam",
+            description="SparseCore tables: the TPU embedding engine's optimizer, `sgd`, `adagrad`, `adam` or `ftrl`",
         )
         table_learning_rate: float = Field(0.001, gt=0, description="SparseCore tables: that optimizer's rate")
 

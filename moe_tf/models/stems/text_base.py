@@ -16,11 +16,18 @@ from moe_tf.config.base import StrictModel
 
 
 class TextStemConfig(StrictModel):
-    max_tokens: int = Field(20000, ge=3, description="vocabulary size, counting padding and unknown")
-    sequence_length: int = Field(64, ge=1, description="token ids per example (padded or truncated)")
+    max_tokens: int = Field(
+        20000, ge=3, description="vocabulary size of the model's `TextVectorization`, counting padding and unknown"
+    )
+    sequence_length: int = Field(
+        64, ge=1, description="token ids per text (padded or truncated; with n-grams they follow the words)"
+    )
     ngrams: int = Field(1, ge=1, le=4, description="1: words; n: also every 2..n-gram, appended after the words")
-    standardize: Literal["lower_and_strip_punctuation", "lower", "none"] = "lower_and_strip_punctuation"
-    embedding_dim: int = Field(64, ge=1)
+    standardize: Literal["lower_and_strip_punctuation", "lower", "none"] = Field(
+        "lower_and_strip_punctuation",
+        description="text standardisation before splitting: `lower_and_strip_punctuation`, `lower` or `none`",
+    )
+    embedding_dim: int = Field(64, ge=1, description="embedding width (the transformer's width)")
 
 
 class TextStem(keras.layers.Layer):

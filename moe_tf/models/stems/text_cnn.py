@@ -19,9 +19,15 @@ class TextCNN(TextStem):
     """Call: ids [batch, length] → [batch, filters · len(kernel_sizes)]."""
 
     class Config(TextStemConfig):
-        type: Literal["text_cnn"] = "text_cnn"
-        filters: int = Field(64, ge=1)
-        kernel_sizes: list[int] = Field(default_factory=lambda: [3, 4, 5], min_length=1)
+        type: Literal["text_cnn"] = Field(
+            "text_cnn",
+            description="text: 1-D convolutions of each width over the embeddings, each max-pooled over the text (Kim "
+            "2014)",
+        )
+        filters: int = Field(64, ge=1, description="filters per kernel width")
+        kernel_sizes: list[int] = Field(
+            default_factory=lambda: [3, 4, 5], min_length=1, description="convolution widths"
+        )
 
     def __init__(self, filters=64, kernel_sizes=(3, 4, 5), **kwargs):
         super().__init__(**kwargs)

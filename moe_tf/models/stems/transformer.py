@@ -19,11 +19,15 @@ class TransformerStem(TextStem):
     """Width is `embedding_dim`. Call: ids [batch, length] → [batch, embedding_dim]."""
 
     class Config(TextStemConfig):
-        type: Literal["transformer"] = "transformer"
-        layers: int = Field(2, ge=1)
-        heads: int = Field(4, ge=1)
+        type: Literal["transformer"] = Field(
+            "transformer",
+            description="text: token + learned position embeddings, pre-norm self-attention blocks that ignore "
+            "padding, then the mean over tokens",
+        )
+        layers: int = Field(2, ge=1, description="encoder blocks")
+        heads: int = Field(4, ge=1, description="attention heads")
         ff_units: int = Field(128, ge=1, description="hidden width of each block's feed-forward network")
-        dropout: float = Field(0.1, ge=0.0, lt=1.0)
+        dropout: float = Field(0.1, ge=0.0, lt=1.0, description="dropout in attention and after each block")
 
     def __init__(self, layers=2, heads=4, ff_units=128, dropout=0.1, **kwargs):
         super().__init__(**kwargs)

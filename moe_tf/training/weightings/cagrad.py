@@ -61,10 +61,19 @@ class CAGrad(TaskGradientWeighting):
     """
 
     class Config(StrictModel):
-        type: Literal["cagrad"] = "cagrad"
-        c: float = Field(0.4, ge=0.0, lt=1.0, description="radius of the ball around the average gradient")
+        type: Literal["cagrad"] = Field(
+            "cagrad",
+            description="Liu et al. 2021: T·(g0 + c|g0|/|g_w| g_w)/(1 + c²), g0 the mean task gradient and w on the "
+            "simplex minimising g_wᵀg0 + c|g0||g_w|; one backward pass per task",
+        )
+        c: float = Field(0.4, ge=0.0, lt=1.0, description="c: radius of the ball around the average gradient")
         rescale: bool = Field(True, description="divide the update by 1 + c², as the paper does")
-        iterations: int = Field(200, ge=1, description="solver steps for the task weights")
+        iterations: int = Field(
+            200,
+            ge=1,
+            description="solver steps for the task weights (gradient descent on softmax logits over the normalised "
+            "Gram matrix)",
+        )
 
     def surgery(self, grads, losses, presence, finite, ctx):
         d, _ = cagrad_direction(grads, self.config.c, self.config.iterations, self.config.rescale)

@@ -25,8 +25,12 @@ class DynamicWeightAverage(LossWeighting):
     """
 
     class Config(StrictModel):
-        type: Literal["dwa"] = "dwa"
-        temperature: float = Field(2.0, gt=0.0)
+        type: Literal["dwa"] = Field(
+            "dwa",
+            description="Liu et al. 2019: w = T·softmax(r/temperature), r_t = ratio of the task's mean loss over the "
+            "last two windows; α_t until two windows have passed; one backward pass",
+        )
+        temperature: float = Field(2.0, gt=0.0, description="softmax temperature of the loss ratios")
         window: Literal["epoch"] | int = Field("epoch", description="steps per loss average: 'epoch' or an int >= 1")
 
         @field_validator("window")

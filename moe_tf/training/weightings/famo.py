@@ -35,7 +35,12 @@ class FAMO(LossWeighting):
     reduces_in_backward = True
 
     class Config(StrictModel):
-        type: Literal["famo"] = "famo"
+        type: Literal["famo"] = Field(
+            "famo",
+            description="Liu et al. 2023: descends Σ z_t log L_t with z = softmax(ξ); ξ takes an Adam step on each "
+            "task's log-loss decrease, measured against the next step's loss on its batch; one backward "
+            "pass",
+        )
         learning_rate: float = Field(0.025, gt=0.0, description="Adam step size for the logits ξ")
         weight_decay: float = Field(1e-3, ge=0.0, description="γ: L2 decay on ξ")
 

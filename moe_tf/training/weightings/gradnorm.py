@@ -39,7 +39,12 @@ class GradNorm(LossWeighting):
     gradient_based = True
 
     class Config(StrictModel):
-        type: Literal["gradnorm"] = "gradnorm"
+        type: Literal["gradnorm"] = Field(
+            "gradnorm",
+            description="Chen et al. 2018: learned weights w (sum T) take an Adam step on Σ_t |G_t − Ḡ r_t^α|, with "
+            "G_t = w_t |∇_W α_t L_t| on W, the last shared layer, and r_t the relative inverse training "
+            "rate; one backward pass + one short one per task down to W",
+        )
         alpha: float = Field(1.5, ge=0.0, description="asymmetry: how strongly slower tasks are pushed")
         learning_rate: float = Field(0.025, gt=0.0, description="Adam step size for the task weights")
 

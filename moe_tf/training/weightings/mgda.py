@@ -72,9 +72,21 @@ class MGDA(TaskGradientWeighting):
     """
 
     class Config(StrictModel):
-        type: Literal["mgda"] = "mgda"
-        upper_bound: bool = Field(False, description="MGDA-UB: min-norm on the shared representation's gradients")
-        normalization: Literal["none", "l2", "loss", "loss+"] = "none"
+        type: Literal["mgda"] = Field(
+            "mgda",
+            description="Sener & Koltun 2018: T·Σ λ_t g_t / n_t with λ the min-norm point of the (normalised) "
+            "gradients' convex hull, by Frank–Wolfe on their Gram matrix; one backward pass per task "
+            "(`upper_bound`: one backward pass + one short one per task)",
+        )
+        upper_bound: bool = Field(
+            False,
+            description="MGDA-UB: λ from the gradients of the shared representation (the tensor the top of the "
+            "architecture reads), then one backward pass of T Σ λ_t α_t L_t / n_t",
+        )
+        normalization: Literal["none", "l2", "loss", "loss+"] = Field(
+            "none",
+            description="n_t, what each task's gradient is divided by: none: 1; l2: |g_t|; loss: L_t; loss+: L_t |g_t|",
+        )
         max_iterations: int = Field(250, ge=1, description="Frank–Wolfe iterations at most")
 
     def __init__(self, task_weights, config, seed=0, tasks=(), steps_per_epoch=1):

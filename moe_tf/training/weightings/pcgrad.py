@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 import tensorflow as tf
+from pydantic import Field
 
 from moe_tf.config.base import StrictModel
 from moe_tf.registry import WEIGHTINGS
@@ -54,7 +55,12 @@ class PCGrad(TaskGradientWeighting):
     """
 
     class Config(StrictModel):
-        type: Literal["pcgrad"] = "pcgrad"
+        type: Literal["pcgrad"] = Field(
+            "pcgrad",
+            description="Yu et al. 2020: each task's gradient on the shared variables is projected off every other "
+            "task's where they conflict, in a random order from (`experiment.seed`, step); the projections "
+            "are summed; one backward pass per task",
+        )
 
     def surgery(self, grads, losses, presence, finite, ctx):
         n = len(self.names)

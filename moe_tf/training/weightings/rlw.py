@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Literal
 
 import tensorflow as tf
+from pydantic import Field
 
 from moe_tf.config.base import StrictModel
 from moe_tf.registry import WEIGHTINGS
@@ -22,7 +23,11 @@ class RandomLossWeighting(LossWeighting):
     expectation, α_t."""
 
     class Config(StrictModel):
-        type: Literal["rlw"] = "rlw"
+        type: Literal["rlw"] = Field(
+            "rlw",
+            description="Lin et al. 2022: w = T·softmax(z), z ~ N(0, I) drawn each step from (`experiment.seed`, "
+            "step), so replicas, workers and resumed runs agree; the eval loss uses α_t; one backward pass",
+        )
 
     def weight_vector(self, step=None):
         if step is None:

@@ -31,9 +31,16 @@ class UncertaintyWeighting(LossWeighting):
     """
 
     class Config(StrictModel):
-        type: Literal["uncertainty"] = "uncertainty"
+        type: Literal["uncertainty"] = Field(
+            "uncertainty",
+            description="Kendall et al. 2018: a learned log-variance s_t per task, trained with the model; objective Σ "
+            "α_t (c_t e^{−s_t} L_t + s_t/2), c_t = ½ for regression, 1 for classification; one backward "
+            "pass",
+        )
         form: Literal["auto", "regression", "classification"] = Field(
-            "auto", description="auto: regression form for regression tasks, classification form otherwise"
+            "auto",
+            description="c_t: `regression` (½) or `classification` (1); `auto`: the regression form for regression "
+            "tasks, the classification form otherwise",
         )
         init: float = Field(0.0, description="initial log-variance s_t")
 
