@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from moe_tf.config.objects import Config, as_config
 from moe_tf.errors import ConfigError
-
-if TYPE_CHECKING:
-    from moe_tf.api import Config
 
 
 @dataclass
@@ -115,7 +113,5 @@ def load(run_dir: str | os.PathLike, checkpoint: str = "best") -> Trained:
 
     if checkpoint not in ("best", "latest"):
         raise ConfigError(f"checkpoint: expected 'best' or 'latest', got {checkpoint!r}")
-    from moe_tf.api import as_config
-
     parts, path = restore_components(os.fspath(run_dir), checkpoint)
     return Trained(os.fspath(run_dir), as_config(parts.config), parts.model, path, parts)
