@@ -357,12 +357,13 @@ WITHOUT_TENSORFLOW = {"compare"}
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from moe_tf.errors import MoeTfError
-    from moe_tf.native_logs import load_tensorflow
+    from moe_tf.native_logs import quiet_tensorflow
 
     try:
-        if args.command not in WITHOUT_TENSORFLOW:
-            load_tensorflow(args.native_logs)
-        return args.func(args)
+        if args.command in WITHOUT_TENSORFLOW:
+            return args.func(args)
+        with quiet_tensorflow(args.native_logs):
+            return args.func(args)
     except MoeTfError as e:
         print(f"moe-tf {args.command}: {e.label}: {e}", file=sys.stderr)
         return e.exit_code

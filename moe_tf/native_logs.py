@@ -2,11 +2,11 @@
 
 Importing TensorFlow 2.21 writes, from C++ and whatever TF_CPP_MIN_LOG_LEVEL says, absl's "All log messages before
 absl::InitializeLog()" warning, the oneDNN notice and "Could not find cuda drivers" (twice), and the first device
-lookup a "failed call to cuInit" error on a machine without a GPU. The CLI imports TensorFlow and looks up its devices
-with file descriptor 2 on a pipe, and passes on every line that is not such chatter as it arrives: a real error
-raised while TensorFlow loads is still shown. Later native logs are not touched (errors show; the package's
-TF_CPP_MIN_LOG_LEVEL=2 hides native information and warnings). `moe-tf --verbose` or MOE_TF_VERBOSE=1 keeps
-everything, at TensorFlow's own log level.
+lookup a "failed call to cuInit" error on a machine without a GPU; the first training step adds oneDNN's "supports
+DT_BOOL only on platforms with AVX-512" notice, logged as an error. The CLI runs a command with file descriptor 2
+on a pipe and passes on every line that is not such chatter as it arrives: a real native error is still shown (the
+package's TF_CPP_MIN_LOG_LEVEL=2 hides native information and warnings). `moe-tf --verbose` or MOE_TF_VERBOSE=1
+keeps everything, at TensorFlow's own log level.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ CHATTER = re.compile(
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rf"|[IW]{_STAMP}"  # information and warnings at start-up
     rf"|E{_STAMP}failed call to cuInit"  # no GPU on this machine: TensorFlow runs on the CPU
+    rf"|E{_STAMP}oneDNN supports DT_BOOL only on platforms with AVX-512"  # a fallback notice, at the first step
     r"|To enable the following instructions: .* rebuild TensorFlow"  # the CPU feature notice's second line
 )
 
@@ -41,31 +42,35 @@ def verbose_requested() -> bool:
 
 @contextlib.contextmanager
 def hidden_chatter() -> Iterator[None]:
-    """Runs the block with file descriptor 2 on a pipe; a thread writes every line that is not start-up chatter (a
-    Python traceback, a native error, a fatal check's message before the abort) to the real stderr as it arrives.
-    Where no pipe can be made, nothing is hidden."""
+    """Runs the block with file descriptor 2 (where TensorFlow's C++ logs go) on a pipe; a thread writes every line
+    that is not chatter (a native error, a fatal check's message before the abort) to the real stderr as it arrives.
+    Python's own `sys.stderr` (progress, error messages) writes to the real stderr directly meanwhile, so a terminal
+    stays a terminal. Where no pipe can be made, nothing is hidden."""
     sys.stderr.flush()
     try:
         saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
         read_end, write_end = os.pipe()
     except OSError:
-        os.close(saved)
         yield
         return
     forwarder = threading.Thread(target=_forward, args=(read_end, saved), daemon=True, name="moe_tf-stderr")
     forwarder.start()
     os.dup2(write_end, 2)
     os.close(write_end)
+    python_stderr = sys.stderr
+    if sys.stderr is sys.__stderr__ and sys.stderr is not None:  # not a test's capture: keep it on the real stderr
+        sys.stderr = open(  # noqa: SIM115 - closed below
+            os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace"
+        )
     try:
         yield
     finally:
-        sys.stderr.flush()
+        if sys.stderr is not python_stderr:
+            sys.stderr.close()
+            sys.stderr = python_stderr
+        python_stderr.flush()
         os.dup2(saved, 2)  # the pipe's last writer closes: the forwarder reads to the end and stops
-        forwarder.join(timeout=10)
+        forwarder.join(timeout=2)  # (a child process still holding the pipe must not hold up the exit)
         os.close(saved)
 
 
@@ -77,11 +82,10 @@ def _forward(read_end: int, out: int) -> None:
                 os.write(out, line)
 
 
-def load_tensorflow(verbose: bool = False) -> None:
-    """Imports TensorFlow and looks up its devices, hiding the start-up chatter unless `verbose` (or
-    MOE_TF_VERBOSE); a no-op once TensorFlow is loaded."""
-    if "tensorflow" in sys.modules:
-        return
+@contextlib.contextmanager
+def quiet_tensorflow(verbose: bool = False) -> Iterator[None]:
+    """Runs a command with TensorFlow loaded and its chatter hidden (unless `verbose` or MOE_TF_VERBOSE): at start-up,
+    and the notices it logs as errors at the first training step."""
     if verbose or verbose_requested():
         import moe_tf
 
@@ -89,8 +93,10 @@ def load_tensorflow(verbose: bool = False) -> None:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
         import tensorflow  # noqa: F401
 
+        yield
         return
     with hidden_chatter():
         import tensorflow as tf
 
         tf.config.list_physical_devices()
+        yield

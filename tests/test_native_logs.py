@@ -1,6 +1,7 @@
 """The CLI hides TensorFlow's native start-up chatter unless asked, and shows everything else."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -14,6 +15,8 @@ START_UP = [
     "I0000 00:00:1796520318.277717    6657 port.cc:153] oneDNN custom operations are on. You may see slightly",
     "I0000 00:00:1796520318.278018    6657 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will",
     "E0000 00:00:1796520322.343773    6657 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed",
+    "E0000 00:00:1796524320.081629   24543 util.cc:131] oneDNN supports DT_BOOL only on platforms with AVX-512. "
+    "Falling back to the default Eigen-based implementation if present.",
     "W1204 10:11:12.123456  123 cpu_feature_guard.cc:227] This TensorFlow binary is optimized",
     "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate "
     "compiler flags.",
@@ -54,6 +57,18 @@ def test_validate_writes_nothing_to_stderr(log_level):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "experiment:" in proc.stdout
+
+
+def test_train_writes_no_native_lines(tmp_path):
+    """Through a whole run (start-up, the first step, evaluation, export) stderr holds moe-tf's own lines only."""
+    proc = run_cli(
+        "train", "--config", "configs/digits_mmoe.yaml", "--output-dir", tmp_path / "run",
+        "--set", "training.steps=20", "--set", "logging.progress=lines",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    native = re.compile(r"[IWEF]\d{4} |WARNING: All log messages")
+    assert [line for line in proc.stderr.splitlines() if native.match(line)] == []
+    assert "step 20" in proc.stderr and "exported SavedModel" in proc.stdout + proc.stderr
 
 
 def test_verbose_shows_the_native_logs():
