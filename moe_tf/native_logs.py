@@ -12,6 +12,7 @@ keeps everything, at TensorFlow's own log level.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import sys
@@ -59,8 +60,14 @@ def hidden_chatter() -> Iterator[None]:
     os.close(write_end)
     python_stderr = sys.stderr
     if sys.stderr is sys.__stderr__ and sys.stderr is not None:  # not a test's capture: keep it on the real stderr
-        sys.stderr = open(  # noqa: SIM115 - closed below
-            os.dup(saved), "w", buffering=1, encoding=python_stderr.encoding, errors="backslashreplace"
+        # unbuffered bytes under the text layer: no BufferedWriter lock, so a signal handler that prints while the
+        # main thread is inside a write (SIGTERM's announcement) cannot hit "reentrant call"
+        sys.stderr = io.TextIOWrapper(
+            io.FileIO(os.dup(saved), "w"),
+            encoding=python_stderr.encoding,
+            errors="backslashreplace",
+            line_buffering=True,
+            write_through=True,
         )
     try:
         yield
