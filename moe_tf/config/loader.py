@@ -162,22 +162,19 @@ def resolve_config_dict(path: str, overrides: typing.Sequence[str] = ()) -> dict
     return data
 
 
-def load_config(path: str, overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
-    """Loads, merges, overrides and validates a config file. Raises ConfigError naming the file and every bad
-    field."""
+def load_config(
+    path: str, overrides: typing.Sequence[str] = (), model: type[ExperimentConfig] = ExperimentConfig
+) -> ExperimentConfig:
+    """Loads, merges, overrides and validates a config file as a `model` (ExperimentConfig or a subclass). Raises
+    ConfigError naming the file and every bad field."""
     data = resolve_config_dict(path, overrides)
     try:
-        return validate_config(data)
+        return validate_config(data, model)
     except ConfigError as e:
-        raise in_file(path, e) from None
-
-
-def in_file(path: str, error: ConfigError) -> ConfigError:
-    """`error` (one bad field a line) as an error of the config file `path`."""
-    lines = str(error).splitlines()
-    if len(lines) == 1:
-        return ConfigError(f"{path}: {lines[0]}")
-    return ConfigError(f"{path}:\n" + "\n".join(f"  {line}" for line in lines))
+        lines = str(e).splitlines()
+        if len(lines) == 1:
+            raise ConfigError(f"{path}: {lines[0]}") from None
+        raise ConfigError(f"{path}:\n" + "\n".join(f"  {line}" for line in lines)) from None
 
 
 def validate_config(data: dict, model: type[ExperimentConfig] = ExperimentConfig) -> ExperimentConfig:
@@ -185,8 +182,13 @@ def validate_config(data: dict, model: type[ExperimentConfig] = ExperimentConfig
     try:
         config = model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError("\n".join(format_error(err, data, ExperimentConfig) for err in e.errors())) from None
+        raise field_errors(e, data) from None
     return config.validate_all()
+
+
+def field_errors(error: ValidationError, data: object) -> ConfigError:
+    """pydantic's errors on config `data` as one ConfigError, a line per bad field with its path."""
+    return ConfigError("\n".join(format_error(err, data, ExperimentConfig) for err in error.errors()))
 
 
 def to_yaml(config: BaseModel) -> str:

@@ -9,9 +9,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from moe_tf.config.loader import apply_override, format_error, in_file, resolve_config_dict, to_yaml, validate_config
+from moe_tf.config.loader import apply_override, field_errors, load_config, to_yaml, validate_config
 from moe_tf.config.schema import ExperimentConfig
-from moe_tf.errors import ConfigError
 
 
 class Config(ExperimentConfig):
@@ -34,18 +33,13 @@ class Config(ExperimentConfig):
         try:
             super().__init__(**data)
         except ValidationError as e:
-            raise ConfigError("\n".join(format_error(err, data, ExperimentConfig) for err in e.errors())) from None
+            raise field_errors(e, data) from None
         self.validate_all()
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: Sequence[str] = ()) -> Config:
         """The config file at `path` (its `base:` chain merged) with `overrides` ("key.path=value", as `--set`)."""
-        path = os.fspath(path)
-        data = resolve_config_dict(path, overrides)
-        try:
-            return validate_config(data, cls)  # type: ignore[return-value]
-        except ConfigError as e:
-            raise in_file(path, e) from None
+        return load_config(os.fspath(path), overrides, cls)  # type: ignore[return-value]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], overrides: Sequence[str] = ()) -> Config:
