@@ -6,7 +6,7 @@ The stem and trunk are the config's; the part after the trunk gets about the sam
 ple). single_task is the exception by definition: a whole network (stem and trunk included) per task; `--variant`
 adds one with a narrower stem for equal parameters. Parameter counts are printed beside the accuracies.
 
-    python benchmarks/architectures.py [--epochs 3] [--seeds 42,1,2] [--only mmoe,cgc]
+    python benchmarks/architectures.py [--epochs 3] [--seeds 42,1,2] [--only mmoe,cgc] [--set KEY=VALUE ...]
     python benchmarks/architectures.py --config configs/multi_fashion_resnet.yaml --name multi_fashion_resnet \
         --epochs 10 --only mmoe,shared_bottom \
         --variant single_task_narrow model.architecture=single_task "model.stem.widths=[24,48,96]" \
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--seeds", default="42,1,2")
     parser.add_argument("--only", default="", help="comma-separated variants (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override for every variant")
     parser.add_argument(
         "--variant", nargs="+", action="append", default=[], metavar=("NAME", "OVERRIDE"), help="an extra variant"
     )
@@ -66,8 +67,9 @@ def main() -> None:
     variants.update({name: overrides for name, *overrides in args.variant})
     tasks = [task.name for task in load_config(args.config).tasks]
     lines = [
-        f"{os.path.basename(args.config)}, {args.epochs} epochs, seeds {seeds}, {os.cpu_count()} CPUs; "
-        "test accuracy mean ± standard error",
+        f"{os.path.basename(args.config)}, {args.epochs} epochs, seeds {seeds}, {os.cpu_count()} CPUs"
+        + "".join(f", --set {kv}" for kv in args.set)
+        + "; test accuracy mean ± standard error",
         f"{'variant':<20} {'params':>9} " + " ".join(f"{t:>17}" for t in tasks) + f" {'s/epoch':>8}",
     ]
     print(lines[0], flush=True)
@@ -78,6 +80,7 @@ def main() -> None:
                 f"training.epochs={args.epochs}",
                 f"experiment.seed={seed}",
                 "logging.progress=none",
+                *args.set,
                 *variant,
             ]
             config = load_config(args.config, overrides)
