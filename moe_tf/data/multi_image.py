@@ -2,8 +2,9 @@
 one toward the top-left and one toward the bottom-right, each shifted by a small random offset; labels `left` and
 `right` carry the two items' classes.
 
-Each split of the base source gives `pairs_per_image` composites per image: the image on the left and a random other
-image of the same split on the right. Pixels where the items overlap take the brighter value. Everything is drawn
+The train split of the base source gives `pairs_per_image` composites per image (the image on the left and a random
+other image of the split on the right), more pairings being the augmentation this data allows; the eval and test
+splits give one per image, so their figures stay comparable across settings and with the literature's. Pixels where the items overlap take the brighter value. Everything is drawn
 from `seed` (default: `experiment.seed`), so a config always yields the same composites.
 """
 
@@ -60,7 +61,9 @@ class MultiImageSource(DataSource):
             None, ge=1, description="canvas side (default: the item's side + 8, as 36 for 28×28 items)"
         )
         max_shift: int = Field(4, ge=0, description="each item moves up to this many pixels inward")
-        pairs_per_image: int = Field(1, ge=1, description="composites made per base image")
+        pairs_per_image: int = Field(
+            1, ge=1, description="composites made per training image (eval and test: one per image)"
+        )
         seed: int | None = Field(None, description="default: experiment.seed")
         feature: str = Field("image", pattern=NAME_PATTERN, description="model input name")
 
@@ -106,7 +109,7 @@ class MultiImageSource(DataSource):
             if not len(x):
                 continue
             rng = np.random.default_rng([seed, _ROLE_SEEDS.get(role, 3)])
-            left = np.tile(np.arange(len(x)), cfg.pairs_per_image)
+            left = np.tile(np.arange(len(x)), cfg.pairs_per_image if role == "train" else 1)
             right = (left + rng.integers(1, max(len(x), 2), size=len(left))) % len(x)  # another image
             composites, _ = compose(x[left], x[right], rng, canvas, cfg.max_shift)
             arrays[role] = ({cfg.feature: composites}, {"left": y[left], "right": y[right]})

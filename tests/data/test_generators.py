@@ -123,6 +123,10 @@ def test_multi_image_is_deterministic_and_validated():
     b = build_task_data(multi_config(seed=1, pairs_per_image=2)).sources["multi"]
     np.testing.assert_array_equal(a.arrays["train"][0]["image"], b.arrays["train"][0]["image"])
     assert a.sizes["train"] == 2 * 1258
+    one = build_task_data(multi_config(seed=1)).sources["multi"]
+    assert one.sizes["train"] == 1258
+    for role in ("eval", "test"):  # one composite per image, the same whatever the training pairs
+        np.testing.assert_array_equal(a.arrays[role][0]["image"], one.arrays[role][0]["image"])
     with pytest.raises(
         ConfigError,
         match=r"data\.sources\.multi\.source: type: expected a source type .* "
