@@ -4,8 +4,9 @@ one toward the top-left and one toward the bottom-right, each shifted by a small
 
 The train split of the base source gives `pairs_per_image` composites per image (the image on the left and a random
 other image of the split on the right), more pairings being the augmentation this data allows; the eval and test
-splits give one per image, so their figures stay comparable across settings and with the literature's. Pixels where the items overlap take the brighter value. Everything is drawn
-from `seed` (default: `experiment.seed`), so a config always yields the same composites.
+splits give one per image, so their figures stay comparable across settings and with the literature's. Pixels where
+the items overlap take the brighter value. Everything is drawn from `seed` (default: `experiment.seed`), so a config
+always yields the same composites.
 """
 
 from __future__ import annotations
