@@ -69,7 +69,7 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/fashion_mnist.py --epochs 1 --set training.jit_compile=true --name fashion_mnist_1epoch_xla
 	$(BIN)/python benchmarks/fashion_mnist.py --config configs/fashion_mnist_resnet.yaml --epochs 20 --seeds 42,1,2 --set training.mixed_precision=mixed_bfloat16 --name fashion_mnist_resnet
 	$(BIN)/python benchmarks/image_stems.py
-	$(BIN)/python benchmarks/architectures.py --config configs/multi_fashion_resnet.yaml --name multi_fashion_resnet --epochs 10 --only mmoe,shared_bottom --variant single_task_narrow model.architecture=single_task "model.stem.widths=[24,48,96]" model.stem.stem_filters=24
+	$(BIN)/python benchmarks/architectures.py --config configs/multi_fashion_resnet.yaml --name multi_fashion_resnet_pairs8 --epochs 3 --only mmoe,shared_bottom --set training.mixed_precision=mixed_bfloat16 --variant single_task_narrow model.architecture=single_task "model.stem.widths=[24,48,96]" model.stem.stem_filters=24
 	$(BIN)/python benchmarks/robustness.py --configs 2000 --kill-trials 6
 	$(BIN)/python benchmarks/soak.py --steps 20000
 	$(BIN)/python benchmarks/compression.py --epochs 3

@@ -7,8 +7,8 @@ ple). single_task is the exception by definition: a whole network (stem and trun
 adds one with a narrower stem for equal parameters. Parameter counts are printed beside the accuracies.
 
     python benchmarks/architectures.py [--epochs 3] [--seeds 42,1,2] [--only mmoe,cgc] [--set KEY=VALUE ...]
-    python benchmarks/architectures.py --config configs/multi_fashion_resnet.yaml --name multi_fashion_resnet \
-        --epochs 10 --only mmoe,shared_bottom \
+    python benchmarks/architectures.py --config configs/multi_fashion_resnet.yaml --name multi_fashion_resnet_pairs8 \
+        --epochs 3 --only mmoe,shared_bottom --set training.mixed_precision=mixed_bfloat16 \
         --variant single_task_narrow model.architecture=single_task "model.stem.widths=[24,48,96]" \
         model.stem.stem_filters=24
 
